@@ -1,0 +1,187 @@
+using System.CodeDom.Compiler;
+using System.Collections.Immutable;
+using System.Globalization;
+using System.IO;
+using AotFlash.Flash;
+
+namespace AotFlash.Generator
+{
+    public sealed partial class ModelGenerator
+    {
+        /// <summary><see cref="ModelSpec"/> → C#: a sealed model class with constant dimensions, constant byte offsets
+        /// and the layer loop unrolled into one call per layer.</summary>
+        internal static class Emitter
+        {
+            public static string EmitModel(ModelSpec spec, string specFile)
+            {
+                var layout = new Layout(ShapeOf(spec));
+                var sw = new StringWriter(CultureInfo.InvariantCulture);
+                var w = new IndentedTextWriter(sw, "    ");
+                Header(w);
+                w.WriteLine("namespace AotFlash.Models");
+                w.WriteLine("{");
+                w.Indent++;
+                string weights = spec.Dtype == "f16" ? "global::AotFlash.Inference.F16" : "global::AotFlash.Inference.F32";
+                string activation = spec.Activation switch
+                {
+                    "relu" => "global::AotFlash.Inference.Relu",
+                    "silu" => "global::AotFlash.Inference.Silu",
+                    "gelu" => "global::AotFlash.Inference.Gelu",
+                    _ => spec.ClassName + ".FatRelu",
+                };
+                w.WriteLine($"/// <summary>{spec.Name}: {spec.Family}, dim {spec.Dim}, hidden {spec.HiddenDim}, {spec.Layers} layers, " +
+                            $"{spec.Heads} heads ({spec.KvHeads} kv), vocab {spec.Vocab}, context {spec.Context}, {spec.Activation}, {spec.Dtype}. " +
+                            $"Generated from {specFile}.</summary>");
+                w.WriteLine($"public sealed unsafe partial class {spec.ClassName} : global::AotFlash.Inference.LlamaTransformer<{weights}, {activation}>");
+                w.WriteLine("{");
+                w.Indent++;
+
+                w.WriteLine($"public const string ModelName = {Literal(spec.Name)};");
+                w.WriteLine($"/// <summary>Hash of the math- and layout-relevant part of the spec; model files carry it.</summary>");
+                w.WriteLine($"public const string SpecHash = {Literal(spec.SpecHash)};");
+                foreach (var (name, value) in new[]
+                         {
+                             ("Dim", spec.Dim), ("HiddenDim", spec.HiddenDim), ("Layers", spec.Layers), ("Heads", spec.Heads),
+                             ("KvHeads", spec.KvHeads), ("HeadSize", spec.Dim / spec.Heads), ("KvDim", spec.Dim / spec.Heads * spec.KvHeads),
+                             ("Vocab", spec.Vocab), ("Context", spec.Context),
+                         })
+                    w.WriteLine($"public const int {name} = {Int(value)};");
+                w.WriteLine($"private const float NormEps = {Float(spec.NormEps)};");
+                w.WriteLine($"private const float RopeTheta = {Float(spec.RopeTheta)};");
+                w.WriteLine();
+                w.WriteLine("// Byte offsets in the resident section.");
+                w.WriteLine($"private const long TokenEmbedding = {Long(layout.TokenEmbedding.Offset)};");
+                w.WriteLine($"private const long FinalNorm = {Long(layout.FinalNorm.Offset)};");
+                w.WriteLine($"private const long Classifier = {Long(layout.Classifier.Offset)};{(spec.TieEmbeddings ? " // tied: the token embedding" : "")}");
+                w.WriteLine("// Flash section: neuron i of a layer is one bundle [gate row | up row | down column] at (layer's FFN offset) + i * BundleStride.");
+                w.WriteLine($"private const long BundleStride = {Long(layout.BundleStride)};");
+                w.WriteLine($"private const long BundleUp = {Long(layout.BundleUp)};");
+                w.WriteLine($"private const long BundleDown = {Long(layout.BundleDown)};");
+                w.WriteLine();
+
+                w.WriteLine("public static global::AotFlash.Inference.ModelInfo Definition { get; } = new global::AotFlash.Inference.ModelInfo(");
+                w.Indent++;
+                w.WriteLine($"ModelName, SpecHash, {Literal(spec.Family)},");
+                w.WriteLine($"new global::AotFlash.Flash.ModelShape(Dim, HiddenDim, Layers, Heads, KvHeads, Vocab, Context, " +
+                            $"global::AotFlash.Flash.WeightType.{(spec.Dtype == "f16" ? "F16" : "F32")}, tiedEmbeddings: {(spec.TieEmbeddings ? "true" : "false")}),");
+                w.WriteLine($"NormEps, RopeTheta, activation: {Literal(ActivationText(spec))},");
+                w.WriteLine($"new global::AotFlash.Inference.TokenizerConfig({Literal(spec.Tokenizer.Kind)}, Bos: {Int(spec.Tokenizer.Bos)}, Eos: {Int(spec.Tokenizer.Eos)}, " +
+                            $"Stop: new int[] {{ {string.Join(", ", spec.Tokenizer.Stop)} }}),");
+                w.WriteLine($"new global::AotFlash.Inference.FlashDefaults(Window: {Int(spec.Flash.Window)}, PredictorRank: {Int(spec.Flash.PredictorRank)}, " +
+                            $"IoThreads: {Int(spec.Flash.IoThreads)}, DramBudget: {Literal(spec.Flash.DramBudget)}),");
+                w.WriteLine($"static (weights, threads) => new {spec.ClassName}(weights, threads));");
+                w.Indent--;
+                w.WriteLine();
+
+                w.WriteLine($"private {spec.ClassName}(global::AotFlash.Inference.ModelWeights weights, int threads) : base(Definition, weights, threads) {{ }}");
+                w.WriteLine();
+
+                if (spec.Activation == "fatrelu")
+                {
+                    w.WriteLine($"/// <summary>FATReLU: x above {spec.ActivationThreshold.ToString("R", CultureInfo.InvariantCulture)} passes, everything else is 0.</summary>");
+                    w.WriteLine("public readonly struct FatRelu : global::AotFlash.Inference.IActivation");
+                    w.WriteLine("{");
+                    w.Indent++;
+                    w.WriteLine($"public static float Apply(float x) => x > {Float(spec.ActivationThreshold)} ? x : 0f;");
+                    w.Indent--;
+                    w.WriteLine("}");
+                    w.WriteLine();
+                }
+
+                w.WriteLine("/// <summary>One token through the whole model: logits[vocab] for <paramref name=\"token\"/> at <paramref name=\"pos\"/>.</summary>");
+                w.WriteLine("public override void Forward(int token, int pos)");
+                w.WriteLine("{");
+                w.Indent++;
+                w.WriteLine("CheckInput(token, pos);");
+                w.WriteLine("Embed(TokenEmbedding, token, Dim);");
+                for (int l = 0; l < spec.Layers; l++)
+                {
+                    var s = layout.Layers[l];
+                    w.WriteLine($"Layer(pos, {Int(l)}, attnNorm: {Long(s.AttnNorm.Offset)}, wq: {Long(s.Wq.Offset)}, wk: {Long(s.Wk.Offset)}, " +
+                                $"wv: {Long(s.Wv.Offset)}, wo: {Long(s.Wo.Offset)}, ffnNorm: {Long(s.FfnNorm.Offset)}, ffn: {Long(s.FfnBundles)});");
+                }
+                w.WriteLine("RmsNorm(X, X, FinalNorm, Dim, NormEps);");
+                w.WriteLine("// logits[vocab] = Classifier[vocab, dim] · x[dim]");
+                w.WriteLine("MatVec(LogitsPointer, Classifier, X, Vocab, Dim);");
+                w.Indent--;
+                w.WriteLine("}");
+                w.WriteLine();
+
+                w.WriteLine("[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]");
+                w.WriteLine("private void Layer(int pos, int layer, long attnNorm, long wq, long wk, long wv, long wo, long ffnNorm, long ffn)");
+                w.WriteLine("{");
+                w.Indent++;
+                w.WriteLine("float* k = KeyCache + ((long)layer * Context + pos) * KvDim;");
+                w.WriteLine("float* v = ValueCache + ((long)layer * Context + pos) * KvDim;");
+                w.WriteLine("// attention: xb = rmsnorm(x); q, k, v = Wq·xb, Wk·xb, Wv·xb; rope(q, k); xb = attend(q, cache); x += Wo·xb");
+                w.WriteLine("RmsNorm(Xb, X, attnNorm, Dim, NormEps);");
+                w.WriteLine("MatVec(Q, wq, Xb, Dim, Dim);");
+                w.WriteLine("MatVec(k, wk, Xb, KvDim, Dim);");
+                w.WriteLine("MatVec(v, wv, Xb, KvDim, Dim);");
+                w.WriteLine("Rope(Q, k, pos, Dim, KvDim, HeadSize);");
+                w.WriteLine("Attention(Xb, layer, pos, Heads, KvHeads, HeadSize, Context);");
+                w.WriteLine("MatVec(Xb2, wo, Xb, Dim, Dim);");
+                w.WriteLine("Add(X, Xb2, Dim);");
+                w.WriteLine("// feed-forward over neuron bundles: xb = rmsnorm(x); x += Σ_i act(gate_i·xb) (up_i·xb) down_i");
+                w.WriteLine("RmsNorm(Xb, X, ffnNorm, Dim, NormEps);");
+                w.WriteLine("GatedFfn(Xb2, Xb, ffn, Dim, HiddenDim, BundleStride, BundleUp, BundleDown);");
+                w.WriteLine("Add(X, Xb2, Dim);");
+                w.Indent--;
+                w.WriteLine("}");
+
+                w.Indent--;
+                w.WriteLine("}");
+                w.Indent--;
+                w.WriteLine("}");
+                return sw.ToString();
+            }
+
+            public static string EmitCatalog(ImmutableArray<ModelSpec> specs)
+            {
+                var sw = new StringWriter(CultureInfo.InvariantCulture);
+                var w = new IndentedTextWriter(sw, "    ");
+                Header(w);
+                w.WriteLine("namespace AotFlash.Models");
+                w.WriteLine("{");
+                w.Indent++;
+                w.WriteLine("/// <summary>Every model compiled into this assembly (one per spec in AdditionalFiles).</summary>");
+                w.WriteLine("public static partial class ModelCatalog");
+                w.WriteLine("{");
+                w.Indent++;
+                w.WriteLine("public static global::System.Collections.Generic.IReadOnlyList<global::AotFlash.Inference.ModelInfo> All { get; } =");
+                w.Indent++;
+                w.WriteLine("new global::AotFlash.Inference.ModelInfo[]");
+                w.WriteLine("{");
+                w.Indent++;
+                foreach (var spec in specs) w.WriteLine(spec.ClassName + ".Definition,");
+                w.Indent--;
+                w.WriteLine("};");
+                w.Indent -= 2;
+                w.WriteLine("}");
+                w.Indent--;
+                w.WriteLine("}");
+                return sw.ToString();
+            }
+
+            private static void Header(IndentedTextWriter w)
+            {
+                w.WriteLine("// <auto-generated/>");
+                w.WriteLine("#nullable enable");
+                w.WriteLine();
+            }
+
+            internal static ModelShape ShapeOf(ModelSpec s) =>
+                new ModelShape(s.Dim, s.HiddenDim, s.Layers, s.Heads, s.KvHeads, s.Vocab, s.Context,
+                    s.Dtype == "f16" ? WeightType.F16 : WeightType.F32, s.TieEmbeddings);
+
+            private static string ActivationText(ModelSpec s) => s.Activation == "fatrelu"
+                ? "fatrelu(" + s.ActivationThreshold.ToString("R", CultureInfo.InvariantCulture) + ")"
+                : s.Activation;
+
+            private static string Int(int v) => v.ToString(CultureInfo.InvariantCulture);
+            private static string Long(long v) => v.ToString(CultureInfo.InvariantCulture);
+            private static string Float(double v) => ((float)v).ToString("R", CultureInfo.InvariantCulture) + "f";
+            private static string Literal(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
+        }
+    }
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Builds the Native AOT executable of one model spec and packs its model file into it, so one file ships.
+# Prints the produced file's path as the last line of stdout (build logs go to stderr).
+set -euo pipefail
+
+usage() {
+  cat <<'USAGE'
+usage: ./publish.sh modelspecs/<name>.yaml [--weights CKPT] [--tokenizer TOK] [--output DIR] [--rid RID] [--keep-symbols]
+
+  --weights CKPT     llama2.c checkpoint (default: modelspecs/<name>/model.bin when it exists)
+  --tokenizer TOK    llama2.c tokenizer.bin (default: modelspecs/<name>/tokenizer.bin)
+  --output DIR       where to put the result (default: artifacts/<name>)
+  --rid RID          runtime identifier (default: linux-x64; the only one this version builds)
+  --keep-symbols     do not strip native symbols from the executable
+
+Produces DIR/<name> (the executable with the model packed in) and DIR/<name>.afm (the model file).
+Without weights it produces the bare executable, which then needs --model FILE at run time.
+USAGE
+}
+
+[[ $# -ge 1 ]] || { usage >&2; exit 2; }
+case "$1" in -h|--help) usage; exit 0 ;; esac
+spec=$1; shift
+weights="" tokenizer="" output="" rid="linux-x64" strip=true
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --weights) weights=${2:?--weights needs a file}; shift 2 ;;
+    --tokenizer) tokenizer=${2:?--tokenizer needs a file}; shift 2 ;;
+    --output) output=${2:?--output needs a directory}; shift 2 ;;
+    --rid) rid=${2:?--rid needs a runtime identifier}; shift 2 ;;
+    --keep-symbols) strip=false; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "publish.sh: error: unknown option '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+[[ -f "$spec" ]] || { echo "publish.sh: error: spec '$spec' not found" >&2; exit 2; }
+[[ "$rid" == "linux-x64" ]] || { echo "publish.sh: error: --rid $rid is not supported yet (linux-x64 only)" >&2; exit 2; }
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+spec=$(cd "$(dirname "$spec")" && pwd)/$(basename "$spec")
+name=$(basename "$spec"); name=${name%.yaml}; name=${name%.yml}
+specdir=$(dirname "$spec")/$name
+[[ -n "$weights" || ! -f "$specdir/model.bin" ]] || weights=$specdir/model.bin
+[[ -n "$tokenizer" || ! -f "$specdir/tokenizer.bin" ]] || tokenizer=$specdir/tokenizer.bin
+[[ -z "$weights" || -n "$tokenizer" ]] || { echo "publish.sh: error: --weights needs --tokenizer too" >&2; exit 2; }
+output=${output:-$root/artifacts/$name}
+mkdir -p "$output"
+output=$(cd "$output" && pwd)
+build=$output/build
+
+echo "publish.sh: building $name for $rid (Native AOT)..." >&2
+dotnet publish "$root/host/AotFlash.Host.csproj" -c Release -r "$rid" --nologo -v quiet \
+  -p:ModelSpec="$spec" -p:ModelName="$name" -p:StripSymbols="$strip" -o "$build" >&2
+
+exe=$build/$name
+if [[ -n "$weights" ]]; then
+  "$exe" convert --weights "$weights" --tokenizer "$tokenizer" -o "$output/$name.afm" --force >&2
+  "$exe" pack "$output/$name.afm" -o "$output/$name" --force >&2
+else
+  echo "publish.sh: no weights given: $output/$name needs --model FILE at run time" >&2
+  cp "$exe" "$output/$name"
+fi
+echo "$output/$name"

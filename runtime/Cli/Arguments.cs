@@ -1,0 +1,87 @@
+using System.Globalization;
+
+namespace AotFlash.Cli;
+
+/// <summary>One option of a command: its names (e.g. "-n", "--n-predict"), whether it takes a value, and its help.</summary>
+public sealed record Option(string[] Names, string? ValueName, string Help)
+{
+    public string Key => Names[^1];
+}
+
+/// <summary>Parsed command-line options; every problem is a <see cref="BadInputException"/> naming the option.</summary>
+public sealed class Arguments
+{
+    private readonly Dictionary<string, string> _values = [];
+    private readonly HashSet<string> _flags = [];
+    private readonly string _command;
+
+    public List<string> Positional { get; } = [];
+
+    public Arguments(string command, IReadOnlyList<string> args, IReadOnlyList<Option> options)
+    {
+        _command = command;
+        for (int i = 0; i < args.Count; i++)
+        {
+            string a = args[i];
+            if (a.Length < 2 || a[0] != '-' || a == "--" || IsNumber(a))
+            {
+                Positional.Add(a);
+                continue;
+            }
+            string name = a;
+            string? inline = null;
+            int eq = a.IndexOf('=');
+            if (a.StartsWith("--", StringComparison.Ordinal) && eq > 0) { name = a[..eq]; inline = a[(eq + 1)..]; }
+            var option = options.FirstOrDefault(o => o.Names.Contains(name))
+                ?? throw new BadInputException($"unknown option '{name}' for '{command}' (see '{command} --help')");
+            if (option.ValueName is null)
+            {
+                if (inline is not null) throw new BadInputException($"option '{name}' takes no value");
+                _flags.Add(option.Key);
+            }
+            else
+            {
+                string? value = inline ?? (i + 1 < args.Count ? args[++i] : null);
+                _values[option.Key] = value ?? throw new BadInputException($"option '{name}' needs a value ({option.ValueName})");
+            }
+        }
+    }
+
+    private static bool IsNumber(string s) => double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out _);
+
+    public bool Flag(string key) => _flags.Contains(key);
+
+    public string? String(string key) => _values.GetValueOrDefault(key);
+
+    public int Int(string key, int fallback, int min = int.MinValue, int max = int.MaxValue)
+    {
+        if (!_values.TryGetValue(key, out var text)) return fallback;
+        if (!int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int v) || v < min || v > max)
+            throw new BadInputException($"option '{key}' must be an integer{Range(min, max)}, got '{text}'");
+        return v;
+    }
+
+    public ulong ULong(string key, ulong fallback)
+    {
+        if (!_values.TryGetValue(key, out var text)) return fallback;
+        if (!ulong.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out ulong v))
+            throw new BadInputException($"option '{key}' must be a non-negative integer, got '{text}'");
+        return v;
+    }
+
+    public float Float(string key, float fallback)
+    {
+        if (!_values.TryGetValue(key, out var text)) return fallback;
+        if (!float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out float v) || !float.IsFinite(v))
+            throw new BadInputException($"option '{key}' must be a number, got '{text}'");
+        return v;
+    }
+
+    public void NoPositional()
+    {
+        if (Positional.Count > 0) throw new BadInputException($"unexpected argument '{Positional[0]}' for '{_command}' (see '{_command} --help')");
+    }
+
+    private static string Range(int min, int max) =>
+        min == int.MinValue && max == int.MaxValue ? "" : max == int.MaxValue ? $" >= {min}" : $" in [{min}, {max}]";
+}

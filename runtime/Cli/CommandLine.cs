@@ -1,0 +1,122 @@
+using AotFlash.Inference;
+
+namespace AotFlash.Cli;
+
+/// <summary>Where a command writes and which binary it is, so commands also run inside tests.</summary>
+public sealed class CliContext(ModelInfo model, Stream stdout, TextWriter stderr, string? executablePath)
+{
+    public ModelInfo Model { get; } = model;
+    public Stream Stdout { get; } = stdout;
+    public TextWriter Stderr { get; } = stderr;
+    /// <summary>The running executable (which may carry the model as payload); null inside tests.</summary>
+    public string? ExecutablePath { get; } = executablePath;
+    public string ProgramName => ExecutablePath is null ? Model.Name : Path.GetFileName(ExecutablePath);
+}
+
+/// <summary>The executable's entry point: <c>run</c>, <c>convert</c>, <c>pack</c>, <c>info</c>.</summary>
+public static class CommandLine
+{
+    public const string Version = "0.1.0";
+
+    private static readonly (string Name, string Summary, Func<CliContext, string[], int> Run, Func<CliContext, string> Help)[] Commands =
+    [
+        ("run", "generate text from a prompt", RunCommand.Execute, RunCommand.Help),
+        ("convert", "turn a llama2.c checkpoint + tokenizer.bin into a model file", ConvertCommand.Execute, ConvertCommand.Help),
+        ("pack", "append a model file to a copy of this executable (one file ships)", PackCommand.Execute, PackCommand.Help),
+        ("info", "show the compiled-in spec, the weight layout and the model file", InfoCommand.Execute, InfoCommand.Help),
+    ];
+
+    /// <summary>Process entry: exit code 0 ok, 1 runtime failure, 2 bad input or usage.</summary>
+    public static int Main(string[] args, IReadOnlyList<ModelInfo> models)
+    {
+        var stderr = Console.Error;
+        if (models.Count != 1)
+        {
+            stderr.WriteLine($"error: this executable was built with {models.Count} model specs; publish exactly one");
+            return 1;
+        }
+        using var stdout = Console.OpenStandardOutput();
+        return Run(new CliContext(models[0], stdout, stderr, Environment.ProcessPath), args);
+    }
+
+    public static int Run(CliContext ctx, string[] args)
+    {
+        try
+        {
+            if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+            {
+                Write(ctx, Usage(ctx));
+                return args.Length == 0 ? 2 : 0;
+            }
+            if (args[0] is "--version" or "version")
+            {
+                Write(ctx, $"{ctx.Model.Name} (AotFlash {Version}, spec {ctx.Model.SpecHash})\n");
+                return 0;
+            }
+            var command = Commands.FirstOrDefault(c => c.Name == args[0]);
+            if (command.Name is null)
+                throw new BadInputException($"unknown command '{args[0]}' (commands: {string.Join(", ", Commands.Select(c => c.Name))}; see --help)");
+            string[] rest = args[1..];
+            if (rest.Contains("--help") || rest.Contains("-h"))
+            {
+                Write(ctx, command.Help(ctx));
+                return 0;
+            }
+            return command.Run(ctx, rest);
+        }
+        catch (BadInputException e)
+        {
+            return Fail(ctx, e.Message, 2);
+        }
+        catch (ArgumentException e) when (e.ParamName is not null && e.Message.StartsWith("sampler:", StringComparison.Ordinal))
+        {
+            return Fail(ctx, e.Message.Split(" (Parameter")[0], 2);
+        }
+        catch (Exception e)
+        {
+            return Fail(ctx, e.Message, 1);
+        }
+    }
+
+    private static int Fail(CliContext ctx, string message, int code)
+    {
+        ctx.Stderr.WriteLine("error: " + message.ReplaceLineEndings(" "));
+        ctx.Stderr.Flush();
+        return code;
+    }
+
+    internal static void Write(CliContext ctx, string text)
+    {
+        ctx.Stdout.Write(System.Text.Encoding.UTF8.GetBytes(text));
+        ctx.Stdout.Flush();
+    }
+
+    private static string Usage(CliContext ctx)
+    {
+        var s = ctx.Model.Shape;
+        var lines = new List<string>
+        {
+            $"{ctx.ProgramName}: {ctx.Model.Name} ({ctx.Model.Family}, dim {s.Dim}, {s.Layers} layers, vocab {s.Vocab}, context {s.Context}) — AotFlash {Version}",
+            "",
+            $"usage: {ctx.ProgramName} <command> [options]",
+            "",
+            "commands:",
+        };
+        lines.AddRange(Commands.Select(c => $"  {c.Name,-9} {c.Summary}"));
+        lines.Add("");
+        lines.Add($"'{ctx.ProgramName} <command> --help' shows a command's options. Exit codes: 0 ok, 1 runtime failure, 2 bad input.");
+        return string.Join("\n", lines) + "\n";
+    }
+
+    /// <summary>A command's help text: usage line, description, then its options.</summary>
+    internal static string HelpText(string usage, string description, IEnumerable<Option> options)
+    {
+        var lines = new List<string> { "usage: " + usage, "", description, "", "options:" };
+        foreach (var o in options)
+        {
+            string names = string.Join(", ", o.Names) + (o.ValueName is null ? "" : " " + o.ValueName);
+            lines.Add($"  {names,-26} {o.Help}");
+        }
+        return string.Join("\n", lines) + "\n";
+    }
+}

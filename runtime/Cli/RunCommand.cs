@@ -1,0 +1,143 @@
+using System.Text;
+using System.Text.Json;
+using AotFlash.Flash;
+using AotFlash.Inference;
+using AotFlash.Sampling;
+
+namespace AotFlash.Cli;
+
+/// <summary><c>run</c>: prompt → generated text, streamed as it comes, or one JSON object with <c>--json</c>.</summary>
+public static class RunCommand
+{
+    private static readonly Option[] Options =
+    [
+        new(["-p", "--prompt"], "TEXT", "prompt text (default: empty, i.e. start from BOS)"),
+        new(["-f", "--file"], "FILE", "read the prompt from a file (raw bytes)"),
+        new(["-n", "--n-predict"], "N", "most tokens to generate (default -1: until a stop token or the context is full)"),
+        new(["-t", "--threads"], "N", $"compute threads (default {DefaultThreads})"),
+        new(["-s", "--seed"], "S", "random seed (default: from the clock)"),
+        new(["--temp"], "T", "temperature, 0 = greedy (default 0.8)"),
+        new(["--top-k"], "K", "keep the K most likely tokens, 0 = off (default 40)"),
+        new(["--top-p"], "P", "nucleus sampling mass, 1 = off (default 0.95)"),
+        new(["--min-p"], "P", "drop tokens below P x the top probability, 0 = off (default 0.05)"),
+        new(["--mode"], "MODE", "dense (all weights in DRAM; the only mode of this build)"),
+        new(["--json"], null, "print one JSON object (ids, text, stop reason, stats) instead of streaming text"),
+        new(["--dump-logits"], "K", "with --json: include the logits after positions 0..K-1"),
+        ModelLoader.ModelOption,
+    ];
+
+    public static int DefaultThreads => Math.Max(1, Environment.ProcessorCount);
+
+    public static string Help(CliContext ctx) => CommandLine.HelpText(
+        $"{ctx.ProgramName} run [-p PROMPT | -f FILE] [-n N] [--temp T --top-k K --top-p P --min-p P -s SEED] [-t N] [--json [--dump-logits K]]",
+        "Generates text. The prompt is tokenized with BOS in front; generation ends at a stop token of the spec, after -n\n" +
+        "tokens, or when the context is full. Without --json, text streams to stdout and a timing line goes to stderr.",
+        Options);
+
+    public static int Execute(CliContext ctx, string[] args)
+    {
+        var a = new Arguments("run", args, Options);
+        a.NoPositional();
+        var info = ctx.Model;
+        string? promptText = a.String("--prompt");
+        string? promptFile = a.String("--file");
+        if (promptText is not null && promptFile is not null) throw new BadInputException("give the prompt with -p or -f, not both");
+        byte[] prompt = promptFile is null ? Encoding.UTF8.GetBytes(promptText ?? "") : ReadPrompt(promptFile);
+        int maxNew = a.Int("--n-predict", -1, min: -1);
+        int threads = a.Int("--threads", DefaultThreads, min: 1, max: 1024);
+        string mode = a.String("--mode") ?? "dense";
+        if (mode != "dense")
+            throw new BadInputException(mode is "flash" or "naive"
+                ? $"--mode {mode} is not available in this build yet; use --mode dense"
+                : $"unknown --mode '{mode}' (dense)");
+        bool json = a.Flag("--json");
+        int dumpLogits = a.Int("--dump-logits", 0, min: 0, max: info.Shape.Context);
+        if (dumpLogits > 0 && !json) throw new BadInputException("--dump-logits needs --json");
+        var sampling = new SamplerOptions
+        {
+            Temperature = a.Float("--temp", 0.8f),
+            TopK = a.Int("--top-k", 40),
+            TopP = a.Float("--top-p", 0.95f),
+            MinP = a.Float("--min-p", 0.05f),
+            Seed = a.ULong("--seed", (ulong)DateTime.UtcNow.Ticks),
+        };
+        sampling.Validate();
+
+        var account = new DramAccount();
+        var (model, tokenizer, loadMs) = ModelLoader.Load(ctx, a.String("--model"), threads, account);
+        using var weights = model.Weights;
+        using var _ = model;
+        var session = new Session(model, tokenizer, new Sampler(info.Shape.Vocab, sampling));
+        int[] promptIds = session.Tokenize(prompt);
+
+        var text = new MemoryStream();
+        void OnToken(int previous, int token)
+        {
+            var piece = tokenizer.Decode(previous, token, info.Tokenizer.Bos);
+            text.Write(piece);
+            if (json) return;
+            ctx.Stdout.Write(piece);
+            ctx.Stdout.Flush();
+        }
+        if (!json) CommandLine.Write(ctx, Encoding.UTF8.GetString(prompt));
+        var result = session.Generate(promptIds, maxNew, dumpLogits, OnToken);
+
+        if (json)
+        {
+            WriteJson(ctx, result, text.ToArray(), loadMs, account, threads);
+        }
+        else
+        {
+            CommandLine.Write(ctx, "\n");
+            ctx.Stderr.WriteLine($"[{result.GeneratedIds.Count} tokens ({result.StopReason}), load {loadMs:F1} ms, first token {result.TimeToFirstTokenMs:F1} ms, " +
+                                 $"{result.MsPerToken:F2} ms/token ({(result.MsPerToken > 0 ? 1000 / result.MsPerToken : 0):F1} tok/s), {threads} threads, dense]");
+        }
+        return 0;
+    }
+
+    private static byte[] ReadPrompt(string path)
+    {
+        try { return File.ReadAllBytes(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        { throw new BadInputException($"{path}: cannot read prompt file ({e.Message})"); }
+    }
+
+    private static void WriteJson(CliContext ctx, Generation r, byte[] text, double loadMs, DramAccount account, int threads)
+    {
+        using var w = new Utf8JsonWriter(ctx.Stdout);
+        w.WriteStartObject();
+        w.WriteStartArray("prompt_ids");
+        foreach (int id in r.PromptIds) w.WriteNumberValue(id);
+        w.WriteEndArray();
+        w.WriteStartArray("generated_ids");
+        foreach (int id in r.GeneratedIds) w.WriteNumberValue(id);
+        w.WriteEndArray();
+        // Invalid UTF-8 in generated bytes (a split multi-byte character) becomes U+FFFD here.
+        w.WriteString("text", Encoding.UTF8.GetString(text));
+        w.WriteString("stop_reason", r.StopReason);
+        if (r.Logits.Count > 0)
+        {
+            w.WriteStartArray("logits");
+            foreach (var row in r.Logits)
+            {
+                w.WriteStartArray();
+                foreach (float v in row) w.WriteNumberValue(v);
+                w.WriteEndArray();
+            }
+            w.WriteEndArray();
+        }
+        w.WriteStartObject("stats");
+        w.WriteString("mode", "dense");
+        w.WriteNumber("threads", threads);
+        w.WriteNumber("load_ms", Math.Round(loadMs, 3));
+        w.WriteNumber("ttft_ms", Math.Round(r.TimeToFirstTokenMs, 3));
+        w.WriteNumber("ms_per_token", Math.Round(r.MsPerToken, 4));
+        w.WriteNumber("bytes_read_per_token", 0);
+        w.WriteNumber("peak_dram_bytes", account.Peak);
+        w.WriteEndObject();
+        w.WriteEndObject();
+        w.Flush();
+        ctx.Stdout.Write("\n"u8);
+        ctx.Stdout.Flush();
+    }
+}

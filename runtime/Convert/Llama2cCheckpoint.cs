@@ -1,0 +1,126 @@
+using System.Buffers.Binary;
+using AotFlash.Flash;
+using Microsoft.Win32.SafeHandles;
+
+namespace AotFlash.Convert;
+
+/// <summary>
+/// A llama2.c checkpoint, memory-mapped (never read into managed memory). Two formats:
+/// <list type="bullet">
+/// <item>v0 ("legacy"): 7 × i32 header (dim, hidden_dim, layers, heads, kv_heads, vocab — negative when the classifier
+/// is separate — seq_len), then f32 token_embedding, rms_att, wq, wk, wv, wo, rms_ffn, w1, w2, w3, rms_final,
+/// freq_cis_real, freq_cis_imag, [classifier].</item>
+/// <item>v1: 256-byte header (u32 magic "ak42", i32 version 1, the 7 i32 above with a positive vocab, u8 shared
+/// classifier), then f32 rms_att, rms_ffn, rms_final, token_embedding, wq, wk, wv, wo, w1, w2, w3, [classifier].</item>
+/// </list>
+/// </summary>
+public sealed unsafe class Llama2cCheckpoint : IDisposable
+{
+    private const uint V1Magic = 0x616b3432;
+    private readonly void* _map;
+    private readonly long _length;
+    private readonly float* _tokenEmbedding, _rmsAtt, _wq, _wk, _wv, _wo, _rmsFfn, _w1, _w2, _w3, _rmsFinal, _classifier;
+
+    public int Version { get; }
+    public int Dim { get; }
+    public int HiddenDim { get; }
+    public int Layers { get; }
+    public int Heads { get; }
+    public int KvHeads { get; }
+    public int Vocab { get; }
+    public int SeqLen { get; }
+    public bool SharedClassifier { get; }
+    private int KvDim => Dim / Heads * KvHeads;
+
+    private Llama2cCheckpoint(string path)
+    {
+        using SafeFileHandle handle = OpenFile(path);
+        _length = RandomAccess.GetLength(handle);
+        Span<byte> h = stackalloc byte[256];
+        h.Clear();
+        RandomAccess.Read(handle, h, 0);
+        long offset;
+        if (_length >= 256 && BinaryPrimitives.ReadUInt32LittleEndian(h) == V1Magic)
+        {
+            Version = BinaryPrimitives.ReadInt32LittleEndian(h[4..]);
+            if (Version != 1)
+                throw new BadInputException($"{path}: llama2.c checkpoint version {Version} is not supported (only v0 and v1 float32)");
+            (Dim, HiddenDim, Layers, Heads, KvHeads, Vocab, SeqLen) = ReadConfig(h[8..]);
+            SharedClassifier = h[36] != 0;
+            offset = 256;
+        }
+        else
+        {
+            if (_length < 28) throw new BadInputException($"{path}: too short for a llama2.c checkpoint ({_length} bytes)");
+            (Dim, HiddenDim, Layers, Heads, KvHeads, Vocab, SeqLen) = ReadConfig(h);
+            SharedClassifier = Vocab > 0;
+            Vocab = Math.Abs(Vocab);
+            offset = 28;
+        }
+        if (Dim <= 0 || HiddenDim <= 0 || Layers <= 0 || Heads <= 0 || KvHeads <= 0 || Vocab <= 0 || SeqLen <= 0
+            || Dim % Heads != 0 || Heads % KvHeads != 0 || Dim / Heads % 2 != 0)
+            throw new BadInputException($"{path}: not a llama2.c checkpoint (implausible header: dim {Dim}, hidden {HiddenDim}, " +
+                                        $"layers {Layers}, heads {Heads}, kv_heads {KvHeads}, vocab {Vocab}, seq_len {SeqLen})");
+
+        long d = Dim, l = Layers, kv = KvDim, hd = HiddenDim, v = Vocab;
+        long floats = v * d + 2 * l * d + d + l * (2 * d * d + 2 * kv * d + 3 * hd * d) + (SharedClassifier ? 0 : v * d)
+                      + (Version == 0 ? SeqLen * (d / Heads) : 0);
+        long expected = offset + floats * 4;
+        if (_length != expected)
+            throw new BadInputException($"{path}: {(_length < expected ? "truncated" : "unexpected size for")} llama2.c v{Version} checkpoint " +
+                                        $"({_length} bytes, its header implies {expected})");
+
+        _map = Libc.mmap(null, (nuint)_length, Libc.ProtRead, Libc.MapPrivate, (int)handle.DangerousGetHandle(), 0);
+        if (_map == Libc.MapFailed) throw new IOException($"{path}: cannot map the checkpoint");
+        float* p = (float*)((byte*)_map + offset);
+        float* Take(long n) { float* t = p; p += n; return t; }
+        if (Version == 0)
+        {
+            _tokenEmbedding = Take(v * d); _rmsAtt = Take(l * d); _wq = Take(l * d * d); _wk = Take(l * kv * d); _wv = Take(l * kv * d);
+            _wo = Take(l * d * d); _rmsFfn = Take(l * d); _w1 = Take(l * hd * d); _w2 = Take(l * d * hd); _w3 = Take(l * hd * d);
+            _rmsFinal = Take(d);
+            Take(SeqLen * (d / Heads)); // freq_cis_real and _imag: RoPE is computed, not read
+        }
+        else
+        {
+            _rmsAtt = Take(l * d); _rmsFfn = Take(l * d); _rmsFinal = Take(d); _tokenEmbedding = Take(v * d);
+            _wq = Take(l * d * d); _wk = Take(l * kv * d); _wv = Take(l * kv * d); _wo = Take(l * d * d);
+            _w1 = Take(l * hd * d); _w2 = Take(l * d * hd); _w3 = Take(l * hd * d);
+        }
+        _classifier = SharedClassifier ? _tokenEmbedding : Take(v * d);
+    }
+
+    public static Llama2cCheckpoint Open(string path) => new(path);
+
+    private static SafeFileHandle OpenFile(string path)
+    {
+        try { return File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        { throw new BadInputException($"{path}: cannot open checkpoint ({e.Message})"); }
+    }
+
+    private static (int, int, int, int, int, int, int) ReadConfig(ReadOnlySpan<byte> h)
+    {
+        var v = new int[7];
+        for (int i = 0; i < v.Length; i++) v[i] = BinaryPrimitives.ReadInt32LittleEndian(h[(4 * i)..]);
+        return (v[0], v[1], v[2], v[3], v[4], v[5], v[6]);
+    }
+
+    public float* TokenEmbedding => _tokenEmbedding;
+    public float* Classifier => _classifier;
+    public float* RmsFinal => _rmsFinal;
+    public float* RmsAtt(int layer) => _rmsAtt + (long)layer * Dim;
+    public float* RmsFfn(int layer) => _rmsFfn + (long)layer * Dim;
+    public float* Wq(int layer) => _wq + (long)layer * Dim * Dim;
+    public float* Wk(int layer) => _wk + (long)layer * KvDim * Dim;
+    public float* Wv(int layer) => _wv + (long)layer * KvDim * Dim;
+    public float* Wo(int layer) => _wo + (long)layer * Dim * Dim;
+    /// <summary>Gate projection [hidden, dim].</summary>
+    public float* W1(int layer) => _w1 + (long)layer * HiddenDim * Dim;
+    /// <summary>Down projection [dim, hidden].</summary>
+    public float* W2(int layer) => _w2 + (long)layer * Dim * HiddenDim;
+    /// <summary>Up projection [hidden, dim].</summary>
+    public float* W3(int layer) => _w3 + (long)layer * HiddenDim * Dim;
+
+    public void Dispose() => Libc.munmap(_map, (nuint)_length);
+}

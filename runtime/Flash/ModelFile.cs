@@ -1,0 +1,108 @@
+using Microsoft.Win32.SafeHandles;
+
+namespace AotFlash.Flash;
+
+/// <summary>
+/// An open model file: either a standalone <c>.afm</c> or the payload appended to an executable, in which case
+/// every offset is relative to <see cref="BaseOffset"/>. Opening validates the header and that the file is long
+/// enough for every section, so a truncated file is reported instead of faulting later when mapped.
+/// </summary>
+public sealed unsafe class ModelFile : IDisposable
+{
+    private readonly SafeFileHandle _handle;
+
+    private ModelFile(string path, SafeFileHandle handle, long baseOffset, ModelFileHeader header)
+    {
+        Path = path; _handle = handle; BaseOffset = baseOffset; Header = header;
+    }
+
+    public string Path { get; }
+    public long BaseOffset { get; }
+    public ModelFileHeader Header { get; }
+    /// <summary>How the file is named in messages ("model.afm", or "payload of ./bin").</summary>
+    public string Source => BaseOffset == 0 ? Path : $"payload of {Path}";
+
+    public static ModelFile Open(string path, long baseOffset = 0, long? length = null)
+    {
+        SafeFileHandle handle;
+        try { handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        { throw new BadInputException($"{path}: cannot open model file ({e.Message})"); }
+        try
+        {
+            string source = baseOffset == 0 ? path : $"payload of {path}";
+            long available = length ?? RandomAccess.GetLength(handle) - baseOffset;
+            var buffer = new byte[ModelFileHeader.Size];
+            if (available < ModelFileHeader.Size || RandomAccess.Read(handle, buffer, baseOffset) != buffer.Length)
+                throw new BadInputException($"{source}: truncated model file ({available} bytes, the header alone is {ModelFileHeader.Size})");
+            var header = ModelFileHeader.Parse(buffer, source);
+            if (header.FileLength > available)
+                throw new BadInputException($"{source}: truncated model file ({available} bytes, its header needs {header.FileLength})");
+            return new ModelFile(path, handle, baseOffset, header);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Checks that this file was made for the model compiled into this binary.</summary>
+    public void CheckMatches(string modelName, string specHash, ModelShape shape)
+    {
+        if (Header.SpecHash != specHash || !Header.Shape.Equals(shape))
+            throw new BadInputException($"{Source}: model file is for '{Header.ModelName}' (spec {Header.SpecHash}), " +
+                                        $"but this binary runs '{modelName}' (spec {specHash})");
+    }
+
+    /// <summary>Maps a section read-only (no copy) after checking its CRC-32C; the caller owns the mapping.</summary>
+    public MappedSection Map(SectionKind kind, DramAccount account)
+    {
+        var section = Header.Get(kind, Source);
+        if (section.Length == 0) return new MappedSection(null, null, 0, 0, account);
+        // mmap needs a page-aligned file offset; sections are 4 KiB aligned within a 4 KiB aligned payload.
+        long fileOffset = BaseOffset + section.Offset;
+        long pageOffset = fileOffset % Environment.SystemPageSize;
+        long mapLength = section.Length + pageOffset;
+        void* map = Libc.mmap(null, (nuint)mapLength, Libc.ProtRead, Libc.MapPrivate, (int)_handle.DangerousGetHandle(), fileOffset - pageOffset);
+        if (map == Libc.MapFailed)
+            throw new IOException($"{Source}: cannot map the {kind.ToString().ToLowerInvariant()} section (errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()})");
+        var mapped = new MappedSection(map, (byte*)map + pageOffset, section.Length, mapLength, account);
+        if (Crc32C.Compute(mapped.Data, mapped.Length) != section.Crc)
+        {
+            mapped.Dispose();
+            throw new BadInputException($"{Source}: {kind.ToString().ToLowerInvariant()} section is corrupt (checksum mismatch)");
+        }
+        return mapped;
+    }
+
+    public void Dispose() => _handle.Dispose();
+}
+
+/// <summary>A read-only mapping of one section, charged to the DRAM account while it lives.</summary>
+public sealed unsafe class MappedSection : IDisposable
+{
+    private void* _map;
+    private readonly long _mapLength;
+    private readonly DramAccount _account;
+
+    internal MappedSection(void* map, byte* data, long length, long mapLength, DramAccount account)
+    {
+        _map = map; Data = data; Length = length; _mapLength = mapLength; _account = account;
+        account.Charge(mapLength);
+    }
+
+    public byte* Data { get; }
+    public long Length { get; }
+
+    /// <summary>A small section (the tokenizer) as bytes.</summary>
+    public ReadOnlySpan<byte> Span => new(Data, checked((int)Length));
+
+    public void Dispose()
+    {
+        if (_map == null) return;
+        Libc.munmap(_map, (nuint)_mapLength);
+        _account.Release(_mapLength);
+        _map = null;
+    }
+}

@@ -1,0 +1,105 @@
+using Microsoft.Win32.SafeHandles;
+
+namespace AotFlash.Flash;
+
+/// <summary>
+/// Writes a model file atomically: everything goes to a temporary file beside the target, which is fsynced and
+/// renamed over the target only by <see cref="Commit"/>. Disposing without committing deletes the temporary file,
+/// so a failed or interrupted conversion never leaves half a model behind.
+/// </summary>
+public sealed class ModelFileWriter : IDisposable
+{
+    private readonly string _path;
+    private readonly string _tempPath;
+    private readonly SafeFileHandle _handle;
+    private readonly List<Section> _sections = [];
+    private long _position = ModelFileHeader.Size;
+    private SectionKind? _open;
+    private long _sectionStart;
+    private uint _crc;
+    private bool _committed;
+
+    private ModelFileWriter(string path, string tempPath, SafeFileHandle handle)
+    {
+        _path = path; _tempPath = tempPath; _handle = handle;
+    }
+
+    /// <summary>Starts a model file at <paramref name="path"/>; refuses to replace an existing file unless <paramref name="force"/>.</summary>
+    public static ModelFileWriter Create(string path, bool force)
+    {
+        if (!force && (File.Exists(path) || Directory.Exists(path)))
+            throw new BadInputException($"{path} already exists (use --force to overwrite it)");
+        string full = System.IO.Path.GetFullPath(path);
+        string dir = System.IO.Path.GetDirectoryName(full)!;
+        if (!Directory.Exists(dir)) throw new BadInputException($"{path}: directory {dir} does not exist");
+        string temp = System.IO.Path.Combine(dir, $".{System.IO.Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
+        try
+        {
+            return new ModelFileWriter(full, temp, File.OpenHandle(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new BadInputException($"{path}: cannot write ({e.Message})");
+        }
+    }
+
+    /// <summary>Where the next byte would go, relative to the start of the open section.</summary>
+    public long SectionPosition => _position - _sectionStart;
+
+    public void BeginSection(SectionKind kind)
+    {
+        if (_open is not null) throw new InvalidOperationException("a section is already open");
+        _position = Layout.AlignUp(_position, Layout.FlashAlignment);
+        _sectionStart = _position;
+        _crc = ~0u;
+        _open = kind;
+    }
+
+    public void Write(ReadOnlySpan<byte> data)
+    {
+        if (_open is null) throw new InvalidOperationException("no section is open");
+        RandomAccess.Write(_handle, data, _position);
+        _crc = Crc32C.Append(_crc, data);
+        _position += data.Length;
+    }
+
+    /// <summary>Zero-fills up to <paramref name="sectionOffset"/> (alignment padding between tensors).</summary>
+    public void PadTo(long sectionOffset)
+    {
+        long gap = sectionOffset - SectionPosition;
+        if (gap < 0) throw new InvalidOperationException($"tensor written out of order (at {SectionPosition}, wanted {sectionOffset})");
+        Span<byte> zeros = stackalloc byte[4096];
+        zeros.Clear();
+        while (gap > 0)
+        {
+            int n = (int)Math.Min(gap, zeros.Length);
+            Write(zeros[..n]);
+            gap -= n;
+        }
+    }
+
+    public void EndSection(long length)
+    {
+        PadTo(length);
+        _sections.Add(new Section(_open!.Value, _sectionStart, length, ~_crc));
+        _open = null;
+    }
+
+    /// <summary>Writes the header, flushes to disk and atomically puts the file in place.</summary>
+    public void Commit(string modelName, string specHash, ModelShape shape)
+    {
+        if (_open is not null) throw new InvalidOperationException("a section is still open");
+        var header = new ModelFileHeader { ModelName = modelName, SpecHash = specHash, Shape = shape, Sections = _sections };
+        RandomAccess.Write(_handle, header.Serialize(), 0);
+        RandomAccess.FlushToDisk(_handle);
+        _handle.Dispose();
+        File.Move(_tempPath, _path, overwrite: true);
+        _committed = true;
+    }
+
+    public void Dispose()
+    {
+        _handle.Dispose();
+        if (!_committed) File.Delete(_tempPath);
+    }
+}

@@ -1,0 +1,59 @@
+using AotFlash.Flash;
+using AotFlash.Kernels;
+
+namespace AotFlash.Inference;
+
+/// <summary>How weights of one element type are multiplied; a struct type argument, so every model gets its own
+/// specialised code and no dispatch per call.</summary>
+public unsafe interface IWeightFormat
+{
+    static abstract WeightType Type { get; }
+    /// <summary>y[rows] = W[rows, cols] · x[cols], rows <paramref name="rowStride"/> elements apart.</summary>
+    static abstract void MatVec(float* y, byte* w, long rowStride, float* x, int rows, int cols);
+    /// <summary>w[n] · x[n]</summary>
+    static abstract float Dot(byte* w, float* x, int n);
+    /// <summary>y[n] += a · w[n]</summary>
+    static abstract void Axpy(float* y, float a, byte* w, int n);
+    /// <summary>dst[n] = (float) w[n]</summary>
+    static abstract void ToSingle(float* dst, byte* w, int n);
+}
+
+public readonly unsafe struct F32 : IWeightFormat
+{
+    public static WeightType Type => WeightType.F32;
+    public static void MatVec(float* y, byte* w, long rowStride, float* x, int rows, int cols) => VectorOps.MatVec(y, (float*)w, rowStride, x, rows, cols);
+    public static float Dot(byte* w, float* x, int n) => VectorOps.Dot((float*)w, x, n);
+    public static void Axpy(float* y, float a, byte* w, int n) => VectorOps.Axpy(y, a, (float*)w, n);
+    public static void ToSingle(float* dst, byte* w, int n) => Buffer.MemoryCopy(w, dst, n * 4L, n * 4L);
+}
+
+public readonly unsafe struct F16 : IWeightFormat
+{
+    public static WeightType Type => WeightType.F16;
+    public static void MatVec(float* y, byte* w, long rowStride, float* x, int rows, int cols) => VectorOps.MatVecF16(y, (Half*)w, rowStride, x, rows, cols);
+    public static float Dot(byte* w, float* x, int n) => VectorOps.DotF16((Half*)w, x, n);
+    public static void Axpy(float* y, float a, byte* w, int n) => VectorOps.AxpyF16(y, a, (Half*)w, n);
+    public static void ToSingle(float* dst, byte* w, int n) => VectorOps.ToSingle(dst, (Half*)w, n);
+}
+
+/// <summary>The FFN activation, applied per neuron; a struct type argument like <see cref="IWeightFormat"/>.</summary>
+public interface IActivation
+{
+    static abstract float Apply(float x);
+}
+
+public readonly struct Relu : IActivation
+{
+    public static float Apply(float x) => x > 0f ? x : 0f;
+}
+
+public readonly struct Silu : IActivation
+{
+    // The form llama2.c uses, so results agree to the last bit where expf does.
+    public static float Apply(float x) => x * (1.0f / (1.0f + MathF.Exp(-x)));
+}
+
+public readonly struct Gelu : IActivation
+{
+    public static float Apply(float x) => 0.5f * x * (1f + MathF.Tanh(0.7978845608f * (x + 0.044715f * x * x * x)));
+}

@@ -1,0 +1,97 @@
+using System.Diagnostics;
+using AotFlash.Sampling;
+using AotFlash.Tokenizers;
+
+namespace AotFlash.Inference;
+
+public static class StopReason
+{
+    public const string StopToken = "stop_token";
+    public const string Length = "length";
+    public const string Context = "context";
+}
+
+/// <summary>What one generation produced, with its timings.</summary>
+public sealed class Generation
+{
+    public required int[] PromptIds { get; init; }
+    public List<int> GeneratedIds { get; } = [];
+    public string StopReason { get; set; } = Inference.StopReason.Length;
+    /// <summary>Logits after positions 0, 1, … (only as many as were asked for).</summary>
+    public List<float[]> Logits { get; } = [];
+    /// <summary>From the start of generation to the first generated token (prompt processing included).</summary>
+    public double TimeToFirstTokenMs { get; set; }
+    /// <summary>Mean time of each generated token after the first.</summary>
+    public double MsPerToken { get; set; }
+}
+
+/// <summary>Prompt in, tokens out: runs a <see cref="Transformer"/> position by position, forcing the prompt's tokens
+/// and then sampling, until a stop token, <c>maxNewTokens</c> or the end of the context.</summary>
+public sealed class Session(Transformer model, Llama2cTokenizer tokenizer, Sampler sampler)
+{
+    public Transformer Model { get; } = model;
+    public Llama2cTokenizer Tokenizer { get; } = tokenizer;
+
+    /// <summary>BOS + the prompt's tokens; fails when they do not fit the context.</summary>
+    public int[] Tokenize(ReadOnlySpan<byte> prompt)
+    {
+        int[] ids = Tokenizer.Encode(prompt, addBos: true, Model.Info.Tokenizer.Bos);
+        CheckFits(ids);
+        return ids;
+    }
+
+    private void CheckFits(int[] promptIds)
+    {
+        int context = Model.Info.Shape.Context;
+        if (promptIds.Length > context)
+            throw new BadInputException($"the prompt is {promptIds.Length} tokens, longer than the model's context of {context}");
+    }
+
+    /// <param name="maxNewTokens">Most tokens to generate; negative = until a stop token or the context is full.</param>
+    /// <param name="dumpLogits">How many positions' logits to keep, from position 0.</param>
+    /// <param name="onToken">Called with (previous token, new token) as each token is generated.</param>
+    public Generation Generate(int[] promptIds, int maxNewTokens, int dumpLogits, Action<int, int>? onToken = null)
+    {
+        var info = Model.Info;
+        int context = info.Shape.Context;
+        if (promptIds.Length == 0) throw new ArgumentException("the prompt has no tokens (not even BOS)", nameof(promptIds));
+        CheckFits(promptIds);
+
+        var result = new Generation { PromptIds = promptIds };
+        var clock = Stopwatch.StartNew();
+        double firstTokenAt = 0;
+        int token = promptIds[0];
+        int pos = 0;
+        for (; pos < context; pos++)
+        {
+            bool sampling = pos + 1 >= promptIds.Length;
+            if (sampling && result.GeneratedIds.Count == maxNewTokens) break;
+            Model.Forward(token, pos);
+            if (pos < dumpLogits) result.Logits.Add(Model.Logits.ToArray());
+            int next;
+            if (!sampling)
+            {
+                next = promptIds[pos + 1];
+            }
+            else
+            {
+                next = sampler.Sample(Model.Logits);
+                if (result.GeneratedIds.Count == 0) firstTokenAt = clock.Elapsed.TotalMilliseconds;
+                if (Array.IndexOf(info.Tokenizer.Stop, next) >= 0)
+                {
+                    result.StopReason = StopReason.StopToken;
+                    break;
+                }
+                result.GeneratedIds.Add(next);
+                onToken?.Invoke(token, next);
+            }
+            token = next;
+        }
+        if (pos == context) result.StopReason = StopReason.Context;
+        double total = clock.Elapsed.TotalMilliseconds;
+        result.TimeToFirstTokenMs = firstTokenAt;
+        int after = result.GeneratedIds.Count - 1;
+        result.MsPerToken = after > 0 ? (total - firstTokenAt) / after : 0;
+        return result;
+    }
+}

@@ -1,0 +1,705 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace AotFlash.Kernels;
+
+using K128 = SimdKernels<Vector128<float>, Vector128<int>, Simd128>;
+using K256 = SimdKernels<Vector256<float>, Vector256<int>, Simd256>;
+using K512 = SimdKernels<Vector512<float>, Vector512<int>, Simd512>;
+
+/// <summary>
+/// The numeric kernels of inference. Each operation dispatches on <see cref="IsaSupport.Best"/> to one
+/// body written once over the vector width (<see cref="SimdKernels{TF,TI,S}"/>); Isa.Scalar runs
+/// <see cref="VectorOpsReference"/>. The internal overloads taking an <see cref="Isa"/> let tests force each body.
+/// Pointers need no alignment; sizes may be any value ≥ 0. Outputs must not overlap inputs unless stated.
+/// </summary>
+public static unsafe class VectorOps
+{
+    // a[n] · b[n]
+    public static float Dot(float* a, float* b, int n) => Dot(IsaSupport.Best, a, b, n);
+
+    internal static float Dot(Isa isa, float* a, float* b, int n) => isa switch
+    {
+        Isa.V512 => K512.Dot(a, b, n),
+        Isa.V256 => K256.Dot(a, b, n),
+        Isa.V128 => K128.Dot(a, b, n),
+        _ => VectorOpsReference.Dot(a, b, n),
+    };
+
+    // w[n] (IEEE half) · x[n]
+    public static float DotF16(Half* w, float* x, int n) => DotF16(IsaSupport.Best, w, x, n);
+
+    internal static float DotF16(Isa isa, Half* w, float* x, int n) => isa switch
+    {
+        Isa.V512 => K512.DotF16(w, x, n),
+        Isa.V256 => K256.DotF16(w, x, n),
+        Isa.V128 => K128.DotF16(w, x, n),
+        _ => VectorOpsReference.DotF16(w, x, n),
+    };
+
+    // y[n] += a · x[n]
+    public static void Axpy(float* y, float a, float* x, int n) => Axpy(IsaSupport.Best, y, a, x, n);
+
+    internal static void Axpy(Isa isa, float* y, float a, float* x, int n)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.Axpy(y, a, x, n); break;
+            case Isa.V256: K256.Axpy(y, a, x, n); break;
+            case Isa.V128: K128.Axpy(y, a, x, n); break;
+            default: VectorOpsReference.Axpy(y, a, x, n); break;
+        }
+    }
+
+    // y[n] += a · x[n] (x in IEEE half)
+    public static void AxpyF16(float* y, float a, Half* x, int n) => AxpyF16(IsaSupport.Best, y, a, x, n);
+
+    internal static void AxpyF16(Isa isa, float* y, float a, Half* x, int n)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.AxpyF16(y, a, x, n); break;
+            case Isa.V256: K256.AxpyF16(y, a, x, n); break;
+            case Isa.V128: K128.AxpyF16(y, a, x, n); break;
+            default: VectorOpsReference.AxpyF16(y, a, x, n); break;
+        }
+    }
+
+    // y[rows] = W[rows, cols] · x[cols]; row r of W starts at w + r·rowStride (elements)
+    public static void MatVec(float* y, float* w, long rowStride, float* x, int rows, int cols) =>
+        MatVec(IsaSupport.Best, y, w, rowStride, x, rows, cols);
+
+    internal static void MatVec(Isa isa, float* y, float* w, long rowStride, float* x, int rows, int cols)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.MatVec(y, w, rowStride, x, rows, cols); break;
+            case Isa.V256: K256.MatVec(y, w, rowStride, x, rows, cols); break;
+            case Isa.V128: K128.MatVec(y, w, rowStride, x, rows, cols); break;
+            default: VectorOpsReference.MatVec(y, w, rowStride, x, rows, cols); break;
+        }
+    }
+
+    // y[rows] = W[rows, cols] · x[cols], W in IEEE half; row r of W starts at w + r·rowStride (elements)
+    public static void MatVecF16(float* y, Half* w, long rowStride, float* x, int rows, int cols) =>
+        MatVecF16(IsaSupport.Best, y, w, rowStride, x, rows, cols);
+
+    internal static void MatVecF16(Isa isa, float* y, Half* w, long rowStride, float* x, int rows, int cols)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.MatVecF16(y, w, rowStride, x, rows, cols); break;
+            case Isa.V256: K256.MatVecF16(y, w, rowStride, x, rows, cols); break;
+            case Isa.V128: K128.MatVecF16(y, w, rowStride, x, rows, cols); break;
+            default: VectorOpsReference.MatVecF16(y, w, rowStride, x, rows, cols); break;
+        }
+    }
+
+    // o[n] = weight[n] ⊙ x[n] / sqrt(mean(x²) + eps), llama2.c's rmsnorm; o may alias x
+    public static void RmsNorm(float* o, float* x, float* weight, int n, float eps) =>
+        RmsNorm(IsaSupport.Best, o, x, weight, n, eps);
+
+    internal static void RmsNorm(Isa isa, float* o, float* x, float* weight, int n, float eps)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.RmsNorm(o, x, weight, n, eps); break;
+            case Isa.V256: K256.RmsNorm(o, x, weight, n, eps); break;
+            case Isa.V128: K128.RmsNorm(o, x, weight, n, eps); break;
+            default: VectorOpsReference.RmsNorm(o, x, weight, n, eps); break;
+        }
+    }
+
+    // x[n] = exp(x - max) / Σ exp(x - max), in place
+    public static void Softmax(float* x, int n) => Softmax(IsaSupport.Best, x, n);
+
+    internal static void Softmax(Isa isa, float* x, int n)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.Softmax(x, n); break;
+            case Isa.V256: K256.Softmax(x, n); break;
+            case Isa.V128: K128.Softmax(x, n); break;
+            default: VectorOpsReference.Softmax(x, n); break;
+        }
+    }
+
+    // y[n] += x[n]
+    public static void Add(float* y, float* x, int n) => Add(IsaSupport.Best, y, x, n);
+
+    internal static void Add(Isa isa, float* y, float* x, int n)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.Add(y, x, n); break;
+            case Isa.V256: K256.Add(y, x, n); break;
+            case Isa.V128: K128.Add(y, x, n); break;
+            default: VectorOpsReference.Add(y, x, n); break;
+        }
+    }
+
+    // y[n] *= x[n]
+    public static void Mul(float* y, float* x, int n) => Mul(IsaSupport.Best, y, x, n);
+
+    internal static void Mul(Isa isa, float* y, float* x, int n)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.Mul(y, x, n); break;
+            case Isa.V256: K256.Mul(y, x, n); break;
+            case Isa.V128: K128.Mul(y, x, n); break;
+            default: VectorOpsReference.Mul(y, x, n); break;
+        }
+    }
+
+    // x[n] = x / (1 + exp(-x)), in place. Scalar on every Isa: .NET has no vector exp that matches
+    // MathF.Exp bit for bit, and matching the C reference matters more than speed here.
+    public static void Silu(float* x, int n)
+    {
+        for (int i = 0; i < n; i++) x[i] = x[i] / (1f + MathF.Exp(-x[i]));
+    }
+
+    // x[n] = x > 0 ? x : 0, in place (-0 and NaN become +0, as in C)
+    public static void Relu(float* x, int n) => FatRelu(IsaSupport.Best, x, n, 0f);
+
+    internal static void Relu(Isa isa, float* x, int n) => FatRelu(isa, x, n, 0f);
+
+    // x[n] = x > threshold ? x : 0, in place
+    public static void FatRelu(float* x, int n, float threshold) => FatRelu(IsaSupport.Best, x, n, threshold);
+
+    internal static void FatRelu(Isa isa, float* x, int n, float threshold)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.FatRelu(x, n, threshold); break;
+            case Isa.V256: K256.FatRelu(x, n, threshold); break;
+            case Isa.V128: K128.FatRelu(x, n, threshold); break;
+            default: VectorOpsReference.FatRelu(x, n, threshold); break;
+        }
+    }
+
+    // x[n] = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), in place. Scalar on every Isa, like Silu.
+    public static void Gelu(float* x, int n)
+    {
+        for (int i = 0; i < n; i++)
+        {
+            float v = x[i];
+            x[i] = 0.5f * v * (1f + MathF.Tanh(0.7978845608f * (v + 0.044715f * v * v * v)));
+        }
+    }
+
+    // first i with x[i] maximal, scanning with C's strict `>` from x[0] (so NaNs after x[0] never win); -1 when n == 0
+    public static int ArgMax(float* x, int n) => ArgMax(IsaSupport.Best, x, n);
+
+    internal static int ArgMax(Isa isa, float* x, int n) => isa switch
+    {
+        Isa.V512 => K512.ArgMax(x, n),
+        Isa.V256 => K256.ArgMax(x, n),
+        Isa.V128 => K128.ArgMax(x, n),
+        _ => VectorOpsReference.ArgMax(x, n),
+    };
+
+    // dst[n] = (Half)src[n], round to nearest even
+    public static void ToHalf(Half* dst, float* src, long n) => ToHalf(IsaSupport.Best, dst, src, n);
+
+    internal static void ToHalf(Isa isa, Half* dst, float* src, long n)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.ToHalf(dst, src, n); break;
+            case Isa.V256: K256.ToHalf(dst, src, n); break;
+            case Isa.V128: K128.ToHalf(dst, src, n); break;
+            default: VectorOpsReference.ToHalf(dst, src, n); break;
+        }
+    }
+
+    // dst[n] = (float)src[n], exact
+    public static void ToSingle(float* dst, Half* src, long n) => ToSingle(IsaSupport.Best, dst, src, n);
+
+    internal static void ToSingle(Isa isa, float* dst, Half* src, long n)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.ToSingle(dst, src, n); break;
+            case Isa.V256: K256.ToSingle(dst, src, n); break;
+            case Isa.V128: K128.ToSingle(dst, src, n); break;
+            default: VectorOpsReference.ToSingle(dst, src, n); break;
+        }
+    }
+}
+
+/// <summary>
+/// The vector operations the kernels need, over float lanes (TF) and int lanes of the same width (TI).
+/// (The vector types' operators cannot be reached through generic constraints: the interfaces that carry them are not in the reference assemblies.)
+/// Implemented by <see cref="Simd128"/>, <see cref="Simd256"/> and <see cref="Simd512"/>, each a thin
+/// forwarder to the cross-platform Vector128/256/512 API, so the JIT specialises every kernel per width.
+/// </summary>
+internal unsafe interface ISimd<TF, TI> where TF : struct where TI : struct
+{
+    static abstract int Count { get; }
+    static abstract TF Zero { get; }
+    static abstract TF Splat(float value);
+    static abstract TI Splat(int value);
+    static abstract TF Load(float* p);
+    static abstract void Store(float* p, TF v);
+    static abstract TF Add(TF a, TF b);
+    static abstract TF Sub(TF a, TF b);
+    static abstract TF Mul(TF a, TF b);
+    static abstract TF Div(TF a, TF b);
+    /// <summary>a·b + c, fused where the hardware has FMA.</summary>
+    static abstract TF MulAdd(TF a, TF b, TF c);
+    static abstract float Sum(TF v);
+    static abstract TF GreaterThan(TF a, TF b);
+    static abstract TF Select(TF mask, TF ifTrue, TF ifFalse);
+    /// <summary>First lane equal (IEEE ==) to value, or -1.</summary>
+    static abstract int IndexOf(TF v, float value);
+    static abstract TI Add(TI a, TI b);
+    static abstract TI Sub(TI a, TI b);
+    static abstract TI And(TI a, TI b);
+    static abstract TI Or(TI a, TI b);
+    static abstract TI Xor(TI a, TI b);
+    static abstract TI ShiftLeft(TI v, int count);
+    static abstract TI ShiftRightLogical(TI v, int count);
+    static abstract TI GreaterThan(TI a, TI b);
+    static abstract TI LessThan(TI a, TI b);
+    static abstract TI Select(TI mask, TI ifTrue, TI ifFalse);
+    static abstract TI AsInt(TF v);
+    static abstract TF AsFloat(TI v);
+    /// <summary>Loads 2·Count halves, zero-extending their bit patterns into two int vectors.</summary>
+    static abstract (TI Lower, TI Upper) LoadHalves(Half* p);
+    /// <summary>Stores the low 16 bits of each lane of lower then upper as 2·Count halves.</summary>
+    static abstract void StoreHalves(Half* p, TI lower, TI upper);
+}
+
+internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>>
+{
+    public static int Count => Vector128<float>.Count;
+    public static Vector128<float> Zero => Vector128<float>.Zero;
+    public static Vector128<float> Splat(float value) => Vector128.Create(value);
+    public static Vector128<int> Splat(int value) => Vector128.Create(value);
+    public static Vector128<float> Load(float* p) => Vector128.Load(p);
+    public static void Store(float* p, Vector128<float> v) => v.Store(p);
+    public static Vector128<float> Add(Vector128<float> a, Vector128<float> b) => a + b;
+    public static Vector128<float> Sub(Vector128<float> a, Vector128<float> b) => a - b;
+    public static Vector128<float> Mul(Vector128<float> a, Vector128<float> b) => a * b;
+    public static Vector128<float> Div(Vector128<float> a, Vector128<float> b) => a / b;
+    public static Vector128<float> MulAdd(Vector128<float> a, Vector128<float> b, Vector128<float> c) => Vector128.MultiplyAddEstimate(a, b, c);
+    public static float Sum(Vector128<float> v) => Vector128.Sum(v);
+    public static Vector128<float> GreaterThan(Vector128<float> a, Vector128<float> b) => Vector128.GreaterThan(a, b);
+    public static Vector128<float> Select(Vector128<float> mask, Vector128<float> ifTrue, Vector128<float> ifFalse) => Vector128.ConditionalSelect(mask, ifTrue, ifFalse);
+    public static int IndexOf(Vector128<float> v, float value) => Vector128.IndexOf(v, value);
+    public static Vector128<int> Add(Vector128<int> a, Vector128<int> b) => a + b;
+    public static Vector128<int> Sub(Vector128<int> a, Vector128<int> b) => a - b;
+    public static Vector128<int> And(Vector128<int> a, Vector128<int> b) => a & b;
+    public static Vector128<int> Or(Vector128<int> a, Vector128<int> b) => a | b;
+    public static Vector128<int> Xor(Vector128<int> a, Vector128<int> b) => a ^ b;
+    public static Vector128<int> ShiftLeft(Vector128<int> v, int count) => v << count;
+    public static Vector128<int> ShiftRightLogical(Vector128<int> v, int count) => v >>> count;
+    public static Vector128<int> GreaterThan(Vector128<int> a, Vector128<int> b) => Vector128.GreaterThan(a, b);
+    public static Vector128<int> LessThan(Vector128<int> a, Vector128<int> b) => Vector128.LessThan(a, b);
+    public static Vector128<int> Select(Vector128<int> mask, Vector128<int> ifTrue, Vector128<int> ifFalse) => Vector128.ConditionalSelect(mask, ifTrue, ifFalse);
+    public static Vector128<int> AsInt(Vector128<float> v) => v.AsInt32();
+    public static Vector128<float> AsFloat(Vector128<int> v) => v.AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static (Vector128<int> Lower, Vector128<int> Upper) LoadHalves(Half* p)
+    {
+        var (lower, upper) = Vector128.Widen(Vector128.Load((ushort*)p));
+        return (lower.AsInt32(), upper.AsInt32());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreHalves(Half* p, Vector128<int> lower, Vector128<int> upper) =>
+        Vector128.Narrow(lower.AsUInt32(), upper.AsUInt32()).Store((ushort*)p);
+}
+
+internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>>
+{
+    public static int Count => Vector256<float>.Count;
+    public static Vector256<float> Zero => Vector256<float>.Zero;
+    public static Vector256<float> Splat(float value) => Vector256.Create(value);
+    public static Vector256<int> Splat(int value) => Vector256.Create(value);
+    public static Vector256<float> Load(float* p) => Vector256.Load(p);
+    public static void Store(float* p, Vector256<float> v) => v.Store(p);
+    public static Vector256<float> Add(Vector256<float> a, Vector256<float> b) => a + b;
+    public static Vector256<float> Sub(Vector256<float> a, Vector256<float> b) => a - b;
+    public static Vector256<float> Mul(Vector256<float> a, Vector256<float> b) => a * b;
+    public static Vector256<float> Div(Vector256<float> a, Vector256<float> b) => a / b;
+    public static Vector256<float> MulAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Vector256.MultiplyAddEstimate(a, b, c);
+    public static float Sum(Vector256<float> v) => Vector256.Sum(v);
+    public static Vector256<float> GreaterThan(Vector256<float> a, Vector256<float> b) => Vector256.GreaterThan(a, b);
+    public static Vector256<float> Select(Vector256<float> mask, Vector256<float> ifTrue, Vector256<float> ifFalse) => Vector256.ConditionalSelect(mask, ifTrue, ifFalse);
+    public static int IndexOf(Vector256<float> v, float value) => Vector256.IndexOf(v, value);
+    public static Vector256<int> Add(Vector256<int> a, Vector256<int> b) => a + b;
+    public static Vector256<int> Sub(Vector256<int> a, Vector256<int> b) => a - b;
+    public static Vector256<int> And(Vector256<int> a, Vector256<int> b) => a & b;
+    public static Vector256<int> Or(Vector256<int> a, Vector256<int> b) => a | b;
+    public static Vector256<int> Xor(Vector256<int> a, Vector256<int> b) => a ^ b;
+    public static Vector256<int> ShiftLeft(Vector256<int> v, int count) => v << count;
+    public static Vector256<int> ShiftRightLogical(Vector256<int> v, int count) => v >>> count;
+    public static Vector256<int> GreaterThan(Vector256<int> a, Vector256<int> b) => Vector256.GreaterThan(a, b);
+    public static Vector256<int> LessThan(Vector256<int> a, Vector256<int> b) => Vector256.LessThan(a, b);
+    public static Vector256<int> Select(Vector256<int> mask, Vector256<int> ifTrue, Vector256<int> ifFalse) => Vector256.ConditionalSelect(mask, ifTrue, ifFalse);
+    public static Vector256<int> AsInt(Vector256<float> v) => v.AsInt32();
+    public static Vector256<float> AsFloat(Vector256<int> v) => v.AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static (Vector256<int> Lower, Vector256<int> Upper) LoadHalves(Half* p)
+    {
+        var (lower, upper) = Vector256.Widen(Vector256.Load((ushort*)p));
+        return (lower.AsInt32(), upper.AsInt32());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreHalves(Half* p, Vector256<int> lower, Vector256<int> upper) =>
+        Vector256.Narrow(lower.AsUInt32(), upper.AsUInt32()).Store((ushort*)p);
+}
+
+internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<int>>
+{
+    public static int Count => Vector512<float>.Count;
+    public static Vector512<float> Zero => Vector512<float>.Zero;
+    public static Vector512<float> Splat(float value) => Vector512.Create(value);
+    public static Vector512<int> Splat(int value) => Vector512.Create(value);
+    public static Vector512<float> Load(float* p) => Vector512.Load(p);
+    public static void Store(float* p, Vector512<float> v) => v.Store(p);
+    public static Vector512<float> Add(Vector512<float> a, Vector512<float> b) => a + b;
+    public static Vector512<float> Sub(Vector512<float> a, Vector512<float> b) => a - b;
+    public static Vector512<float> Mul(Vector512<float> a, Vector512<float> b) => a * b;
+    public static Vector512<float> Div(Vector512<float> a, Vector512<float> b) => a / b;
+    public static Vector512<float> MulAdd(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Vector512.MultiplyAddEstimate(a, b, c);
+    public static float Sum(Vector512<float> v) => Vector512.Sum(v);
+    public static Vector512<float> GreaterThan(Vector512<float> a, Vector512<float> b) => Vector512.GreaterThan(a, b);
+    public static Vector512<float> Select(Vector512<float> mask, Vector512<float> ifTrue, Vector512<float> ifFalse) => Vector512.ConditionalSelect(mask, ifTrue, ifFalse);
+    public static int IndexOf(Vector512<float> v, float value) => Vector512.IndexOf(v, value);
+    public static Vector512<int> Add(Vector512<int> a, Vector512<int> b) => a + b;
+    public static Vector512<int> Sub(Vector512<int> a, Vector512<int> b) => a - b;
+    public static Vector512<int> And(Vector512<int> a, Vector512<int> b) => a & b;
+    public static Vector512<int> Or(Vector512<int> a, Vector512<int> b) => a | b;
+    public static Vector512<int> Xor(Vector512<int> a, Vector512<int> b) => a ^ b;
+    public static Vector512<int> ShiftLeft(Vector512<int> v, int count) => v << count;
+    public static Vector512<int> ShiftRightLogical(Vector512<int> v, int count) => v >>> count;
+    public static Vector512<int> GreaterThan(Vector512<int> a, Vector512<int> b) => Vector512.GreaterThan(a, b);
+    public static Vector512<int> LessThan(Vector512<int> a, Vector512<int> b) => Vector512.LessThan(a, b);
+    public static Vector512<int> Select(Vector512<int> mask, Vector512<int> ifTrue, Vector512<int> ifFalse) => Vector512.ConditionalSelect(mask, ifTrue, ifFalse);
+    public static Vector512<int> AsInt(Vector512<float> v) => v.AsInt32();
+    public static Vector512<float> AsFloat(Vector512<int> v) => v.AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static (Vector512<int> Lower, Vector512<int> Upper) LoadHalves(Half* p)
+    {
+        var (lower, upper) = Vector512.Widen(Vector512.Load((ushort*)p));
+        return (lower.AsInt32(), upper.AsInt32());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreHalves(Half* p, Vector512<int> lower, Vector512<int> upper) =>
+        Vector512.Narrow(lower.AsUInt32(), upper.AsUInt32()).Store((ushort*)p);
+}
+
+/// <summary>
+/// Every kernel body, written once over the vector width: S supplies Count lanes of float (TF) and int (TI).
+/// Main loops take whole vectors; the last n mod Count elements go through a scalar tail.
+/// </summary>
+internal static unsafe class SimdKernels<TF, TI, S>
+    where TF : struct
+    where TI : struct
+    where S : struct, ISimd<TF, TI>
+{
+    // a[n] · b[n]
+    public static float Dot(float* a, float* b, int n)
+    {
+        int c = S.Count, i = 0;
+        // Four independent accumulators, so consecutive FMAs don't wait on each other's latency.
+        TF acc0 = S.Zero, acc1 = S.Zero, acc2 = S.Zero, acc3 = S.Zero;
+        for (; i <= n - 4 * c; i += 4 * c)
+        {
+            acc0 = S.MulAdd(S.Load(a + i), S.Load(b + i), acc0);
+            acc1 = S.MulAdd(S.Load(a + i + c), S.Load(b + i + c), acc1);
+            acc2 = S.MulAdd(S.Load(a + i + 2 * c), S.Load(b + i + 2 * c), acc2);
+            acc3 = S.MulAdd(S.Load(a + i + 3 * c), S.Load(b + i + 3 * c), acc3);
+        }
+        for (; i <= n - c; i += c) acc0 = S.MulAdd(S.Load(a + i), S.Load(b + i), acc0);
+        float sum = S.Sum(S.Add(S.Add(acc0, acc1), S.Add(acc2, acc3)));
+        for (; i < n; i++) sum += a[i] * b[i];
+        return sum;
+    }
+
+    // w[n] (half) · x[n]
+    public static float DotF16(Half* w, float* x, int n)
+    {
+        int c = S.Count, i = 0;
+        TF acc0 = S.Zero, acc1 = S.Zero;
+        // One load of 2·Count halves widens into two float vectors.
+        for (; i <= n - 2 * c; i += 2 * c)
+        {
+            var (lower, upper) = S.LoadHalves(w + i);
+            acc0 = S.MulAdd(HalfToSingle(lower), S.Load(x + i), acc0);
+            acc1 = S.MulAdd(HalfToSingle(upper), S.Load(x + i + c), acc1);
+        }
+        float sum = S.Sum(S.Add(acc0, acc1));
+        for (; i < n; i++) sum += (float)w[i] * x[i];
+        return sum;
+    }
+
+    // y[n] += a · x[n]. Multiply then add, not fused, so each element rounds exactly as the scalar reference does.
+    public static void Axpy(float* y, float a, float* x, int n)
+    {
+        int c = S.Count, i = 0;
+        TF av = S.Splat(a);
+        for (; i <= n - c; i += c) S.Store(y + i, S.Add(S.Load(y + i), S.Mul(av, S.Load(x + i))));
+        for (; i < n; i++) y[i] += a * x[i];
+    }
+
+    // y[n] += a · x[n] (x half); not fused, as in Axpy
+    public static void AxpyF16(float* y, float a, Half* x, int n)
+    {
+        int c = S.Count, i = 0;
+        TF av = S.Splat(a);
+        for (; i <= n - 2 * c; i += 2 * c)
+        {
+            var (lower, upper) = S.LoadHalves(x + i);
+            S.Store(y + i, S.Add(S.Load(y + i), S.Mul(av, HalfToSingle(lower))));
+            S.Store(y + i + c, S.Add(S.Load(y + i + c), S.Mul(av, HalfToSingle(upper))));
+        }
+        for (; i < n; i++) y[i] += a * (float)x[i];
+    }
+
+    // y[rows] = W[rows, cols] · x[cols]; row r at w + r·rowStride. y must not overlap x.
+    // Four rows per pass share each load of x: matvec is memory-bound, and this halves the loads per FMA
+    // while keeping four independent accumulator chains in flight.
+    public static void MatVec(float* y, float* w, long rowStride, float* x, int rows, int cols)
+    {
+        int c = S.Count, r = 0;
+        for (; r <= rows - 4; r += 4)
+        {
+            float* w0 = w + r * rowStride, w1 = w0 + rowStride, w2 = w1 + rowStride, w3 = w2 + rowStride;
+            TF acc0 = S.Zero, acc1 = S.Zero, acc2 = S.Zero, acc3 = S.Zero;
+            int j = 0;
+            for (; j <= cols - c; j += c)
+            {
+                TF xv = S.Load(x + j);
+                acc0 = S.MulAdd(S.Load(w0 + j), xv, acc0);
+                acc1 = S.MulAdd(S.Load(w1 + j), xv, acc1);
+                acc2 = S.MulAdd(S.Load(w2 + j), xv, acc2);
+                acc3 = S.MulAdd(S.Load(w3 + j), xv, acc3);
+            }
+            float s0 = S.Sum(acc0), s1 = S.Sum(acc1), s2 = S.Sum(acc2), s3 = S.Sum(acc3);
+            for (; j < cols; j++)
+            {
+                float xj = x[j];
+                s0 += w0[j] * xj;
+                s1 += w1[j] * xj;
+                s2 += w2[j] * xj;
+                s3 += w3[j] * xj;
+            }
+            y[r] = s0;
+            y[r + 1] = s1;
+            y[r + 2] = s2;
+            y[r + 3] = s3;
+        }
+        for (; r < rows; r++) y[r] = Dot(w + r * rowStride, x, cols);
+    }
+
+    // y[rows] = W[rows, cols] · x[cols], W half; row r at w + r·rowStride. Blocked by four rows as MatVec.
+    public static void MatVecF16(float* y, Half* w, long rowStride, float* x, int rows, int cols)
+    {
+        int c = S.Count, r = 0;
+        for (; r <= rows - 4; r += 4)
+        {
+            Half* w0 = w + r * rowStride, w1 = w0 + rowStride, w2 = w1 + rowStride, w3 = w2 + rowStride;
+            TF acc0 = S.Zero, acc1 = S.Zero, acc2 = S.Zero, acc3 = S.Zero;
+            int j = 0;
+            for (; j <= cols - 2 * c; j += 2 * c)
+            {
+                TF xLower = S.Load(x + j), xUpper = S.Load(x + j + c);
+                var (lower, upper) = S.LoadHalves(w0 + j);
+                acc0 = S.MulAdd(HalfToSingle(upper), xUpper, S.MulAdd(HalfToSingle(lower), xLower, acc0));
+                (lower, upper) = S.LoadHalves(w1 + j);
+                acc1 = S.MulAdd(HalfToSingle(upper), xUpper, S.MulAdd(HalfToSingle(lower), xLower, acc1));
+                (lower, upper) = S.LoadHalves(w2 + j);
+                acc2 = S.MulAdd(HalfToSingle(upper), xUpper, S.MulAdd(HalfToSingle(lower), xLower, acc2));
+                (lower, upper) = S.LoadHalves(w3 + j);
+                acc3 = S.MulAdd(HalfToSingle(upper), xUpper, S.MulAdd(HalfToSingle(lower), xLower, acc3));
+            }
+            float s0 = S.Sum(acc0), s1 = S.Sum(acc1), s2 = S.Sum(acc2), s3 = S.Sum(acc3);
+            for (; j < cols; j++)
+            {
+                float xj = x[j];
+                s0 += (float)w0[j] * xj;
+                s1 += (float)w1[j] * xj;
+                s2 += (float)w2[j] * xj;
+                s3 += (float)w3[j] * xj;
+            }
+            y[r] = s0;
+            y[r + 1] = s1;
+            y[r + 2] = s2;
+            y[r + 3] = s3;
+        }
+        for (; r < rows; r++) y[r] = DotF16(w + r * rowStride, x, cols);
+    }
+
+    // o[n] = weight[n] ⊙ (x[n] / sqrt(Σx²/n + eps)); o may alias x. Only Σx² is reordered; the rest is llama2.c's formula.
+    public static void RmsNorm(float* o, float* x, float* weight, int n, float eps)
+    {
+        float ss = Dot(x, x, n);
+        ss /= n;
+        ss += eps;
+        ss = 1f / MathF.Sqrt(ss);
+        int c = S.Count, i = 0;
+        TF sv = S.Splat(ss);
+        for (; i <= n - c; i += c) S.Store(o + i, S.Mul(S.Load(weight + i), S.Mul(sv, S.Load(x + i))));
+        for (; i < n; i++) o[i] = weight[i] * (ss * x[i]);
+    }
+
+    // x[n] = exp(x - max) / Σ exp(x - max), in place. The exp and the sum stay scalar and in order, so the
+    // result matches C bit for bit; only the max (order-free) and the division are vectorised.
+    public static void Softmax(float* x, int n)
+    {
+        if (n == 0) return;
+        float max = Max(x, n);
+        float sum = 0f;
+        for (int k = 0; k < n; k++)
+        {
+            x[k] = MathF.Exp(x[k] - max);
+            sum += x[k];
+        }
+        int c = S.Count, i = 0;
+        TF sv = S.Splat(sum);
+        for (; i <= n - c; i += c) S.Store(x + i, S.Div(S.Load(x + i), sv));
+        for (; i < n; i++) x[i] /= sum;
+    }
+
+    // y[n] += x[n]
+    public static void Add(float* y, float* x, int n)
+    {
+        int c = S.Count, i = 0;
+        for (; i <= n - c; i += c) S.Store(y + i, S.Add(S.Load(y + i), S.Load(x + i)));
+        for (; i < n; i++) y[i] += x[i];
+    }
+
+    // y[n] *= x[n]
+    public static void Mul(float* y, float* x, int n)
+    {
+        int c = S.Count, i = 0;
+        for (; i <= n - c; i += c) S.Store(y + i, S.Mul(S.Load(y + i), S.Load(x + i)));
+        for (; i < n; i++) y[i] *= x[i];
+    }
+
+    // x[n] = x > threshold ? x : 0, in place. A compare-and-select, not Max, so NaN and -0 give +0 exactly as in C.
+    public static void FatRelu(float* x, int n, float threshold)
+    {
+        int c = S.Count, i = 0;
+        TF t = S.Splat(threshold);
+        for (; i <= n - c; i += c)
+        {
+            TF v = S.Load(x + i);
+            S.Store(x + i, S.Select(S.GreaterThan(v, t), v, S.Zero));
+        }
+        for (; i < n; i++) x[i] = x[i] > threshold ? x[i] : 0f;
+    }
+
+    // first i with x[i] maximal under C's strict `>` scan; -1 when n == 0.
+    // The first index equal to the maximum is the one C's scan settles on, so two passes reproduce it.
+    public static int ArgMax(float* x, int n)
+    {
+        if (n == 0) return -1;
+        float max = Max(x, n);
+        if (float.IsNaN(max)) return 0; // only when x[0] is NaN: nothing compares greater, so C keeps index 0
+        int c = S.Count, i = 0;
+        for (; i <= n - c; i += c)
+        {
+            int lane = S.IndexOf(S.Load(x + i), max);
+            if (lane >= 0) return i + lane;
+        }
+        while (x[i] != max) i++; // max is one of x[i..n), so this stops in range
+        return i;
+    }
+
+    // dst[n] = (Half)src[n]
+    public static void ToHalf(Half* dst, float* src, long n)
+    {
+        int c = S.Count;
+        long i = 0;
+        for (; i <= n - 2 * c; i += 2 * c) S.StoreHalves(dst + i, SingleToHalf(S.Load(src + i)), SingleToHalf(S.Load(src + i + c)));
+        for (; i < n; i++) dst[i] = (Half)src[i];
+    }
+
+    // dst[n] = (float)src[n]
+    public static void ToSingle(float* dst, Half* src, long n)
+    {
+        int c = S.Count;
+        long i = 0;
+        for (; i <= n - 2 * c; i += 2 * c)
+        {
+            var (lower, upper) = S.LoadHalves(src + i);
+            S.Store(dst + i, HalfToSingle(lower));
+            S.Store(dst + i + c, HalfToSingle(upper));
+        }
+        for (; i < n; i++) dst[i] = (float)src[i];
+    }
+
+    // max of x[n], n ≥ 1, as C's `m = x[0]; if (x[i] > m) m = x[i]` finds it: NaNs after x[0] are skipped
+    static float Max(float* x, int n)
+    {
+        int c = S.Count, i = 0;
+        float max = x[0];
+        if (n >= c)
+        {
+            TF m = S.Splat(max);
+            for (; i <= n - c; i += c)
+            {
+                TF v = S.Load(x + i);
+                m = S.Select(S.GreaterThan(v, m), v, m);
+            }
+            float* lanes = stackalloc float[c];
+            S.Store(lanes, m);
+            for (int k = 0; k < c; k++)
+                if (lanes[k] > max) max = lanes[k];
+        }
+        for (; i < n; i++)
+            if (x[i] > max) max = x[i];
+        return max;
+    }
+
+    // Half bit patterns (one per int lane, zero-extended) to floats, exact for every input including
+    // subnormals, ±0, ±inf and NaN (quieted, payload kept, as (float)Half does). No float subnormal is ever
+    // an operand, as those are slow on some x86 cores. After Maratyszcza's FP16 library (fp16_ieee_to_fp32_value).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static TF HalfToSingle(TI h)
+    {
+        TI sign = S.ShiftLeft(S.And(h, S.Splat(0x8000)), 16);
+        TI magnitude = S.ShiftLeft(h, 17); // exponent and mantissa at the top, sign shifted out
+        // Normal, inf and NaN halves: exponent rebased by 224 (so 31 lands on 255), then scaled by 2^-112.
+        // The product is exact; inf stays inf and a NaN stays NaN, quieted by the multiply.
+        TF normal = S.Mul(S.AsFloat(S.Add(S.ShiftRightLogical(magnitude, 4), S.Splat(0xE0 << 23))), S.AsFloat(S.Splat(15 << 23))); // 2^-112
+        // Zero and subnormal halves (magnitude m < 0x400): m under 0.5's exponent, minus 0.5, is m·2^-24 exactly.
+        TI m = S.ShiftRightLogical(magnitude, 17);
+        TF tiny = S.Sub(S.AsFloat(S.Or(m, S.Splat(126 << 23))), S.Splat(0.5f));
+        TI bits = S.Select(S.LessThan(m, S.Splat(0x400)), S.AsInt(tiny), S.AsInt(normal));
+        return S.AsFloat(S.Or(bits, sign));
+    }
+
+    // Floats to half bit patterns (in the low 16 bits of each int lane), rounding to nearest even exactly as
+    // (Half)float does, including subnormal results, overflow to inf, and NaN (quieted, top payload bits kept).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static TI SingleToHalf(TF x)
+    {
+        TI f = S.AsInt(x);
+        TI magnitude = S.And(f, S.Splat(0x7FFFFFFF));
+        TI sign = S.ShiftRightLogical(S.Xor(f, magnitude), 16);
+        // |x| < 2^-14 (subnormal or zero half): adding 0.5 puts the half's ulp, 2^-24, at the float's last
+        // mantissa bit, so the FPU's own round-to-nearest-even rounds; subtracting 0.5's bits leaves the half.
+        TI tiny = S.Sub(S.AsInt(S.Add(S.AsFloat(magnitude), S.Splat(0.5f))), S.Splat(0x3F000000));
+        // Normal half: rebias the exponent (127 to 15, as -112 << 23), add 0xFFF plus the lowest kept bit
+        // (ties to even), and drop 13 mantissa bits. A carry rounds up into the exponent, to inf from 65520.
+        TI odd = S.And(S.ShiftRightLogical(magnitude, 13), S.Splat(1));
+        TI normal = S.ShiftRightLogical(S.Add(S.Add(magnitude, S.Splat(unchecked((int)0xC8000FFF))), odd), 13);
+        // |x| ≥ 65536, inf or NaN.
+        TI special = S.Select(S.GreaterThan(magnitude, S.Splat(0x7F800000)),
+            S.Or(S.Splat(0x7E00), S.And(S.ShiftRightLogical(magnitude, 13), S.Splat(0x3FF))), S.Splat(0x7C00));
+        TI h = S.Select(S.LessThan(magnitude, S.Splat(0x38800000)), tiny, normal);
+        h = S.Select(S.LessThan(magnitude, S.Splat(0x47800000)), h, special);
+        return S.Or(h, sign);
+    }
+}

@@ -1,0 +1,466 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using AotFlash.Kernels;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace AotFlash.Tests.Kernels;
+
+/// <summary>
+/// Every Isa body of <see cref="VectorOps"/> against <see cref="VectorOpsReference"/> on odd sizes with
+/// seeded random data: reductions to a relative tolerance, elementwise ops and conversions bit for bit.
+/// Buffers start one element past an aligned address and are followed by NaN guards, so a kernel that
+/// assumes alignment, reads past its end (the NaN would leak into the result) or writes past it fails.
+/// An Isa the machine does not accelerate is reported through the test output and the test returns early
+/// (xunit 2 has no dynamic skip).
+/// </summary>
+public unsafe class VectorOpsTests(ITestOutputHelper output)
+{
+    static readonly int[] Sizes = [0, 1, 3, 7, 15, 17, 31, 33, 63, 65, 127, 129, 1000, 1031];
+    const float Tolerance = 1e-5f;
+
+    public static TheoryData<Isa> Isas => new() { Isa.Scalar, Isa.V128, Isa.V256, Isa.V512 };
+
+    bool Unavailable(Isa isa)
+    {
+        if (IsaSupport.IsAvailable(isa)) return false;
+        output.WriteLine($"SKIPPED: {isa} is not hardware-accelerated on this machine (best: {IsaSupport.Describe()}).");
+        return true;
+    }
+
+    [Theory, MemberData(nameof(Isas))]
+    public void Dot(Isa isa)
+    {
+        if (Unavailable(isa)) return;
+        var rng = new Random(1);
+        foreach (int n in Sizes)
+        {
+            using Buf<float> a = Floats(rng, n), b = Floats(rng, n);
+            float scale = 0f;
+            for (int i = 0; i < n; i++) scale += MathF.Abs(a[i] * b[i]);
+            AssertClose(VectorOpsReference.Dot(a.P, b.P, n), VectorOps.Dot(isa, a.P, b.P, n), scale, $"n={n}");
+        }
+    }
+
+    [Theory, MemberData(nameof(Isas))]
+    public void DotF16(Isa isa)
+    {
+        if (Unavailable(isa)) return;
+        var rng = new Random(2);
+        foreach (int n in Sizes)
+        {
+            using Buf<Half> w = Halves(rng, n);
+            using Buf<float> x = Floats(rng, n);
+            float scale = 0f;
+            for (int i = 0; i < n; i++) scale += MathF.Abs((float)w[i] * x[i]);
+            AssertClose(VectorOpsReference.DotF16(w.P, x.P, n), VectorOps.DotF16(isa, w.P, x.P, n), scale, $"n={n}");
+        }
+    }
+
+    [Theory, MemberData(nameof(Isas))]
+    public void Axpy(Isa isa)
+    {
+        if (Unavailable(isa)) return;
+        var rng = new Random(3);
+        foreach (int n in Sizes)
+        {
+            using Buf<float> want = Floats(rng, n), got = want.Clone(), x = Floats(rng, n);
+            float a = NextFloat(rng);
+            VectorOpsReference.Axpy(want.P, a, x.P, n);
+            VectorOps.Axpy(isa, got.P, a, x.P, n);
+            AssertBitsEqual(want, got, $"n={n}");
+        }
+    }
+
+    [Theory, MemberData(nameof(Isas))]
+    public void AxpyF16(Isa isa)
+    {
+        if (Unavailable(isa)) return;
+        var rng = new Random(4);
+        foreach (int n in Sizes)
+        {
+            using Buf<float> want = Floats(rng, n), got = want.Clone();
+            using Buf<Half> x = Halves(rng, n);
+            float a = NextFloat(rng);
+            VectorOpsReference.AxpyF16(want.P, a, x.P, n);
+            VectorOps.AxpyF16(isa, got.P, a, x.P, n);
+            AssertBitsEqual(want, got, $"n={n}");
+        }
+    }
+
+    // rows not a multiple of 4 exercise the single-row tail; the padding between rows (rowStride > cols) is NaN,
+    // so a kernel that reads past cols in a row fails.
+    static readonly int[] MatVecRows = [0, 1, 3, 4, 5, 7, 8, 13];
+
+    [Theory, MemberData(nameof(Isas))]
+    public void MatVec(Isa isa)
+    {
+        if (Unavailable(isa)) return;
+        var rng = new Random(5);
+        foreach (int rows in MatVecRows)
+            foreach (int cols in Sizes)
+                foreach (int pad in new[] { 0, 3 })
+                {
+                    long stride = cols + pad;
+                    using Buf<float> w = Floats(rng, (int)(rows * stride)), x = Floats(rng, cols);
+                    for (int r = 0; r < rows; r++)
+                        for (int j = cols; j < stride; j++) w[r * stride + j] = float.NaN;
+                    using Buf<float> want = new(rows, float.NaN), got = new(rows, float.NaN);
+                    VectorOpsReference.MatVec(want.P, w.P, stride, x.P, rows, cols);
+                    VectorOps.MatVec(isa, got.P, w.P, stride, x.P, rows, cols);
+                    got.AssertGuardIntact();
+                    for (int r = 0; r < rows; r++)
+                    {
+                        float scale = 0f;
+                        for (int j = 0; j < cols; j++) scale += MathF.Abs(w[r * stride + j] * x[j]);
+                        AssertClose(want[r], got[r], scale, $"rows={rows} cols={cols} stride={stride} r={r}");
+                    }
+                }
+    }
+
+    [Theory, MemberData(nameof(Isas))]
+    public void MatVecF16(Isa isa)
+    {
+        if (Unavailable(isa)) return;
+        var rng = new Random(6);
+        foreach (int rows in MatVecRows)
+            foreach (int cols in Sizes)
+                foreach (int pad in new[] { 0, 3 })
+                {
+                    long stride = cols + pad;
+                    using Buf<Half> w = Halves(rng, (int)(rows * stride));
+                    using Buf<float> x = Floats(rng, cols);
+                    for (int r = 0; r < rows; r++)
+                        for (int j = cols; j < stride; j++) w[r * stride + j] = Half.NaN;
+                    using Buf<float> want = new(rows, float.NaN), got = new(rows, float.NaN);
+                    VectorOpsReference.MatVecF16(want.P, w.P, stride, x.P, rows, cols);
+                    VectorOps.MatVecF16(isa, got.P, w.P, stride, x.P, rows, cols);
+                    got.AssertGuardIntact();
+                    for (int r = 0; r < rows; r++)
+                    {
+                        float scale = 0f;
+                        for (int j = 0; j < cols; j++) scale += MathF.Abs((float)w[r * stride + j] * x[j]);
+                        AssertClose(want[r], got[r], scale, $"rows={rows} cols={cols} stride={stride} r={r}");
+                    }
+                }
+    }
+
+    [Theory, MemberData(nameof(Isas))]
+    public void RmsNorm(Isa isa)
+    {
+        if (Unavailable(isa)) return;
+        var rng = new Random(7);
+        foreach (int n in Sizes)
+        {
+            using Buf<float> x = Floats(rng, n), weight = Floats(rng, n);
+            using Buf<float> want = new(n, float.NaN), got = new(n, float.NaN), inPlace = x.Clone();
+            VectorOpsReference.RmsNorm(want.P, x.P, weight.P, n, 1e-5f);
+            VectorOps.RmsNorm(isa, got.P, x.P, weight.P, n, 1e-5f);
+            VectorOps.RmsNorm(isa, inPlace.P, inPlace.P, weight.P, n, 1e-5f);
+            got.AssertGuardIntact();
+            inPlace.AssertGuardIntact();
+            for (int i = 0; i < n; i++)
+            {
+                AssertClose(want[i], got[i], MathF.Abs(want[i]), $"n={n} i={i}");
+                Assert.Equal(BitConverter.SingleToInt32Bits(got[i]), BitConverter.SingleToInt32Bits(inPlace[i]));
+            }
+        }
+    }
+
+    // Softmax keeps the exp and the sum scalar and in C's order, so it matches the reference exactly.
+    [Theory, MemberData(nameof(Isas))]
+    public void Softmax(Isa isa)
+    {
+        if (Unavailable(isa)) return;
+        var rng = new Random(8);
+        foreach (int n in Sizes)
+        {
+            using Buf<float> want = Floats(rng, n, 8f), got = want.Clone();
+            VectorOpsReference.Softmax(want.P, n);
+            VectorOps.Softmax(isa, got.P, n);
+            AssertBitsEqual(want, got, $"n={n}");
+        }
+    }
+
+    [Theory, MemberData(nameof(Isas))]
+    public void Add(Isa isa)
+    {
+        if (Unavailable(isa)) return;
+        var rng = new Random(9);
+        foreach (int n in Sizes)
+        {
+            using Buf<float> want = Floats(rng, n), got = want.Clone(), x = Floats(rng, n);
+            VectorOpsReference.Add(want.P, x.P, n);
+            VectorOps.Add(isa, got.P, x.P, n);
+            AssertBitsEqual(want, got, $"n={n}");
+        }
+    }
+
+    [Theory, MemberData(nameof(Isas))]
+    public void Mul(Isa isa)
+    {
+        if (Unavailable(isa)) return;
+        var rng = new Random(10);
+        foreach (int n in Sizes)
+        {
+            using Buf<float> want = Floats(rng, n), got = want.Clone(), x = Floats(rng, n);
+            VectorOpsReference.Mul(want.P, x.P, n);
+            VectorOps.Mul(isa, got.P, x.P, n);
+            AssertBitsEqual(want, got, $"n={n}");
+        }
+    }
+
+    // Silu and Gelu are scalar on every Isa (no exact vector exp/tanh), so there is one body to check.
+    [Fact]
+    public void Silu()
+    {
+        var rng = new Random(11);
+        foreach (int n in Sizes)
+        {
+            using Buf<float> want = WithSpecials(Floats(rng, n, 10f)), got = want.Clone();
+            VectorOpsReference.Silu(want.P, n);
+            VectorOps.Silu(got.P, n);
+            AssertBitsEqual(want, got, $"n={n}");
+        }
+    }
+
+    [Fact]
+    public void Gelu()
+    {
+        var rng = new Random(12);
+        foreach (int n in Sizes)
+        {
+            using Buf<float> want = WithSpecials(Floats(rng, n, 10f)), got = want.Clone();
+            VectorOpsReference.Gelu(want.P, n);
+            VectorOps.Gelu(got.P, n);
+            AssertBitsEqual(want, got, $"n={n}");
+        }
+    }
+
+    [Theory, MemberData(nameof(Isas))]
+    public void Relu(Isa isa)
+    {
+        if (Unavailable(isa)) return;
+        var rng = new Random(13);
+        foreach (int n in Sizes)
+        {
+            using Buf<float> want = WithSpecials(Floats(rng, n)), got = want.Clone();
+            VectorOpsReference.Relu(want.P, n);
+            VectorOps.Relu(isa, got.P, n);
+            AssertBitsEqual(want, got, $"n={n}");
+        }
+    }
+
+    [Theory, MemberData(nameof(Isas))]
+    public void FatRelu(Isa isa)
+    {
+        if (Unavailable(isa)) return;
+        var rng = new Random(14);
+        const float threshold = 0.25f;
+        foreach (int n in Sizes)
+        {
+            using Buf<float> want = WithSpecials(Floats(rng, n)), got = want.Clone();
+            if (n > 5) want[5] = got[5] = threshold;
+            VectorOpsReference.FatRelu(want.P, n, threshold);
+            VectorOps.FatRelu(isa, got.P, n, threshold);
+            AssertBitsEqual(want, got, $"n={n}");
+        }
+    }
+
+    [Theory, MemberData(nameof(Isas))]
+    public void ArgMax(Isa isa)
+    {
+        if (Unavailable(isa)) return;
+        var rng = new Random(15);
+        foreach (int n in Sizes)
+        {
+            using Buf<float> x = Floats(rng, n);
+            Assert.Equal(VectorOpsReference.ArgMax(x.P, n), VectorOps.ArgMax(isa, x.P, n));
+        }
+        // Ties (first wins), ±0, NaN at the start (C keeps index 0) and later (never wins), all -inf.
+        float[][] cases =
+        [
+            [1, 3, 3, 2], [-0f, 0f, -0f], [0f, -0f], [float.NaN, 5, 6], [1, float.NaN, 2, float.NaN],
+            [float.NegativeInfinity, float.NegativeInfinity],
+            [.. Enumerable.Repeat(2f, 40)], [.. Enumerable.Range(0, 40).Select(i => i % 17 == 16 ? 9f : i * 0.1f)],
+            [.. Enumerable.Range(0, 40).Select(i => i == 0 ? float.NaN : i == 33 ? 50f : 1f)],
+        ];
+        foreach (float[] values in cases)
+        {
+            using Buf<float> x = new(values.Length, float.NaN);
+            values.CopyTo(x.Span);
+            Assert.Equal(VectorOpsReference.ArgMax(x.P, values.Length), VectorOps.ArgMax(isa, x.P, values.Length));
+        }
+    }
+
+    // Every half bit pattern, converted by the kernel and by (float)Half: bit for bit, except that any NaN matches any NaN.
+    [Theory, MemberData(nameof(Isas))]
+    public void ToSingleExhaustive(Isa isa)
+    {
+        if (Unavailable(isa)) return;
+        using Buf<Half> src = new(65536, Half.NaN);
+        for (int i = 0; i < 65536; i++) src[i] = BitConverter.UInt16BitsToHalf((ushort)i);
+        using Buf<float> want = new(65536, float.NaN), got = new(65536, float.NaN);
+        VectorOpsReference.ToSingle(want.P, src.P, 65536);
+        VectorOps.ToSingle(isa, got.P, src.P, 65536);
+        got.AssertGuardIntact();
+        for (int i = 0; i < 65536; i++)
+        {
+            bool same = float.IsNaN(want[i]) ? float.IsNaN(got[i]) : BitConverter.SingleToInt32Bits(want[i]) == BitConverter.SingleToInt32Bits(got[i]);
+            if (!same) Assert.Fail($"(float)half 0x{i:X4}: want 0x{BitConverter.SingleToInt32Bits(want[i]):X8}, got 0x{BitConverter.SingleToInt32Bits(got[i]):X8}");
+        }
+    }
+
+    // Every half value, the midpoints to its neighbours (ties to even) and one float ulp either side of them,
+    // plus random float bit patterns: the kernel against (Half)float.
+    [Theory, MemberData(nameof(Isas))]
+    public void ToHalfExhaustive(Isa isa)
+    {
+        if (Unavailable(isa)) return;
+        var values = new List<float>();
+        for (int i = 0; i < 65536; i++)
+        {
+            float f = (float)BitConverter.UInt16BitsToHalf((ushort)i);
+            float next = (float)BitConverter.UInt16BitsToHalf((ushort)(i + 1));
+            values.Add(f);
+            if ((i & 0x7FFF) >= 0x7C00 || (i & 0x7FFF) == 0x7BFF) continue;
+            float mid = (f + next) / 2; // exact: halves have 11 significant bits
+            values.AddRange([mid, MathF.BitDecrement(mid), MathF.BitIncrement(mid)]);
+        }
+        // The largest half's midpoint to infinity, 65520, which rounds to infinity.
+        values.AddRange([65520f, MathF.BitDecrement(65520f), -65520f, float.MaxValue, float.Epsilon]);
+        var rng = new Random(16);
+        for (int i = 0; i < 200_000; i++) values.Add(BitConverter.Int32BitsToSingle(rng.Next() ^ (rng.Next(2) << 31)));
+        int n = values.Count;
+        using Buf<float> src = new(n, float.NaN);
+        values.CopyTo(src.Span);
+        using Buf<Half> want = new(n, Half.NaN), got = new(n, Half.NaN);
+        VectorOpsReference.ToHalf(want.P, src.P, n);
+        VectorOps.ToHalf(isa, got.P, src.P, n);
+        got.AssertGuardIntact();
+        for (int i = 0; i < n; i++)
+        {
+            bool same = Half.IsNaN(want[i]) ? Half.IsNaN(got[i]) : BitConverter.HalfToUInt16Bits(want[i]) == BitConverter.HalfToUInt16Bits(got[i]);
+            if (!same)
+                Assert.Fail($"(Half){src[i]:R} (0x{BitConverter.SingleToUInt32Bits(src[i]):X8}): want 0x{BitConverter.HalfToUInt16Bits(want[i]):X4}, got 0x{BitConverter.HalfToUInt16Bits(got[i]):X4}");
+        }
+    }
+
+    [Theory, MemberData(nameof(Isas))]
+    public void ConversionsOnOddSizes(Isa isa)
+    {
+        if (Unavailable(isa)) return;
+        var rng = new Random(17);
+        foreach (int n in Sizes)
+        {
+            using Buf<Half> halves = Halves(rng, n), wantHalves = new(n, Half.NaN), gotHalves = new(n, Half.NaN);
+            using Buf<float> floats = Floats(rng, n, 100f), wantFloats = new(n, float.NaN), gotFloats = new(n, float.NaN);
+            VectorOpsReference.ToSingle(wantFloats.P, halves.P, n);
+            VectorOps.ToSingle(isa, gotFloats.P, halves.P, n);
+            AssertBitsEqual(wantFloats, gotFloats, $"ToSingle n={n}");
+            VectorOpsReference.ToHalf(wantHalves.P, floats.P, n);
+            VectorOps.ToHalf(isa, gotHalves.P, floats.P, n);
+            gotHalves.AssertGuardIntact();
+            for (int i = 0; i < n; i++)
+                Assert.Equal(BitConverter.HalfToUInt16Bits(wantHalves[i]), BitConverter.HalfToUInt16Bits(gotHalves[i]));
+        }
+    }
+
+    [Fact]
+    public void IsaSupportIsConsistent()
+    {
+        output.WriteLine(IsaSupport.Describe());
+        Assert.True(IsaSupport.IsAvailable(Isa.Scalar));
+        Assert.True(IsaSupport.IsAvailable(IsaSupport.Best));
+        Assert.StartsWith(IsaSupport.Best.ToString(), IsaSupport.Describe());
+        foreach (Isa isa in Enum.GetValues<Isa>())
+            if (isa > IsaSupport.Best) Assert.False(IsaSupport.IsAvailable(isa));
+    }
+
+    static float NextFloat(Random rng, float scale = 1f) => (float)(rng.NextDouble() * 2 - 1) * scale;
+
+    static Buf<float> Floats(Random rng, int n, float scale = 1f)
+    {
+        var b = new Buf<float>(n, float.NaN);
+        for (int i = 0; i < n; i++) b[i] = NextFloat(rng, scale);
+        return b;
+    }
+
+    // Mostly normal halves in (-2, 2), with every seventh tiny enough to be subnormal.
+    static Buf<Half> Halves(Random rng, int n)
+    {
+        var b = new Buf<Half>(n, Half.NaN);
+        for (int i = 0; i < n; i++) b[i] = (Half)NextFloat(rng, i % 7 == 6 ? 6e-5f : 2f);
+        return b;
+    }
+
+    // Overwrites the first few elements with the values activations must treat exactly as C does.
+    static Buf<float> WithSpecials(Buf<float> b)
+    {
+        float[] specials = [float.NaN, -0f, 0f, float.PositiveInfinity, float.NegativeInfinity, float.Epsilon, -float.Epsilon, 100f, -100f];
+        for (int i = 0; i < Math.Min(b.Length, specials.Length); i++) b[i] = specials[i];
+        return b;
+    }
+
+    static void AssertClose(float want, float got, float scale, string what)
+    {
+        float error = MathF.Abs(want - got);
+        if (!(error <= Tolerance * scale)) Assert.Fail($"{what}: want {want:R}, got {got:R}, error {error:R} > {Tolerance} * {scale:R}");
+    }
+
+    static void AssertBitsEqual(Buf<float> want, Buf<float> got, string what)
+    {
+        got.AssertGuardIntact();
+        for (int i = 0; i < want.Length; i++)
+        {
+            int w = BitConverter.SingleToInt32Bits(want[i]), g = BitConverter.SingleToInt32Bits(got[i]);
+            if (w != g) Assert.Fail($"{what} i={i}: want {want[i]:R} (0x{w:X8}), got {got[i]:R} (0x{g:X8})");
+        }
+    }
+}
+
+/// <summary>
+/// n elements of pinned native-layout memory, starting one element past the array's (aligned) start so
+/// kernels see an unaligned pointer, followed by guard elements that must survive untouched.
+/// </summary>
+sealed unsafe class Buf<T>(int n, T guard) : IDisposable where T : unmanaged
+{
+    const int Guard = 64;
+    readonly T[] array = CreateArray(n, guard);
+
+    public int Length => n;
+    public T* P => (T*)Unsafe.AsPointer(ref array[1]);
+    public Span<T> Span => array.AsSpan(1, n);
+
+    public T this[long i]
+    {
+        get => array[1 + i];
+        set => array[1 + i] = value;
+    }
+
+    public Buf<T> Clone()
+    {
+        var copy = new Buf<T>(n, guard);
+        Span.CopyTo(copy.Span);
+        return copy;
+    }
+
+    // Compared bit for bit: the guard is usually NaN.
+    public void AssertGuardIntact()
+    {
+        ReadOnlySpan<byte> expected = MemoryMarshal.AsBytes(new ReadOnlySpan<T>(in guard));
+        if (!MemoryMarshal.AsBytes(array.AsSpan(0, 1)).SequenceEqual(expected)) Assert.Fail("kernel wrote before its output");
+        for (int i = 1 + n; i < array.Length; i++)
+            if (!MemoryMarshal.AsBytes(array.AsSpan(i, 1)).SequenceEqual(expected)) Assert.Fail($"kernel wrote past its output, at element {i - 1}");
+    }
+
+    // The kernels hold only raw pointers; `using` keeps the pinned array reachable (not collected) until the scope ends.
+    public void Dispose() => GC.KeepAlive(array);
+
+    static T[] CreateArray(int n, T guard)
+    {
+        var a = GC.AllocateArray<T>(1 + n + Guard, pinned: true);
+        a.AsSpan().Fill(guard);
+        return a;
+    }
+}
