@@ -5,12 +5,14 @@ set -euo pipefail
 
 usage() {
   cat <<'USAGE'
-usage: ./publish.sh modelspecs/<name>.yaml [--weights CKPT] [--tokenizer TOK] [--output DIR] [--rid RID] [--keep-symbols]
+usage: ./publish.sh modelspecs/<name>.yaml [--weights CKPT] [--tokenizer TOK] [--output DIR] [--rid RID] [--cpu ISA] [--keep-symbols]
 
   --weights CKPT     llama2.c checkpoint (default: modelspecs/<name>/model.bin when it exists)
   --tokenizer TOK    llama2.c tokenizer.bin (default: modelspecs/<name>/tokenizer.bin)
   --output DIR       where to put the result (default: artifacts/<name>)
   --rid RID          runtime identifier (default: linux-x64; the only one this version builds)
+  --cpu ISA          instruction set the executable may assume (default for linux-x64: x86-64-v3, i.e. AVX2+FMA;
+                     e.g. x86-64-v2, x86-64-v4 for AVX-512, or native for this machine)
   --keep-symbols     do not strip native symbols from the executable
 
 Produces DIR/<name> (the executable with the model packed in) and DIR/<name>.afm (the model file).
@@ -21,7 +23,7 @@ USAGE
 [[ $# -ge 1 ]] || { usage >&2; exit 2; }
 case "$1" in -h|--help) usage; exit 0 ;; esac
 spec=$1; shift
-weights="" tokenizer="" output="" rid="linux-x64" strip=true
+weights="" tokenizer="" output="" rid="linux-x64" strip=true cpu=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --weights) weights=${2:?--weights needs a file}; shift 2 ;;
@@ -29,6 +31,7 @@ while [[ $# -gt 0 ]]; do
     --output) output=${2:?--output needs a directory}; shift 2 ;;
     --rid) rid=${2:?--rid needs a runtime identifier}; shift 2 ;;
     --keep-symbols) strip=false; shift ;;
+    --cpu) cpu=${2:?--cpu needs an instruction set}; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "publish.sh: error: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -50,7 +53,7 @@ build=$output/build
 
 echo "publish.sh: building $name for $rid (Native AOT)..." >&2
 dotnet publish "$root/host/AotFlash.Host.csproj" -c Release -r "$rid" --nologo -v quiet \
-  -p:ModelSpec="$spec" -p:ModelName="$name" -p:StripSymbols="$strip" -o "$build" >&2
+  -p:ModelSpec="$spec" -p:ModelName="$name" -p:StripSymbols="$strip" ${cpu:+-p:IlcInstructionSet="$cpu"} -o "$build" >&2
 
 exe=$build/$name
 if [[ -n "$weights" ]]; then

@@ -49,8 +49,13 @@ namespace AotFlash.Generator
                 {
                     var site = new SourceSite(path, (int)e.Start.Index, Math.Max(0, (int)(e.End.Index - e.Start.Index)),
                         (int)e.Start.Line - 1, (int)e.Start.Column - 1, (int)e.End.Line - 1, (int)e.End.Column - 1);
-                    string message = e.InnerException is { } inner && e.Message == "Duplicate key" ? "duplicate key (" + inner.Message + ")" : e.Message;
-                    diagnostics.Add(Info(DiagnosticDescriptors.MalformedYaml, site, message));
+                    diagnostics.Add(Info(DiagnosticDescriptors.MalformedYaml, site, e.Message));
+                    return Result(null, diagnostics, fileStart);
+                }
+                catch (InvalidOperationException e)
+                {
+                    // YamlDotNet's scanner fails this way on some unterminated flow collections; it gives no position.
+                    diagnostics.Add(Info(DiagnosticDescriptors.MalformedYaml, fileStart, "the YAML scanner gave up (" + e.Message + "); look for an unclosed [ or {"));
                     return Result(null, diagnostics, fileStart);
                 }
 

@@ -1,0 +1,128 @@
+using Microsoft.CodeAnalysis;
+
+namespace AotFlash.Tests.Generator;
+
+/// <summary>One test per diagnostic: its id, and the YAML file, line and column it points at.</summary>
+public sealed class DiagnosticTests
+{
+    private const string Valid = """
+        name: tiny
+        family: llama
+        dim: 64
+        hidden_dim: 172
+        layers: 2
+        heads: 8
+        kv_heads: 4
+        vocab: 512
+        context: 128
+        activation: relu
+        tokenizer: { kind: llama2c, bos: 1, eos: 2, stop: [1] }
+        weights: { dtype: f32 }
+        flash: { window: 4, predictor_rank: 32, io_threads: 8, dram_budget: 50% }
+        """;
+
+    /// <summary>Replaces the line that starts with <paramref name="key"/> (or appends when null).</summary>
+    private static string With(string? key, string? line)
+    {
+        var lines = Valid.Split('\n').ToList();
+        int i = key is null ? -1 : lines.FindIndex(l => l.StartsWith(key + ":", StringComparison.Ordinal));
+        if (i >= 0 && line is null) lines.RemoveAt(i);
+        else if (i >= 0) lines[i] = line!;
+        else lines.Add(line!);
+        return string.Join('\n', lines);
+    }
+
+    private static Diagnostic Single(string yaml, string id)
+    {
+        var result = SpecGenerator.Run(("/specs/tiny.yaml", yaml));
+        var d = Assert.Single(result.GeneratorDiagnostics);
+        Assert.True(d.Id == id, d.ToString());
+        Assert.Equal(DiagnosticSeverity.Error, d.Severity);
+        Assert.Equal("/specs/tiny.yaml", d.Location.GetLineSpan().Path);
+        Assert.DoesNotContain(result.Sources.Keys, k => k.StartsWith("Tiny", StringComparison.Ordinal));
+        return d;
+    }
+
+    /// <summary>1-based line and column, as an editor shows them.</summary>
+    private static (int Line, int Column) At(Diagnostic d)
+    {
+        var p = d.Location.GetLineSpan().StartLinePosition;
+        return (p.Line + 1, p.Character + 1);
+    }
+
+    [Fact]
+    public void ValidSpecHasNoDiagnostics() => Assert.Empty(SpecGenerator.Run(("/specs/tiny.yaml", Valid)).GeneratorDiagnostics);
+
+    [Fact]
+    public void AF0001_MalformedYaml()
+    {
+        var d = Single(With("dim", "dim: 64: 3"), "AF0001");
+        Assert.Equal(3, At(d).Line);
+        Assert.Equal("AF0001", Single(With("dim", "dim: [64"), "AF0001").Id);
+        Assert.Equal("AF0001", Single("", "AF0001").Id);
+        Assert.Contains("Duplicate key dim", Single(With(null, "dim: 32"), "AF0001").GetMessage());
+    }
+
+    [Fact]
+    public void AF0002_UnknownKey()
+    {
+        var d = Single(With(null, "dimension: 64"), "AF0002");
+        Assert.Equal((14, 1), At(d));
+        Assert.Contains("'dimension'", d.GetMessage());
+        var nested = Single(With("flash", "flash: { window: 4, windw: 2 }"), "AF0002");
+        Assert.Equal((13, 21), At(nested));
+    }
+
+    [Fact]
+    public void AF0003_MissingKey() => Assert.Contains("'vocab'", Single(With("vocab", null), "AF0003").GetMessage());
+
+    [Fact]
+    public void AF0004_WrongType()
+    {
+        var d = Single(With("layers", "layers: two"), "AF0004");
+        Assert.Equal((5, 9), At(d));
+        Assert.Contains("must be an integer", d.GetMessage());
+        Assert.Equal("AF0004", Single(With("dim", "dim: \"64\""), "AF0004").Id);
+        Assert.Equal("AF0004", Single(With("tokenizer", "tokenizer: llama2c"), "AF0004").Id);
+        Assert.Equal("AF0004", Single(With("flash", "flash: { dram_budget: lots }"), "AF0004").Id);
+    }
+
+    [Fact]
+    public void AF0005_NonPositiveSize()
+    {
+        var d = Single(With("hidden_dim", "hidden_dim: 0"), "AF0005");
+        Assert.Equal((4, 13), At(d));
+        Assert.Equal("AF0005", Single(With("context", "context: -5"), "AF0005").Id);
+    }
+
+    [Fact]
+    public void AF0006_DimNotDivisibleByHeads() => Assert.Equal((6, 8), At(Single(With("heads", "heads: 12"), "AF0006")));
+
+    [Fact]
+    public void AF0007_HeadsNotDivisibleByKvHeads() => Assert.Equal((7, 11), At(Single(With("kv_heads", "kv_heads: 3"), "AF0007")));
+
+    [Theory]
+    [InlineData("family", "family: gpt", 2, 9)]
+    [InlineData("activation", "activation: tanh", 10, 13)]
+    [InlineData("weights", "weights: { dtype: q3 }", 12, 19)]
+    [InlineData(null, "norm: layernorm", 14, 7)]
+    public void AF0008_Unsupported(string? key, string line, int row, int column) =>
+        Assert.Equal((row, column), At(Single(With(key, line), "AF0008")));
+
+    [Fact]
+    public void AF0009_InvalidValue()
+    {
+        Assert.Contains("outside the vocabulary", Single(With("tokenizer", "tokenizer: { kind: llama2c, bos: 1, eos: 2, stop: [600] }"), "AF0009").GetMessage());
+        Assert.Contains("even head size", Single(With("heads", "heads: 64"), "AF0009").GetMessage()); // head size 1
+    }
+
+    [Fact]
+    public void AF0010_DuplicateModelName()
+    {
+        var result = SpecGenerator.Run(("/specs/a.yaml", Valid), ("/specs/b.yaml", Valid));
+        var d = Assert.Single(result.GeneratorDiagnostics);
+        Assert.Equal("AF0010", d.Id);
+        Assert.Equal("/specs/b.yaml", d.Location.GetLineSpan().Path);
+        Assert.Empty(result.CompileErrors);
+    }
+}
