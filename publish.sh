@@ -9,8 +9,9 @@ usage: ./publish.sh modelspecs/<name>.yaml [--weights CKPT] [--tokenizer TOK] [-
 
   --weights CKPT     llama2.c checkpoint (default: modelspecs/<name>/model.bin when it exists)
   --tokenizer TOK    llama2.c tokenizer.bin (default: modelspecs/<name>/tokenizer.bin)
-  --output DIR       where to put the result (default: artifacts/<name>)
-  --rid RID          runtime identifier (default: linux-x64; the only one this version builds)
+  --output DIR       where to put the result (default: artifacts/<name>, or artifacts/<name>-<rid> for other RIDs)
+  --rid RID          linux-x64 (default) or linux-arm64 (cross-compiled with clang + lld; the model is converted by
+                     running the new binary under qemu-aarch64, so qemu-user must be installed)
   --cpu ISA          instruction set the executable may assume (default for linux-x64: x86-64-v3, i.e. AVX2+FMA;
                      e.g. x86-64-v2, x86-64-v4 for AVX-512, or native for this machine)
   --keep-symbols     do not strip native symbols from the executable
@@ -38,7 +39,14 @@ while [[ $# -gt 0 ]]; do
 done
 
 [[ -f "$spec" ]] || { echo "publish.sh: error: spec '$spec' not found" >&2; exit 2; }
-[[ "$rid" == "linux-x64" ]] || { echo "publish.sh: error: --rid $rid is not supported yet (linux-x64 only)" >&2; exit 2; }
+cross=()
+case "$rid" in
+  linux-x64) ;;
+  linux-arm64)
+    cross=(-p:LinkerFlavor=lld -p:ObjCopyName=aarch64-linux-gnu-objcopy)
+    [[ "$(uname -m)" == aarch64 ]] && cross=() ;;
+  *) echo "publish.sh: error: --rid $rid is not supported (linux-x64, linux-arm64)" >&2; exit 2 ;;
+esac
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 spec=$(cd "$(dirname "$spec")" && pwd)/$(basename "$spec")
 name=$(basename "$spec"); name=${name%.yaml}; name=${name%.yml}
@@ -46,19 +54,26 @@ specdir=$(dirname "$spec")/$name
 [[ -n "$weights" || ! -f "$specdir/model.bin" ]] || weights=$specdir/model.bin
 [[ -n "$tokenizer" || ! -f "$specdir/tokenizer.bin" ]] || tokenizer=$specdir/tokenizer.bin
 [[ -z "$weights" || -n "$tokenizer" ]] || { echo "publish.sh: error: --weights needs --tokenizer too" >&2; exit 2; }
-output=${output:-$root/artifacts/$name}
+if [[ "$rid" == linux-x64 ]]; then output=${output:-$root/artifacts/$name}; else output=${output:-$root/artifacts/$name-$rid}; fi
 mkdir -p "$output"
 output=$(cd "$output" && pwd)
 build=$output/build
 
 echo "publish.sh: building $name for $rid (Native AOT)..." >&2
 dotnet publish "$root/host/AotFlash.Host.csproj" -c Release -r "$rid" --nologo -v quiet \
-  -p:ModelSpec="$spec" -p:ModelName="$name" -p:StripSymbols="$strip" ${cpu:+-p:IlcInstructionSet="$cpu"} -o "$build" >&2
+  -p:ModelSpec="$spec" -p:ModelName="$name" -p:StripSymbols="$strip" ${cpu:+-p:IlcInstructionSet="$cpu"} \
+  "${cross[@]}" -o "$build" >&2
 
 exe=$build/$name
+run=("$exe")
+if [[ ${#cross[@]} -gt 0 ]]; then
+  command -v qemu-aarch64 >/dev/null ||
+    { echo "publish.sh: error: converting for $rid on $(uname -m) needs qemu-aarch64 (apt-get install qemu-user)" >&2; exit 1; }
+  run=(qemu-aarch64 -L /usr/aarch64-linux-gnu "$exe")
+fi
 if [[ -n "$weights" ]]; then
-  "$exe" convert --weights "$weights" --tokenizer "$tokenizer" -o "$output/$name.afm" --force >&2
-  "$exe" pack "$output/$name.afm" -o "$output/$name" --force >&2
+  "${run[@]}" convert --weights "$weights" --tokenizer "$tokenizer" -o "$output/$name.afm" --force >&2
+  "${run[@]}" pack "$output/$name.afm" -o "$output/$name" --force >&2
 else
   echo "publish.sh: no weights given: $output/$name needs --model FILE at run time" >&2
   cp "$exe" "$output/$name"

@@ -39,7 +39,7 @@ public static class InfoCommand
         o.AppendLine($"flash          {Bytes(layout.FlashBytes)}: {s.Layers} layers x {s.HiddenDim} neuron bundles of {layout.BundleStride} bytes " +
                      $"[gate row | up row | down column], layer stride {layout.FlashLayerBytes}");
         o.AppendLine($"kv cache       {Bytes(2L * s.Layers * s.Context * s.KvDim * 4)} (f32)");
-        o.AppendLine($"cpu            {IsaSupport.Describe()}, {Environment.ProcessorCount} logical cores");
+        o.AppendLine($"cpu            {IsaSupport.Describe()}, {Environment.ProcessorCount} logical cores, {Threading.CpuTopology.PhysicalCores} physical (default threads)");
         if (a.Flag("--tensors"))
             foreach (var t in layout.ResidentTensors)
                 o.AppendLine($"  {t.Name,-26} offset {t.Offset,12}  [{t.Rows}, {t.Cols}] {t.Type.ToString().ToLowerInvariant()}");

@@ -14,7 +14,7 @@ public static class RunCommand
         new(["-p", "--prompt"], "TEXT", "prompt text (default: empty, i.e. start from BOS)"),
         new(["-f", "--file"], "FILE", "read the prompt from a file (raw bytes)"),
         new(["-n", "--n-predict"], "N", "most tokens to generate (default -1: until a stop token or the context is full)"),
-        new(["-t", "--threads"], "N", $"compute threads (default {DefaultThreads})"),
+        new(["-t", "--threads"], "N", $"compute threads (default: the physical cores, {DefaultThreads} here)"),
         new(["-s", "--seed"], "S", "random seed (default: from the clock)"),
         new(["--temp"], "T", "temperature, 0 = greedy (default 0.8)"),
         new(["--top-k"], "K", "keep the K most likely tokens, 0 = off (default 40)"),
@@ -26,7 +26,7 @@ public static class RunCommand
         ModelLoader.ModelOption,
     ];
 
-    public static int DefaultThreads => Math.Max(1, Environment.ProcessorCount);
+    public static int DefaultThreads => Threading.CpuTopology.PhysicalCores;
 
     public static string Help(CliContext ctx) => CommandLine.HelpText(
         $"{ctx.ProgramName} run [-p PROMPT | -f FILE] [-n N] [--temp T --top-k K --top-p P --min-p P -s SEED] [-t N] [--json [--dump-logits K]]",

@@ -11,21 +11,23 @@ public static class Published
     private static readonly string Root = Path.Combine(Path.GetTempPath(), "aotflash-tests-" + Environment.ProcessId);
 
     /// <summary>Path of the packed executable of <paramref name="model"/> (spec modelspecs/&lt;model&gt;.yaml, weights from ../shared).</summary>
-    public static string Executable(string model)
+    public static string Executable(string model, string rid = "linux-x64")
     {
         Gate.Wait();
         try
         {
-            if (Executables.TryGetValue(model, out var exe)) return exe;
+            string key = model + "/" + rid;
+            if (Executables.TryGetValue(key, out var exe)) return exe;
             var (weights, tokenizer) = ModelSource.Of(model);
-            string output = Path.Combine(Root, model);
+            string output = Path.Combine(Root, rid, model);
             var r = ProcessRunner.Run(Path.Combine(TestPaths.RepoRoot, "publish.sh"),
-                [Path.Combine(TestPaths.RepoRoot, "modelspecs", model + ".yaml"), "--weights", weights, "--tokenizer", tokenizer, "--output", output],
+                [Path.Combine(TestPaths.RepoRoot, "modelspecs", model + ".yaml"), "--weights", weights, "--tokenizer", tokenizer,
+                 "--output", output, "--rid", rid],
                 TestPaths.RepoRoot, timeoutSeconds: 900);
             Assert.True(r.ExitCode == 0, $"publish.sh {model} failed ({r.ExitCode}):\n{r.Stderr}\n{r.Stdout}");
             exe = r.Stdout.TrimEnd('\n').Split('\n')[^1];
             Assert.True(File.Exists(exe), $"publish.sh printed '{exe}', which does not exist");
-            Executables[model] = exe;
+            Executables[key] = exe;
             return exe;
         }
         finally
