@@ -119,7 +119,7 @@ namespace AotFlash.Generator
                 w.WriteLine("Add(X, Xb2, Dim);");
                 w.WriteLine("// feed-forward over neuron bundles: xb = rmsnorm(x); x += Σ_i act(gate_i·xb) (up_i·xb) down_i");
                 w.WriteLine("RmsNorm(Xb, X, ffnNorm, Dim, NormEps);");
-                w.WriteLine("GatedFfn(Xb2, Xb, ffn, Dim, HiddenDim, BundleStride, BundleUp, BundleDown);");
+                w.WriteLine("GatedFfn(Xb2, Xb, layer, ffn, Dim, HiddenDim, BundleStride, BundleUp, BundleDown);");
                 w.WriteLine("Add(X, Xb2, Dim);");
                 w.Indent--;
                 w.WriteLine("}");

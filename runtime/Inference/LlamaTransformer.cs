@@ -117,8 +117,9 @@ public abstract unsafe class LlamaTransformer<TWeights, TActivation> : Transform
     }
 
     /// <summary>output[dim] = Σ_i act(gate_i · x) (up_i · x) down_i over the layer's neuron bundles.</summary>
-    protected void GatedFfn(float* output, float* x, long ffn, int dim, int hidden, long stride, long up, long down)
+    protected void GatedFfn(float* output, float* x, int layer, long ffn, int dim, int hidden, long stride, long up, long down)
     {
+        FfnProbe?.Invoke(layer, x);
         NativeZero(output, dim);
         if (_team.Size == 1 || 3L * hidden * dim < ParallelThreshold)
         {

@@ -2,6 +2,9 @@ using AotFlash.Flash;
 
 namespace AotFlash.Inference;
 
+/// <summary>Receives x[dim], the input of layer <paramref name="layer"/>'s FFN.</summary>
+public unsafe delegate void FfnInputObserver(int layer, float* x);
+
 /// <summary>A model ready to run: one forward step per token, writing <see cref="Logits"/>. Not thread-safe; one per session.</summary>
 public abstract unsafe class Transformer : IDisposable
 {
@@ -28,6 +31,9 @@ public abstract unsafe class Transformer : IDisposable
         if ((uint)pos >= (uint)Info.Shape.Context)
             throw new ArgumentOutOfRangeException(nameof(pos), pos, $"position outside the context [0, {Info.Shape.Context})");
     }
+
+    /// <summary>Called with each layer's FFN input (after its norm) during <see cref="Forward"/>; used by calibration.</summary>
+    public FfnInputObserver? FfnProbe { get; set; }
 
     public abstract void Dispose();
 }
