@@ -64,11 +64,12 @@ namespace AotFlash.Generator
                             $"Stop: new int[] {{ {string.Join(", ", spec.Tokenizer.Stop)} }}),");
                 w.WriteLine($"new global::AotFlash.Inference.FlashDefaults(Window: {Int(spec.Flash.Window)}, PredictorRank: {Int(spec.Flash.PredictorRank)}, " +
                             $"IoThreads: {Int(spec.Flash.IoThreads)}, DramBudget: {Literal(spec.Flash.DramBudget)}),");
-                w.WriteLine($"static (weights, threads) => new {spec.ClassName}(weights, threads));");
+                w.WriteLine($"static (weights, ffn, threads) => new {spec.ClassName}(weights, ffn, threads));");
                 w.Indent--;
                 w.WriteLine();
 
-                w.WriteLine($"private {spec.ClassName}(global::AotFlash.Inference.ModelWeights weights, int threads) : base(Definition, weights, threads) {{ }}");
+                w.WriteLine($"private {spec.ClassName}(global::AotFlash.Inference.ModelWeights weights, global::AotFlash.Inference.IFfnSource ffn, int threads)");
+                w.WriteLine("    : base(Definition, weights, ffn, threads) { }");
                 w.WriteLine();
 
                 if (spec.Activation == "fatrelu")
@@ -117,9 +118,9 @@ namespace AotFlash.Generator
                 w.WriteLine("Attention(Xb, layer, pos, Heads, KvHeads, HeadSize, Context);");
                 w.WriteLine("MatVec(Xb2, wo, Xb, Dim, Dim);");
                 w.WriteLine("Add(X, Xb2, Dim);");
-                w.WriteLine("// feed-forward over neuron bundles: xb = rmsnorm(x); x += Σ_i act(gate_i·xb) (up_i·xb) down_i");
+                w.WriteLine("// feed-forward over the neuron bundles the FFN source selects: xb = rmsnorm(x); x += Σ_i act(gate_i·xb) (up_i·xb) down_i");
                 w.WriteLine("RmsNorm(Xb, X, ffnNorm, Dim, NormEps);");
-                w.WriteLine("GatedFfn(Xb2, Xb, layer, ffn, Dim, HiddenDim, BundleStride, BundleUp, BundleDown);");
+                w.WriteLine("GatedFfn(Xb2, Xb, layer, ffn, Dim, BundleStride, BundleUp, BundleDown);");
                 w.WriteLine("Add(X, Xb2, Dim);");
                 w.Indent--;
                 w.WriteLine("}");

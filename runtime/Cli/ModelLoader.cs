@@ -21,23 +21,21 @@ public static class ModelLoader
     }
 
     /// <summary>The loaded model with its tokenizer, and how long loading took.</summary>
-    public static (Transformer Model, Llama2cTokenizer Tokenizer, double LoadMs) Load(CliContext ctx, string? modelPath, int threads, DramAccount account)
+    public static (Transformer Model, Llama2cTokenizer Tokenizer, double LoadMs) Load(CliContext ctx, string? modelPath, EngineOptions options)
     {
         var clock = Stopwatch.StartNew();
         using var file = Open(ctx, modelPath);
-        var weights = ModelWeights.Load(file, ctx.Model, account);
+        var model = Engine.Load(ctx.Model, file, options);
         try
         {
-            Llama2cTokenizer tokenizer;
-            try { tokenizer = Llama2cTokenizer.Load(weights.TokenizerData, ctx.Model.Shape.Vocab); }
-            catch (InvalidDataException e) { throw new BadInputException($"{file.Source}: {e.Message}"); }
-            var model = ctx.Model.Create(weights, threads);
+            var tokenizer = Llama2cTokenizer.Load(model.Weights.TokenizerData, ctx.Model.Shape.Vocab);
             return (model, tokenizer, clock.Elapsed.TotalMilliseconds);
         }
-        catch
+        catch (InvalidDataException e)
         {
-            weights.Dispose();
-            throw;
+            model.Dispose();
+            model.Weights.Dispose();
+            throw new BadInputException($"{file.Source}: {e.Message}");
         }
     }
 }

@@ -20,7 +20,14 @@ public static class RunCommand
         new(["--top-k"], "K", "keep the K most likely tokens, 0 = off (default 40)"),
         new(["--top-p"], "P", "nucleus sampling mass, 1 = off (default 0.95)"),
         new(["--min-p"], "P", "drop tokens below P x the top probability, 0 = off (default 0.05)"),
-        new(["--mode"], "MODE", "dense (all weights in DRAM; the only mode of this build)"),
+        new(["--mode"], "MODE", "dense (all weights in DRAM), naive (whole FFN read from flash every token) or flash\n" +
+                                "                             (predicted neurons, cached, read sparsely); default: flash when the model\n" +
+                                "                             file has predictors (see calibrate), else dense"),
+        new(["--dram-budget"], "B", "hard cap on the engine's memory: 50% (of the model file) or a size such as 512MiB\n" +
+                                    "                             (default in flash mode: the spec's; otherwise none)"),
+        new(["--window"], "K", "flash mode: keep neurons used in the last K tokens cached (default: the spec's)"),
+        new(["--io-threads"], "N", "flash and naive modes: parallel flash reads (default: the spec's)"),
+        new(["--measure-recall"], null, "flash mode: also compute the true active neurons (reads every gate row) to report predictor_recall"),
         new(["--json"], null, "print one JSON object (ids, text, stop reason, stats) instead of streaming text"),
         new(["--dump-logits"], "K", "with --json: include the logits after positions 0..K-1"),
         ModelLoader.ModelOption,
@@ -45,11 +52,14 @@ public static class RunCommand
         byte[] prompt = promptFile is null ? Encoding.UTF8.GetBytes(promptText ?? "") : ReadPrompt(promptFile);
         int maxNew = a.Int("--n-predict", -1, min: -1);
         int threads = a.Int("--threads", DefaultThreads, min: 1, max: 1024);
-        string mode = a.String("--mode") ?? "dense";
-        if (mode != "dense")
-            throw new BadInputException(mode is "flash" or "naive"
-                ? $"--mode {mode} is not available in this build yet; use --mode dense"
-                : $"unknown --mode '{mode}' (dense)");
+        EngineMode? mode = a.String("--mode") switch
+        {
+            null => null,
+            "dense" => EngineMode.Dense,
+            "naive" => EngineMode.Naive,
+            "flash" => EngineMode.Flash,
+            var other => throw new BadInputException($"unknown --mode '{other}' (dense, naive, flash)"),
+        };
         bool json = a.Flag("--json");
         int dumpLogits = a.Int("--dump-logits", 0, min: 0, max: info.Shape.Context);
         if (dumpLogits > 0 && !json) throw new BadInputException("--dump-logits needs --json");
@@ -63,8 +73,17 @@ public static class RunCommand
         };
         sampling.Validate();
 
-        var account = new DramAccount();
-        var (model, tokenizer, loadMs) = ModelLoader.Load(ctx, a.String("--model"), threads, account);
+        var options = new EngineOptions
+        {
+            Mode = mode,
+            Threads = threads,
+            DramBudget = a.String("--dram-budget"),
+            Window = a.Int("--window", 0, min: 1),
+            IoThreads = a.Int("--io-threads", 0, min: 1, max: 256),
+            MeasureRecall = a.Flag("--measure-recall"),
+            Warn = message => ctx.Stderr.WriteLine("warning: " + message),
+        };
+        var (model, tokenizer, loadMs) = ModelLoader.Load(ctx, a.String("--model"), options);
         using var weights = model.Weights;
         using var _ = model;
         var session = new Session(model, tokenizer, new Sampler(info.Shape.Vocab, sampling));
@@ -84,13 +103,16 @@ public static class RunCommand
 
         if (json)
         {
-            WriteJson(ctx, result, text.ToArray(), loadMs, account, threads);
+            WriteJson(ctx, result, text.ToArray(), loadMs, model, threads);
         }
         else
         {
             CommandLine.Write(ctx, "\n");
-            ctx.Stderr.WriteLine($"[{result.GeneratedIds.Count} tokens ({result.StopReason}), load {loadMs:F1} ms, first token {result.TimeToFirstTokenMs:F1} ms, " +
-                                 $"{result.MsPerToken:F2} ms/token ({(result.MsPerToken > 0 ? 1000 / result.MsPerToken : 0):F1} tok/s), {threads} threads, dense]");
+            var st = TokenStats.Of(result, model);
+            ctx.Stderr.WriteLine($"[{result.GeneratedIds.Count} tokens ({result.StopReason}), {st.Mode}, {threads} threads: load {loadMs:F1} ms, " +
+                                 $"first token {result.TimeToFirstTokenMs:F1} ms, {result.MsPerToken:F2} ms/token " +
+                                 $"({(result.MsPerToken > 0 ? 1000 / result.MsPerToken : 0):F1} tok/s); per forward: io {st.IoMs:F2} ms, mem {st.MemMs:F2} ms, " +
+                                 $"compute {st.ComputeMs:F2} ms, {st.BytesRead / 1024.0:F0} KiB read, FFN density {st.Density:F3}; peak DRAM {DramAccount.Format(model.Weights.Account.Peak)}]");
         }
         return 0;
     }
@@ -102,8 +124,9 @@ public static class RunCommand
         { throw new BadInputException($"{path}: cannot read prompt file ({e.Message})"); }
     }
 
-    private static void WriteJson(CliContext ctx, Generation r, byte[] text, double loadMs, DramAccount account, int threads)
+    private static void WriteJson(CliContext ctx, Generation r, byte[] text, double loadMs, Transformer model, int threads)
     {
+        var st = TokenStats.Of(r, model);
         using var w = new Utf8JsonWriter(ctx.Stdout);
         w.WriteStartObject();
         w.WriteStartArray("prompt_ids");
@@ -126,18 +149,47 @@ public static class RunCommand
             }
             w.WriteEndArray();
         }
+        var account = model.Weights.Account;
         w.WriteStartObject("stats");
-        w.WriteString("mode", "dense");
+        w.WriteString("mode", st.Mode);
         w.WriteNumber("threads", threads);
         w.WriteNumber("load_ms", Math.Round(loadMs, 3));
         w.WriteNumber("ttft_ms", Math.Round(r.TimeToFirstTokenMs, 3));
         w.WriteNumber("ms_per_token", Math.Round(r.MsPerToken, 4));
-        w.WriteNumber("bytes_read_per_token", 0);
+        w.WriteNumber("forward_ms_per_token", Math.Round(st.ForwardMs, 4));
+        w.WriteNumber("io_ms_per_token", Math.Round(st.IoMs, 4));
+        w.WriteNumber("mem_ms_per_token", Math.Round(st.MemMs, 4));
+        w.WriteNumber("compute_ms_per_token", Math.Round(st.ComputeMs, 4));
+        w.WriteNumber("bytes_read_per_token", Math.Round(st.BytesRead));
         w.WriteNumber("peak_dram_bytes", account.Peak);
+        if (account.Limit != long.MaxValue) w.WriteNumber("dram_budget_bytes", account.Limit);
+        else w.WriteNull("dram_budget_bytes");
+        w.WriteNumber("ffn_density", Math.Round(st.Density, 5));
+        if (st.Recall is { } recall) w.WriteNumber("predictor_recall", Math.Round(recall, 5));
+        else w.WriteNull("predictor_recall");
+        if (st.HitRate is { } hit) w.WriteNumber("cache_hit_rate", Math.Round(hit, 5));
+        else w.WriteNull("cache_hit_rate");
         w.WriteEndObject();
         w.WriteEndObject();
         w.Flush();
         ctx.Stdout.Write("\n"u8);
         ctx.Stdout.Flush();
+    }
+}
+
+/// <summary>The per-forward-pass breakdown of a generation (prompt and generated tokens alike).</summary>
+internal readonly record struct TokenStats(string Mode, double ForwardMs, double IoMs, double MemMs, double ComputeMs, double BytesRead,
+                                           double Density, double? Recall, double? HitRate)
+{
+    public static TokenStats Of(Generation r, Transformer model)
+    {
+        var s = model.FfnSource.Stats;
+        double n = Math.Max(1, r.Forwards);
+        double io = FfnStats.Ms(s.IoTicks) / n, mem = FfnStats.Ms(s.MemTicks) / n, forward = r.ForwardMs / n;
+        long lookups = s.CacheHits + s.CacheMisses;
+        return new TokenStats(model.Mode.ToString().ToLowerInvariant(), forward, io, mem, Math.Max(0, forward - io - mem), s.BytesRead / n,
+            s.NeuronsTotal == 0 ? 0 : s.NeuronsUsed / (double)s.NeuronsTotal,
+            s.TrueActive == 0 ? null : s.TrueSelected / (double)s.TrueActive,
+            lookups == 0 ? null : s.CacheHits / (double)lookups);
     }
 }

@@ -1,25 +1,29 @@
+using System.Globalization;
 using System.Runtime.InteropServices;
 
 namespace AotFlash.Flash;
 
 /// <summary>
-/// Every byte the engine holds (mapped weights, KV cache, scratch buffers) is counted here, so
-/// <c>peak_dram_bytes</c> is this accounting's measured peak rather than a formula.
+/// Every byte the engine holds (mapped weights, predictors, neuron caches, KV cache, scratch and I/O buffers) is
+/// charged here, against an optional hard limit (the DRAM budget), so <c>peak_dram_bytes</c> is this accounting's
+/// measured peak rather than a formula, and going over the budget is an error instead of a surprise.
 /// </summary>
-public sealed unsafe class DramAccount
+public sealed unsafe class DramAccount(long limit = long.MaxValue)
 {
     private long _current;
     private long _peak;
 
+    public long Limit { get; } = limit;
     public long Current => Interlocked.Read(ref _current);
     public long Peak => Interlocked.Read(ref _peak);
+    public long Available => Limit - Current;
 
-    /// <summary>Zeroed, 64-byte aligned native memory of <paramref name="bytes"/> bytes.</summary>
-    public void* Allocate(long bytes)
+    /// <summary>Zeroed native memory of <paramref name="bytes"/> bytes, aligned to <paramref name="alignment"/> (64, or 4096 for O_DIRECT).</summary>
+    public void* Allocate(long bytes, string what, int alignment = 64)
     {
-        void* p = NativeMemory.AlignedAlloc((nuint)Math.Max(bytes, 1), 64);
+        Charge(bytes, what);
+        void* p = NativeMemory.AlignedAlloc((nuint)Math.Max(bytes, 1), (nuint)alignment);
         NativeMemory.Clear(p, (nuint)bytes);
-        Charge(bytes);
         return p;
     }
 
@@ -30,12 +34,54 @@ public sealed unsafe class DramAccount
         Release(bytes);
     }
 
-    public void Charge(long bytes)
+    /// <summary>Counts <paramref name="bytes"/> held by other means (a mapping); fails when the budget cannot take them.</summary>
+    public void Charge(long bytes, string what)
     {
         long now = Interlocked.Add(ref _current, bytes);
+        if (now > Limit)
+        {
+            Interlocked.Add(ref _current, -bytes);
+            throw new BadInputException($"the DRAM budget of {Format(Limit)} is too small: {what} needs {Format(bytes)} more " +
+                                        $"({Format(now - Limit)} missing, {Format(now - bytes)} already in use)");
+        }
         long peak;
         while (now > (peak = Interlocked.Read(ref _peak)) && Interlocked.CompareExchange(ref _peak, now, peak) != peak) { }
     }
 
     public void Release(long bytes) => Interlocked.Add(ref _current, -bytes);
+
+    public static string Format(long bytes) => bytes switch
+    {
+        >= 1L << 30 => (bytes / (double)(1L << 30)).ToString("F2", CultureInfo.InvariantCulture) + " GiB",
+        >= 1L << 20 => (bytes / (double)(1L << 20)).ToString("F2", CultureInfo.InvariantCulture) + " MiB",
+        >= 1L << 10 => (bytes / 1024.0).ToString("F1", CultureInfo.InvariantCulture) + " KiB",
+        _ => bytes.ToString(CultureInfo.InvariantCulture) + " B",
+    };
+
+    /// <summary>"50%" (of <paramref name="modelBytes"/>), "512MiB", "2G", "3000000" → bytes.</summary>
+    public static long ParseBudget(string text, long modelBytes)
+    {
+        string t = text.Trim();
+        if (t.EndsWith('%'))
+        {
+            if (double.TryParse(t[..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out double percent) && percent > 0 && percent <= 1000)
+                return (long)(modelBytes * percent / 100);
+        }
+        else
+        {
+            int split = t.Length;
+            while (split > 0 && !char.IsDigit(t[split - 1])) split--;
+            long unit = t[split..].ToUpperInvariant() switch
+            {
+                "" or "B" => 1,
+                "K" or "KB" or "KIB" => 1L << 10,
+                "M" or "MB" or "MIB" => 1L << 20,
+                "G" or "GB" or "GIB" => 1L << 30,
+                _ => 0,
+            };
+            if (unit > 0 && long.TryParse(t[..split], NumberStyles.None, CultureInfo.InvariantCulture, out long n) && n > 0 && n <= long.MaxValue / unit)
+                return n * unit;
+        }
+        throw new BadInputException($"bad DRAM budget '{text}': use a percentage of the model file (50%) or a size (512MiB, 2G, bytes)");
+    }
 }

@@ -64,9 +64,13 @@ public sealed unsafe class ModelFile : IDisposable
         long fileOffset = BaseOffset + section.Offset;
         long pageOffset = fileOffset % Environment.SystemPageSize;
         long mapLength = section.Length + pageOffset;
+        account.Charge(mapLength, $"the {kind.ToString().ToLowerInvariant()} section");
         void* map = Libc.mmap(null, (nuint)mapLength, Libc.ProtRead, Libc.MapPrivate, (int)_handle.DangerousGetHandle(), fileOffset - pageOffset);
         if (map == Libc.MapFailed)
+        {
+            account.Release(mapLength);
             throw new IOException($"{Source}: cannot map the {kind.ToString().ToLowerInvariant()} section (errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()})");
+        }
         var mapped = new MappedSection(map, (byte*)map + pageOffset, section.Length, mapLength, account);
         if (Crc32C.Compute(mapped.Data, mapped.Length) != section.Crc)
         {
@@ -76,10 +80,13 @@ public sealed unsafe class ModelFile : IDisposable
         return mapped;
     }
 
+    /// <summary>Whether the file has a section of this kind.</summary>
+    public bool Has(SectionKind kind) => Header.Sections.Any(s => s.Kind == kind);
+
     public void Dispose() => _handle.Dispose();
 }
 
-/// <summary>A read-only mapping of one section, charged to the DRAM account while it lives.</summary>
+/// <summary>A read-only mapping of one section, charged to the DRAM account (by <see cref="ModelFile.Map"/>) while it lives.</summary>
 public sealed unsafe class MappedSection : IDisposable
 {
     private void* _map;
@@ -89,7 +96,6 @@ public sealed unsafe class MappedSection : IDisposable
     internal MappedSection(void* map, byte* data, long length, long mapLength, DramAccount account)
     {
         _map = map; Data = data; Length = length; _mapLength = mapLength; _account = account;
-        account.Charge(mapLength);
     }
 
     public byte* Data { get; }

@@ -3,7 +3,8 @@ using System.Text;
 
 namespace AotFlash.Flash;
 
-public enum SectionKind : uint { Resident = 1, Tokenizer = 2, Flash = 3 }
+/// <summary>Sections of a model file; <see cref="Predictors"/> appears once <c>calibrate</c> has run.</summary>
+public enum SectionKind : uint { Resident = 1, Tokenizer = 2, Flash = 3, Predictors = 4 }
 
 /// <summary>One section of a model file: where it is (relative to the file start) and its CRC-32C.</summary>
 public readonly record struct Section(SectionKind Kind, long Offset, long Length, uint Crc);

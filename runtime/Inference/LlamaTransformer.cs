@@ -17,7 +17,6 @@ public abstract unsafe class LlamaTransformer<TWeights, TActivation> : Transform
     private const long ParallelThreshold = 1 << 15;
 
     protected readonly byte* R;
-    protected readonly byte* F;
     protected readonly float* X;
     protected readonly float* Xb;
     protected readonly float* Xb2;
@@ -28,29 +27,30 @@ public abstract unsafe class LlamaTransformer<TWeights, TActivation> : Transform
     private readonly float* _scores;      // [heads, context]
     private readonly float* _partials;    // [team, dim] per-member FFN sums
     private readonly float* _ropeFreq;    // [headSize / 2]
-    private readonly List<(nint Pointer, long Bytes)> _allocations = [];
+    private readonly List<NativeArray<float>> _buffers = [];
+    private readonly IFfnSource _ffnSource;
     private readonly ThreadTeam _team;
     private readonly MatVecWork _matVec;
     private readonly AttentionWork _attention;
     private readonly FfnWork _ffn;
 
-    protected LlamaTransformer(ModelInfo info, ModelWeights weights, int threads) : base(info, weights)
+    protected LlamaTransformer(ModelInfo info, ModelWeights weights, IFfnSource ffnSource, int threads) : base(info, weights)
     {
         var s = info.Shape;
         if (TWeights.Type != s.Weights) throw new InvalidOperationException("weight format does not match the spec");
         R = weights.Resident;
-        F = weights.Flash;
+        _ffnSource = ffnSource;
         _team = new ThreadTeam(Math.Max(1, threads));
-        X = Alloc(s.Dim);
-        Xb = Alloc(s.Dim);
-        Xb2 = Alloc(s.Dim);
-        Q = Alloc(s.Dim);
-        _logits = Alloc(s.Vocab);
-        KeyCache = Alloc((long)s.Layers * s.Context * s.KvDim);
-        ValueCache = Alloc((long)s.Layers * s.Context * s.KvDim);
-        _scores = Alloc((long)s.Heads * s.Context);
-        _partials = Alloc((long)_team.Size * s.Dim);
-        _ropeFreq = Alloc(s.HeadSize / 2);
+        X = Alloc(s.Dim, "activations");
+        Xb = Alloc(s.Dim, "activations");
+        Xb2 = Alloc(s.Dim, "activations");
+        Q = Alloc(s.Dim, "activations");
+        _logits = Alloc(s.Vocab, "logits");
+        KeyCache = Alloc((long)s.Layers * s.Context * s.KvDim, "the KV cache");
+        ValueCache = Alloc((long)s.Layers * s.Context * s.KvDim, "the KV cache");
+        _scores = Alloc((long)s.Heads * s.Context, "attention scores");
+        _partials = Alloc((long)_team.Size * s.Dim, "FFN partial sums");
+        _ropeFreq = Alloc(s.HeadSize / 2, "RoPE frequencies");
         // As llama2.c: freq = 1 / theta^(2i / head_size), in float.
         for (int i = 0; i < s.HeadSize / 2; i++) _ropeFreq[i] = 1.0f / MathF.Pow(info.RopeTheta, 2 * i / (float)s.HeadSize);
         _matVec = new MatVecWork();
@@ -62,11 +62,13 @@ public abstract unsafe class LlamaTransformer<TWeights, TActivation> : Transform
 
     protected float* LogitsPointer => _logits;
 
-    private float* Alloc(long floats)
+    public override IFfnSource FfnSource => _ffnSource;
+
+    private float* Alloc(long floats, string what)
     {
-        var p = (float*)Weights.Account.Allocate(floats * sizeof(float));
-        _allocations.Add(((nint)p, floats * sizeof(float)));
-        return p;
+        var buffer = new NativeArray<float>(floats, Weights.Account, what);
+        _buffers.Add(buffer);
+        return buffer.Pointer;
     }
 
     /// <summary>x[dim] = table[token, :]</summary>
@@ -116,29 +118,38 @@ public abstract unsafe class LlamaTransformer<TWeights, TActivation> : Transform
         else _team.Run(_attention);
     }
 
-    /// <summary>output[dim] = Σ_i act(gate_i · x) (up_i · x) down_i over the layer's neuron bundles.</summary>
-    protected void GatedFfn(float* output, float* x, int layer, long ffn, int dim, int hidden, long stride, long up, long down)
+    /// <summary>output[dim] = Σ_i act(gate_i · x) (up_i · x) down_i over the neurons the FFN source selects.</summary>
+    protected void GatedFfn(float* output, float* x, int layer, long ffn, int dim, long stride, long up, long down)
     {
         FfnProbe?.Invoke(layer, x);
+        var selection = _ffnSource.Prepare(new FfnLayer(layer, ffn, stride), x);
         NativeZero(output, dim);
-        if (_team.Size == 1 || 3L * hidden * dim < ParallelThreshold)
+        int count = selection.Neurons.Length;
+        fixed (nint* bundles = selection.Bundles)
+        fixed (int* neurons = selection.Neurons)
         {
-            FfnRange(output, x, F + ffn, 0, hidden, dim, stride, up, down);
-            return;
+            var observer = ActiveNeuronObserver is null ? null : neurons;
+            if (_team.Size == 1 || 3L * count * dim < ParallelThreshold)
+            {
+                FfnRange(output, x, bundles, 0, count, dim, up, down, observer, layer);
+                return;
+            }
+            _ffn.Set(x, bundles, count, dim, up, down, observer, layer);
+            _team.Run(_ffn);
         }
-        _ffn.Set(x, F + ffn, dim, hidden, stride, up, down);
-        _team.Run(_ffn);
         for (int m = 0; m < _team.Size; m++) VectorOps.Add(output, _partials + (long)m * dim, dim);
     }
 
-    /// <summary>acc[dim] += Σ_{i in [from, to)} act(gate_i · x) (up_i · x) down_i; neurons the activation zeroes are skipped.</summary>
-    private static void FfnRange(float* acc, float* x, byte* bundles, int from, int to, int dim, long stride, long up, long down)
+    /// <summary>acc[dim] += Σ_{j in [from, to)} act(gate_j · x) (up_j · x) down_j; neurons the activation zeroes are
+    /// skipped. With <paramref name="neurons"/>, reports each neuron whose activation is non-zero.</summary>
+    private void FfnRange(float* acc, float* x, nint* bundles, int from, int to, int dim, long up, long down, int* neurons, int layer)
     {
-        for (int i = from; i < to; i++)
+        for (int j = from; j < to; j++)
         {
-            byte* b = bundles + i * stride;
+            byte* b = (byte*)bundles[j];
             float a = TActivation.Apply(TWeights.Dot(b, x, dim));
             if (a == 0f) continue;
+            if (neurons != null) ActiveNeuronObserver!(layer, neurons[j]);
             TWeights.Axpy(acc, a * TWeights.Dot(b + up, x, dim), b + down, dim);
         }
     }
@@ -148,8 +159,9 @@ public abstract unsafe class LlamaTransformer<TWeights, TActivation> : Transform
     public override void Dispose()
     {
         _team.Dispose();
-        foreach (var (p, bytes) in _allocations) Weights.Account.Free((void*)p, bytes);
-        _allocations.Clear();
+        foreach (var buffer in _buffers) buffer.Dispose();
+        _buffers.Clear();
+        _ffnSource.Dispose();
     }
 
     private sealed class MatVecWork : ITeamWork
@@ -203,21 +215,22 @@ public abstract unsafe class LlamaTransformer<TWeights, TActivation> : Transform
     private sealed class FfnWork(LlamaTransformer<TWeights, TActivation> model) : ITeamWork
     {
         private float* _x;
-        private byte* _bundles;
-        private int _dim, _hidden;
-        private long _stride, _up, _down;
+        private nint* _bundles;
+        private int* _observed;
+        private int _count, _dim, _layer;
+        private long _up, _down;
 
-        public void Set(float* x, byte* bundles, int dim, int hidden, long stride, long up, long down)
+        public void Set(float* x, nint* bundles, int count, int dim, long up, long down, int* observed, int layer)
         {
-            _x = x; _bundles = bundles; _dim = dim; _hidden = hidden; _stride = stride; _up = up; _down = down;
+            _x = x; _bundles = bundles; _count = count; _dim = dim; _up = up; _down = down; _observed = observed; _layer = layer;
         }
 
         public void Execute(int member, int members)
         {
             float* acc = model._partials + (long)member * _dim;
             NativeZero(acc, _dim);
-            var (start, end) = ThreadTeam.Share(_hidden, member, members);
-            FfnRange(acc, _x, _bundles, start, end, _dim, _stride, _up, _down);
+            var (start, end) = ThreadTeam.Share(_count, member, members);
+            model.FfnRange(acc, _x, _bundles, start, end, _dim, _up, _down, _observed, _layer);
         }
     }
 }

@@ -10,7 +10,7 @@ public sealed record FlashDefaults(int Window, int PredictorRank, int IoThreads,
 /// <summary>Everything the runtime knows about a model compiled into this binary; one per spec, emitted by the generator.</summary>
 public sealed class ModelInfo(
     string name, string specHash, string family, ModelShape shape, float normEps, float ropeTheta, string activation,
-    TokenizerConfig tokenizer, FlashDefaults flash, Func<ModelWeights, int, Transformer> create)
+    TokenizerConfig tokenizer, FlashDefaults flash, Func<ModelWeights, IFfnSource, int, Transformer> create)
 {
     public string Name { get; } = name;
     public string SpecHash { get; } = specHash;
@@ -23,6 +23,7 @@ public sealed class ModelInfo(
     public FlashDefaults Flash { get; } = flash;
     public Layout Layout { get; } = new(shape);
 
-    /// <summary>The generated model class over loaded weights, computing with <paramref name="threads"/> threads.</summary>
-    public Transformer Create(ModelWeights weights, int threads) => create(weights, threads);
+    /// <summary>The generated model class over loaded weights, its FFN fed by <paramref name="ffn"/> (which it then owns),
+    /// computing with <paramref name="threads"/> threads.</summary>
+    public Transformer Create(ModelWeights weights, IFfnSource ffn, int threads) => create(weights, ffn, threads);
 }

@@ -23,6 +23,9 @@ public sealed class Generation
     public double TimeToFirstTokenMs { get; set; }
     /// <summary>Mean time of each generated token after the first.</summary>
     public double MsPerToken { get; set; }
+    /// <summary>Forward passes run (prompt and generated tokens) and the time spent in them.</summary>
+    public int Forwards { get; set; }
+    public double ForwardMs { get; set; }
 }
 
 /// <summary>Prompt in, tokens out: runs a <see cref="Transformer"/> position by position, forcing the prompt's tokens
@@ -60,13 +63,17 @@ public sealed class Session(Transformer model, Llama2cTokenizer tokenizer, Sampl
         var result = new Generation { PromptIds = promptIds };
         var clock = Stopwatch.StartNew();
         double firstTokenAt = 0;
+        long forwardTicks = 0;
         int token = promptIds[0];
         int pos = 0;
         for (; pos < context; pos++)
         {
             bool sampling = pos + 1 >= promptIds.Length;
             if (sampling && result.GeneratedIds.Count == maxNewTokens) break;
+            long before = Stopwatch.GetTimestamp();
             Model.Forward(token, pos);
+            forwardTicks += Stopwatch.GetTimestamp() - before;
+            result.Forwards++;
             if (pos < dumpLogits) result.Logits.Add(Model.Logits.ToArray());
             int next;
             if (!sampling)
@@ -90,6 +97,7 @@ public sealed class Session(Transformer model, Llama2cTokenizer tokenizer, Sampl
         if (pos == context) result.StopReason = StopReason.Context;
         double total = clock.Elapsed.TotalMilliseconds;
         result.TimeToFirstTokenMs = firstTokenAt;
+        result.ForwardMs = FfnStats.Ms(forwardTicks);
         int after = result.GeneratedIds.Count - 1;
         result.MsPerToken = after > 0 ? (total - firstTokenAt) / after : 0;
         return result;

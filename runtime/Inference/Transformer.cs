@@ -35,5 +35,14 @@ public abstract unsafe class Transformer : IDisposable
     /// <summary>Called with each layer's FFN input (after its norm) during <see cref="Forward"/>; used by calibration.</summary>
     public FfnInputObserver? FfnProbe { get; set; }
 
+    /// <summary>Called with (layer, neuron) for every FFN neuron whose activation is non-zero; slows the FFN down.</summary>
+    public Action<int, int>? ActiveNeuronObserver { get; set; }
+
+    /// <summary>The mode the engine loaded this model in.</summary>
+    public EngineMode Mode { get; internal set; }
+
+    /// <summary>Where the FFN bundles come from, with its statistics.</summary>
+    public abstract IFfnSource FfnSource { get; }
+
     public abstract void Dispose();
 }

@@ -31,7 +31,8 @@ public sealed class BadInputTests
         ProcessRunner.Run(exe, ["run", "--temp", "-1"]).AssertBadInput("temperature");
         ProcessRunner.Run(exe, ["run", "--top-p", "0"]).AssertBadInput("top-p");
         ProcessRunner.Run(exe, ["frobnicate"]).AssertBadInput("unknown command 'frobnicate'");
-        ProcessRunner.Run(exe, ["run", "--mode", "warp"]).AssertBadInput("unknown --mode 'warp'");
+        ProcessRunner.Run(exe, ["run", "--mode", "warp"]).AssertBadInput("unknown --mode 'warp' (dense, naive, flash)");
+        ProcessRunner.Run(exe, ["run", "--dram-budget", "lots"]).AssertBadInput("bad DRAM budget 'lots'");
     }
 
     [SkippableFact]

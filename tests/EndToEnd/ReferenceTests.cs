@@ -17,7 +17,7 @@ public sealed class ReferenceTests(ITestOutputHelper output)
         float worst = 0;
         foreach (var reference in GreedyReference.Load(model))
         {
-            var r = ProcessRunner.Run(exe, ["run", "-p", reference.Prompt, "--temp", "0", "--json", "--dump-logits", "4",
+            var r = ProcessRunner.Run(exe, ["run", "--mode", "dense", "-p", reference.Prompt, "--temp", "0", "--json", "--dump-logits", "4",
                                             "-n", reference.MaxNew.ToString(), "-t", "1"]);
             Assert.True(r.ExitCode == 0, r.Stderr);
             worst = Math.Max(worst, RunOutput.Parse(r.Stdout).AssertMatches(reference));

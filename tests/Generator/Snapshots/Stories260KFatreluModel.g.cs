@@ -36,9 +36,10 @@ namespace AotFlash.Models
             NormEps, RopeTheta, activation: "fatrelu(0.25)",
             new global::AotFlash.Inference.TokenizerConfig("llama2c", Bos: 1, Eos: 2, Stop: new int[] { 1 }),
             new global::AotFlash.Inference.FlashDefaults(Window: 4, PredictorRank: 32, IoThreads: 8, DramBudget: "50%"),
-            static (weights, threads) => new Stories260KFatreluModel(weights, threads));
+            static (weights, ffn, threads) => new Stories260KFatreluModel(weights, ffn, threads));
         
-        private Stories260KFatreluModel(global::AotFlash.Inference.ModelWeights weights, int threads) : base(Definition, weights, threads) { }
+        private Stories260KFatreluModel(global::AotFlash.Inference.ModelWeights weights, global::AotFlash.Inference.IFfnSource ffn, int threads)
+            : base(Definition, weights, ffn, threads) { }
         
         /// <summary>FATReLU: x above 0.25 passes, everything else is 0.</summary>
         public readonly struct FatRelu : global::AotFlash.Inference.IActivation
@@ -75,9 +76,9 @@ namespace AotFlash.Models
             Attention(Xb, layer, pos, Heads, KvHeads, HeadSize, Context);
             MatVec(Xb2, wo, Xb, Dim, Dim);
             Add(X, Xb2, Dim);
-            // feed-forward over neuron bundles: xb = rmsnorm(x); x += Σ_i act(gate_i·xb) (up_i·xb) down_i
+            // feed-forward over the neuron bundles the FFN source selects: xb = rmsnorm(x); x += Σ_i act(gate_i·xb) (up_i·xb) down_i
             RmsNorm(Xb, X, ffnNorm, Dim, NormEps);
-            GatedFfn(Xb2, Xb, ffn, Dim, HiddenDim, BundleStride, BundleUp, BundleDown);
+            GatedFfn(Xb2, Xb, layer, ffn, Dim, BundleStride, BundleUp, BundleDown);
             Add(X, Xb2, Dim);
         }
     }

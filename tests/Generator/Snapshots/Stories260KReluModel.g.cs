@@ -36,9 +36,10 @@ namespace AotFlash.Models
             NormEps, RopeTheta, activation: "relu",
             new global::AotFlash.Inference.TokenizerConfig("llama2c", Bos: 1, Eos: 2, Stop: new int[] { 1 }),
             new global::AotFlash.Inference.FlashDefaults(Window: 4, PredictorRank: 32, IoThreads: 8, DramBudget: "50%"),
-            static (weights, threads) => new Stories260KReluModel(weights, threads));
+            static (weights, ffn, threads) => new Stories260KReluModel(weights, ffn, threads));
         
-        private Stories260KReluModel(global::AotFlash.Inference.ModelWeights weights, int threads) : base(Definition, weights, threads) { }
+        private Stories260KReluModel(global::AotFlash.Inference.ModelWeights weights, global::AotFlash.Inference.IFfnSource ffn, int threads)
+            : base(Definition, weights, ffn, threads) { }
         
         /// <summary>One token through the whole model: logits[vocab] for <paramref name="token"/> at <paramref name="pos"/>.</summary>
         public override void Forward(int token, int pos)
@@ -69,9 +70,9 @@ namespace AotFlash.Models
             Attention(Xb, layer, pos, Heads, KvHeads, HeadSize, Context);
             MatVec(Xb2, wo, Xb, Dim, Dim);
             Add(X, Xb2, Dim);
-            // feed-forward over neuron bundles: xb = rmsnorm(x); x += Σ_i act(gate_i·xb) (up_i·xb) down_i
+            // feed-forward over the neuron bundles the FFN source selects: xb = rmsnorm(x); x += Σ_i act(gate_i·xb) (up_i·xb) down_i
             RmsNorm(Xb, X, ffnNorm, Dim, NormEps);
-            GatedFfn(Xb2, Xb, ffn, Dim, HiddenDim, BundleStride, BundleUp, BundleDown);
+            GatedFfn(Xb2, Xb, layer, ffn, Dim, BundleStride, BundleUp, BundleDown);
             Add(X, Xb2, Dim);
         }
     }

@@ -1,0 +1,83 @@
+using System.Diagnostics;
+using AotFlash.Flash;
+
+namespace AotFlash.Inference;
+
+/// <summary>The neurons one layer's FFN computes for one token and where each neuron's bundle
+/// [gate row | up row | down column] is in memory; neurons left out contribute zero.</summary>
+public readonly unsafe ref struct FfnSelection(ReadOnlySpan<int> neurons, ReadOnlySpan<nint> bundles)
+{
+    public ReadOnlySpan<int> Neurons { get; } = neurons;
+    public ReadOnlySpan<nint> Bundles { get; } = bundles;
+}
+
+/// <summary>One layer's FFN in the flash section: its index, the byte offset of its first bundle (from the section
+/// start) and the distance between bundles; constants of the generated model.</summary>
+public readonly record struct FfnLayer(int Index, long Offset, long BundleStride);
+
+/// <summary>What the FFN sources did, summed over tokens: the per-token breakdown of flash inference.</summary>
+public sealed class FfnStats
+{
+    public long IoTicks;       // waiting for flash reads (and copying bundles out of the read buffers)
+    public long MemTicks;      // neuron-cache management: evicting, moving rows, reserving
+    public long PredictTicks;  // running the predictors
+    public long BytesRead;
+    public long NeuronsUsed;
+    public long NeuronsTotal;
+    public long CacheHits;
+    public long CacheMisses;
+    public long TrueActive;    // with recall measurement: truly active neurons, and how many of them were selected
+    public long TrueSelected;
+
+    public static double Ms(long ticks) => ticks * 1000.0 / Stopwatch.Frequency;
+}
+
+/// <summary>Where a layer's FFN bundles come from: mapped memory (dense), a whole-layer read from flash each token
+/// (naive), or a predictor plus a neuron cache fed by sparse flash reads (flash).</summary>
+public unsafe interface IFfnSource : IDisposable
+{
+    /// <summary>Makes the bundles that <paramref name="layer"/> needs for FFN input x[dim] available.</summary>
+    FfnSelection Prepare(FfnLayer layer, float* x);
+
+    FfnStats Stats { get; }
+
+    /// <summary>Forgets per-sequence state (the cache's window) before a new sequence.</summary>
+    void Reset();
+}
+
+/// <summary>Every neuron, from the flash section mapped in memory: the dense mode.</summary>
+public sealed unsafe class MappedFfnSource : IFfnSource
+{
+    private readonly byte* _flash;
+    private readonly int _hidden;
+    private readonly NativeArray<nint> _bundles;
+    private readonly NativeArray<int> _neurons;    // 0 .. hidden-1
+
+    public MappedFfnSource(byte* flash, int hidden, DramAccount account)
+    {
+        _flash = flash;
+        _hidden = hidden;
+        _bundles = new NativeArray<nint>(hidden, account, "bundle index");
+        _neurons = new NativeArray<int>(hidden, account, "bundle index");
+        for (int i = 0; i < hidden; i++) _neurons.Pointer[i] = i;
+    }
+
+    public FfnStats Stats { get; } = new();
+
+    public FfnSelection Prepare(FfnLayer layer, float* x)
+    {
+        byte* first = _flash + layer.Offset;
+        for (int i = 0; i < _hidden; i++) _bundles.Pointer[i] = (nint)(first + i * layer.BundleStride);
+        Stats.NeuronsUsed += _hidden;
+        Stats.NeuronsTotal += _hidden;
+        return new FfnSelection(_neurons.Span, _bundles.Span);
+    }
+
+    public void Reset() { }
+
+    public void Dispose()
+    {
+        _bundles.Dispose();
+        _neurons.Dispose();
+    }
+}
