@@ -15,6 +15,9 @@ usage: ./publish.sh modelspecs/<name>.yaml [--weights CKPT] [--tokenizer TOK] [-
   --cpu ISA          instruction set the executable may assume (default for linux-x64: x86-64-v3, i.e. AVX2+FMA;
                      e.g. x86-64-v2, x86-64-v4 for AVX-512, or native for this machine)
   --keep-symbols     do not strip native symbols from the executable
+  --no-calibrate     do not train flash-mode predictors (by default ReLU-family models are calibrated, so the
+                     executable runs in flash mode out of the box)
+  --calibrate-tokens N   calibration tokens (default 4096)
 
 Produces DIR/<name> (the executable with the model packed in) and DIR/<name>.afm (the model file).
 Without weights it produces the bare executable, which then needs --model FILE at run time.
@@ -24,7 +27,7 @@ USAGE
 [[ $# -ge 1 ]] || { usage >&2; exit 2; }
 case "$1" in -h|--help) usage; exit 0 ;; esac
 spec=$1; shift
-weights="" tokenizer="" output="" rid="linux-x64" strip=true cpu=""
+weights="" tokenizer="" output="" rid="linux-x64" strip=true cpu="" calibrate=true calibrate_tokens=4096
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --weights) weights=${2:?--weights needs a file}; shift 2 ;;
@@ -33,6 +36,8 @@ while [[ $# -gt 0 ]]; do
     --rid) rid=${2:?--rid needs a runtime identifier}; shift 2 ;;
     --keep-symbols) strip=false; shift ;;
     --cpu) cpu=${2:?--cpu needs an instruction set}; shift 2 ;;
+    --no-calibrate) calibrate=false; shift ;;
+    --calibrate-tokens) calibrate_tokens=${2:?--calibrate-tokens needs a number}; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "publish.sh: error: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -73,6 +78,9 @@ if [[ ${#cross[@]} -gt 0 ]]; then
 fi
 if [[ -n "$weights" ]]; then
   "${run[@]}" convert --weights "$weights" --tokenizer "$tokenizer" -o "$output/$name.afm" --force >&2
+  if $calibrate && "${run[@]}" info | grep -Eq '^math .*, (relu|fatrelu\([^)]*\)), '; then
+    "${run[@]}" calibrate --model "$output/$name.afm" --tokens "$calibrate_tokens" >&2
+  fi
   "${run[@]}" pack "$output/$name.afm" -o "$output/$name" --force >&2
 else
   echo "publish.sh: no weights given: $output/$name needs --model FILE at run time" >&2

@@ -22,7 +22,9 @@ public static class CommandLine
     [
         ("run", "generate text from a prompt", RunCommand.Execute, RunCommand.Help),
         ("convert", "turn a llama2.c checkpoint + tokenizer.bin into a model file", ConvertCommand.Execute, ConvertCommand.Help),
+        ("calibrate", "train the activation predictors flash mode needs (ReLU models)", CalibrateCommand.Execute, CalibrateCommand.Help),
         ("pack", "append a model file to a copy of this executable (one file ships)", PackCommand.Execute, PackCommand.Help),
+        ("bench", "measure naive vs flash (vs dense) side by side, with an I/O probe", BenchCommand.Execute, BenchCommand.Help),
         ("info", "show the compiled-in spec, the weight layout and the model file", InfoCommand.Execute, InfoCommand.Help),
     ];
 

@@ -169,6 +169,8 @@ public static class RunCommand
         else w.WriteNull("predictor_recall");
         if (st.HitRate is { } hit) w.WriteNumber("cache_hit_rate", Math.Round(hit, 5));
         else w.WriteNull("cache_hit_rate");
+        if (model.FfnSource.Stats.DirectIo is { } direct) w.WriteBoolean("o_direct", direct);
+        else w.WriteNull("o_direct");
         w.WriteEndObject();
         w.WriteEndObject();
         w.Flush();

@@ -2,7 +2,8 @@ using System.Runtime.InteropServices;
 
 namespace AotFlash.Flash;
 
-/// <summary>The few libc calls .NET does not wrap: mapping the resident section without copying it.</summary>
+/// <summary>The few libc calls .NET does not wrap: mapping the resident section without copying it, and opening the
+/// flash section with O_DIRECT (<see cref="FlashReader"/>).</summary>
 internal static unsafe partial class Libc
 {
     public const int ProtRead = 1;
@@ -15,4 +16,29 @@ internal static unsafe partial class Libc
     public static partial int munmap(void* addr, nuint length);
 
     public static readonly void* MapFailed = (void*)-1;
+
+    public const int ORdOnly = 0;
+    public const int OCloExec = 0x80000;
+    public const int EIntr = 4;
+    public const int EInval = 22;
+    /// <summary>tmpfs and ramfs: the file is memory, so O_DIRECT (which newer kernels accept there) reads RAM.</summary>
+    public const long TmpfsMagic = 0x01021994;
+    public const long RamfsMagic = 0x858458f6;
+
+    /// <summary>O_DIRECT differs by architecture; null where this build does not know it.</summary>
+    public static int? ODirect => RuntimeInformation.ProcessArchitecture switch
+    {
+        Architecture.X64 => 0x4000,
+        Architecture.Arm64 => 0x10000,
+        _ => null,
+    };
+
+    /// <summary>open(2) without O_CREAT, so the variadic mode argument is left out.</summary>
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int open(string path, int flags);
+
+    /// <summary>fstatfs(2) into a buffer of at least 128 bytes (sizeof(struct statfs) is 120 on x64 and arm64);
+    /// <c>f_type</c> is its first field, a long on both.</summary>
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int fstatfs(int fd, void* buffer);
 }

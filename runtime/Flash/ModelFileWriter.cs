@@ -97,6 +97,33 @@ public sealed class ModelFileWriter : IDisposable
         _committed = true;
     }
 
+    /// <summary>Writes a copy of <paramref name="source"/> in which section <paramref name="kind"/> holds
+    /// <paramref name="data"/> (added, or replaced); atomically, so <paramref name="output"/> may be the source itself.</summary>
+    public static void CopyWithSection(ModelFile source, string output, bool force, SectionKind kind, ReadOnlySpan<byte> data)
+    {
+        using var writer = Create(output, force);
+        var buffer = new byte[1 << 20];
+        foreach (var section in source.Header.Sections.Where(s => s.Kind != kind))
+        {
+            writer.BeginSection(section.Kind);
+            using var handle = File.OpenHandle(source.Path, FileMode.Open, FileAccess.Read, FileShare.Read);
+            for (long done = 0; done < section.Length;)
+            {
+                int n = RandomAccess.Read(handle, buffer.AsSpan(0, (int)Math.Min(buffer.Length, section.Length - done)),
+                    source.BaseOffset + section.Offset + done);
+                if (n <= 0) throw new IOException($"{source.Source}: unexpected end of file while copying it");
+                writer.Write(buffer.AsSpan(0, n));
+                done += n;
+            }
+            writer.EndSection(section.Length);
+        }
+        writer.BeginSection(kind);
+        writer.Write(data);
+        writer.EndSection(data.Length);
+        var h = source.Header;
+        writer.Commit(h.ModelName, h.SpecHash, h.Shape);
+    }
+
     public void Dispose()
     {
         _handle.Dispose();

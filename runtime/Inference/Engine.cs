@@ -1,4 +1,5 @@
 using AotFlash.Flash;
+using AotFlash.Sparsity;
 
 namespace AotFlash.Inference;
 
@@ -35,22 +36,53 @@ public static unsafe class Engine
         var account = new DramAccount(budget is null ? long.MaxValue : DramAccount.ParseBudget(budget, file.Header.FileLength));
         var weights = ModelWeights.Load(file, info, account, mapFlash: mode == EngineMode.Dense);
         IFfnSource? source = null;
+        Transformer? model = null;
         try
         {
-            source = mode switch
+            if (mode == EngineMode.Dense)
             {
-                EngineMode.Dense => new MappedFfnSource(weights.Flash, info.Shape.HiddenDim, account),
-                _ => throw new BadInputException($"--mode {mode.ToString().ToLowerInvariant()} is not available in this build yet"),
-            };
-            var model = info.Create(weights, source, options.Threads);
-            model.Mode = mode;
+                source = new MappedFfnSource(weights.Flash, info.Shape.HiddenDim, account);
+                return model = Create(info, weights, source, options, mode);
+            }
+            long flashSection = file.Header.Get(SectionKind.Flash, file.Source).Offset;
+            int ioThreads = options.IoThreads > 0 ? options.IoThreads : info.Flash.IoThreads;
+            if (mode == EngineMode.Naive)
+            {
+                source = new NaiveFfnSource(FlashReader.Open(file.Path, file.BaseOffset, ioThreads, account, options.Warn), flashSection, info.Layout, account);
+                return model = Create(info, weights, source, options, mode);
+            }
+            if (weights.PredictorData is null && !options.SelectAllNeurons)
+                throw new BadInputException($"{file.Source} has no activation predictors, which flash mode needs: run " +
+                                            "'calibrate --model FILE' first (or use --mode dense)");
+            var s = info.Shape;
+            PredictorSet? predictors = null;
+            if (weights.PredictorData is not null)
+            {
+                predictors = PredictorSet.Parse(weights.PredictorData, s.Layers, s.Dim, s.HiddenDim, file.Source);
+                account.Charge(predictors.Bytes, "the predictors");
+            }
+            var flash = new FlashFfnSource(FlashReader.Open(file.Path, file.BaseOffset, ioThreads, account, options.Warn), flashSection,
+                info.Layout, predictors, options.Window > 0 ? options.Window : info.Flash.Window, account,
+                Calibrator.ActiveThreshold(info.Activation) ?? 0f, options.MeasureRecall, options.SelectAllNeurons);
+            source = flash;
+            model = Create(info, weights, source, options, mode);
+            // The caches get what the budget has left once everything else is allocated.
+            flash.AllocateCaches(options.SelectAllNeurons ? s.HiddenDim : Math.Min(s.HiddenDim, Math.Max(32, s.HiddenDim / 16)));
             return model;
         }
         catch
         {
-            source?.Dispose();
+            if (model is not null) model.Dispose(); // it owns the source
+            else source?.Dispose();
             weights.Dispose();
             throw;
         }
+    }
+
+    private static Transformer Create(ModelInfo info, ModelWeights weights, IFfnSource source, EngineOptions options, EngineMode mode)
+    {
+        var model = info.Create(weights, source, options.Threads);
+        model.Mode = mode;
+        return model;
     }
 }

@@ -28,6 +28,8 @@ public sealed class FfnStats
     public long CacheMisses;
     public long TrueActive;    // with recall measurement: truly active neurons, and how many of them were selected
     public long TrueSelected;
+    /// <summary>Whether flash reads bypass the page cache (O_DIRECT); null when nothing is read from flash.</summary>
+    public bool? DirectIo;
 
     public static double Ms(long ticks) => ticks * 1000.0 / Stopwatch.Frequency;
 }

@@ -90,7 +90,7 @@ public sealed class BadInputTests
             f.Position = offset;
             f.WriteByte((byte)(b ^ 0x10));
         }
-        ProcessRunner.Run(exe, ["run", "--model", bad]).AssertBadInput(expected);
+        ProcessRunner.Run(exe, ["run", "--mode", "dense", "--model", bad]).AssertBadInput(expected);
     }
 
     [SkippableFact]

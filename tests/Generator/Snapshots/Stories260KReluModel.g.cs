@@ -35,7 +35,7 @@ namespace AotFlash.Models
             new global::AotFlash.Flash.ModelShape(Dim, HiddenDim, Layers, Heads, KvHeads, Vocab, Context, global::AotFlash.Flash.WeightType.F32, tiedEmbeddings: true),
             NormEps, RopeTheta, activation: "relu",
             new global::AotFlash.Inference.TokenizerConfig("llama2c", Bos: 1, Eos: 2, Stop: new int[] { 1 }),
-            new global::AotFlash.Inference.FlashDefaults(Window: 4, PredictorRank: 32, IoThreads: 8, DramBudget: "50%"),
+            new global::AotFlash.Inference.FlashDefaults(Window: 4, PredictorRank: 32, IoThreads: 4, DramBudget: "4MiB"),
             static (weights, ffn, threads) => new Stories260KReluModel(weights, ffn, threads));
         
         private Stories260KReluModel(global::AotFlash.Inference.ModelWeights weights, global::AotFlash.Inference.IFfnSource ffn, int threads)

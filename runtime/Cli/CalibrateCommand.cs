@@ -1,0 +1,74 @@
+using AotFlash.Flash;
+using AotFlash.Inference;
+using AotFlash.Sparsity;
+using AotFlash.Tokenizers;
+
+namespace AotFlash.Cli;
+
+/// <summary><c>calibrate</c>: trains the per-layer activation predictors that flash mode needs and stores them in the model file.</summary>
+public static class CalibrateCommand
+{
+    private static readonly Option[] Options =
+    [
+        ModelLoader.ModelOption,
+        new(["-o", "--output"], "FILE", "write the calibrated model file here (default: update --model in place)"),
+        new(["--text"], "FILE", "calibrate on this text instead of the model's own samples from BOS"),
+        new(["--tokens"], "N", "calibration tokens (default 4096)"),
+        new(["--recall"], "R", "target recall of each predictor (default 0.95)"),
+        new(["-s", "--seed"], "S", "seed of the sampling and of the training (default 1)"),
+        new(["-t", "--threads"], "N", $"compute threads (default {RunCommand.DefaultThreads})"),
+        new(["--force"], null, "with -o: overwrite an existing file"),
+    ];
+
+    public static string Help(CliContext ctx) => CommandLine.HelpText(
+        $"{ctx.ProgramName} calibrate --model MODEL.afm [-o OUT.afm] [--text FILE] [--tokens N] [--recall 0.95]",
+        "Runs the model densely over calibration tokens, records each layer's FFN input and which neurons fire, and trains\n" +
+        $"one low-rank predictor per layer (rank {ctx.Model.Flash.PredictorRank} from the spec, doubled for the last quarter of the layers)\n" +
+        "with its threshold set for the target recall. Prints per-layer recall, precision and density measured on held-out\n" +
+        "tokens, and writes the predictors into the model file's resident part (atomically). Flash mode needs them.",
+        Options);
+
+    public static int Execute(CliContext ctx, string[] args)
+    {
+        var a = new Arguments("calibrate", args, Options);
+        a.NoPositional();
+        string? modelPath = a.String("--model");
+        string? output = a.String("--output") ?? modelPath
+            ?? throw new BadInputException("calibrate needs --model FILE (or -o FILE to calibrate the packed model into a new file)");
+        bool inPlace = modelPath is not null && Path.GetFullPath(output) == Path.GetFullPath(modelPath);
+        if (!inPlace && !a.Flag("--force") && File.Exists(output))
+            throw new BadInputException($"{output} already exists (use --force to overwrite it)");
+        int tokens = a.Int("--tokens", 4096, min: 16, max: 1 << 20);
+        float recall = a.Float("--recall", 0.95f);
+        if (recall is <= 0f or > 1f) throw new BadInputException("--recall must be in (0, 1]");
+        string? textPath = a.String("--text");
+        byte[]? text = null;
+        if (textPath is not null)
+        {
+            try { text = File.ReadAllBytes(textPath); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            { throw new BadInputException($"{textPath}: cannot read calibration text ({e.Message})"); }
+        }
+        if (Calibrator.ActiveThreshold(ctx.Model.Activation) is null)
+            throw new BadInputException($"calibrate needs a ReLU-family activation (relu or fatrelu(t)); '{ctx.Model.Name}' uses " +
+                                        $"{ctx.Model.Activation}, whose activations are never exactly zero, so there is nothing to predict");
+
+        using var file = ModelLoader.Open(ctx, modelPath);
+        var model = Engine.Load(ctx.Model, file, new EngineOptions { Mode = EngineMode.Dense, Threads = a.Int("--threads", RunCommand.DefaultThreads, min: 1) });
+        using var weights = model.Weights;
+        using var _ = model;
+        var tokenizer = Llama2cTokenizer.Load(weights.TokenizerData, ctx.Model.Shape.Vocab);
+        var (set, layers) = Calibrator.Run(model, tokenizer, text, tokens, recall, a.ULong("--seed", 1), line => ctx.Stderr.WriteLine(line));
+
+        var o = new System.Text.StringBuilder();
+        o.AppendLine($"layer  rank   recall  precision  density(predicted)  density(true)  size");
+        foreach (var l in layers)
+            o.AppendLine($"{l.Layer,5}  {l.Rank,4}  {l.Quality.Recall,7:F4}  {l.Quality.Precision,9:F4}  {l.Quality.PredictedDensity,18:F4}  " +
+                         $"{l.Quality.TrueDensity,13:F4}  {DramAccount.Format(l.Bytes)}");
+        o.AppendLine($"(measured on held-out calibration tokens; {tokens} tokens, target recall {recall})");
+        CommandLine.Write(ctx, o.ToString());
+        ModelFileWriter.CopyWithSection(file, output, force: inPlace || a.Flag("--force"), SectionKind.Predictors, set.Serialize());
+        ctx.Stderr.WriteLine($"calibrate: wrote predictors ({DramAccount.Format(set.Bytes)}) into {output}");
+        return 0;
+    }
+}

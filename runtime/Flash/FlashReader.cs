@@ -1,0 +1,427 @@
+using System.Runtime.InteropServices;
+using AotFlash.Threading;
+using Microsoft.Win32.SafeHandles;
+
+namespace AotFlash.Flash;
+
+/// <summary>How a <see cref="FlashReader"/> splits its reads; the defaults are <see cref="ReadPlanner"/>'s measured ones.</summary>
+public sealed class ReaderOptions
+{
+    /// <summary>The longest read that coalesced bundles (or one share of <see cref="FlashReader.ReadContiguous"/>)
+    /// become; a positive multiple of 4096. Each I/O thread stages reads in a buffer this long.</summary>
+    public int MaxChunkBytes { get; init; } = ReadPlanner.DefaultMaxChunkBytes;
+    /// <summary>Bundles at most this many (aligned) bytes apart are read as one range, gap included.</summary>
+    public int MaxGapBytes { get; init; } = ReadPlanner.DefaultMaxGapBytes;
+    /// <summary>False: plain buffered reads through the page cache, without a warning (for comparisons).</summary>
+    public bool UseDirectIO { get; init; } = true;
+}
+
+/// <summary>
+/// Reads neuron bundles from the flash section the way the paper does: the file is opened with O_DIRECT so that every
+/// read goes to the device (the page cache would hide flash), the requested bundles are coalesced into 4 KiB-aligned
+/// ranges by <see cref="ReadPlanner"/>, and a team of <c>ioThreads</c> threads issues the ranges in parallel with
+/// <c>pread</c> into 4 KiB-aligned staging buffers, copying each bundle (without its stride padding) to its
+/// destination. Where the file system refuses O_DIRECT (EINVAL at open or at the first read) or keeps the file in
+/// memory anyway (tmpfs, ramfs), the reader falls back to buffered reads, says so once through <c>warn</c>, and
+/// <see cref="Direct"/> is false. All native memory is charged to the <see cref="DramAccount"/>.
+/// One read call at a time; the calls themselves allocate nothing once the buffers have grown to the largest request.
+/// </summary>
+public sealed unsafe class FlashReader : IDisposable
+{
+    private const int Alignment = ReadPlanner.Alignment;
+
+    private readonly string _path;
+    private readonly SafeFileHandle _handle;
+    private readonly DramAccount _account;
+    private readonly ThreadTeam _team;
+    private readonly int _maxChunk;
+    private readonly int _maxGap;
+    private readonly byte*[] _staging;
+    private int _stagingBytes;
+    private ReadRange* _ranges;
+    private int _rangeCapacity;
+    private readonly BundleWork _bundleWork;
+    private readonly ContiguousWork _contiguousWork;
+    private long _bytesRead;
+    private long _requests;
+    private int _busy;
+    private bool _disposed;
+
+    private FlashReader(string path, SafeFileHandle handle, long baseOffset, bool direct, int ioThreads, DramAccount account, ReaderOptions options)
+    {
+        _path = path; _handle = handle; BaseOffset = baseOffset; Direct = direct; _account = account;
+        _maxChunk = options.MaxChunkBytes; _maxGap = options.MaxGapBytes;
+        _staging = new byte*[ioThreads];
+        _bundleWork = new BundleWork(this);
+        _contiguousWork = new ContiguousWork(this);
+        _team = new ThreadTeam(ioThreads);
+        try { GrowStaging(_maxChunk); }
+        catch { Dispose(); throw; }
+    }
+
+    /// <summary>True when reads bypass the page cache (O_DIRECT), so their timings are the device's.</summary>
+    public bool Direct { get; }
+    /// <summary>Where the model file starts in <see cref="Path"/> (non-zero for a payload inside an executable).</summary>
+    public long BaseOffset { get; }
+    public string Path => _path;
+    public int IoThreads => _staging.Length;
+    /// <summary>Bytes the device delivered, alignment padding and coalesced gaps included.</summary>
+    public long BytesRead => Interlocked.Read(ref _bytesRead);
+    /// <summary><c>pread</c> calls issued.</summary>
+    public long Requests => Interlocked.Read(ref _requests);
+
+    /// <summary>
+    /// Opens <paramref name="path"/> for reading, with O_DIRECT where the file system honours it.
+    /// <paramref name="baseOffset"/> (a multiple of 4096) is where the model file starts; every offset passed later is
+    /// relative to it. <paramref name="warn"/> hears once why reads are buffered, if they are.
+    /// </summary>
+    public static FlashReader Open(string path, long baseOffset, int ioThreads, DramAccount account, Action<string>? warn, ReaderOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(account);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(ioThreads);
+        options ??= new ReaderOptions();
+        if (options.MaxChunkBytes < Alignment || options.MaxChunkBytes % Alignment != 0)
+            throw new ArgumentOutOfRangeException(nameof(options), options.MaxChunkBytes, $"MaxChunkBytes must be a positive multiple of {Alignment}");
+        if (options.MaxGapBytes < 0)
+            throw new ArgumentOutOfRangeException(nameof(options), options.MaxGapBytes, "MaxGapBytes must not be negative");
+        if (baseOffset < 0 || baseOffset % Alignment != 0)
+            throw new ArgumentOutOfRangeException(nameof(baseOffset), baseOffset, $"the model file must start at a multiple of {Alignment} bytes");
+
+        string? refused = null;
+        SafeFileHandle? handle = null;
+        try
+        {
+            if (options.UseDirectIO)
+            {
+                if (Libc.ODirect is int oDirect)
+                {
+                    handle = OpenHandle(path, oDirect, out int errno);
+                    if (handle is null)
+                    {
+                        if (errno != Libc.EInval) throw OpenError(path, errno);
+                        refused = "the file system rejects O_DIRECT";
+                    }
+                    else if (IsInMemory(handle)) refused = "the file lives in memory (tmpfs)";
+                    else if (!ProbeDirectRead(handle, baseOffset, account)) refused = "its first read failed with EINVAL";
+                    if (refused is not null)
+                    {
+                        handle?.Dispose();
+                        handle = null;
+                    }
+                }
+                else refused = $"O_DIRECT is unknown on {RuntimeInformation.ProcessArchitecture}";
+            }
+            if (handle is null)
+                handle = OpenHandle(path, 0, out int errno) ?? throw OpenError(path, errno);
+            var reader = new FlashReader(path, handle, baseOffset, direct: options.UseDirectIO && refused is null, ioThreads, account, options);
+            if (refused is not null)
+                warn?.Invoke($"O_DIRECT refused for {path} ({refused}): using buffered reads (timings include the page cache)");
+            return reader;
+        }
+        catch
+        {
+            handle?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>open(2) read-only with <paramref name="extraFlags"/>; null and the errno when it fails.</summary>
+    private static SafeFileHandle? OpenHandle(string path, int extraFlags, out int errno)
+    {
+        int fd;
+        errno = 0;
+        do fd = Libc.open(path, Libc.ORdOnly | Libc.OCloExec | extraFlags);
+        while (fd < 0 && (errno = Marshal.GetLastPInvokeError()) == Libc.EIntr);
+        return fd < 0 ? null : new SafeFileHandle(fd, ownsHandle: true);
+    }
+
+    private static IOException OpenError(string path, int errno)
+    {
+        string why = Marshal.GetPInvokeErrorMessage(errno);
+        return errno == 2 ? new FileNotFoundException($"{path}: cannot open ({why})", path) : new IOException($"{path}: cannot open ({why}, errno {errno})");
+    }
+
+    private static bool IsInMemory(SafeFileHandle handle)
+    {
+        byte* statfs = stackalloc byte[256];
+        if (Libc.fstatfs((int)handle.DangerousGetHandle(), statfs) != 0) return false;
+        uint type = (uint)*(long*)statfs;
+        return type == (uint)Libc.TmpfsMagic || type == (uint)Libc.RamfsMagic;
+    }
+
+    /// <summary>One aligned block read at the model's start: false when it fails with EINVAL (O_DIRECT refused late).</summary>
+    private static bool ProbeDirectRead(SafeFileHandle handle, long baseOffset, DramAccount account)
+    {
+        byte* block = (byte*)account.Allocate(Alignment, "the O_DIRECT probe block", Alignment);
+        try
+        {
+            RandomAccess.Read(handle, new Span<byte>(block, Alignment), baseOffset);
+            return true;
+        }
+        catch (IOException e) when (e.HResult == Libc.EInval)
+        {
+            return false;
+        }
+        finally
+        {
+            account.Free(block, Alignment);
+        }
+    }
+
+    /// <summary>
+    /// Reads <paramref name="bundleBytes"/> bytes of each bundle in <paramref name="bundles"/> (ascending) into
+    /// <paramref name="destinations"/> (one pointer per bundle); bundle <c>i</c> starts at
+    /// <c>firstBundleOffset + i * bundleStride</c>, relative to <see cref="BaseOffset"/>. Destinations need no alignment.
+    /// </summary>
+    public void ReadBundles(long firstBundleOffset, long bundleStride, int bundleBytes, ReadOnlySpan<int> bundles, ReadOnlySpan<nint> destinations)
+    {
+        if (destinations.Length != bundles.Length)
+            throw new ArgumentException($"{destinations.Length} destinations for {bundles.Length} bundles", nameof(destinations));
+        ArgumentOutOfRangeException.ThrowIfNegative(firstBundleOffset);
+        if (bundles.Length == 0) return;
+        Enter();
+        try
+        {
+            long first = BaseOffset + firstBundleOffset;
+            if (_rangeCapacity < ReadPlanner.MaxRanges(bundles.Length)) GrowRanges(ReadPlanner.MaxRanges(bundles.Length));
+            var ranges = new Span<ReadRange>(_ranges, _rangeCapacity);
+            int count = ReadPlanner.Plan(first, bundleStride, bundleBytes, bundles, ranges, _maxChunk, _maxGap);
+            GrowStaging(ReadPlanner.LongestRange(ranges[..count]));
+            fixed (int* b = bundles)
+            fixed (nint* d = destinations)
+            {
+                var work = _bundleWork;
+                work.Set(count, first, bundleStride, bundleBytes, b, d);
+                try
+                {
+                    if (count == 1 || IoThreads == 1) work.Execute(0, 1);
+                    else _team.Run(work);
+                    work.ThrowIfFailed();
+                }
+                finally { work.Clear(); }
+            }
+        }
+        finally { Exit(); }
+    }
+
+    /// <summary>
+    /// Reads <paramref name="length"/> bytes at <paramref name="offset"/> (relative to <see cref="BaseOffset"/>) straight
+    /// into <paramref name="destination"/>, in chunks of at most MaxChunkBytes spread over the I/O threads. Offset,
+    /// length and destination must be multiples of 4096 (O_DIRECT's rule, kept in buffered mode too).
+    /// </summary>
+    public void ReadContiguous(long offset, long length, byte* destination)
+    {
+        if (offset < 0 || offset % Alignment != 0) throw new ArgumentOutOfRangeException(nameof(offset), offset, $"must be a non-negative multiple of {Alignment}");
+        if (length < 0 || length % Alignment != 0) throw new ArgumentOutOfRangeException(nameof(length), length, $"must be a non-negative multiple of {Alignment}");
+        if (((nint)destination & (Alignment - 1)) != 0) throw new ArgumentException($"destination must be {Alignment}-byte aligned", nameof(destination));
+        if (length == 0) return;
+        Enter();
+        try
+        {
+            var work = _contiguousWork;
+            long chunks = (length + _maxChunk - 1) / _maxChunk;
+            work.Set(BaseOffset + offset, length, destination);
+            try
+            {
+                if (chunks == 1 || IoThreads == 1) work.Execute(0, 1);
+                else _team.Run(work);
+                work.ThrowIfFailed();
+            }
+            finally { work.Clear(); }
+        }
+        finally { Exit(); }
+    }
+
+    /// <summary>Reads [offset, offset + length) into <paramref name="buffer"/>; returns the bytes read, which fall
+    /// short of <paramref name="length"/> only at the end of the file. Throws unless at least <paramref name="needed"/> arrived.</summary>
+    private int ReadAt(long offset, int length, byte* buffer, int needed)
+    {
+        int done = 0;
+        while (done < length)
+        {
+            long at = offset + done;
+            int want = length - done;
+            if (Direct && (((nint)(buffer + done) | (nint)at | want) & (Alignment - 1)) != 0)
+                throw new InvalidOperationException($"{_path}: misaligned O_DIRECT read of {want} bytes at offset {at} (a reader bug)");
+            int n;
+            try { n = RandomAccess.Read(_handle, new Span<byte>(buffer + done, want), at); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException)
+            {
+                throw new IOException($"{_path}: read of {want} bytes at offset {at} failed: {e.Message}", e);
+            }
+            Interlocked.Increment(ref _requests);
+            if (n <= 0) break;
+            Interlocked.Add(ref _bytesRead, n);
+            done += n;
+            // O_DIRECT returns a partial block only at the end of the file; the next read would be misaligned.
+            if (Direct && (n & (Alignment - 1)) != 0) break;
+        }
+        if (done < needed)
+            throw new IOException($"{_path}: unexpected end of file at offset {offset + done}: needed {needed} bytes from offset {offset}, got {done} (truncated model file?)");
+        return done;
+    }
+
+    private void GrowStaging(int bytes)
+    {
+        if (bytes <= _stagingBytes) return;
+        ReleaseStaging();
+        _stagingBytes = bytes;
+        try
+        {
+            for (int i = 0; i < _staging.Length; i++) _staging[i] = (byte*)_account.Allocate(bytes, "the flash reader's staging buffers", Alignment);
+        }
+        catch
+        {
+            ReleaseStaging();
+            throw;
+        }
+    }
+
+    private void ReleaseStaging()
+    {
+        for (int i = 0; i < _staging.Length; i++)
+        {
+            _account.Free(_staging[i], _stagingBytes);
+            _staging[i] = null;
+        }
+        _stagingBytes = 0;
+    }
+
+    private void GrowRanges(int count)
+    {
+        int capacity = Math.Max(count, Math.Max(64, _rangeCapacity * 2));
+        _account.Free(_ranges, (long)_rangeCapacity * sizeof(ReadRange));
+        _ranges = null;
+        _rangeCapacity = 0;
+        _ranges = (ReadRange*)_account.Allocate((long)capacity * sizeof(ReadRange), "the flash reader's read plan");
+        _rangeCapacity = capacity;
+    }
+
+    private void Enter()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (Interlocked.Exchange(ref _busy, 1) != 0) throw new InvalidOperationException("FlashReader serves one read call at a time");
+    }
+
+    private void Exit() => Volatile.Write(ref _busy, 0);
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _team?.Dispose();
+        ReleaseStaging();
+        _account.Free(_ranges, (long)_rangeCapacity * sizeof(ReadRange));
+        _ranges = null;
+        _rangeCapacity = 0;
+        _handle.Dispose();
+    }
+
+    /// <summary>Failure handling shared by the two kinds of work: the first exception stops every member and is
+    /// rethrown on the calling thread (an exception escaping a team member would end the process).</summary>
+    private abstract class Work : ITeamWork
+    {
+        protected readonly FlashReader Reader;
+        protected int Next;
+        private int _failed;
+        private Exception? _error;
+
+        protected Work(FlashReader reader) => Reader = reader;
+
+        protected bool Failed => Volatile.Read(ref _failed) != 0;
+
+        public void Execute(int member, int members)
+        {
+            try { Run(member); }
+            catch (Exception e)
+            {
+                if (Interlocked.Exchange(ref _failed, 1) == 0) _error = e;
+            }
+        }
+
+        protected abstract void Run(int member);
+
+        protected void Reset()
+        {
+            Next = 0;
+            _failed = 0;
+            _error = null;
+        }
+
+        public void ThrowIfFailed()
+        {
+            if (_error is { } e) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e);
+        }
+    }
+
+    private sealed class BundleWork(FlashReader reader) : Work(reader)
+    {
+        private int _count;
+        private long _first;
+        private long _stride;
+        private int _bundleBytes;
+        private int* _bundles;
+        private nint* _destinations;
+
+        public void Set(int count, long first, long stride, int bundleBytes, int* bundles, nint* destinations)
+        {
+            Reset();
+            _count = count; _first = first; _stride = stride; _bundleBytes = bundleBytes;
+            _bundles = bundles; _destinations = destinations;
+        }
+
+        public void Clear()
+        {
+            _bundles = null;
+            _destinations = null;
+        }
+
+        protected override void Run(int member)
+        {
+            byte* staging = Reader._staging[member];
+            ReadRange* ranges = Reader._ranges;
+            while (!Failed)
+            {
+                int r = Interlocked.Increment(ref Next) - 1;
+                if (r >= _count) return;
+                var range = ranges[r];
+                int last = range.FirstBundle + range.BundleCount - 1;
+                long needed = _first + _bundles[last] * _stride + _bundleBytes - range.Offset;
+                Reader.ReadAt(range.Offset, range.Length, staging, (int)needed);
+                for (int k = range.FirstBundle; k <= last; k++)
+                {
+                    long at = _first + _bundles[k] * _stride - range.Offset;
+                    Buffer.MemoryCopy(staging + at, (void*)_destinations[k], _bundleBytes, _bundleBytes);
+                }
+            }
+        }
+    }
+
+    private sealed class ContiguousWork(FlashReader reader) : Work(reader)
+    {
+        private long _offset;
+        private long _length;
+        private byte* _destination;
+
+        public void Set(long offset, long length, byte* destination)
+        {
+            Reset();
+            _offset = offset; _length = length; _destination = destination;
+        }
+
+        public void Clear() => _destination = null;
+
+        protected override void Run(int member)
+        {
+            int chunk = Reader._maxChunk;
+            while (!Failed)
+            {
+                long at = (long)(Interlocked.Increment(ref Next) - 1) * chunk;
+                if (at >= _length) return;
+                int length = (int)Math.Min(chunk, _length - at);
+                Reader.ReadAt(_offset + at, length, _destination + at, length);
+            }
+        }
+    }
+}

@@ -1,0 +1,234 @@
+using System.Diagnostics;
+using AotFlash.Flash;
+using AotFlash.Inference;
+
+namespace AotFlash.Sparsity;
+
+/// <summary>The paper's baseline: every token, each layer's whole FFN is read from flash (O_DIRECT, the same I/O pool)
+/// into one layer buffer and computed densely. Only one layer's FFN is in DRAM at a time.</summary>
+public sealed unsafe class NaiveFfnSource : IFfnSource
+{
+    private readonly FlashReader _reader;
+    private readonly long _flashSection;
+    private readonly long _layerBytes;
+    private readonly int _hidden;
+    private readonly NativeArray<byte> _layer;
+    private readonly NativeArray<nint> _bundles;
+    private readonly NativeArray<int> _neurons;
+
+    public NaiveFfnSource(FlashReader reader, long flashSection, Layout layout, DramAccount account)
+    {
+        _reader = reader;
+        _flashSection = flashSection;
+        _layerBytes = layout.FlashLayerBytes;
+        _hidden = layout.Shape.HiddenDim;
+        _layer = new NativeArray<byte>(_layerBytes, account, "the naive mode's layer buffer", Layout.FlashAlignment);
+        _bundles = new NativeArray<nint>(_hidden, account, "bundle index");
+        _neurons = new NativeArray<int>(_hidden, account, "bundle index");
+        for (int i = 0; i < _hidden; i++) _neurons.Pointer[i] = i;
+        Stats.DirectIo = reader.Direct;
+    }
+
+    public FfnStats Stats { get; } = new();
+
+    public FfnSelection Prepare(FfnLayer layer, float* x)
+    {
+        long start = Stopwatch.GetTimestamp(), before = _reader.BytesRead;
+        _reader.ReadContiguous(_flashSection + layer.Offset, _layerBytes, _layer.Pointer);
+        Stats.IoTicks += Stopwatch.GetTimestamp() - start;
+        Stats.BytesRead += _reader.BytesRead - before;
+        for (int i = 0; i < _hidden; i++) _bundles.Pointer[i] = (nint)(_layer.Pointer + i * layer.BundleStride);
+        Stats.NeuronsUsed += _hidden;
+        Stats.NeuronsTotal += _hidden;
+        return new FfnSelection(_neurons.Span, _bundles.Span);
+    }
+
+    public void Reset() { }
+
+    public void Dispose()
+    {
+        _layer.Dispose();
+        _bundles.Dispose();
+        _neurons.Dispose();
+        _reader.Dispose();
+    }
+}
+
+/// <summary>
+/// LLM in a flash: per layer, the low-rank predictor picks the neurons this token will use; the layer's
+/// <see cref="NeuronCache"/> keeps those of the last k tokens and says which are missing; only those bundles are read
+/// from flash, in parallel, coalesced; the FFN then runs over the cached rows.
+/// </summary>
+public sealed unsafe class FlashFfnSource : IFfnSource
+{
+    private readonly FlashReader _reader;
+    private readonly long _flashSection;
+    private readonly Layout _layout;
+    private readonly PredictorSet? _predictors;
+    private readonly DramAccount _account;
+    private readonly int _window;
+    private readonly bool _selectAll;
+    private readonly int _hidden;
+    private readonly int _bundleBytes;
+    private NeuronCache[] _caches = [];
+    private readonly NativeArray<int> _active, _missing, _missingRows;
+    private readonly NativeArray<nint> _destinations, _bundles;
+    private readonly NativeArray<float> _scratch;
+    private readonly long[] _tokens;
+    private readonly RecallProbe? _probe;
+
+    /// <param name="activeThreshold">A neuron is truly active when its gate pre-activation is above this (0 for ReLU).</param>
+    public FlashFfnSource(FlashReader reader, long flashSection, Layout layout, PredictorSet? predictors, int window, DramAccount account,
+                          float activeThreshold, bool measureRecall, bool selectAll)
+    {
+        _reader = reader;
+        _flashSection = flashSection;
+        _layout = layout;
+        _predictors = predictors;
+        _account = account;
+        _window = window;
+        _selectAll = selectAll;
+        _hidden = layout.Shape.HiddenDim;
+        _bundleBytes = (int)(3L * layout.Shape.Dim * Layout.ElementSize(layout.Shape.Weights));
+        _active = new NativeArray<int>(_hidden, account, "the neuron lists");
+        _missing = new NativeArray<int>(_hidden, account, "the neuron lists");
+        _missingRows = new NativeArray<int>(_hidden, account, "the neuron lists");
+        _destinations = new NativeArray<nint>(_hidden, account, "the neuron lists");
+        _bundles = new NativeArray<nint>(_hidden, account, "the neuron lists");
+        if (predictors is null && !selectAll) throw new ArgumentNullException(nameof(predictors), "flash mode needs predictors");
+        int maxRank = predictors?.Layers.Max(p => p.Rank) ?? 0;
+        _scratch = new NativeArray<float>(_hidden + maxRank, account, "predictor scratch");
+        _tokens = new long[layout.Shape.Layers];
+        if (measureRecall) _probe = new RecallProbe(reader, flashSection, layout, account, activeThreshold);
+        Stats.DirectIo = reader.Direct;
+    }
+
+    public FfnStats Stats { get; } = new();
+
+    /// <summary>Gives the caches whatever the budget has left, once everything else is allocated.</summary>
+    public void AllocateCaches(int minimumRows)
+    {
+        var s = _layout.Shape;
+        long perRow = _layout.BundleStride;
+        // Everything else is allocated by now; keep a little headroom all the same.
+        long available = _account.Available - (64L << 10);
+        int rows = s.HiddenDim;
+        while (rows > 0 && NeuronCache.BytesFor(s.HiddenDim, rows, perRow) * s.Layers > available)
+            rows = (int)Math.Min(rows - 1, available / s.Layers / (perRow + 8));
+        minimumRows = Math.Max(1, minimumRows);
+        if (rows < minimumRows)
+        {
+            long needed = NeuronCache.BytesFor(s.HiddenDim, minimumRows, perRow) * s.Layers;
+            throw new BadInputException($"the DRAM budget of {DramAccount.Format(_account.Limit)} leaves {DramAccount.Format(Math.Max(0, available))} " +
+                                        $"for the neuron caches, which need at least {DramAccount.Format(needed)} ({minimumRows} neurons x {s.Layers} layers); " +
+                                        $"{DramAccount.Format(needed - Math.Max(0, available))} missing");
+        }
+        _caches = new NeuronCache[s.Layers];
+        for (int l = 0; l < s.Layers; l++) _caches[l] = new NeuronCache(s.HiddenDim, rows, perRow, _window, _account);
+        CacheRows = rows;
+    }
+
+    /// <summary>Rows of each layer's cache.</summary>
+    public int CacheRows { get; private set; }
+
+    public FfnSelection Prepare(FfnLayer layer, float* x)
+    {
+        var cache = _caches[layer.Index];
+        long t0 = Stopwatch.GetTimestamp();
+        int* active = _active.Pointer;
+        int count;
+        if (_selectAll)
+        {
+            count = _hidden;
+            for (int i = 0; i < count; i++) active[i] = i;
+        }
+        else
+        {
+            count = _predictors!.Layers[layer.Index].Select(x, _active.Span, _scratch.Pointer);
+            // More predicted neurons than the cache holds: keep those with the largest margin (Select leaves each
+            // neuron's score minus threshold in scratch); the rest become forced false negatives.
+            if (count > cache.Capacity) count = KeepStrongest(active, count, cache.Capacity, _scratch.Pointer);
+        }
+        long t1 = Stopwatch.GetTimestamp();
+        int missing = cache.Update(new ReadOnlySpan<int>(active, count), _tokens[layer.Index]++, _missing.Span, _missingRows.Span);
+        for (int j = 0; j < missing; j++) _destinations.Pointer[j] = (nint)cache.Row(_missingRows.Pointer[j]);
+        long t2 = Stopwatch.GetTimestamp(), before = _reader.BytesRead;
+        if (missing > 0)
+            _reader.ReadBundles(_flashSection + layer.Offset, layer.BundleStride, _bundleBytes,
+                new ReadOnlySpan<int>(_missing.Pointer, missing), new ReadOnlySpan<nint>(_destinations.Pointer, missing));
+        long t3 = Stopwatch.GetTimestamp();
+        for (int j = 0; j < count; j++) _bundles.Pointer[j] = (nint)cache.Row(cache.RowOf(active[j]));
+        long t4 = Stopwatch.GetTimestamp();
+
+        Stats.PredictTicks += t1 - t0;
+        Stats.MemTicks += t2 - t1 + (t4 - t3);
+        Stats.IoTicks += t3 - t2;
+        Stats.BytesRead += _reader.BytesRead - before;
+        Stats.NeuronsUsed += count;
+        Stats.NeuronsTotal += _hidden;
+        Stats.CacheHits += count - missing;
+        Stats.CacheMisses += missing;
+        // After the statistics: the measurement's own reads are not part of the token's I/O.
+        _probe?.Measure(layer, x, new ReadOnlySpan<int>(active, count), Stats);
+        return new FfnSelection(new ReadOnlySpan<int>(active, count), new ReadOnlySpan<nint>(_bundles.Pointer, count));
+    }
+
+    /// <summary>Keeps the <paramref name="keep"/> neurons with the largest margin, in ascending neuron order.</summary>
+    private static int KeepStrongest(int* active, int count, int keep, float* margins)
+    {
+        var order = new Span<int>(active, count);
+        order.Sort(new ByMarginDescending(margins));
+        order[..keep].Sort();
+        return keep;
+    }
+
+    private readonly struct ByMarginDescending(float* margins) : IComparer<int>
+    {
+        public int Compare(int a, int b) => margins[b].CompareTo(margins[a]);
+    }
+
+    public void Reset()
+    {
+        foreach (var cache in _caches) cache.Clear();
+        Array.Clear(_tokens);
+    }
+
+    public void Dispose()
+    {
+        foreach (var cache in _caches) cache.Dispose();
+        _active.Dispose(); _missing.Dispose(); _missingRows.Dispose(); _destinations.Dispose(); _bundles.Dispose(); _scratch.Dispose();
+        _probe?.Dispose();
+        _reader.Dispose();
+    }
+
+    /// <summary>Measures predictor recall: reads the layer's every gate row (outside the I/O statistics) and counts the
+    /// truly active neurons and how many of them were selected.</summary>
+    private sealed class RecallProbe(FlashReader reader, long flashSection, Layout layout, DramAccount account, float threshold) : IDisposable
+    {
+        private readonly NativeArray<byte> _layer = new(layout.FlashLayerBytes, account, "the recall measurement's layer buffer", Layout.FlashAlignment);
+        private readonly float[] _row = new float[layout.Shape.Dim];
+
+        public void Measure(FfnLayer layer, float* x, ReadOnlySpan<int> selected, FfnStats stats)
+        {
+            reader.ReadContiguous(flashSection + layer.Offset, layout.FlashLayerBytes, _layer.Pointer);
+            var s = layout.Shape;
+            int j = 0;
+            for (int i = 0; i < s.HiddenDim; i++)
+            {
+                byte* bundle = _layer.Pointer + i * layer.BundleStride;
+                float g;
+                fixed (float* row = _row)
+                {
+                    if (s.Weights == WeightType.F16) { Kernels.VectorOps.ToSingle(row, (Half*)bundle, s.Dim); g = Kernels.VectorOps.Dot(row, x, s.Dim); }
+                    else g = Kernels.VectorOps.Dot((float*)bundle, x, s.Dim);
+                }
+                while (j < selected.Length && selected[j] < i) j++;
+                if (g <= threshold) continue;
+                stats.TrueActive++;
+                if (j < selected.Length && selected[j] == i) stats.TrueSelected++;
+            }
+        }
+
+        public void Dispose() => _layer.Dispose();
+    }
+}

@@ -1,0 +1,238 @@
+using System.Text.Json;
+using AotFlash.Flash;
+using AotFlash.Inference;
+using AotFlash.Sampling;
+using AotFlash.Tests.Support;
+using AotFlash.Tokenizers;
+using Xunit.Abstractions;
+
+namespace AotFlash.Tests.Sparsity;
+
+/// <summary>Flash and naive modes against dense and the references (in-process, JIT).</summary>
+public sealed class FlashModeTests(ITestOutputHelper output)
+{
+    public static TheoryData<string> Models => new(ModelSource.ReferenceModels);
+    public static TheoryData<string> ReluModels => new("stories260K-relu", "babyllama-relu");
+
+    private static Transformer Load(string model, string afm, EngineOptions options)
+    {
+        using var file = ModelFile.Open(afm);
+        return Engine.Load(InProcess.Model(model), file, options);
+    }
+
+    /// <summary>Greedy generation over the reference prompt, as run --temp 0 does.</summary>
+    private static Generation Greedy(Transformer t, GreedyReference reference, int dumpLogits = 4)
+    {
+        var tokenizer = Llama2cTokenizer.Load(t.Weights.TokenizerData, t.Info.Shape.Vocab);
+        var session = new Session(t, tokenizer, new Sampler(t.Info.Shape.Vocab, SamplerOptions.Greedy));
+        return session.Generate(session.Tokenize(System.Text.Encoding.UTF8.GetBytes(reference.Prompt)), reference.MaxNew, dumpLogits);
+    }
+
+    private static void Dispose(Transformer t)
+    {
+        t.Dispose();
+        t.Weights.Dispose();
+    }
+
+    /// <summary>Calibrated copy of a reference model's file (once per test run).</summary>
+    private static string Calibrated(string model)
+    {
+        lock (CalibratedFiles)
+        {
+            if (CalibratedFiles.TryGetValue(model, out var path)) return path;
+            path = Path.Combine(Published.TempDirectory(), model + ".calibrated.afm");
+            var r = InProcess.Run(model, "calibrate", "--model", InProcess.ModelFile(model, model), "-o", path, "-t", "1");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            CalibratedFiles[model] = path;
+            return path;
+        }
+    }
+
+    private static readonly Dictionary<string, string> CalibratedFiles = [];
+
+    [SkippableTheory]
+    [MemberData(nameof(Models))]
+    public void FlashModeSelectingEveryNeuronGivesTheDenseOutput(string model)
+    {
+        ModelSource.RequireShared();
+        var t = Load(model, InProcess.ModelFile(model, model),
+            new EngineOptions { Mode = EngineMode.Flash, SelectAllNeurons = true, DramBudget = "1GiB", Threads = 1 });
+        try
+        {
+            Assert.Equal(EngineMode.Flash, t.Mode);
+            foreach (var reference in GreedyReference.Load(model))
+            {
+                t.FfnSource.Reset();
+                var g = Greedy(t, reference);
+                Assert.Equal(reference.Generated, g.GeneratedIds);
+                var run = new RunOutput(g.PromptIds, [.. g.GeneratedIds], "", g.StopReason, [.. g.Logits], default);
+                run.AssertLogits(reference, 1e-4f);
+            }
+            Assert.True(t.FfnSource.Stats.BytesRead > 0);
+        }
+        finally { Dispose(t); }
+    }
+
+    [SkippableFact]
+    public void NaiveModeReadsEveryNeuronAndGivesTheDenseOutput()
+    {
+        ModelSource.RequireShared();
+        const string model = "stories260K-relu";
+        var t = Load(model, InProcess.ModelFile(model, model), new EngineOptions { Mode = EngineMode.Naive, Threads = 1, IoThreads = 3 });
+        try
+        {
+            var reference = GreedyReference.Load(model)[0];
+            var g = Greedy(t, reference);
+            Assert.Equal(reference.Generated, g.GeneratedIds);
+            var layout = t.Info.Layout;
+            Assert.Equal(layout.FlashBytes * g.Forwards, t.FfnSource.Stats.BytesRead);
+        }
+        finally { Dispose(t); }
+    }
+
+    [SkippableTheory]
+    [MemberData(nameof(ReluModels))]
+    public void TrueActiveSetsEqualTheReference(string model)
+    {
+        ModelSource.RequireShared();
+        using var doc = JsonDocument.Parse(File.ReadAllText(TestPaths.SharedFile($"reference/{model}.activations.jsonl")!));
+        var positions = doc.RootElement.GetProperty("positions").EnumerateArray().ToList();
+        var t = Load(model, InProcess.ModelFile(model, model), new EngineOptions { Mode = EngineMode.Dense, Threads = 1 });
+        try
+        {
+            var layers = t.Info.Shape.Layers;
+            var active = new List<int>[layers];
+            t.ActiveNeuronObserver = (layer, neuron) => active[layer].Add(neuron);
+            int checkedSets = 0;
+            foreach (var p in positions)
+            {
+                for (int l = 0; l < layers; l++) active[l] = [];
+                t.Forward(p.GetProperty("token").GetInt32(), p.GetProperty("pos").GetInt32());
+                var expected = p.GetProperty("nonzero").EnumerateArray().ToList();
+                for (int l = 0; l < layers; l++)
+                {
+                    Assert.Equal(expected[l].EnumerateArray().Select(e => e.GetInt32()), active[l].Order());
+                    checkedSets++;
+                }
+            }
+            output.WriteLine($"{model}: {checkedSets} active sets identical ({positions.Count} positions x {layers} layers)");
+        }
+        finally { Dispose(t); }
+    }
+
+    [SkippableTheory]
+    [MemberData(nameof(ReluModels))]
+    public void CalibratedFlashModeFollowsTheReference(string model)
+    {
+        ModelSource.RequireShared();
+        string afm = Calibrated(model);
+        var flash = Load(model, afm, new EngineOptions { Mode = EngineMode.Flash, Threads = 1, MeasureRecall = true });
+        var dense = Load(model, afm, new EngineOptions { Mode = EngineMode.Dense, Threads = 1 });
+        try
+        {
+            int long64 = 0, prompts = 0;
+            double kl = 0;
+            int klCount = 0;
+            var agreement = new List<int>();
+            foreach (var reference in GreedyReference.Load(model))
+            {
+                flash.FfnSource.Reset();
+                var g = Greedy(flash, reference, dumpLogits: 0);
+                int same = g.GeneratedIds.Zip(reference.Generated).TakeWhile(p => p.First == p.Second).Count();
+                agreement.Add(same);
+                if (same >= Math.Min(64, reference.Generated.Length)) long64++;
+                prompts++;
+                // Mean next-token KL(dense || flash) along the reference sequence (both fed the same tokens).
+                flash.FfnSource.Reset();
+                int[] sequence = [.. reference.PromptIds, .. reference.Generated];
+                for (int pos = 0; pos < Math.Min(sequence.Length - 1, 128); pos++)
+                {
+                    flash.Forward(sequence[pos], pos);
+                    dense.Forward(sequence[pos], pos);
+                    kl += Kl(dense.Logits, flash.Logits);
+                    klCount++;
+                }
+            }
+            var s = flash.FfnSource.Stats;
+            output.WriteLine($"{model}: greedy tokens before first divergence per prompt [{string.Join(", ", agreement)}]; " +
+                             $"{long64}/{prompts} prompts agree for 64+ tokens; mean KL(dense||flash) {kl / klCount:F4} nats; " +
+                             $"FFN density {s.NeuronsUsed / (double)s.NeuronsTotal:F4}; predictor recall {s.TrueSelected / (double)s.TrueActive:F4}; " +
+                             $"cache hit rate {s.CacheHits / (double)(s.CacheHits + s.CacheMisses):F3}; peak DRAM {flash.Weights.Account.Peak} of {flash.Weights.Account.Limit}");
+            Assert.True(long64 * 2 > prompts, $"only {long64} of {prompts} prompts agree with the reference for 64 tokens");
+            Assert.True(flash.Weights.Account.Peak <= flash.Weights.Account.Limit);
+        }
+        finally
+        {
+            Dispose(flash);
+            Dispose(dense);
+        }
+    }
+
+    private static double Kl(ReadOnlySpan<float> p, ReadOnlySpan<float> q)
+    {
+        double maxP = double.NegativeInfinity, maxQ = double.NegativeInfinity;
+        foreach (var v in p) maxP = Math.Max(maxP, v);
+        foreach (var v in q) maxQ = Math.Max(maxQ, v);
+        double zP = 0, zQ = 0;
+        for (int i = 0; i < p.Length; i++) { zP += Math.Exp(p[i] - maxP); zQ += Math.Exp(q[i] - maxQ); }
+        double kl = 0;
+        for (int i = 0; i < p.Length; i++)
+        {
+            double lp = p[i] - maxP - Math.Log(zP), lq = q[i] - maxQ - Math.Log(zQ);
+            kl += Math.Exp(lp) * (lp - lq);
+        }
+        return kl;
+    }
+
+    [SkippableFact]
+    public void TightBudgetIsNeverExceeded()
+    {
+        ModelSource.RequireShared();
+        const string model = "stories260K-relu";
+        string afm = Calibrated(model);
+        // Find the smallest budget that loads (in 64 KiB steps), then generate under it.
+        for (long budget = 1L << 20; budget < 8L << 20; budget += 64 << 10)
+        {
+            Transformer t;
+            try { t = Load(model, afm, new EngineOptions { Mode = EngineMode.Flash, Threads = 1, DramBudget = budget.ToString() }); }
+            catch (BadInputException e) when (e.Message.Contains("budget")) { continue; }
+            try
+            {
+                var g = Greedy(t, GreedyReference.Load(model)[1], dumpLogits: 0);
+                var account = t.Weights.Account;
+                output.WriteLine($"smallest budget {budget} B: peak {account.Peak} B, cache rows {((AotFlash.Sparsity.FlashFfnSource)t.FfnSource).CacheRows} of 172, " +
+                                 $"{g.GeneratedIds.Count} tokens");
+                Assert.True(account.Peak <= budget);
+                Assert.True(g.GeneratedIds.Count > 100);
+                return;
+            }
+            finally { Dispose(t); }
+        }
+        Assert.Fail("no budget under 8 MiB could load the model");
+    }
+
+    [SkippableFact]
+    public void FlashModeWithoutPredictorsAndCalibratingSiluAreClearErrors()
+    {
+        ModelSource.RequireShared();
+        InProcess.Run("stories260K-relu", "run", "--model", InProcess.ModelFile("stories260K-relu", "stories260K-relu"), "--mode", "flash")
+            .AssertBadInput("has no activation predictors, which flash mode needs: run 'calibrate --model FILE' first");
+        string silu = InProcess.ModelFile("stories260K", "stories260K");
+        InProcess.Run("stories260K", "calibrate", "--model", silu).AssertBadInput("calibrate needs a ReLU-family activation");
+    }
+
+    [SkippableFact]
+    public void CalibratedModelRunsInFlashModeByDefault()
+    {
+        ModelSource.RequireShared();
+        var r = InProcess.Run("stories260K-relu", "run", "--model", Calibrated("stories260K-relu"), "-p", "Once upon a time", "-n", "20",
+            "--temp", "0", "--json", "--measure-recall");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var run = RunOutput.Parse(r.Stdout);
+        Assert.Equal("flash", run.Stats.GetProperty("mode").GetString());
+        Assert.InRange(run.Stats.GetProperty("ffn_density").GetDouble(), 0.01, 0.5);
+        Assert.InRange(run.Stats.GetProperty("predictor_recall").GetDouble(), 0.8, 1.0);
+        Assert.True(run.Stats.GetProperty("bytes_read_per_token").GetDouble() > 0);
+        Assert.True(run.Stats.GetProperty("peak_dram_bytes").GetInt64() <= run.Stats.GetProperty("dram_budget_bytes").GetInt64());
+    }
+}
