@@ -1,5 +1,6 @@
 using System.Text;
 using AotFlash.Flash;
+using AotFlash.Inference;
 using AotFlash.Kernels;
 
 namespace AotFlash.Cli;
@@ -11,10 +12,13 @@ public static class InfoCommand
     [
         ModelLoader.ModelOption,
         new(["--tensors"], null, "list every tensor of the resident section with its offset"),
+        new(["--dram-budget"], "B", "plan the memory under this budget (50% of the model file, or a size): loads the model\n" +
+                                    "                             the way run would and says how it splits; fails if it does not fit"),
+        new(["--io-threads"], "N", "with --dram-budget: parallel flash reads to plan for (default: the spec's)"),
     ];
 
     public static string Help(CliContext ctx) => CommandLine.HelpText(
-        $"{ctx.ProgramName} info [--model FILE] [--tensors]",
+        $"{ctx.ProgramName} info [--model FILE] [--tensors] [--dram-budget B]",
         "Shows the spec compiled into this binary, where every weight lives, the CPU vector path in use, and the\n" +
         "model file (given with --model or packed into the executable) with its sections and checksums.",
         Options);
@@ -59,8 +63,44 @@ public static class InfoCommand
         {
             o.AppendLine("model file     none packed into this executable (use --model FILE)");
         }
+        if (a.String("--dram-budget") is { } budget)
+        {
+            if (modelPath is null && !embedded) throw new BadInputException("--dram-budget plans a model file: pass --model FILE");
+            o.Append(Plan(ctx, modelPath, budget, a.Int("--io-threads", 0, min: 1, max: 256)));
+        }
         CommandLine.Write(ctx, o.ToString());
         return 0;
+    }
+
+    /// <summary>Loads the model as <c>run</c> would under <paramref name="budget"/> and reports where the bytes go.</summary>
+    private static string Plan(CliContext ctx, string? modelPath, string budget, int ioThreads)
+    {
+        using var file = ModelLoader.Open(ctx, modelPath);
+        var model = Engine.Load(ctx.Model, file, new EngineOptions { DramBudget = budget, IoThreads = ioThreads, Threads = RunCommand.DefaultThreads });
+        using var weights = model.Weights;
+        using var _ = model;
+        var s = ctx.Model.Shape;
+        var layout = ctx.Model.Layout;
+        var account = weights.Account;
+        long kv = 2L * s.Layers * s.Context * s.KvDim * sizeof(float);
+        long predictors = weights.PredictorData?.Length ?? 0;
+        var o = new StringBuilder();
+        o.AppendLine($"plan           {model.Mode.ToString().ToLowerInvariant()} mode fits a budget of {DramAccount.Format(account.Limit)} " +
+                     $"({DramAccount.Format(file.Header.FileLength)} model file); {DramAccount.Format(account.Current)} held after loading:");
+        o.AppendLine($"  resident     {DramAccount.Format(layout.ResidentBytes)} (embeddings, attention, norms; mapped)");
+        if (model.Mode == EngineMode.Dense) o.AppendLine($"  flash        {DramAccount.Format(layout.FlashBytes)} (all FFN weights, mapped)");
+        if (predictors > 0) o.AppendLine($"  predictors   {DramAccount.Format(predictors)}");
+        o.AppendLine($"  kv cache     {DramAccount.Format(kv)}");
+        long other = account.Current - layout.ResidentBytes - kv - predictors - (model.Mode == EngineMode.Dense ? layout.FlashBytes : 0);
+        if (model.FfnSource is Sparsity.FlashFfnSource flash)
+        {
+            long caches = Sparsity.NeuronCache.BytesFor(s.HiddenDim, flash.CacheRows, layout.BundleStride) * s.Layers;
+            other -= caches;
+            o.AppendLine($"  neuron cache {DramAccount.Format(caches)}: {flash.CacheRows} of {s.HiddenDim} neurons per layer " +
+                         $"({100.0 * flash.CacheRows / s.HiddenDim:F1}%), window {(ctx.Model.Flash.Window)} tokens");
+        }
+        o.AppendLine($"  other        {DramAccount.Format(other)} (I/O buffers, activations, tokenizer, indexes)");
+        return o.ToString();
     }
 
     private static string Bytes(long n) => n switch
