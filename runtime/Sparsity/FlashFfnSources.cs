@@ -11,21 +11,16 @@ public sealed unsafe class NaiveFfnSource : IFfnSource
     private readonly FlashReader _reader;
     private readonly long _flashSection;
     private readonly long _layerBytes;
-    private readonly int _hidden;
     private readonly NativeArray<byte> _layer;
-    private readonly NativeArray<nint> _bundles;
-    private readonly NativeArray<int> _neurons;
+    private readonly EveryNeuron _all;
 
     public NaiveFfnSource(FlashReader reader, long flashSection, Layout layout, DramAccount account)
     {
         _reader = reader;
         _flashSection = flashSection;
         _layerBytes = layout.FlashLayerBytes;
-        _hidden = layout.Shape.HiddenDim;
         _layer = new NativeArray<byte>(_layerBytes, account, "the naive mode's layer buffer", Layout.FlashAlignment);
-        _bundles = new NativeArray<nint>(_hidden, account, "bundle index");
-        _neurons = new NativeArray<int>(_hidden, account, "bundle index");
-        for (int i = 0; i < _hidden; i++) _neurons.Pointer[i] = i;
+        _all = new EveryNeuron(layout.Shape.HiddenDim, account);
         Stats.DirectIo = reader.Direct;
     }
 
@@ -37,10 +32,7 @@ public sealed unsafe class NaiveFfnSource : IFfnSource
         _reader.ReadContiguous(_flashSection + layer.Offset, _layerBytes, _layer.Pointer);
         Stats.IoTicks += Stopwatch.GetTimestamp() - start;
         Stats.BytesRead += _reader.BytesRead - before;
-        for (int i = 0; i < _hidden; i++) _bundles.Pointer[i] = (nint)(_layer.Pointer + i * layer.BundleStride);
-        Stats.NeuronsUsed += _hidden;
-        Stats.NeuronsTotal += _hidden;
-        return new FfnSelection(_neurons.Span, _bundles.Span);
+        return _all.At(_layer.Pointer, layer.BundleStride, Stats);
     }
 
     public void Reset() { }
@@ -48,8 +40,7 @@ public sealed unsafe class NaiveFfnSource : IFfnSource
     public void Dispose()
     {
         _layer.Dispose();
-        _bundles.Dispose();
-        _neurons.Dispose();
+        _all.Dispose();
         _reader.Dispose();
     }
 }
