@@ -8,7 +8,19 @@ public static class Published
 {
     private static readonly SemaphoreSlim Gate = new(1, 1);
     private static readonly Dictionary<string, string> Executables = [];
-    private static readonly string Root = Path.Combine(Path.GetTempPath(), "aotflash-tests-" + Environment.ProcessId);
+    private static readonly string Root = CreateRoot();
+
+    /// <summary>A per-run folder, removed when the test process exits.</summary>
+    private static string CreateRoot()
+    {
+        string root = Path.Combine(Path.GetTempPath(), "aotflash-tests-" + Environment.ProcessId);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            try { Directory.Delete(root, recursive: true); }
+            catch (IOException) { }
+        };
+        return root;
+    }
 
     /// <summary>Path of the packed executable of <paramref name="model"/> (spec modelspecs/&lt;model&gt;.yaml, weights from ../shared).</summary>
     public static string Executable(string model, string rid = "linux-x64")
