@@ -61,6 +61,7 @@ public sealed class Session(Transformer model, Llama2cTokenizer tokenizer, Sampl
         CheckFits(promptIds);
 
         var result = new Generation { PromptIds = promptIds };
+        Model.FfnSource.Reset(); // a new sequence: the neuron caches' window starts over
         var clock = Stopwatch.StartNew();
         double firstTokenAt = 0;
         long forwardTicks = 0;
