@@ -138,67 +138,6 @@ public static unsafe class VectorOps
         }
     }
 
-    // y[n] *= x[n]
-    public static void Mul(float* y, float* x, int n) => Mul(IsaSupport.Best, y, x, n);
-
-    internal static void Mul(Isa isa, float* y, float* x, int n)
-    {
-        switch (isa)
-        {
-            case Isa.V512: K512.Mul(y, x, n); break;
-            case Isa.V256: K256.Mul(y, x, n); break;
-            case Isa.V128: K128.Mul(y, x, n); break;
-            default: VectorOpsReference.Mul(y, x, n); break;
-        }
-    }
-
-    // x[n] = x / (1 + exp(-x)), in place. Scalar on every Isa: .NET has no vector exp that matches
-    // MathF.Exp bit for bit, and matching the C reference matters more than speed here.
-    public static void Silu(float* x, int n)
-    {
-        for (int i = 0; i < n; i++) x[i] = x[i] / (1f + MathF.Exp(-x[i]));
-    }
-
-    // x[n] = x > 0 ? x : 0, in place (-0 and NaN become +0, as in C)
-    public static void Relu(float* x, int n) => FatRelu(IsaSupport.Best, x, n, 0f);
-
-    internal static void Relu(Isa isa, float* x, int n) => FatRelu(isa, x, n, 0f);
-
-    // x[n] = x > threshold ? x : 0, in place
-    public static void FatRelu(float* x, int n, float threshold) => FatRelu(IsaSupport.Best, x, n, threshold);
-
-    internal static void FatRelu(Isa isa, float* x, int n, float threshold)
-    {
-        switch (isa)
-        {
-            case Isa.V512: K512.FatRelu(x, n, threshold); break;
-            case Isa.V256: K256.FatRelu(x, n, threshold); break;
-            case Isa.V128: K128.FatRelu(x, n, threshold); break;
-            default: VectorOpsReference.FatRelu(x, n, threshold); break;
-        }
-    }
-
-    // x[n] = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), in place. Scalar on every Isa, like Silu.
-    public static void Gelu(float* x, int n)
-    {
-        for (int i = 0; i < n; i++)
-        {
-            float v = x[i];
-            x[i] = 0.5f * v * (1f + MathF.Tanh(0.7978845608f * (v + 0.044715f * v * v * v)));
-        }
-    }
-
-    // first i with x[i] maximal, scanning with C's strict `>` from x[0] (so NaNs after x[0] never win); -1 when n == 0
-    public static int ArgMax(float* x, int n) => ArgMax(IsaSupport.Best, x, n);
-
-    internal static int ArgMax(Isa isa, float* x, int n) => isa switch
-    {
-        Isa.V512 => K512.ArgMax(x, n),
-        Isa.V256 => K256.ArgMax(x, n),
-        Isa.V128 => K128.ArgMax(x, n),
-        _ => VectorOpsReference.ArgMax(x, n),
-    };
-
     // dst[n] = (Half)src[n], round to nearest even
     public static void ToHalf(Half* dst, float* src, long n) => ToHalf(IsaSupport.Best, dst, src, n);
 
@@ -252,7 +191,6 @@ internal unsafe interface ISimd<TF, TI> where TF : struct where TI : struct
     static abstract TF GreaterThan(TF a, TF b);
     static abstract TF Select(TF mask, TF ifTrue, TF ifFalse);
     /// <summary>First lane equal (IEEE ==) to value, or -1.</summary>
-    static abstract int IndexOf(TF v, float value);
     static abstract TI Add(TI a, TI b);
     static abstract TI Sub(TI a, TI b);
     static abstract TI And(TI a, TI b);
@@ -287,7 +225,6 @@ internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>
     public static float Sum(Vector128<float> v) => Vector128.Sum(v);
     public static Vector128<float> GreaterThan(Vector128<float> a, Vector128<float> b) => Vector128.GreaterThan(a, b);
     public static Vector128<float> Select(Vector128<float> mask, Vector128<float> ifTrue, Vector128<float> ifFalse) => Vector128.ConditionalSelect(mask, ifTrue, ifFalse);
-    public static int IndexOf(Vector128<float> v, float value) => Vector128.IndexOf(v, value);
     public static Vector128<int> Add(Vector128<int> a, Vector128<int> b) => a + b;
     public static Vector128<int> Sub(Vector128<int> a, Vector128<int> b) => a - b;
     public static Vector128<int> And(Vector128<int> a, Vector128<int> b) => a & b;
@@ -329,7 +266,6 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
     public static float Sum(Vector256<float> v) => Vector256.Sum(v);
     public static Vector256<float> GreaterThan(Vector256<float> a, Vector256<float> b) => Vector256.GreaterThan(a, b);
     public static Vector256<float> Select(Vector256<float> mask, Vector256<float> ifTrue, Vector256<float> ifFalse) => Vector256.ConditionalSelect(mask, ifTrue, ifFalse);
-    public static int IndexOf(Vector256<float> v, float value) => Vector256.IndexOf(v, value);
     public static Vector256<int> Add(Vector256<int> a, Vector256<int> b) => a + b;
     public static Vector256<int> Sub(Vector256<int> a, Vector256<int> b) => a - b;
     public static Vector256<int> And(Vector256<int> a, Vector256<int> b) => a & b;
@@ -371,7 +307,6 @@ internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<int>
     public static float Sum(Vector512<float> v) => Vector512.Sum(v);
     public static Vector512<float> GreaterThan(Vector512<float> a, Vector512<float> b) => Vector512.GreaterThan(a, b);
     public static Vector512<float> Select(Vector512<float> mask, Vector512<float> ifTrue, Vector512<float> ifFalse) => Vector512.ConditionalSelect(mask, ifTrue, ifFalse);
-    public static int IndexOf(Vector512<float> v, float value) => Vector512.IndexOf(v, value);
     public static Vector512<int> Add(Vector512<int> a, Vector512<int> b) => a + b;
     public static Vector512<int> Sub(Vector512<int> a, Vector512<int> b) => a - b;
     public static Vector512<int> And(Vector512<int> a, Vector512<int> b) => a & b;
@@ -576,44 +511,6 @@ internal static unsafe class SimdKernels<TF, TI, S>
         int c = S.Count, i = 0;
         for (; i <= n - c; i += c) S.Store(y + i, S.Add(S.Load(y + i), S.Load(x + i)));
         for (; i < n; i++) y[i] += x[i];
-    }
-
-    // y[n] *= x[n]
-    public static void Mul(float* y, float* x, int n)
-    {
-        int c = S.Count, i = 0;
-        for (; i <= n - c; i += c) S.Store(y + i, S.Mul(S.Load(y + i), S.Load(x + i)));
-        for (; i < n; i++) y[i] *= x[i];
-    }
-
-    // x[n] = x > threshold ? x : 0, in place. A compare-and-select, not Max, so NaN and -0 give +0 exactly as in C.
-    public static void FatRelu(float* x, int n, float threshold)
-    {
-        int c = S.Count, i = 0;
-        TF t = S.Splat(threshold);
-        for (; i <= n - c; i += c)
-        {
-            TF v = S.Load(x + i);
-            S.Store(x + i, S.Select(S.GreaterThan(v, t), v, S.Zero));
-        }
-        for (; i < n; i++) x[i] = x[i] > threshold ? x[i] : 0f;
-    }
-
-    // first i with x[i] maximal under C's strict `>` scan; -1 when n == 0.
-    // The first index equal to the maximum is the one C's scan settles on, so two passes reproduce it.
-    public static int ArgMax(float* x, int n)
-    {
-        if (n == 0) return -1;
-        float max = Max(x, n);
-        if (float.IsNaN(max)) return 0; // only when x[0] is NaN: nothing compares greater, so C keeps index 0
-        int c = S.Count, i = 0;
-        for (; i <= n - c; i += c)
-        {
-            int lane = S.IndexOf(S.Load(x + i), max);
-            if (lane >= 0) return i + lane;
-        }
-        while (x[i] != max) i++; // max is one of x[i..n), so this stops in range
-        return i;
     }
 
     // dst[n] = (Half)src[n]

@@ -80,50 +80,6 @@ internal static unsafe class VectorOpsReference
         for (int i = 0; i < n; i++) y[i] += x[i];
     }
 
-    // y[n] *= x[n]
-    public static void Mul(float* y, float* x, int n)
-    {
-        for (int i = 0; i < n; i++) y[i] *= x[i];
-    }
-
-    // x[n] = x / (1 + exp(-x)), in place
-    public static void Silu(float* x, int n)
-    {
-        for (int i = 0; i < n; i++) x[i] = x[i] / (1f + MathF.Exp(-x[i]));
-    }
-
-    // x[n] = x > 0 ? x : 0, in place
-    public static void Relu(float* x, int n)
-    {
-        for (int i = 0; i < n; i++) x[i] = x[i] > 0f ? x[i] : 0f;
-    }
-
-    // x[n] = x > threshold ? x : 0, in place
-    public static void FatRelu(float* x, int n, float threshold)
-    {
-        for (int i = 0; i < n; i++) x[i] = x[i] > threshold ? x[i] : 0f;
-    }
-
-    // x[n] = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), in place
-    public static void Gelu(float* x, int n)
-    {
-        for (int i = 0; i < n; i++)
-        {
-            float v = x[i];
-            x[i] = 0.5f * v * (1f + MathF.Tanh(0.7978845608f * (v + 0.044715f * v * v * v)));
-        }
-    }
-
-    // first index of the maximum, strict `>` from x[0]; -1 when n == 0
-    public static int ArgMax(float* x, int n)
-    {
-        if (n == 0) return -1;
-        int best = 0;
-        for (int i = 1; i < n; i++)
-            if (x[i] > x[best]) best = i;
-        return best;
-    }
-
     // dst[n] = (Half)src[n]
     public static void ToHalf(Half* dst, float* src, long n)
     {
