@@ -99,7 +99,8 @@ namespace AotFlash.Flash
             BundleGate = 0;
             BundleUp = (long)shape.Dim * elem;
             BundleDown = 2L * shape.Dim * elem;
-            BundleStride = AlignUp(3L * shape.Dim * elem, TensorAlignment);
+            BundleBytes = 3L * shape.Dim * elem;
+            BundleStride = AlignUp(BundleBytes, TensorAlignment);
             long layerFlashBytes = AlignUp(BundleStride * shape.HiddenDim, FlashAlignment);
             for (int l = 0; l < shape.Layers; l++)
             {
@@ -132,6 +133,8 @@ namespace AotFlash.Flash
         public long ResidentBytes { get; }
         public long FlashBytes { get; }
         public long FlashLayerBytes { get; }
+        /// <summary>Bytes of one bundle's weights (the stride without its alignment padding).</summary>
+        public long BundleBytes { get; }
         /// <summary>Distance in bytes between neighbouring neuron bundles.</summary>
         public long BundleStride { get; }
         public long BundleGate { get; }

@@ -49,9 +49,7 @@ public static class CalibrateCommand
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             { throw new BadInputException($"{textPath}: cannot read calibration text ({e.Message})"); }
         }
-        if (Calibrator.ActiveThreshold(ctx.Model.Activation) is null)
-            throw new BadInputException($"calibrate needs a ReLU-family activation (relu or fatrelu(t)); '{ctx.Model.Name}' uses " +
-                                        $"{ctx.Model.Activation}, whose activations are never exactly zero, so there is nothing to predict");
+        Calibrator.RequireActiveThreshold(ctx.Model); // before loading anything
 
         using var file = ModelLoader.Open(ctx, modelPath);
         var model = Engine.Load(ctx.Model, file, new EngineOptions { Mode = EngineMode.Dense, Threads = a.Int("--threads", RunCommand.DefaultThreads, min: 1) });

@@ -19,7 +19,7 @@ public static unsafe class ModelConverter
 
         using var writer = ModelFileWriter.Create(outputPath, force);
         var layout = info.Layout;
-        var scratch = new TensorWriter(writer, shape.Weights);
+        var scratch = new TensorWriter(writer);
 
         progress?.Invoke("resident section (embeddings, attention, norms)");
         writer.BeginSection(SectionKind.Resident);
@@ -55,7 +55,7 @@ public static unsafe class ModelConverter
                 new ReadOnlySpan<float>(w3 + (long)i * shape.Dim, shape.Dim).CopyTo(bundle.AsSpan(shape.Dim));
                 for (int d = 0; d < shape.Dim; d++) bundle[2 * shape.Dim + d] = w2[(long)d * shape.HiddenDim + i];
                 writer.PadTo(layout.Layers[l].FfnBundles + i * layout.BundleStride);
-                fixed (float* b = bundle) scratch.Write(b, bundle.Length);
+                fixed (float* b = bundle) scratch.Write(b, bundle.Length, shape.Weights);
             }
         }
         writer.EndSection(layout.FlashBytes);
@@ -95,23 +95,21 @@ public static unsafe class ModelConverter
         return data;
     }
 
-    /// <summary>Writes f32 source tensors in the model's weight type (norms stay f32).</summary>
-    private sealed class TensorWriter(ModelFileWriter writer, WeightType type)
+    /// <summary>Writes f32 source tensors as f32 or f16.</summary>
+    private sealed class TensorWriter(ModelFileWriter writer)
     {
         private readonly byte[] _buffer = new byte[1 << 20];
 
         public void Matrix(TensorSlot slot, float* source)
         {
             writer.PadTo(slot.Offset);
-            long n = (long)slot.Rows * slot.Cols;
-            if (slot.Type == WeightType.F32) WriteF32(source, n);
-            else Write(source, n);
+            Write(source, (long)slot.Rows * slot.Cols, slot.Type);
         }
 
-        /// <summary>n floats from <paramref name="source"/> in the model's weight type.</summary>
-        public void Write(float* source, long n)
+        /// <summary>n floats from <paramref name="source"/> as <paramref name="as"/>.</summary>
+        public void Write(float* source, long n, WeightType @as)
         {
-            if (type == WeightType.F32) WriteF32(source, n);
+            if (@as == WeightType.F32) WriteF32(source, n);
             else WriteF16(source, n);
         }
 

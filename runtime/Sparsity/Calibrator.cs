@@ -26,6 +26,18 @@ public static unsafe class Calibrator
         _ => null,
     };
 
+    /// <summary>The active threshold of a model that can be calibrated; a clear error for one whose activation never gives zeros.</summary>
+    public static float RequireActiveThreshold(ModelInfo info) => ActiveThreshold(info.Activation)
+        ?? throw new BadInputException($"calibrate needs a ReLU-family activation (relu or fatrelu(t)); '{info.Name}' uses " +
+                                       $"{info.Activation}, whose activations are never exactly zero, so there is nothing to predict");
+
+    /// <summary>dst[dim] = the gate row of a bundle (its first dim elements), as floats.</summary>
+    public static void GateRow(float* dst, byte* bundle, int dim, WeightType type)
+    {
+        if (type == WeightType.F16) Kernels.VectorOps.ToSingle(dst, (Half*)bundle, dim);
+        else Buffer.MemoryCopy(bundle, dst, dim * 4L, dim * 4L);
+    }
+
     /// <summary>Rank for a layer: the spec's, doubled for the last quarter of the layers (as the paper gives its last
     /// layers larger predictors), never above half of min(dim, hidden): a predictor of full rank would be as large as
     /// the gate matrix it stands in for.</summary>
@@ -41,9 +53,7 @@ public static unsafe class Calibrator
     {
         var info = model.Info;
         var shape = info.Shape;
-        float threshold = ActiveThreshold(info.Activation)
-            ?? throw new BadInputException($"calibrate needs a ReLU-family activation (relu or fatrelu(t)); '{info.Name}' uses " +
-                                           $"{info.Activation}, whose activations are never exactly zero, so there is nothing to predict");
+        float threshold = RequireActiveThreshold(info);
         if (model.Weights.Flash == null) throw new InvalidOperationException("calibration runs the model densely");
 
         // 1. FFN inputs of every layer, token by token.
@@ -91,13 +101,7 @@ public static unsafe class Calibrator
             {
                 byte* first = model.Weights.Flash + layout.Layers[l].FfnBundles;
                 for (int i = 0; i < shape.HiddenDim; i++)
-                {
-                    // gate row i = the first dim elements of bundle i
-                    byte* bundle = first + i * layout.BundleStride;
-                    float* row = g + (long)i * shape.Dim;
-                    if (shape.Weights == WeightType.F16) Kernels.VectorOps.ToSingle(row, (Half*)bundle, shape.Dim);
-                    else Buffer.MemoryCopy(bundle, row, shape.Dim * 4L, shape.Dim * 4L);
-                }
+                    GateRow(g + (long)i * shape.Dim, first + i * layout.BundleStride, shape.Dim, shape.Weights);
             }
             int rank = RankFor(l, info);
             predictors[l] = PredictorTrainer.Train(inputs[l], tokens, gate, shape.HiddenDim, shape.Dim, rank, threshold, targetRecall,

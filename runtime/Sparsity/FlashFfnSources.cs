@@ -80,7 +80,7 @@ public sealed unsafe class FlashFfnSource : IFfnSource
         _window = window;
         _selectAll = selectAll;
         _hidden = layout.Shape.HiddenDim;
-        _bundleBytes = (int)(3L * layout.Shape.Dim * Layout.ElementSize(layout.Shape.Weights));
+        _bundleBytes = checked((int)layout.BundleBytes);
         _active = new NativeArray<int>(_hidden, account, "the neuron lists");
         _missing = new NativeArray<int>(_hidden, account, "the neuron lists");
         _missingRows = new NativeArray<int>(_hidden, account, "the neuron lists");
@@ -210,8 +210,8 @@ public sealed unsafe class FlashFfnSource : IFfnSource
                 float g;
                 fixed (float* row = _row)
                 {
-                    if (s.Weights == WeightType.F16) { Kernels.VectorOps.ToSingle(row, (Half*)bundle, s.Dim); g = Kernels.VectorOps.Dot(row, x, s.Dim); }
-                    else g = Kernels.VectorOps.Dot((float*)bundle, x, s.Dim);
+                    Calibrator.GateRow(row, bundle, s.Dim, s.Weights);
+                    g = Kernels.VectorOps.Dot(row, x, s.Dim);
                 }
                 while (j < selected.Length && selected[j] < i) j++;
                 if (g <= threshold) continue;
