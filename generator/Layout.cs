@@ -5,8 +5,27 @@ using System.Collections.Generic;
 
 namespace AotFlash.Flash
 {
-    /// <summary>Element type of the large weight matrices. Norm weights are always f32.</summary>
+    /// <summary>Element type of the large weight matrices. Norm weights and biases are always f32.</summary>
     public enum WeightType { F32 = 0, F16 = 1 }
+
+    /// <summary>Which tensors a model has: llama (RMSNorm, RoPE, gated FFN, no biases) or OPT (LayerNorm, learned
+    /// positions, biases everywhere, plain FFN).</summary>
+    public enum ModelFamily { Llama = 0, Opt = 1 }
+
+    /// <summary>How a bundle part is cut from its source tensor: row i, column i, or element i of a vector.</summary>
+    public enum BundlePartKind { Row, Column, Element }
+
+    /// <summary>One piece of every neuron bundle: where neuron i's slice of tensor <see cref="Tensor"/> ("w1", "fc1_bias", …)
+    /// sits in the bundle, and in which element type.</summary>
+    public sealed class BundlePart
+    {
+        public BundlePart(string tensor, BundlePartKind kind, long offset, WeightType type)
+        { Tensor = tensor; Kind = kind; Offset = offset; Type = type; }
+        public string Tensor { get; }
+        public BundlePartKind Kind { get; }
+        public long Offset { get; }
+        public WeightType Type { get; }
+    }
 
     /// <summary>The numbers that decide where every weight lives.</summary>
     public sealed class ModelShape : IEquatable<ModelShape>
@@ -54,34 +73,58 @@ namespace AotFlash.Flash
     /// <summary>Offsets of one layer's tensors: attention in the resident section, FFN bundles in the flash section.</summary>
     public sealed class LayerSlots
     {
-        public LayerSlots(TensorSlot attnNorm, TensorSlot wq, TensorSlot wk, TensorSlot wv, TensorSlot wo, TensorSlot ffnNorm, long ffnBundles)
-        { AttnNorm = attnNorm; Wq = wq; Wk = wk; Wv = wv; Wo = wo; FfnNorm = ffnNorm; FfnBundles = ffnBundles; }
+        public LayerSlots(TensorSlot attnNorm, TensorSlot wq, TensorSlot wk, TensorSlot wv, TensorSlot wo, TensorSlot ffnNorm, long ffnBundles,
+                          LayerBiases? biases = null)
+        { AttnNorm = attnNorm; Wq = wq; Wk = wk; Wv = wv; Wo = wo; FfnNorm = ffnNorm; FfnBundles = ffnBundles; Biases = biases; }
         public TensorSlot AttnNorm { get; }
         public TensorSlot Wq { get; }
         public TensorSlot Wk { get; }
         public TensorSlot Wv { get; }
         public TensorSlot Wo { get; }
         public TensorSlot FfnNorm { get; }
+        /// <summary>The OPT family's LayerNorm and projection biases; null for llama.</summary>
+        public LayerBiases? Biases { get; }
         /// <summary>Byte offset of this layer's first neuron bundle from the start of the flash section.</summary>
         public long FfnBundles { get; }
     }
 
+    /// <summary>Offsets of one OPT layer's biases (all f32 vectors in the resident section).</summary>
+    public sealed class LayerBiases
+    {
+        public LayerBiases(TensorSlot attnNorm, TensorSlot q, TensorSlot k, TensorSlot v, TensorSlot o, TensorSlot ffnNorm, TensorSlot ffnDown)
+        { AttnNorm = attnNorm; Q = q; K = k; V = v; O = o; FfnNorm = ffnNorm; FfnDown = ffnDown; }
+        public TensorSlot AttnNorm { get; }
+        public TensorSlot Q { get; }
+        public TensorSlot K { get; }
+        public TensorSlot V { get; }
+        public TensorSlot O { get; }
+        public TensorSlot FfnNorm { get; }
+        /// <summary>fc2's bias, added once to the FFN's sum over neurons.</summary>
+        public TensorSlot FfnDown { get; }
+    }
+
     /// <summary>
     /// Byte layout of a model file's two weight sections.
-    /// Resident section: token embedding, per layer [attention norm, wq, wk, wv, wo, ffn norm], final norm,
-    /// classifier (unless tied); every tensor 64-byte aligned.
-    /// Flash section: per layer (4 KiB aligned) one bundle per FFN neuron i:
-    /// [gate row i (w1) | up row i (w3) | down column i (w2)], each bundle 64-byte aligned, so the
-    /// weights of one neuron are one contiguous read.
+    /// Resident section: token embedding, [position embedding,] per layer [attention norm, wq, wk, wv, wo, ffn norm,
+    /// and for OPT the norms' biases and the projections' biases], final norm [and its bias], classifier (unless tied);
+    /// every tensor 64-byte aligned.
+    /// Flash section: per layer (4 KiB aligned) one bundle per FFN neuron i, each 64-byte aligned, so the weights of one
+    /// neuron are one contiguous read: llama [gate row i (w1) | up row i (w3) | down column i (w2)];
+    /// OPT [fc1 row i | fc2 column i | fc1 bias i (f32)].
     /// </summary>
     public sealed class Layout
     {
         public const int TensorAlignment = 64;
         public const int FlashAlignment = 4096;
 
-        public Layout(ModelShape shape)
+        /// <summary>OPT's learned position table starts this many rows in (a fairseq leftover for padding).</summary>
+        public const int OptPositionOffset = 2;
+
+        public Layout(ModelShape shape, ModelFamily family = ModelFamily.Llama)
         {
             Shape = shape;
+            Family = family;
+            bool opt = family == ModelFamily.Opt;
             var t = shape.Weights;
             long at = 0;
             var all = new List<TensorSlot>();
@@ -94,28 +137,74 @@ namespace AotFlash.Flash
             }
 
             TokenEmbedding = Add("token_embedding", shape.Vocab, shape.Dim, t);
+            if (opt) PositionEmbedding = Add("position_embedding", shape.Context + OptPositionOffset, shape.Dim, t);
             var layers = new LayerSlots[shape.Layers];
-            int elem = ElementSize(t);
+            long row = (long)shape.Dim * ElementSize(t);
             BundleGate = 0;
-            BundleUp = (long)shape.Dim * elem;
-            BundleDown = 2L * shape.Dim * elem;
-            BundleBytes = 3L * shape.Dim * elem;
+            if (opt)
+            {
+                BundleUp = -1;
+                BundleDown = row;
+                BundleBias = 2 * row;
+                BundleBytes = 2 * row + 4;
+                BundleParts = new[]
+                {
+                    new BundlePart("fc1", BundlePartKind.Row, BundleGate, t),
+                    new BundlePart("fc2", BundlePartKind.Column, BundleDown, t),
+                    new BundlePart("fc1_bias", BundlePartKind.Element, BundleBias, WeightType.F32),
+                };
+            }
+            else
+            {
+                BundleUp = row;
+                BundleDown = 2 * row;
+                BundleBias = -1;
+                BundleBytes = 3 * row;
+                BundleParts = new[]
+                {
+                    new BundlePart("w1", BundlePartKind.Row, BundleGate, t),
+                    new BundlePart("w3", BundlePartKind.Row, BundleUp, t),
+                    new BundlePart("w2", BundlePartKind.Column, BundleDown, t),
+                };
+            }
             BundleStride = AlignUp(BundleBytes, TensorAlignment);
             long layerFlashBytes = AlignUp(BundleStride * shape.HiddenDim, FlashAlignment);
             for (int l = 0; l < shape.Layers; l++)
             {
                 string p = "layers." + l + ".";
-                layers[l] = new LayerSlots(
-                    Add(p + "attention_norm", 1, shape.Dim, WeightType.F32),
-                    Add(p + "wq", shape.Dim, shape.Dim, t),
-                    Add(p + "wk", shape.KvDim, shape.Dim, t),
-                    Add(p + "wv", shape.KvDim, shape.Dim, t),
-                    Add(p + "wo", shape.Dim, shape.Dim, t),
-                    Add(p + "ffn_norm", 1, shape.Dim, WeightType.F32),
-                    l * layerFlashBytes);
+                TensorSlot Vector(string name, int n) => Add(p + name, 1, n, WeightType.F32);
+                if (!opt)
+                {
+                    layers[l] = new LayerSlots(
+                        Vector("attention_norm", shape.Dim),
+                        Add(p + "wq", shape.Dim, shape.Dim, t),
+                        Add(p + "wk", shape.KvDim, shape.Dim, t),
+                        Add(p + "wv", shape.KvDim, shape.Dim, t),
+                        Add(p + "wo", shape.Dim, shape.Dim, t),
+                        Vector("ffn_norm", shape.Dim),
+                        l * layerFlashBytes);
+                    continue;
+                }
+                // Each projection's bias right after it, so a layer's attention is one stretch of the section.
+                var attnNorm = Vector("attention_norm", shape.Dim);
+                var attnNormBias = Vector("attention_norm_bias", shape.Dim);
+                var wq = Add(p + "wq", shape.Dim, shape.Dim, t);
+                var bq = Vector("bq", shape.Dim);
+                var wk = Add(p + "wk", shape.KvDim, shape.Dim, t);
+                var bk = Vector("bk", shape.KvDim);
+                var wv = Add(p + "wv", shape.KvDim, shape.Dim, t);
+                var bv = Vector("bv", shape.KvDim);
+                var wo = Add(p + "wo", shape.Dim, shape.Dim, t);
+                var bo = Vector("bo", shape.Dim);
+                var ffnNorm = Vector("ffn_norm", shape.Dim);
+                var ffnNormBias = Vector("ffn_norm_bias", shape.Dim);
+                var ffnDownBias = Vector("ffn_down_bias", shape.Dim);
+                layers[l] = new LayerSlots(attnNorm, wq, wk, wv, wo, ffnNorm, l * layerFlashBytes,
+                    new LayerBiases(attnNormBias, bq, bk, bv, bo, ffnNormBias, ffnDownBias));
             }
             Layers = layers;
             FinalNorm = Add("final_norm", 1, shape.Dim, WeightType.F32);
+            if (opt) FinalNormBias = Add("final_norm_bias", 1, shape.Dim, WeightType.F32);
             Classifier = shape.TiedEmbeddings ? TokenEmbedding : Add("classifier", shape.Vocab, shape.Dim, t);
             ResidentTensors = all;
             ResidentBytes = AlignUp(at, FlashAlignment);
@@ -124,9 +213,14 @@ namespace AotFlash.Flash
         }
 
         public ModelShape Shape { get; }
+        public ModelFamily Family { get; }
         public TensorSlot TokenEmbedding { get; }
+        /// <summary>OPT's learned positions [context + <see cref="OptPositionOffset"/>, dim]; null for llama.</summary>
+        public TensorSlot? PositionEmbedding { get; }
         public IReadOnlyList<LayerSlots> Layers { get; }
         public TensorSlot FinalNorm { get; }
+        /// <summary>OPT's final LayerNorm bias; null for llama.</summary>
+        public TensorSlot? FinalNormBias { get; }
         /// <summary>The output projection; the token embedding itself when embeddings are tied.</summary>
         public TensorSlot Classifier { get; }
         public IReadOnlyList<TensorSlot> ResidentTensors { get; }
@@ -137,9 +231,16 @@ namespace AotFlash.Flash
         public long BundleBytes { get; }
         /// <summary>Distance in bytes between neighbouring neuron bundles.</summary>
         public long BundleStride { get; }
+        /// <summary>Offset of the gate row (llama's w1, OPT's fc1) in a bundle: the row whose dot product decides
+        /// whether the neuron is active.</summary>
         public long BundleGate { get; }
+        /// <summary>Offset of the up row (w3); -1 for OPT's plain FFN, which has none.</summary>
         public long BundleUp { get; }
         public long BundleDown { get; }
+        /// <summary>Offset of the gate's f32 bias (OPT's fc1 bias); -1 for llama, which has none.</summary>
+        public long BundleBias { get; }
+        /// <summary>What a bundle is made of, in file order.</summary>
+        public IReadOnlyList<BundlePart> BundleParts { get; }
 
         public static int ElementSize(WeightType t) => t == WeightType.F16 ? 2 : 4;
         public static long AlignUp(long value, long alignment) => (value + alignment - 1) / alignment * alignment;

@@ -2,6 +2,7 @@ using System.CodeDom.Compiler;
 using System.Collections.Immutable;
 using System.Globalization;
 using System.IO;
+using System.Linq;
 using AotFlash.Flash;
 
 namespace AotFlash.Generator
@@ -14,7 +15,8 @@ namespace AotFlash.Generator
         {
             public static string EmitModel(ModelSpec spec, string specFile)
             {
-                var layout = new Layout(ShapeOf(spec));
+                bool opt = spec.Family == "opt";
+                var layout = new Layout(ShapeOf(spec), opt ? ModelFamily.Opt : ModelFamily.Llama);
                 var (sw, w) = Begin();
                 string weights = spec.Dtype == "f16" ? "global::AotFlash.Inference.F16" : "global::AotFlash.Inference.F32";
                 string activation = spec.Activation switch
@@ -27,7 +29,8 @@ namespace AotFlash.Generator
                 w.WriteLine($"/// <summary>{spec.Name}: {spec.Family}, dim {spec.Dim}, hidden {spec.HiddenDim}, {spec.Layers} layers, " +
                             $"{spec.Heads} heads ({spec.KvHeads} kv), vocab {spec.Vocab}, context {spec.Context}, {spec.Activation}, {spec.Dtype}. " +
                             $"Generated from {specFile}.</summary>");
-                w.WriteLine($"public sealed unsafe partial class {spec.ClassName} : global::AotFlash.Inference.LlamaTransformer<{weights}, {activation}>");
+                string baseClass = opt ? "OptTransformer" : "LlamaTransformer";
+                w.WriteLine($"public sealed unsafe partial class {spec.ClassName} : global::AotFlash.Inference.{baseClass}<{weights}, {activation}>");
                 w.WriteLine("{");
                 w.Indent++;
 
@@ -46,17 +49,33 @@ namespace AotFlash.Generator
                 w.WriteLine();
                 w.WriteLine("// Byte offsets in the resident section.");
                 w.WriteLine($"private const long TokenEmbedding = {Long(layout.TokenEmbedding.Offset)};");
+                if (layout.PositionEmbedding is { } positions)
+                {
+                    w.WriteLine($"private const long PositionEmbedding = {Long(positions.Offset)};");
+                    w.WriteLine($"private const int PositionOffset = {Int(Layout.OptPositionOffset)}; // the table's first rows are never used");
+                }
                 w.WriteLine($"private const long FinalNorm = {Long(layout.FinalNorm.Offset)};");
+                if (layout.FinalNormBias is { } finalBias) w.WriteLine($"private const long FinalNormBias = {Long(finalBias.Offset)};");
                 w.WriteLine($"private const long Classifier = {Long(layout.Classifier.Offset)};{(spec.TieEmbeddings ? " // tied: the token embedding" : "")}");
-                w.WriteLine("// Flash section: neuron i of a layer is one bundle [gate row | up row | down column] at (layer's FFN offset) + i * BundleStride.");
-                w.WriteLine($"private const long BundleStride = {Long(layout.BundleStride)};");
-                w.WriteLine($"private const long BundleUp = {Long(layout.BundleUp)};");
-                w.WriteLine($"private const long BundleDown = {Long(layout.BundleDown)};");
+                if (opt)
+                {
+                    w.WriteLine("// Flash section: neuron i of a layer is one bundle [fc1 row | fc2 column | fc1 bias] at (layer's FFN offset) + i * BundleStride.");
+                    w.WriteLine($"private const long BundleStride = {Long(layout.BundleStride)};");
+                    w.WriteLine($"private const long BundleDown = {Long(layout.BundleDown)};");
+                    w.WriteLine($"private const long BundleBias = {Long(layout.BundleBias)};");
+                }
+                else
+                {
+                    w.WriteLine("// Flash section: neuron i of a layer is one bundle [gate row | up row | down column] at (layer's FFN offset) + i * BundleStride.");
+                    w.WriteLine($"private const long BundleStride = {Long(layout.BundleStride)};");
+                    w.WriteLine($"private const long BundleUp = {Long(layout.BundleUp)};");
+                    w.WriteLine($"private const long BundleDown = {Long(layout.BundleDown)};");
+                }
                 w.WriteLine();
 
                 w.WriteLine("public static global::AotFlash.Inference.ModelInfo Definition { get; } = new global::AotFlash.Inference.ModelInfo(");
                 w.Indent++;
-                w.WriteLine($"ModelName, SpecHash, {Literal(spec.Family)},");
+                w.WriteLine($"ModelName, SpecHash, global::AotFlash.Flash.ModelFamily.{(opt ? "Opt" : "Llama")},");
                 w.WriteLine($"new global::AotFlash.Flash.ModelShape(Dim, HiddenDim, Layers, Heads, KvHeads, Vocab, Context, " +
                             $"global::AotFlash.Flash.WeightType.{(spec.Dtype == "f16" ? "F16" : "F32")}, tiedEmbeddings: {(spec.TieEmbeddings ? "true" : "false")}),");
                 w.WriteLine($"NormEps, RopeTheta, activation: {Literal(ActivationText(spec))},");
@@ -89,21 +108,34 @@ namespace AotFlash.Generator
                 w.WriteLine("{");
                 w.Indent++;
                 w.WriteLine("CheckInput(token, pos);");
-                w.WriteLine("Embed(TokenEmbedding, token, Dim);");
-                for (int l = 0; l < spec.Layers; l++)
-                {
-                    var s = layout.Layers[l];
-                    w.WriteLine($"Layer(pos, {Int(l)}, attnNorm: {Long(s.AttnNorm.Offset)}, wq: {Long(s.Wq.Offset)}, wk: {Long(s.Wk.Offset)}, " +
-                                $"wv: {Long(s.Wv.Offset)}, wo: {Long(s.Wo.Offset)}, ffnNorm: {Long(s.FfnNorm.Offset)}, ffn: {Long(s.FfnBundles)});");
-                }
-                w.WriteLine("RmsNorm(X, X, FinalNorm, Dim, NormEps);");
+                if (opt) EmitOptForward(w, layout);
+                else EmitLlamaForward(w, layout);
                 w.WriteLine("// logits[vocab] = Classifier[vocab, dim] · x[dim]");
                 w.WriteLine("MatVec(LogitsPointer, Classifier, X, Vocab, Dim);");
                 w.Indent--;
                 w.WriteLine("}");
                 w.WriteLine();
-
                 w.WriteLine("[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]");
+                if (opt) EmitOptLayer(w);
+                else EmitLlamaLayer(w);
+                w.Indent--;
+                w.WriteLine("}");
+                w.Indent--;
+                w.WriteLine("}");
+                return sw.ToString();
+            }
+
+            private static void EmitLlamaForward(IndentedTextWriter w, Layout layout)
+            {
+                w.WriteLine("Embed(X, TokenEmbedding, token, Dim);");
+                foreach (var (l, s) in layout.Layers.Select((s, l) => (l, s)))
+                    w.WriteLine($"Layer(pos, {Int(l)}, attnNorm: {Long(s.AttnNorm.Offset)}, wq: {Long(s.Wq.Offset)}, wk: {Long(s.Wk.Offset)}, " +
+                                $"wv: {Long(s.Wv.Offset)}, wo: {Long(s.Wo.Offset)}, ffnNorm: {Long(s.FfnNorm.Offset)}, ffn: {Long(s.FfnBundles)});");
+                w.WriteLine("RmsNorm(X, X, FinalNorm, Dim, NormEps);");
+            }
+
+            private static void EmitLlamaLayer(IndentedTextWriter w)
+            {
                 w.WriteLine("private void Layer(int pos, int layer, long attnNorm, long wq, long wk, long wv, long wo, long ffnNorm, long ffn)");
                 w.WriteLine("{");
                 w.Indent++;
@@ -124,12 +156,53 @@ namespace AotFlash.Generator
                 w.WriteLine("Add(X, Xb2, Dim);");
                 w.Indent--;
                 w.WriteLine("}");
+            }
 
+            private static void EmitOptForward(IndentedTextWriter w, Layout layout)
+            {
+                w.WriteLine("// x = token embedding + learned position embedding");
+                w.WriteLine("Embed(X, TokenEmbedding, token, Dim);");
+                w.WriteLine("Embed(Xb, PositionEmbedding, pos + PositionOffset, Dim);");
+                w.WriteLine("Add(X, Xb, Dim);");
+                foreach (var (l, s) in layout.Layers.Select((s, l) => (l, s)))
+                {
+                    var b = s.Biases!;
+                    w.WriteLine($"Layer(pos, {Int(l)}, attnNorm: {Long(s.AttnNorm.Offset)}, attnNormBias: {Long(b.AttnNorm.Offset)}, " +
+                                $"wq: {Long(s.Wq.Offset)}, bq: {Long(b.Q.Offset)}, wk: {Long(s.Wk.Offset)}, bk: {Long(b.K.Offset)}, " +
+                                $"wv: {Long(s.Wv.Offset)}, bv: {Long(b.V.Offset)}, wo: {Long(s.Wo.Offset)}, bo: {Long(b.O.Offset)}, " +
+                                $"ffnNorm: {Long(s.FfnNorm.Offset)}, ffnNormBias: {Long(b.FfnNorm.Offset)}, ffnDownBias: {Long(b.FfnDown.Offset)}, " +
+                                $"ffn: {Long(s.FfnBundles)});");
+                }
+                w.WriteLine("LayerNorm(X, X, FinalNorm, FinalNormBias, Dim, NormEps);");
+            }
+
+            private static void EmitOptLayer(IndentedTextWriter w)
+            {
+                w.WriteLine("private void Layer(int pos, int layer, long attnNorm, long attnNormBias, long wq, long bq, long wk, long bk, long wv, long bv,");
+                w.WriteLine("                   long wo, long bo, long ffnNorm, long ffnNormBias, long ffnDownBias, long ffn)");
+                w.WriteLine("{");
+                w.Indent++;
+                w.WriteLine("float* k = KeyCache + ((long)layer * Context + pos) * KvDim;");
+                w.WriteLine("float* v = ValueCache + ((long)layer * Context + pos) * KvDim;");
+                w.WriteLine("// attention: xb = layernorm(x); q, k, v = Wq·xb + bq, Wk·xb + bk, Wv·xb + bv; xb = attend(q, cache); x += Wo·xb + bo");
+                w.WriteLine("LayerNorm(Xb, X, attnNorm, attnNormBias, Dim, NormEps);");
+                w.WriteLine("MatVec(Q, wq, Xb, Dim, Dim);");
+                w.WriteLine("AddBias(Q, bq, Dim);");
+                w.WriteLine("MatVec(k, wk, Xb, KvDim, Dim);");
+                w.WriteLine("AddBias(k, bk, KvDim);");
+                w.WriteLine("MatVec(v, wv, Xb, KvDim, Dim);");
+                w.WriteLine("AddBias(v, bv, KvDim);");
+                w.WriteLine("Attention(Xb, layer, pos, Heads, KvHeads, HeadSize, Context);");
+                w.WriteLine("MatVec(Xb2, wo, Xb, Dim, Dim);");
+                w.WriteLine("AddBias(Xb2, bo, Dim);");
+                w.WriteLine("Add(X, Xb2, Dim);");
+                w.WriteLine("// feed-forward over the neuron bundles the FFN source selects: xb = layernorm(x); x += Σ_i act(fc1_i·xb + b1_i) fc2_i + b2");
+                w.WriteLine("LayerNorm(Xb, X, ffnNorm, ffnNormBias, Dim, NormEps);");
+                w.WriteLine("PlainFfn(Xb2, Xb, layer, ffn, Dim, BundleStride, BundleDown, BundleBias);");
+                w.WriteLine("AddBias(Xb2, ffnDownBias, Dim);");
+                w.WriteLine("Add(X, Xb2, Dim);");
                 w.Indent--;
                 w.WriteLine("}");
-                w.Indent--;
-                w.WriteLine("}");
-                return sw.ToString();
             }
 
             public static string EmitCatalog(ImmutableArray<ModelSpec> specs)

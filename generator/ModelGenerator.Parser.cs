@@ -15,13 +15,17 @@ namespace AotFlash.Generator
         /// <summary>YAML text → validated <see cref="ModelSpec"/> + diagnostics with file, line and column.</summary>
         internal static class Parser
         {
-            private static readonly string[] Families = { "llama" };
-            private static readonly string[] Norms = { "rmsnorm" };
-            private static readonly string[] Positions = { "rope" };
-            private static readonly string[] Ffns = { "gated" };
+            private static readonly string[] Families = { "llama", "opt" };
+            private static readonly string[] Norms = { "rmsnorm", "layernorm" };
+            private static readonly string[] Positions = { "rope", "learned" };
+            private static readonly string[] Ffns = { "gated", "plain" };
             private static readonly string[] Activations = { "relu", "silu", "gelu", "fatrelu(t)" };
             private static readonly string[] Dtypes = { "f32", "f16" };
-            private static readonly string[] TokenizerKinds = { "llama2c" };
+            private static readonly string[] TokenizerKinds = { "llama2c", "gpt2" };
+
+            /// <summary>The norm, position encoding and FFN each family is built from (and the defaults when a spec omits them).</summary>
+            private static (string Norm, string Position, string Ffn) Architecture(string? family) =>
+                family == "opt" ? ("layernorm", "learned", "plain") : ("rmsnorm", "rope", "gated");
 
             public static ParseResult Parse(string path, string text)
             {
@@ -70,11 +74,12 @@ namespace AotFlash.Generator
                 int? kvHeads = top.Size("kv_heads", required: false) ?? heads;
                 int? vocab = top.Size("vocab", required: true);
                 int? context = top.Size("context", required: true);
-                string? norm = top.Choice("norm", Norms, required: false) ?? "rmsnorm";
+                var architecture = Architecture(family);
+                string? norm = top.Choice("norm", Norms, required: false) ?? architecture.Norm;
                 double? normEps = top.PositiveNumber("norm_eps") ?? 1e-5;
-                string? position = top.Choice("position", Positions, required: false) ?? "rope";
+                string? position = top.Choice("position", Positions, required: false) ?? architecture.Position;
                 double? ropeTheta = top.PositiveNumber("rope_theta") ?? 10000.0;
-                string? ffn = top.Choice("ffn", Ffns, required: false) ?? "gated";
+                string? ffn = top.Choice("ffn", Ffns, required: false) ?? architecture.Ffn;
                 (string kind, double threshold)? activation = top.Activation("activation", Activations);
                 bool? tie = top.Bool("tie_embeddings") ?? true;
 
@@ -116,9 +121,24 @@ namespace AotFlash.Generator
                 if (name is not null && !IsValidName(name))
                     diagnostics.Add(Info(DiagnosticDescriptors.InvalidValue, nameSite, "name",
                         "'" + name + "' must start with a letter or digit, hold only letters, digits, '.', '-' and '_', and be shorter than 64 characters"));
+                if (family is not null)
+                {
+                    void Fits(string key, string? value, string wanted)
+                    {
+                        if (value is not null && value != wanted)
+                            diagnostics.Add(Info(DiagnosticDescriptors.InvalidValue, top.SiteOf(key)!, key,
+                                "family " + family + " is built with " + key + " " + wanted + ", not " + value));
+                    }
+                    Fits("norm", norm, architecture.Norm);
+                    Fits("position", position, architecture.Position);
+                    Fits("ffn", ffn, architecture.Ffn);
+                    if (family == "opt" && heads is not null && kvHeads is not null && kvHeads != heads)
+                        diagnostics.Add(Info(DiagnosticDescriptors.InvalidValue, top.SiteOf("kv_heads")!, "kv_heads",
+                            "family opt has multi-head attention, so kv_heads must equal heads (" + Str(heads.Value) + ")"));
+                }
                 if (dim is not null && heads is not null && dim % heads != 0)
                     diagnostics.Add(Info(DiagnosticDescriptors.DimNotDivisibleByHeads, top.SiteOf("heads")!, Str(dim.Value), Str(heads.Value)));
-                else if (dim is not null && heads is not null && dim / heads % 2 != 0)
+                else if (position == "rope" && dim is not null && heads is not null && dim / heads % 2 != 0)
                     diagnostics.Add(Info(DiagnosticDescriptors.InvalidValue, top.SiteOf("heads")!, "heads",
                         "RoPE needs an even head size, but dim / heads = " + Str(dim.Value / heads.Value)));
                 if (heads is not null && kvHeads is not null && heads % kvHeads != 0)

@@ -98,7 +98,7 @@ public static class CommandLine
         var s = ctx.Model.Shape;
         var lines = new List<string>
         {
-            $"{ctx.ProgramName}: {ctx.Model.Name} ({ctx.Model.Family}, dim {s.Dim}, {s.Layers} layers, vocab {s.Vocab}, context {s.Context}) — AotFlash {Version}",
+            $"{ctx.ProgramName}: {ctx.Model.Name} ({ctx.Model.FamilyName}, dim {s.Dim}, {s.Layers} layers, vocab {s.Vocab}, context {s.Context}) — AotFlash {Version}",
             "",
             $"usage: {ctx.ProgramName} <command> [options]",
             "",

@@ -1,35 +1,84 @@
 using AotFlash.Convert;
+using AotFlash.Inference;
 
 namespace AotFlash.Cli;
 
-/// <summary><c>convert</c>: llama2.c checkpoint (v0 or v1) + tokenizer.bin → model file for this binary's spec.</summary>
+/// <summary><c>convert</c>: a llama2.c checkpoint or a Hugging Face folder → model file for this binary's spec; or,
+/// with <c>--emit-spec</c>, a spec for a Hugging Face folder.</summary>
 public static class ConvertCommand
 {
     private static readonly Option[] Options =
     [
         new(["-w", "--weights"], "FILE", "llama2.c checkpoint (.bin, format v0 or v1, float32)"),
-        new(["-k", "--tokenizer"], "FILE", "llama2.c tokenizer.bin"),
+        new(["--hf"], "DIR", "Hugging Face folder: config.json + model.safetensors or a sharded model.safetensors.index.json " +
+                             "(LlamaForCausalLM, OPTForCausalLM; f32, f16 or bf16)"),
+        new(["-k", "--tokenizer"], "FILE", "llama2c tokenizer: tokenizer.bin; gpt2 tokenizer: tokenizer.json (default: the --hf folder's " +
+                                           "tokenizer.json, or its vocab.json + merges.txt)"),
         new(["-o", "--output"], "FILE", "model file to write (.afm)"),
+        new(["--emit-spec"], "FILE", "with --hf: write a model spec (YAML) for the folder instead of converting; publish.sh builds it"),
+        new(["--name"], "NAME", "with --emit-spec: the model's name (default: the folder's name)"),
         new(["--force"], null, "overwrite the output if it exists"),
     ];
 
     public static string Help(CliContext ctx) => CommandLine.HelpText(
-        $"{ctx.ProgramName} convert --weights CKPT --tokenizer TOK -o MODEL.afm [--force]",
-        $"Converts a llama2.c checkpoint into a model file for '{ctx.Model.Name}' ({ctx.Model.Shape.Weights.ToString().ToLowerInvariant()} weights):\n" +
+        $"{ctx.ProgramName} convert (--weights CKPT | --hf DIR) [--tokenizer TOK] -o MODEL.afm [--force]\n" +
+        $"       {ctx.ProgramName} convert --hf DIR --emit-spec SPEC.yaml [--name NAME] [--force]",
+        $"Converts a checkpoint into a model file for '{ctx.Model.Name}' ({ctx.Model.Shape.Weights.ToString().ToLowerInvariant()} weights):\n" +
         "resident section (embeddings, attention, norms), tokenizer, and the flash section of FFN neuron bundles.\n" +
-        "The checkpoint must have the spec's shape. The file is written atomically (never half a file).",
+        "The checkpoint must have the spec's shape. The file is written atomically (never half a file).\n" +
+        "With --emit-spec, writes the spec of a Hugging Face folder, so that './publish.sh SPEC.yaml --weights DIR' builds its binary.",
         Options);
 
     public static int Execute(CliContext ctx, string[] args)
     {
         var a = new Arguments("convert", args, Options);
         a.NoPositional();
-        string weights = a.String("--weights") ?? throw new BadInputException("convert needs --weights CKPT");
-        string tokenizer = a.String("--tokenizer") ?? throw new BadInputException("convert needs --tokenizer TOK");
+        string? weights = a.String("--weights"), hf = a.String("--hf"), tokenizer = a.String("--tokenizer");
+        bool force = a.Flag("--force");
+        if ((weights is null) == (hf is null)) throw new BadInputException("convert needs one of --weights CKPT and --hf DIR");
+        if (a.String("--emit-spec") is { } specPath)
+        {
+            if (hf is null) throw new BadInputException("--emit-spec needs --hf DIR");
+            EmitSpec(ctx, hf, specPath, a.String("--name"), force);
+            return 0;
+        }
         string output = a.String("--output") ?? throw new BadInputException("convert needs -o MODEL.afm");
-        ModelConverter.FromLlama2c(ctx.Model, weights, tokenizer, output, a.Flag("--force"),
-            step => ctx.Stderr.WriteLine($"convert: {step}"));
+        void Progress(string step) => ctx.Stderr.WriteLine($"convert: {step}");
+        if (weights is not null)
+        {
+            ModelConverter.FromLlama2c(ctx.Model, weights, tokenizer ?? throw new BadInputException("convert needs --tokenizer TOK"),
+                output, force, Progress);
+        }
+        else
+        {
+            using var checkpoint = HfCheckpoint.Open(hf!);
+            checkpoint.CheckFits(ctx.Model);
+            byte[] tokenizerSection = TokenizerSection(ctx.Model, hf!, tokenizer);
+            ModelConverter.Write(ctx.Model, checkpoint, tokenizerSection, output, force, Progress);
+        }
         ctx.Stderr.WriteLine($"convert: wrote {output} ({new FileInfo(output).Length} bytes)");
         return 0;
+    }
+
+    /// <summary>The tokenizer section for the spec's tokenizer kind.</summary>
+    private static byte[] TokenizerSection(ModelInfo model, string folder, string? tokenizer) => model.Tokenizer.Kind switch
+    {
+        "llama2c" => ModelConverter.ReadLlama2cTokenizer(
+            tokenizer ?? throw new BadInputException($"'{model.Name}' uses a llama2.c tokenizer: pass --tokenizer tokenizer.bin"),
+            model.Shape.Vocab),
+        _ => [],
+    };
+
+    private static void EmitSpec(CliContext ctx, string folder, string specPath, string? name, bool force)
+    {
+        var config = HfCheckpoint.ReadConfig(Path.Combine(folder, "config.json"));
+        name ??= Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder)));
+        if (!force && File.Exists(specPath)) throw new BadInputException($"{specPath} already exists (use --force to overwrite it)");
+        string yaml = HfCheckpoint.SpecYaml(config, name, Path.Combine(folder, "config.json"),
+            config.Family == Flash.ModelFamily.Opt ? "gpt2" : "llama2c");
+        try { File.WriteAllText(specPath, yaml); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        { throw new BadInputException($"{specPath}: cannot write ({e.Message})"); }
+        ctx.Stderr.WriteLine($"convert: wrote spec {specPath} for {config.Architecture} ({config.Layers} layers, dim {config.Dim})");
     }
 }

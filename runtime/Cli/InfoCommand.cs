@@ -33,7 +33,7 @@ public static class InfoCommand
         var o = new StringBuilder();
         o.AppendLine($"model          {m.Name} (AotFlash {CommandLine.Version})");
         o.AppendLine($"spec hash      {m.SpecHash}");
-        o.AppendLine($"family         {m.Family}: dim {s.Dim}, hidden {s.HiddenDim}, {s.Layers} layers, {s.Heads} heads ({s.KvHeads} kv, head size {s.HeadSize}), " +
+        o.AppendLine($"family         {m.FamilyName}: dim {s.Dim}, hidden {s.HiddenDim}, {s.Layers} layers, {s.Heads} heads ({s.KvHeads} kv, head size {s.HeadSize}), " +
                      $"vocab {s.Vocab}, context {s.Context}");
         o.AppendLine($"math           rmsnorm (eps {m.NormEps}), rope (theta {m.RopeTheta}), gated ffn, {m.Activation}, " +
                      $"{(s.TiedEmbeddings ? "tied" : "separate")} classifier, {s.Weights.ToString().ToLowerInvariant()} weights");

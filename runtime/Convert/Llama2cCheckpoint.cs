@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using AotFlash.Flash;
+using AotFlash.Inference;
 using Microsoft.Win32.SafeHandles;
 
 namespace AotFlash.Convert;
@@ -14,7 +15,7 @@ namespace AotFlash.Convert;
 /// classifier), then f32 rms_att, rms_ffn, rms_final, token_embedding, wq, wk, wv, wo, w1, w2, w3, [classifier].</item>
 /// </list>
 /// </summary>
-public sealed unsafe class Llama2cCheckpoint : IDisposable
+public sealed unsafe class Llama2cCheckpoint : IWeightSource
 {
     private const uint V1Magic = 0x616b3432;
     private readonly void* _map;
@@ -34,6 +35,7 @@ public sealed unsafe class Llama2cCheckpoint : IDisposable
 
     private Llama2cCheckpoint(string path)
     {
+        Path = path;
         using SafeFileHandle handle = OpenFile(path);
         _length = RandomAccess.GetLength(handle);
         Span<byte> h = stackalloc byte[256];
@@ -91,6 +93,56 @@ public sealed unsafe class Llama2cCheckpoint : IDisposable
     }
 
     public static Llama2cCheckpoint Open(string path) => new(path);
+
+    /// <summary>Where the checkpoint was read from (for error messages).</summary>
+    public string Path { get; }
+
+    /// <summary>Fails with every difference between this checkpoint's header and the model's spec.</summary>
+    public void CheckFits(ModelInfo info)
+    {
+        var s = info.Shape;
+        var mismatches = new List<string>();
+        void Check(string name, long actual, long expected)
+        {
+            if (actual != expected) mismatches.Add($"{name} {actual} (spec: {expected})");
+        }
+        if (info.Family != ModelFamily.Llama) mismatches.Add($"the llama family (spec: {info.FamilyName})");
+        Check("dim", Dim, s.Dim);
+        Check("hidden_dim", HiddenDim, s.HiddenDim);
+        Check("layers", Layers, s.Layers);
+        Check("heads", Heads, s.Heads);
+        Check("kv_heads", KvHeads, s.KvHeads);
+        Check("vocab", Vocab, s.Vocab);
+        if (SharedClassifier != s.TiedEmbeddings)
+            mismatches.Add(SharedClassifier ? "a shared classifier (spec: tie_embeddings false)" : "a separate classifier (spec: tie_embeddings true)");
+        if (mismatches.Count > 0)
+            throw new BadInputException($"{Path}: checkpoint does not fit spec '{info.Name}': it has {string.Join(", ", mismatches)}");
+        if (SeqLen < s.Context)
+            throw new BadInputException($"{Path}: checkpoint was trained for {SeqLen} positions, spec '{info.Name}' asks for context {s.Context}");
+    }
+
+    public ReadOnlySpan<float> Read(string name, int rows, int cols)
+    {
+        var (layer, tensor) = WeightNames.Split(name);
+        float* p = (layer, tensor) switch
+        {
+            (null, "token_embedding") => TokenEmbedding,
+            (null, "classifier") => Classifier,
+            (null, "final_norm") => RmsFinal,
+            ({ } l, "attention_norm") => RmsAtt(l),
+            ({ } l, "wq") => Wq(l),
+            ({ } l, "wk") => Wk(l),
+            ({ } l, "wv") => Wv(l),
+            ({ } l, "wo") => Wo(l),
+            ({ } l, "ffn_norm") => RmsFfn(l),
+            ({ } l, "w1") => W1(l),
+            ({ } l, "w2") => W2(l),
+            ({ } l, "w3") => W3(l),
+            _ => throw new BadInputException($"{Path}: a llama2.c checkpoint has no tensor '{name}'"),
+        };
+        // The header was checked against the spec, so the model's [rows, cols] is this tensor's shape.
+        return new ReadOnlySpan<float>(p, checked(rows * cols));
+    }
 
     private static SafeFileHandle OpenFile(string path)
     {

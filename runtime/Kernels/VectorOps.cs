@@ -110,6 +110,21 @@ public static unsafe class VectorOps
         }
     }
 
+    // o[n] = (x - mean(x)) / sqrt(var(x) + eps) * weight[n] + bias[n]; o may be x
+    public static void LayerNorm(float* o, float* x, float* weight, float* bias, int n, float eps) =>
+        LayerNorm(IsaSupport.Best, o, x, weight, bias, n, eps);
+
+    internal static void LayerNorm(Isa isa, float* o, float* x, float* weight, float* bias, int n, float eps)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.LayerNorm(o, x, weight, bias, n, eps); break;
+            case Isa.V256: K256.LayerNorm(o, x, weight, bias, n, eps); break;
+            case Isa.V128: K128.LayerNorm(o, x, weight, bias, n, eps); break;
+            default: VectorOpsReference.LayerNorm(o, x, weight, bias, n, eps); break;
+        }
+    }
+
     // x[n] = exp(x - max) / Σ exp(x - max), in place
     public static void Softmax(float* x, int n) => Softmax(IsaSupport.Best, x, n);
 
@@ -485,6 +500,32 @@ internal static unsafe class SimdKernels<TF, TI, S>
         TF sv = S.Splat(ss);
         for (; i <= n - c; i += c) S.Store(o + i, S.Mul(S.Load(weight + i), S.Mul(sv, S.Load(x + i))));
         for (; i < n; i++) o[i] = weight[i] * (ss * x[i]);
+    }
+
+    // o[n] = (x - mean) * rstd * weight + bias: two passes (mean, then the variance of x - mean, which stays accurate
+    // where the mean is large), then one fused pass.
+    public static void LayerNorm(float* o, float* x, float* weight, float* bias, int n, float eps)
+    {
+        int c = S.Count, i = 0;
+        TF acc = S.Zero;
+        for (; i <= n - c; i += c) acc = S.Add(acc, S.Load(x + i));
+        float sum = S.Sum(acc);
+        for (; i < n; i++) sum += x[i];
+        float mean = sum / n;
+        TF mv = S.Splat(mean);
+        acc = S.Zero;
+        for (i = 0; i <= n - c; i += c)
+        {
+            TF d = S.Sub(S.Load(x + i), mv);
+            acc = S.MulAdd(d, d, acc);
+        }
+        float ss = S.Sum(acc);
+        for (; i < n; i++) ss += (x[i] - mean) * (x[i] - mean);
+        float rstd = 1f / MathF.Sqrt(ss / n + eps);
+        TF rv = S.Splat(rstd);
+        for (i = 0; i <= n - c; i += c)
+            S.Store(o + i, S.MulAdd(S.Mul(S.Sub(S.Load(x + i), mv), rv), S.Load(weight + i), S.Load(bias + i)));
+        for (; i < n; i++) o[i] = (x[i] - mean) * rstd * weight[i] + bias[i];
     }
 
     // x[n] = exp(x - max) / Σ exp(x - max), in place. The exp and the sum stay scalar and in order, so the

@@ -58,6 +58,20 @@ internal static unsafe class VectorOpsReference
         for (int i = 0; i < n; i++) o[i] = weight[i] * (ss * x[i]);
     }
 
+    // o[n] = (x - mean(x)) / sqrt(var(x) + eps) * weight[n] + bias[n], the biased variance as torch's LayerNorm;
+    // sums in double, so this is the accurate answer the vector kernels are held to.
+    public static void LayerNorm(float* o, float* x, float* weight, float* bias, int n, float eps)
+    {
+        double mean = 0;
+        for (int i = 0; i < n; i++) mean += x[i];
+        mean /= n;
+        double variance = 0;
+        for (int i = 0; i < n; i++) variance += (x[i] - mean) * (x[i] - mean);
+        variance /= n;
+        float rstd = (float)(1 / Math.Sqrt(variance + eps));
+        for (int i = 0; i < n; i++) o[i] = (float)(x[i] - mean) * rstd * weight[i] + bias[i];
+    }
+
     // x[n] = exp(x - max) / Σ exp(x - max), in place
     public static void Softmax(float* x, int n)
     {

@@ -27,8 +27,10 @@ public static unsafe class Calibrator
     };
 
     /// <summary>The active threshold of a model that can be calibrated; a clear error for one whose activation never gives zeros.</summary>
-    public static float RequireActiveThreshold(ModelInfo info) => ActiveThreshold(info.Activation)
-        ?? throw new BadInputException($"calibrate needs a ReLU-family activation (relu or fatrelu(t)); '{info.Name}' uses " +
+    public static float RequireActiveThreshold(ModelInfo info) => info.Family != ModelFamily.Llama
+        ? throw new BadInputException($"calibrate supports the llama family only; '{info.Name}' is {info.FamilyName}, whose FFN " +
+                                      "biases give every neuron its own threshold, which the predictor trainer does not model yet")
+        : ActiveThreshold(info.Activation) ?? throw new BadInputException($"calibrate needs a ReLU-family activation (relu or fatrelu(t)); '{info.Name}' uses " +
                                        $"{info.Activation}, whose activations are never exactly zero, so there is nothing to predict");
 
     /// <summary>dst[dim] = the gate row of a bundle (its first dim elements), as floats.</summary>

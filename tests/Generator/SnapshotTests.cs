@@ -9,6 +9,7 @@ public sealed class SnapshotTests
     [Theory]
     [InlineData("modelspecs/stories260K-relu.yaml", "Stories260KReluModel.g.cs")]
     [InlineData("tests/specs/stories260K-fatrelu.yaml", "Stories260KFatreluModel.g.cs")]
+    [InlineData("modelspecs/opt-tiny.yaml", "OptTinyModel.g.cs")]
     public void EmittedModelMatchesSnapshot(string spec, string hintName)
     {
         var result = SpecGenerator.Run((spec, SpecGenerator.Spec(spec)));

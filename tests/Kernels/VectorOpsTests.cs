@@ -153,6 +153,29 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
         }
     }
 
+    [Theory, MemberData(nameof(Isas))]
+    public void LayerNorm(Isa isa)
+    {
+        var rng = new Random(17);
+        foreach (int n in Sizes)
+        {
+            // An offset mean, so a one-pass variance (E[x²] - mean²) would lose digits and fail.
+            using Buf<float> x = Floats(rng, n), weight = Floats(rng, n), bias = Floats(rng, n);
+            for (int i = 0; i < n; i++) x[i] += 8f;
+            using Buf<float> want = new(n, float.NaN), got = new(n, float.NaN), inPlace = x.Clone();
+            VectorOpsReference.LayerNorm(want.P, x.P, weight.P, bias.P, n, 1e-5f);
+            VectorOps.LayerNorm(isa, got.P, x.P, weight.P, bias.P, n, 1e-5f);
+            VectorOps.LayerNorm(isa, inPlace.P, inPlace.P, weight.P, bias.P, n, 1e-5f);
+            got.AssertGuardIntact();
+            inPlace.AssertGuardIntact();
+            for (int i = 0; i < n; i++)
+            {
+                AssertClose(want[i], got[i], MathF.Abs(want[i]) + 1f, $"n={n} i={i}");
+                Assert.Equal(BitConverter.SingleToInt32Bits(got[i]), BitConverter.SingleToInt32Bits(inPlace[i]));
+            }
+        }
+    }
+
     // Softmax keeps the exp and the sum scalar and in C's order, so it matches the reference exactly.
     [Theory, MemberData(nameof(Isas))]
     public void Softmax(Isa isa)

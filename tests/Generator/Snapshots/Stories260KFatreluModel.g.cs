@@ -31,7 +31,7 @@ namespace AotFlash.Models
         private const long BundleDown = 256;
         
         public static global::AotFlash.Inference.ModelInfo Definition { get; } = new global::AotFlash.Inference.ModelInfo(
-            ModelName, SpecHash, "llama",
+            ModelName, SpecHash, global::AotFlash.Flash.ModelFamily.Llama,
             new global::AotFlash.Flash.ModelShape(Dim, HiddenDim, Layers, Heads, KvHeads, Vocab, Context, global::AotFlash.Flash.WeightType.F16, tiedEmbeddings: true),
             NormEps, RopeTheta, activation: "fatrelu(0.25)",
             new global::AotFlash.Inference.TokenizerConfig("llama2c", Bos: 1, Eos: 2, Stop: new int[] { 1 }),
@@ -51,7 +51,7 @@ namespace AotFlash.Models
         public override void Forward(int token, int pos)
         {
             CheckInput(token, pos);
-            Embed(TokenEmbedding, token, Dim);
+            Embed(X, TokenEmbedding, token, Dim);
             Layer(pos, 0, attnNorm: 65536, wq: 65792, wk: 73984, wv: 78080, wo: 82176, ffnNorm: 90368, ffn: 0);
             Layer(pos, 1, attnNorm: 90624, wq: 90880, wk: 99072, wv: 103168, wo: 107264, ffnNorm: 115456, ffn: 69632);
             Layer(pos, 2, attnNorm: 115712, wq: 115968, wk: 124160, wv: 128256, wo: 132352, ffnNorm: 140544, ffn: 139264);

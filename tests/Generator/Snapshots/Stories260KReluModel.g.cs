@@ -31,7 +31,7 @@ namespace AotFlash.Models
         private const long BundleDown = 512;
         
         public static global::AotFlash.Inference.ModelInfo Definition { get; } = new global::AotFlash.Inference.ModelInfo(
-            ModelName, SpecHash, "llama",
+            ModelName, SpecHash, global::AotFlash.Flash.ModelFamily.Llama,
             new global::AotFlash.Flash.ModelShape(Dim, HiddenDim, Layers, Heads, KvHeads, Vocab, Context, global::AotFlash.Flash.WeightType.F32, tiedEmbeddings: true),
             NormEps, RopeTheta, activation: "relu",
             new global::AotFlash.Inference.TokenizerConfig("llama2c", Bos: 1, Eos: 2, Stop: new int[] { 1 }),
@@ -45,7 +45,7 @@ namespace AotFlash.Models
         public override void Forward(int token, int pos)
         {
             CheckInput(token, pos);
-            Embed(TokenEmbedding, token, Dim);
+            Embed(X, TokenEmbedding, token, Dim);
             Layer(pos, 0, attnNorm: 131072, wq: 131328, wk: 147712, wv: 155904, wo: 164096, ffnNorm: 180480, ffn: 0);
             Layer(pos, 1, attnNorm: 180736, wq: 180992, wk: 197376, wv: 205568, wo: 213760, ffnNorm: 230144, ffn: 135168);
             Layer(pos, 2, attnNorm: 230400, wq: 230656, wk: 247040, wv: 255232, wo: 263424, ffnNorm: 279808, ffn: 270336);

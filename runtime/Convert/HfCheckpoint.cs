@@ -1,0 +1,305 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using AotFlash.Flash;
+using AotFlash.Inference;
+
+namespace AotFlash.Convert;
+
+/// <summary>What a Hugging Face <c>config.json</c> says about a model, in spec terms.</summary>
+public sealed record HfConfig(
+    ModelFamily Family, string Architecture, int Dim, int HiddenDim, int Layers, int Heads, int KvHeads, int Vocab,
+    int MaxPositions, double NormEps, double RopeTheta, string Activation, bool TiedEmbeddings, int Bos, int[] Eos, string Dtype);
+
+/// <summary>
+/// A Hugging Face checkpoint folder (<c>config.json</c> + safetensors) of a supported architecture, read as an
+/// <see cref="IWeightSource"/>: <c>LlamaForCausalLM</c> (gated FFN with silu or relu; q and k rows are turned back from
+/// Hugging Face's rotate-half order into llama2.c's interleaved RoPE order) and <c>OPTForCausalLM</c> (LayerNorm
+/// before each block, learned positions, biases, plain FFN with relu). Anything else is refused with the reason.
+/// </summary>
+public sealed class HfCheckpoint : IWeightSource
+{
+    private readonly SafeTensorsCheckpoint _tensors;
+    private float[] _permuted = [];
+
+    private HfCheckpoint(string folder, HfConfig config, SafeTensorsCheckpoint tensors)
+    {
+        Folder = folder;
+        Config = config;
+        _tensors = tensors;
+    }
+
+    public string Folder { get; }
+    public HfConfig Config { get; }
+
+    public static HfCheckpoint Open(string folder)
+    {
+        if (!Directory.Exists(folder)) throw new BadInputException($"{folder}: not a folder (--hf wants a Hugging Face model folder)");
+        var config = ReadConfig(Path.Combine(folder, "config.json"));
+        return new HfCheckpoint(folder, config, SafeTensorsCheckpoint.Open(folder));
+    }
+
+    /// <summary>Parses and checks <c>config.json</c>; unsupported architectures and options fail with one line.</summary>
+    public static HfConfig ReadConfig(string path)
+    {
+        byte[] json = ModelConverter.ReadFile(path, "config");
+        JsonDocument doc;
+        try { doc = JsonDocument.Parse(json); }
+        catch (JsonException e) { throw new BadInputException($"{path}: not valid JSON ({e.Message})"); }
+        using (doc)
+        {
+            var c = new ConfigReader(path, doc.RootElement);
+            string architecture = c.Architecture();
+            return architecture switch
+            {
+                "LlamaForCausalLM" => Llama(c, architecture),
+                "OPTForCausalLM" => Opt(c, architecture),
+                _ => throw new BadInputException($"{path}: architecture {architecture} is not supported (LlamaForCausalLM and OPTForCausalLM are)"),
+            };
+        }
+    }
+
+    private static HfConfig Llama(ConfigReader c, string architecture)
+    {
+        int dim = c.Int("hidden_size"), heads = c.Int("num_attention_heads");
+        int kvHeads = c.Int("num_key_value_heads", heads);
+        if (dim % heads != 0) c.Unsupported("hidden_size", $"{dim} is not a multiple of num_attention_heads {heads}");
+        if (c.Int("head_dim", dim / heads) != dim / heads) c.Unsupported("head_dim", "a head size other than hidden_size / num_attention_heads");
+        if (!c.IsNull("rope_scaling")) c.Unsupported("rope_scaling", "scaled RoPE");
+        if (c.Bool("attention_bias", false)) c.Unsupported("attention_bias", "biases on the attention projections");
+        if (c.Bool("mlp_bias", false)) c.Unsupported("mlp_bias", "biases on the MLP");
+        string act = c.String("hidden_act", "silu");
+        if (act is not ("silu" or "relu")) c.Unsupported("hidden_act", $"activation {act} (silu and relu are)");
+        return new HfConfig(ModelFamily.Llama, architecture, dim, c.Int("intermediate_size"), c.Int("num_hidden_layers"), heads, kvHeads,
+            c.Int("vocab_size"), c.Int("max_position_embeddings"), c.Number("rms_norm_eps", 1e-6), c.Number("rope_theta", 10000),
+            act, c.Bool("tie_word_embeddings", false), c.Int("bos_token_id", 1), c.Ids("eos_token_id", 2), c.Dtype());
+    }
+
+    private static HfConfig Opt(ConfigReader c, string architecture)
+    {
+        int dim = c.Int("hidden_size"), heads = c.Int("num_attention_heads");
+        if (dim % heads != 0) c.Unsupported("hidden_size", $"{dim} is not a multiple of num_attention_heads {heads}");
+        if (c.Int("word_embed_proj_dim", dim) != dim) c.Unsupported("word_embed_proj_dim", "embedding projections (project_in/project_out)");
+        if (!c.Bool("do_layer_norm_before", true)) c.Unsupported("do_layer_norm_before", "LayerNorm after each block");
+        if (c.Bool("_remove_final_layer_norm", false)) c.Unsupported("_remove_final_layer_norm", "a model without its final LayerNorm");
+        if (!c.Bool("enable_bias", true)) c.Unsupported("enable_bias", "projections without biases");
+        if (!c.Bool("layer_norm_elementwise_affine", true)) c.Unsupported("layer_norm_elementwise_affine", "LayerNorms without weights");
+        string act = c.String("activation_function", "relu");
+        if (act != "relu") c.Unsupported("activation_function", $"activation {act} (relu is)");
+        return new HfConfig(ModelFamily.Opt, architecture, dim, c.Int("ffn_dim"), c.Int("num_hidden_layers"), heads, heads,
+            c.Int("vocab_size"), c.Int("max_position_embeddings"), 1e-5, 0, act, c.Bool("tie_word_embeddings", true),
+            c.Int("bos_token_id", 2), c.Ids("eos_token_id", 2), c.Dtype());
+    }
+
+    /// <summary>Fails with every difference between this checkpoint and the model's spec.</summary>
+    public void CheckFits(ModelInfo info)
+    {
+        var s = info.Shape;
+        var c = Config;
+        var mismatches = new List<string>();
+        void Check(string name, object actual, object expected)
+        {
+            if (!actual.Equals(expected)) mismatches.Add($"{name} {Text(actual)} (spec: {Text(expected)})");
+        }
+        Check("family", c.Family.ToString().ToLowerInvariant(), info.FamilyName);
+        Check("dim", c.Dim, s.Dim);
+        Check("hidden_dim", c.HiddenDim, s.HiddenDim);
+        Check("layers", c.Layers, s.Layers);
+        Check("heads", c.Heads, s.Heads);
+        Check("kv_heads", c.KvHeads, s.KvHeads);
+        Check("vocab", c.Vocab, s.Vocab);
+        Check("activation", c.Activation, info.Activation);
+        Check("tie_embeddings", c.TiedEmbeddings, s.TiedEmbeddings);
+        if (Math.Abs(c.NormEps - info.NormEps) > 1e-3 * c.NormEps) Check("norm_eps", c.NormEps, (double)info.NormEps);
+        if (c.Family == ModelFamily.Llama && Math.Abs(c.RopeTheta - info.RopeTheta) > 1e-3 * c.RopeTheta) Check("rope_theta", c.RopeTheta, (double)info.RopeTheta);
+        if (mismatches.Count > 0)
+            throw new BadInputException($"{Folder}: checkpoint does not fit spec '{info.Name}': it has {string.Join(", ", mismatches)}");
+        if (c.MaxPositions < s.Context)
+            throw new BadInputException($"{Folder}: checkpoint was trained for {c.MaxPositions} positions, spec '{info.Name}' asks for context {s.Context}");
+
+        static string Text(object o) => o switch
+        {
+            bool b => b ? "true" : "false",
+            double d => d.ToString("R", CultureInfo.InvariantCulture),
+            _ => System.Convert.ToString(o, CultureInfo.InvariantCulture)!,
+        };
+    }
+
+    /// <summary>A model spec (YAML) for this checkpoint, so a folder becomes a binary with <c>publish.sh</c>.</summary>
+    public static string SpecYaml(HfConfig c, string name, string source, string tokenizerKind)
+    {
+        string F(double v) => v.ToString("R", CultureInfo.InvariantCulture);
+        var y = new StringBuilder();
+        y.AppendLine($"# {name}: {c.Architecture}, written by 'convert --emit-spec' from {source}.");
+        y.AppendLine($"name: {name}");
+        y.AppendLine($"family: {c.Family.ToString().ToLowerInvariant()}");
+        y.AppendLine($"dim: {c.Dim}");
+        y.AppendLine($"hidden_dim: {c.HiddenDim}");
+        y.AppendLine($"layers: {c.Layers}");
+        y.AppendLine($"heads: {c.Heads}");
+        y.AppendLine($"kv_heads: {c.KvHeads}");
+        y.AppendLine($"vocab: {c.Vocab}");
+        y.AppendLine($"context: {c.MaxPositions}");
+        y.AppendLine($"norm_eps: {F(c.NormEps)}");
+        if (c.Family == ModelFamily.Llama) y.AppendLine($"rope_theta: {F(c.RopeTheta)}");
+        y.AppendLine($"activation: {c.Activation}");
+        y.AppendLine($"tie_embeddings: {(c.TiedEmbeddings ? "true" : "false")}");
+        y.AppendLine($"tokenizer: {{ kind: {tokenizerKind}, bos: {c.Bos}, eos: {c.Eos[0]}, stop: [{string.Join(", ", c.Eos)}] }}");
+        y.AppendLine($"weights: {{ dtype: {c.Dtype} }}");
+        y.AppendLine("flash: { window: 4, predictor_rank: 32, io_threads: 8, dram_budget: 50% }");
+        return y.ToString();
+    }
+
+    public ReadOnlySpan<float> Read(string name, int rows, int cols)
+    {
+        var (layer, tensor) = WeightNames.Split(name);
+        if (Config.Family == ModelFamily.Opt) return ReadOpt(name, layer, tensor, rows, cols);
+        string hf = (layer, tensor) switch
+        {
+            (null, "token_embedding") => "model.embed_tokens.weight",
+            (null, "classifier") => "lm_head.weight",
+            (null, "final_norm") => "model.norm.weight",
+            ({ } l, "attention_norm") => $"model.layers.{l}.input_layernorm.weight",
+            ({ } l, "wq") => $"model.layers.{l}.self_attn.q_proj.weight",
+            ({ } l, "wk") => $"model.layers.{l}.self_attn.k_proj.weight",
+            ({ } l, "wv") => $"model.layers.{l}.self_attn.v_proj.weight",
+            ({ } l, "wo") => $"model.layers.{l}.self_attn.o_proj.weight",
+            ({ } l, "ffn_norm") => $"model.layers.{l}.post_attention_layernorm.weight",
+            ({ } l, "w1") => $"model.layers.{l}.mlp.gate_proj.weight",
+            ({ } l, "w2") => $"model.layers.{l}.mlp.down_proj.weight",
+            ({ } l, "w3") => $"model.layers.{l}.mlp.up_proj.weight",
+            _ => throw new BadInputException($"{Folder}: a Llama checkpoint has no tensor for '{name}'"),
+        };
+        var values = _tensors.ReadF32(hf, rows, cols);
+        return tensor is "wq" or "wk" ? Interleave(values, rows / (Config.Dim / Config.Heads), cols) : values;
+    }
+
+    private ReadOnlySpan<float> ReadOpt(string name, int? layer, string tensor, int rows, int cols)
+    {
+        string p = $"model.decoder.layers.{layer}.";
+        string hf = (layer, tensor) switch
+        {
+            (null, "token_embedding") => "model.decoder.embed_tokens.weight",
+            (null, "position_embedding") => "model.decoder.embed_positions.weight",
+            (null, "classifier") => "lm_head.weight",
+            (null, "final_norm") => "model.decoder.final_layer_norm.weight",
+            (null, "final_norm_bias") => "model.decoder.final_layer_norm.bias",
+            (_, "attention_norm") => p + "self_attn_layer_norm.weight",
+            (_, "attention_norm_bias") => p + "self_attn_layer_norm.bias",
+            (_, "wq") => p + "self_attn.q_proj.weight",
+            (_, "bq") => p + "self_attn.q_proj.bias",
+            (_, "wk") => p + "self_attn.k_proj.weight",
+            (_, "bk") => p + "self_attn.k_proj.bias",
+            (_, "wv") => p + "self_attn.v_proj.weight",
+            (_, "bv") => p + "self_attn.v_proj.bias",
+            (_, "wo") => p + "self_attn.out_proj.weight",
+            (_, "bo") => p + "self_attn.out_proj.bias",
+            (_, "ffn_norm") => p + "final_layer_norm.weight",
+            (_, "ffn_norm_bias") => p + "final_layer_norm.bias",
+            (_, "fc1") => p + "fc1.weight",
+            (_, "fc1_bias") => p + "fc1.bias",
+            (_, "fc2") => p + "fc2.weight",
+            (_, "ffn_down_bias") => p + "fc2.bias",
+            _ => throw new BadInputException($"{Folder}: an OPT checkpoint has no tensor for '{name}'"),
+        };
+        if (tensor != "position_embedding") return _tensors.ReadF32(hf, rows, cols);
+        // The table has max_position_embeddings + 2 rows; a spec with a shorter context uses the first ones.
+        long[] shape = _tensors.Get(hf).Shape;
+        if (shape.Length != 2 || shape[0] < rows)
+            throw new BadInputException($"{Folder}: tensor '{hf}' has shape {_tensors.Get(hf).ShapeText}, the model needs at least {rows} rows of {cols}");
+        return _tensors.ReadF32(hf, (int)shape[0], cols)[..(rows * cols)];
+    }
+
+    /// <summary>Hugging Face's q/k rows hold, per head, the first halves of all rotation pairs and then the second
+    /// halves (rotate-half RoPE); llama2.c rotates neighbours. Row [h, p, i] (p in {0,1}, i &lt; headSize/2) goes
+    /// back to row [h, i, p].</summary>
+    private ReadOnlySpan<float> Interleave(ReadOnlySpan<float> hf, int heads, int cols)
+    {
+        int headSize = Config.Dim / Config.Heads, half = headSize / 2;
+        if (_permuted.Length < hf.Length) _permuted = new float[hf.Length];
+        for (int h = 0; h < heads; h++)
+            for (int p = 0; p < 2; p++)
+                for (int i = 0; i < half; i++)
+                    hf.Slice((h * headSize + p * half + i) * cols, cols).CopyTo(_permuted.AsSpan((h * headSize + 2 * i + p) * cols, cols));
+        return _permuted.AsSpan(0, hf.Length);
+    }
+
+    public void Dispose() => _tensors.Dispose();
+
+    /// <summary>Typed reads of config.json with one-line errors naming the key.</summary>
+    private readonly struct ConfigReader(string path, JsonElement root)
+    {
+        public string Architecture()
+        {
+            if (root.ValueKind != JsonValueKind.Object) throw new BadInputException($"{path}: not a JSON object");
+            if (root.TryGetProperty("architectures", out var a) && a.ValueKind == JsonValueKind.Array && a.GetArrayLength() == 1
+                && a[0].ValueKind == JsonValueKind.String)
+                return a[0].GetString()!;
+            string type = String("model_type", "");
+            return type switch
+            {
+                "llama" => "LlamaForCausalLM",
+                "opt" => "OPTForCausalLM",
+                "" => throw new BadInputException($"{path}: names no architecture (neither \"architectures\" nor \"model_type\")"),
+                _ => type,
+            };
+        }
+
+        private JsonElement? Get(string key) =>
+            root.TryGetProperty(key, out var v) && v.ValueKind != JsonValueKind.Null ? v : null;
+
+        public bool IsNull(string key) => Get(key) is null;
+
+        public int Int(string key, int? fallback = null)
+        {
+            if (Get(key) is not { } v) return fallback ?? throw new BadInputException($"{path}: has no \"{key}\"");
+            return v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int i) && i >= 0 ? i
+                : throw new BadInputException($"{path}: \"{key}\" is not a count");
+        }
+
+        public double Number(string key, double fallback)
+        {
+            if (Get(key) is not { } v) return fallback;
+            return v.ValueKind == JsonValueKind.Number ? v.GetDouble() : throw new BadInputException($"{path}: \"{key}\" is not a number");
+        }
+
+        public bool Bool(string key, bool fallback)
+        {
+            if (Get(key) is not { } v) return fallback;
+            return v.ValueKind switch
+            {
+                JsonValueKind.True => true,
+                JsonValueKind.False => false,
+                _ => throw new BadInputException($"{path}: \"{key}\" is not true or false"),
+            };
+        }
+
+        public string String(string key, string fallback)
+        {
+            if (Get(key) is not { } v) return fallback;
+            return v.ValueKind == JsonValueKind.String ? v.GetString()! : throw new BadInputException($"{path}: \"{key}\" is not a string");
+        }
+
+        /// <summary>A token id or a list of them (eos_token_id may be either).</summary>
+        public int[] Ids(string key, int fallback)
+        {
+            if (Get(key) is not { } v) return [fallback];
+            if (v.ValueKind != JsonValueKind.Array) return [Int(key)];
+            var ids = new List<int>();
+            foreach (var e in v.EnumerateArray())
+                ids.Add(e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out int i) && i >= 0 ? i
+                    : throw new BadInputException($"{path}: \"{key}\" holds a non-id"));
+            return ids.Count > 0 ? [.. ids] : throw new BadInputException($"{path}: \"{key}\" is empty");
+        }
+
+        /// <summary>The spec dtype for the checkpoint's torch_dtype: f16 for half-precision checkpoints (bf16 included), else f32.</summary>
+        public string Dtype() => String("torch_dtype", "float32") switch
+        {
+            "float16" or "bfloat16" => "f16",
+            _ => "f32",
+        };
+
+        public void Unsupported(string key, string what) =>
+            throw new BadInputException($"{path}: \"{key}\": {what} is not supported");
+    }
+}

@@ -1,0 +1,20 @@
+using AotFlash.Kernels;
+
+namespace AotFlash.Inference;
+
+/// <summary>
+/// The OPT family (Hugging Face's OPTForCausalLM with the LayerNorm before each block): learned positions added to the
+/// token embedding, LayerNorm with bias, biases on every projection, multi-head attention without rotation, and a plain
+/// FFN fc2(act(fc1 x + b1)) + b2 over neuron bundles [fc1 row | fc2 column | fc1 bias].
+/// </summary>
+public abstract unsafe class OptTransformer<TWeights, TActivation> : DecoderTransformer<TWeights, TActivation>
+    where TWeights : struct, IWeightFormat
+    where TActivation : struct, IActivation
+{
+    protected OptTransformer(ModelInfo info, ModelWeights weights, IFfnSource ffnSource, int threads)
+        : base(info, weights, ffnSource, threads) { }
+
+    /// <summary>o[n] = layernorm(x[n]) * weight[n] + bias[n], weight and bias in the resident section.</summary>
+    protected void LayerNorm(float* o, float* x, long weight, long bias, int n, float eps) =>
+        VectorOps.LayerNorm(o, x, (float*)(R + weight), (float*)(R + bias), n, eps);
+}
