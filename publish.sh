@@ -7,8 +7,11 @@ usage() {
   cat <<'USAGE'
 usage: ./publish.sh modelspecs/<name>.yaml [--weights CKPT] [--tokenizer TOK] [--output DIR] [--rid RID] [--cpu ISA] [--keep-symbols]
 
-  --weights CKPT     llama2.c checkpoint (default: modelspecs/<name>/model.bin when it exists)
-  --tokenizer TOK    llama2.c tokenizer.bin (default: modelspecs/<name>/tokenizer.bin)
+  --weights CKPT     llama2.c checkpoint, or a Hugging Face folder (config.json + safetensors; make its spec with
+                     '<any published binary> convert --hf DIR --emit-spec SPEC.yaml') (default: modelspecs/<name>/model.bin
+                     when it exists)
+  --tokenizer TOK    llama2.c tokenizer.bin (default: modelspecs/<name>/tokenizer.bin); for a gpt2-tokenizer model from
+                     a Hugging Face folder, the folder's tokenizer.json or vocab.json + merges.txt are used
   --output DIR       where to put the result (default: artifacts/<name>, or artifacts/<name>-<rid> for other RIDs)
   --rid RID          linux-x64 (default) or linux-arm64 (cross-compiled with clang + lld; the model is converted by
                      running the new binary under qemu-aarch64, so qemu-user must be installed)
@@ -58,7 +61,7 @@ name=$(basename "$spec"); name=${name%.yaml}; name=${name%.yml}
 specdir=$(dirname "$spec")/$name
 [[ -n "$weights" || ! -f "$specdir/model.bin" ]] || weights=$specdir/model.bin
 [[ -n "$tokenizer" || ! -f "$specdir/tokenizer.bin" ]] || tokenizer=$specdir/tokenizer.bin
-[[ -z "$weights" || -n "$tokenizer" ]] || { echo "publish.sh: error: --weights needs --tokenizer too" >&2; exit 2; }
+[[ -z "$weights" || -d "$weights" || -n "$tokenizer" ]] || { echo "publish.sh: error: --weights needs --tokenizer too" >&2; exit 2; }
 if [[ "$rid" == linux-x64 ]]; then output=${output:-$root/artifacts/$name}; else output=${output:-$root/artifacts/$name-$rid}; fi
 mkdir -p "$output"
 output=$(cd "$output" && pwd)
@@ -77,7 +80,8 @@ if [[ ${#cross[@]} -gt 0 ]]; then
   run=(qemu-aarch64 -L /usr/aarch64-linux-gnu "$exe")
 fi
 if [[ -n "$weights" ]]; then
-  "${run[@]}" convert --weights "$weights" --tokenizer "$tokenizer" -o "$output/$name.afm" --force >&2
+  if [[ -d "$weights" ]]; then source_args=(--hf "$weights" ${tokenizer:+--tokenizer "$tokenizer"}); else source_args=(--weights "$weights" --tokenizer "$tokenizer"); fi
+  "${run[@]}" convert "${source_args[@]}" -o "$output/$name.afm" --force >&2
   if $calibrate && "${run[@]}" info | grep -Eq '^math .*, (relu|fatrelu\([^)]*\)), '; then
     "${run[@]}" calibrate --model "$output/$name.afm" --tokens "$calibrate_tokens" >&2
   fi

@@ -35,13 +35,17 @@ public static class InfoCommand
         o.AppendLine($"spec hash      {m.SpecHash}");
         o.AppendLine($"family         {m.FamilyName}: dim {s.Dim}, hidden {s.HiddenDim}, {s.Layers} layers, {s.Heads} heads ({s.KvHeads} kv, head size {s.HeadSize}), " +
                      $"vocab {s.Vocab}, context {s.Context}");
-        o.AppendLine($"math           rmsnorm (eps {m.NormEps}), rope (theta {m.RopeTheta}), gated ffn, {m.Activation}, " +
+        string architecture = m.Family == ModelFamily.Opt
+            ? $"layernorm (eps {m.NormEps}), learned positions, biases, plain ffn"
+            : $"rmsnorm (eps {m.NormEps}), rope (theta {m.RopeTheta}), gated ffn";
+        o.AppendLine($"math           {architecture}, {m.Activation}, " +
                      $"{(s.TiedEmbeddings ? "tied" : "separate")} classifier, {s.Weights.ToString().ToLowerInvariant()} weights");
         o.AppendLine($"tokenizer      {m.Tokenizer.Kind}, bos {m.Tokenizer.Bos}, eos {m.Tokenizer.Eos}, stop [{string.Join(", ", m.Tokenizer.Stop)}]");
         o.AppendLine($"flash defaults window {m.Flash.Window}, predictor rank {m.Flash.PredictorRank}, {m.Flash.IoThreads} I/O threads, DRAM budget {m.Flash.DramBudget}");
         o.AppendLine($"resident       {Bytes(layout.ResidentBytes)} (embeddings, attention, norms{(s.TiedEmbeddings ? "" : ", classifier")})");
+        string bundle = string.Join(" | ", layout.BundleParts.Select(p => $"{p.Tensor} {p.Kind.ToString().ToLowerInvariant()}"));
         o.AppendLine($"flash          {Bytes(layout.FlashBytes)}: {s.Layers} layers x {s.HiddenDim} neuron bundles of {layout.BundleStride} bytes " +
-                     $"[gate row | up row | down column], layer stride {layout.FlashLayerBytes}");
+                     $"[{bundle}], layer stride {layout.FlashLayerBytes}");
         o.AppendLine($"kv cache       {Bytes(2L * s.Layers * s.Context * s.KvDim * 4)} (f32)");
         o.AppendLine($"cpu            {IsaSupport.Describe()}, {Environment.ProcessorCount} logical cores, {Threading.CpuTopology.PhysicalCores} physical (default threads)");
         if (a.Flag("--tensors"))

@@ -27,10 +27,7 @@ public static unsafe class Calibrator
     };
 
     /// <summary>The active threshold of a model that can be calibrated; a clear error for one whose activation never gives zeros.</summary>
-    public static float RequireActiveThreshold(ModelInfo info) => info.Family != ModelFamily.Llama
-        ? throw new BadInputException($"calibrate supports the llama family only; '{info.Name}' is {info.FamilyName}, whose FFN " +
-                                      "biases give every neuron its own threshold, which the predictor trainer does not model yet")
-        : ActiveThreshold(info.Activation) ?? throw new BadInputException($"calibrate needs a ReLU-family activation (relu or fatrelu(t)); '{info.Name}' uses " +
+    public static float RequireActiveThreshold(ModelInfo info) => ActiveThreshold(info.Activation) ?? throw new BadInputException($"calibrate needs a ReLU-family activation (relu or fatrelu(t)); '{info.Name}' uses " +
                                        $"{info.Activation}, whose activations are never exactly zero, so there is nothing to predict");
 
     /// <summary>dst[dim] = the gate row of a bundle (its first dim elements), as floats.</summary>
@@ -38,6 +35,45 @@ public static unsafe class Calibrator
     {
         if (type == WeightType.F16) Kernels.VectorOps.ToSingle(dst, (Half*)bundle, dim);
         else Buffer.MemoryCopy(bundle, dst, dim * 4L, dim * 4L);
+    }
+
+    /// <summary>The gate's bias of a bundle (OPT's fc1 bias); 0 for families without one.</summary>
+    public static float GateBias(byte* bundle, Layout layout) => layout.BundleBias >= 0 ? *(float*)(bundle + layout.BundleBias) : 0f;
+
+    /// <summary>gate · x + bias of one bundle: the value the activation decides on. <paramref name="row"/> is dim floats of scratch.</summary>
+    public static float PreActivation(byte* bundle, float* x, float* row, Layout layout)
+    {
+        GateRow(row, bundle, layout.Shape.Dim, layout.Shape.Weights);
+        return Kernels.VectorOps.Dot(row, x, layout.Shape.Dim) + GateBias(bundle, layout);
+    }
+
+    /// <summary>x[n, dim] → [n, dim + 1] with a last column of ones.</summary>
+    private static float[] WithConstantInput(float[] x, int n, int dim)
+    {
+        var wide = new float[(long)n * (dim + 1)];
+        for (int t = 0; t < n; t++)
+        {
+            x.AsSpan(t * dim, dim).CopyTo(wide.AsSpan(t * (dim + 1)));
+            wide[(long)t * (dim + 1) + dim] = 1f;
+        }
+        return wide;
+    }
+
+    /// <summary>A predictor of [x, 1] as one of x: A·(B·[x, 1]) = A·(B'·x) + A·c, with c the constant input's column of
+    /// B, so c drops out of B and A·c moves into the thresholds.</summary>
+    private static LowRankPredictor WithoutConstantInput(LowRankPredictor p)
+    {
+        int dim = p.Dim - 1;
+        var b = new float[(long)p.Rank * dim];
+        for (int a = 0; a < p.Rank; a++) p.B.AsSpan(a * p.Dim, dim).CopyTo(b.AsSpan(a * dim));
+        var thresholds = new float[p.Hidden];
+        for (int j = 0; j < p.Hidden; j++)
+        {
+            double shift = 0;
+            for (int a = 0; a < p.Rank; a++) shift += (double)p.A[(long)j * p.Rank + a] * p.B[(long)a * p.Dim + dim];
+            thresholds[j] = (float)(p.Thresholds[j] - shift);
+        }
+        return new LowRankPredictor(dim, p.Hidden, p.Rank, p.A, b, thresholds);
     }
 
     /// <summary>Rank for a layer: the spec's, doubled for the last quarter of the layers (as the paper gives its last
@@ -92,22 +128,31 @@ public static unsafe class Calibrator
         }
         model.FfnProbe = null;
 
-        // 2. One predictor per layer.
+        // 2. One predictor per layer. Where the gates have biases (OPT), each neuron's threshold differs: train on
+        // [x, 1] against [gate row, bias], then fold the constant input's column of B into the thresholds.
         var predictors = new LowRankPredictor[shape.Layers];
         var results = new LayerCalibration[shape.Layers];
-        var gate = new float[(long)shape.HiddenDim * shape.Dim];
         var layout = info.Layout;
+        bool biased = layout.BundleBias >= 0;
+        int width = biased ? shape.Dim + 1 : shape.Dim;
+        var gate = new float[(long)shape.HiddenDim * width];
         for (int l = 0; l < shape.Layers; l++)
         {
             fixed (float* g = gate)
             {
                 byte* first = model.Weights.Flash + layout.Layers[l].FfnBundles;
                 for (int i = 0; i < shape.HiddenDim; i++)
-                    GateRow(g + (long)i * shape.Dim, first + i * layout.BundleStride, shape.Dim, shape.Weights);
+                {
+                    byte* bundle = first + i * layout.BundleStride;
+                    GateRow(g + (long)i * width, bundle, shape.Dim, shape.Weights);
+                    if (biased) g[(long)i * width + shape.Dim] = GateBias(bundle, layout);
+                }
             }
+            float[] x = biased ? WithConstantInput(inputs[l], tokens, shape.Dim) : inputs[l];
             int rank = RankFor(l, info);
-            predictors[l] = PredictorTrainer.Train(inputs[l], tokens, gate, shape.HiddenDim, shape.Dim, rank, threshold, targetRecall,
+            var trained = PredictorTrainer.Train(x, tokens, gate, shape.HiddenDim, width, rank, threshold, targetRecall,
                 seed: 17 + l, out var quality);
+            predictors[l] = biased ? WithoutConstantInput(trained) : trained;
             results[l] = new LayerCalibration(l, predictors[l].Rank, quality, predictors[l].SerializedLength);
             progress($"calibrate: layer {l + 1}/{shape.Layers}: rank {rank}, recall {quality.Recall:F3}, precision {quality.Precision:F3}, " +
                      $"predicted density {quality.PredictedDensity:F3} (true {quality.TrueDensity:F3})");

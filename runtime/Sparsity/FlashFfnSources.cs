@@ -208,11 +208,7 @@ public sealed unsafe class FlashFfnSource : IFfnSource
             {
                 byte* bundle = _layer.Pointer + i * layer.BundleStride;
                 float g;
-                fixed (float* row = _row)
-                {
-                    Calibrator.GateRow(row, bundle, s.Dim, s.Weights);
-                    g = Kernels.VectorOps.Dot(row, x, s.Dim);
-                }
+                fixed (float* row = _row) g = Calibrator.PreActivation(bundle, x, row, layout);
                 while (j < selected.Length && selected[j] < i) j++;
                 if (g <= threshold) continue;
                 stats.TrueActive++;
