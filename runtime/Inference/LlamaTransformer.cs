@@ -72,7 +72,7 @@ public abstract unsafe class LlamaTransformer<TWeights, TActivation> : Transform
     }
 
     /// <summary>x[dim] = table[token, :]</summary>
-    protected void Embed(long table, int token, int dim) => TWeights.ToSingle(X, R + table + (long)token * dim * (long)Layout.ElementSize(TWeights.Type), dim);
+    protected void Embed(long table, int token, int dim) => TWeights.ToSingle(X, R + table + token * Layout.RowBytes(TWeights.Type, dim), dim);
 
     /// <summary>o[n] = rmsnorm(x[n]) * weight[n], weight in the resident section.</summary>
     protected void RmsNorm(float* o, float* x, long weight, int n, float eps) => VectorOps.RmsNorm(o, x, (float*)(R + weight), n, eps);
@@ -84,7 +84,7 @@ public abstract unsafe class LlamaTransformer<TWeights, TActivation> : Transform
     {
         if (_team.Size == 1 || (long)rows * cols < ParallelThreshold)
         {
-            TWeights.MatVec(y, R + w, cols, x, rows, cols);
+            TWeights.MatVec(y, R + w, Layout.RowBytes(TWeights.Type, cols), x, rows, cols);
             return;
         }
         _matVec.Set(y, R + w, x, rows, cols);
@@ -175,8 +175,8 @@ public abstract unsafe class LlamaTransformer<TWeights, TActivation> : Transform
         public void Execute(int member, int members)
         {
             var (start, end) = ThreadTeam.Share(_rows, member, members, grain: 4);
-            if (end > start)
-                TWeights.MatVec(_y + start, _w + (long)start * _cols * Layout.ElementSize(TWeights.Type), _cols, _x, end - start, _cols);
+            long rowBytes = Layout.RowBytes(TWeights.Type, _cols);
+            if (end > start) TWeights.MatVec(_y + start, _w + start * rowBytes, rowBytes, _x, end - start, _cols);
         }
     }
 

@@ -32,11 +32,7 @@ public static unsafe class Calibrator
                                        $"{info.Activation}, whose activations are never exactly zero, so there is nothing to predict");
 
     /// <summary>dst[dim] = the gate row of a bundle (its first dim elements), as floats.</summary>
-    public static void GateRow(float* dst, byte* bundle, int dim, WeightType type)
-    {
-        if (type == WeightType.F16) Kernels.VectorOps.ToSingle(dst, (Half*)bundle, dim);
-        else Buffer.MemoryCopy(bundle, dst, dim * 4L, dim * 4L);
-    }
+    public static void GateRow(float* dst, byte* bundle, int dim, WeightType type) => WeightRows.ToSingle(type, dst, bundle, dim);
 
     /// <summary>Rank for a layer: the spec's, doubled for the last quarter of the layers (as the paper gives its last
     /// layers larger predictors), never above half of min(dim, hidden): a predictor of full rank would be as large as
