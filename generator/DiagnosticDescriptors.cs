@@ -30,5 +30,8 @@ namespace AotFlash.Generator
             Error("AF0009", "Invalid value", "Invalid value for '{0}': {1}");
         public static readonly DiagnosticDescriptor DuplicateModelName =
             Error("AF0010", "Duplicate model name", "Another spec also declares the model name '{0}' (class {1})");
+        public static readonly DiagnosticDescriptor DimNotDivisibleByQuantGroup =
+            Error("AF0011", "dim not a multiple of the quantisation group",
+                "{0} weights are stored in groups of {2} elements per row, so dim ({1}) must be a multiple of {2}");
     }
 }

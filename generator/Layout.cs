@@ -5,8 +5,10 @@ using System.Collections.Generic;
 
 namespace AotFlash.Flash
 {
-    /// <summary>Element type of the large weight matrices. Norm weights and biases are always f32.</summary>
-    public enum WeightType { F32 = 0, F16 = 1 }
+    /// <summary>Element type of the large weight matrices. Norm weights and biases are always f32. Q8 and Q4 store each
+    /// row (or bundle slice) as groups of <see cref="Layout.QuantGroup"/> elements with one half-precision scale per
+    /// group; see <see cref="Layout.RowBytes"/>.</summary>
+    public enum WeightType { F32 = 0, F16 = 1, Q8 = 2, Q4 = 3 }
 
     /// <summary>Which tensors a model has: llama (RMSNorm, RoPE, gated FFN, no biases) or OPT (LayerNorm, learned
     /// positions, biases everywhere, plain FFN).</summary>
@@ -67,7 +69,7 @@ namespace AotFlash.Flash
         public int Rows { get; }
         public int Cols { get; }
         public WeightType Type { get; }
-        public long Bytes => (long)Rows * Cols * Layout.ElementSize(Type);
+        public long Bytes => Rows * Layout.RowBytes(Type, Cols);
     }
 
     /// <summary>Offsets of one layer's tensors: attention in the resident section, FFN bundles in the flash section.</summary>
@@ -139,7 +141,7 @@ namespace AotFlash.Flash
             TokenEmbedding = Add("token_embedding", shape.Vocab, shape.Dim, t);
             if (opt) PositionEmbedding = Add("position_embedding", shape.Context + OptPositionOffset, shape.Dim, t);
             var layers = new LayerSlots[shape.Layers];
-            long row = (long)shape.Dim * ElementSize(t);
+            long row = RowBytes(t, shape.Dim);
             BundleGate = 0;
             if (opt)
             {
@@ -242,7 +244,28 @@ namespace AotFlash.Flash
         /// <summary>What a bundle is made of, in file order.</summary>
         public IReadOnlyList<BundlePart> BundleParts { get; }
 
-        public static int ElementSize(WeightType t) => t == WeightType.F16 ? 2 : 4;
+        /// <summary>Elements per quantisation group of q8 and q4 rows, each group with one scale.</summary>
+        public const int QuantGroup = 32;
+
+        /// <summary>
+        /// Bytes of one row (or bundle slice) of <paramref name="n"/> elements stored as <paramref name="t"/>.
+        /// f32 and f16: the elements. q8 and q4 (n a multiple of <see cref="QuantGroup"/>): n / 32 half-precision
+        /// scales, then the quants, contiguous for vector loads: q8 one int8 per element; q4 16 bytes per group, byte j
+        /// holding element j in its low nibble and element j + 16 in its high nibble.
+        /// </summary>
+        public static long RowBytes(WeightType t, int n)
+        {
+            if ((t == WeightType.Q8 || t == WeightType.Q4) && n % QuantGroup != 0)
+                throw new ArgumentException(t + " rows need a multiple of " + QuantGroup + " elements, not " + n, nameof(n));
+            switch (t)
+            {
+                case WeightType.F32: return 4L * n;
+                case WeightType.F16: return 2L * n;
+                case WeightType.Q8: return 2L * (n / QuantGroup) + n;
+                case WeightType.Q4: return 2L * (n / QuantGroup) + n / 2;
+                default: throw new ArgumentOutOfRangeException(nameof(t), t, null);
+            }
+        }
         public static long AlignUp(long value, long alignment) => (value + alignment - 1) / alignment * alignment;
     }
 }

@@ -18,7 +18,7 @@ namespace AotFlash.Generator
                 bool opt = spec.Family == "opt";
                 var layout = new Layout(ShapeOf(spec), opt ? ModelFamily.Opt : ModelFamily.Llama);
                 var (sw, w) = Begin();
-                string weights = spec.Dtype == "f16" ? "global::AotFlash.Inference.F16" : "global::AotFlash.Inference.F32";
+                string weights = "global::AotFlash.Inference." + WeightTypeOf(spec.Dtype);
                 string activation = spec.Activation switch
                 {
                     "relu" => "global::AotFlash.Inference.Relu",
@@ -77,7 +77,7 @@ namespace AotFlash.Generator
                 w.Indent++;
                 w.WriteLine($"ModelName, SpecHash, global::AotFlash.Flash.ModelFamily.{(opt ? "Opt" : "Llama")},");
                 w.WriteLine($"new global::AotFlash.Flash.ModelShape(Dim, HiddenDim, Layers, Heads, KvHeads, Vocab, Context, " +
-                            $"global::AotFlash.Flash.WeightType.{(spec.Dtype == "f16" ? "F16" : "F32")}, tiedEmbeddings: {(spec.TieEmbeddings ? "true" : "false")}),");
+                            $"global::AotFlash.Flash.WeightType.{WeightTypeOf(spec.Dtype)}, tiedEmbeddings: {(spec.TieEmbeddings ? "true" : "false")}),");
                 w.WriteLine($"NormEps, RopeTheta, activation: {Literal(ActivationText(spec))},");
                 w.WriteLine($"new global::AotFlash.Inference.TokenizerConfig({Literal(spec.Tokenizer.Kind)}, Bos: {Int(spec.Tokenizer.Bos)}, Eos: {Int(spec.Tokenizer.Eos)}, " +
                             $"Stop: new int[] {{ {string.Join(", ", spec.Tokenizer.Stop)} }}),");
@@ -243,7 +243,17 @@ namespace AotFlash.Generator
 
             internal static ModelShape ShapeOf(ModelSpec s) =>
                 new ModelShape(s.Dim, s.HiddenDim, s.Layers, s.Heads, s.KvHeads, s.Vocab, s.Context,
-                    s.Dtype == "f16" ? WeightType.F16 : WeightType.F32, s.TieEmbeddings);
+                    WeightTypeOf(s.Dtype), s.TieEmbeddings);
+
+            /// <summary>The spec's dtype (f32, f16, q8, q4) as a <see cref="WeightType"/>, whose names are also those of the
+            /// runtime's weight format structs.</summary>
+            private static WeightType WeightTypeOf(string dtype) => dtype switch
+            {
+                "f16" => WeightType.F16,
+                "q8" => WeightType.Q8,
+                "q4" => WeightType.Q4,
+                _ => WeightType.F32,
+            };
 
             private static string ActivationText(ModelSpec s) => s.Activation == "fatrelu"
                 ? "fatrelu(" + s.ActivationThreshold.ToString("R", CultureInfo.InvariantCulture) + ")"

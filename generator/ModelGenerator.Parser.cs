@@ -5,6 +5,7 @@ using System.IO;
 using System.Linq;
 using System.Security.Cryptography;
 using System.Text;
+using AotFlash.Flash;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
@@ -20,7 +21,7 @@ namespace AotFlash.Generator
             private static readonly string[] Positions = { "rope", "learned" };
             private static readonly string[] Ffns = { "gated", "plain" };
             private static readonly string[] Activations = { "relu", "silu", "gelu", "fatrelu(t)" };
-            private static readonly string[] Dtypes = { "f32", "f16" };
+            private static readonly string[] Dtypes = { "f32", "f16", "q8", "q4" };
             private static readonly string[] TokenizerKinds = { "llama2c", "gpt2" };
 
             /// <summary>The norm, position encoding and FFN each family is built from (and the defaults when a spec omits them).</summary>
@@ -141,6 +142,9 @@ namespace AotFlash.Generator
                 else if (position == "rope" && dim is not null && heads is not null && dim / heads % 2 != 0)
                     diagnostics.Add(Info(DiagnosticDescriptors.InvalidValue, top.SiteOf("heads")!, "heads",
                         "RoPE needs an even head size, but dim / heads = " + Str(dim.Value / heads.Value)));
+                if (dim is not null && (dtype == "q8" || dtype == "q4") && dim % Layout.QuantGroup != 0)
+                    diagnostics.Add(Info(DiagnosticDescriptors.DimNotDivisibleByQuantGroup, weightsReader!.SiteOf("dtype")!, dtype,
+                        Str(dim.Value), Str(Layout.QuantGroup)));
                 if (heads is not null && kvHeads is not null && heads % kvHeads != 0)
                     diagnostics.Add(Info(DiagnosticDescriptors.HeadsNotDivisibleByKvHeads, top.SiteOf("kv_heads") ?? top.SiteOf("heads")!,
                         Str(heads.Value), Str(kvHeads.Value)));

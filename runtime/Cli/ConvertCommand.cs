@@ -1,3 +1,4 @@
+using System.Globalization;
 using AotFlash.Convert;
 using AotFlash.Inference;
 
@@ -15,17 +16,20 @@ public static class ConvertCommand
         new(["-k", "--tokenizer"], "FILE", "llama2c tokenizer: tokenizer.bin; gpt2 tokenizer: tokenizer.json (default: the --hf folder's " +
                                            "tokenizer.json, or its vocab.json + merges.txt)"),
         new(["-o", "--output"], "FILE", "model file to write (.afm)"),
+        new(["--dtype"], "TYPE", "f32, f16, q8 or q4: check that this binary stores its weights so (the spec decides)"),
         new(["--emit-spec"], "FILE", "with --hf: write a model spec (YAML) for the folder instead of converting; publish.sh builds it"),
         new(["--name"], "NAME", "with --emit-spec: the model's name (default: the folder's name)"),
         new(["--force"], null, "overwrite the output if it exists"),
     ];
 
     public static string Help(CliContext ctx) => CommandLine.HelpText(
-        $"{ctx.ProgramName} convert (--weights CKPT | --hf DIR) [--tokenizer TOK] -o MODEL.afm [--force]\n" +
+        $"{ctx.ProgramName} convert (--weights CKPT | --hf DIR) [--tokenizer TOK] -o MODEL.afm [--dtype TYPE] [--force]\n" +
         $"       {ctx.ProgramName} convert --hf DIR --emit-spec SPEC.yaml [--name NAME] [--force]",
         $"Converts a checkpoint into a model file for '{ctx.Model.Name}' ({ctx.Model.Shape.Weights.ToString().ToLowerInvariant()} weights):\n" +
         "resident section (embeddings, attention, norms), tokenizer, and the flash section of FFN neuron bundles.\n" +
         "The checkpoint must have the spec's shape. The file is written atomically (never half a file).\n" +
+        "The weight type is compiled in from the spec's weights: { dtype: ... }; q8 and q4 quantise each row in groups of\n" +
+        "32 with a half-precision scale per group, and convert prints each tensor kind's quantisation error.\n" +
         "With --emit-spec, writes the spec of a Hugging Face folder, so that './publish.sh SPEC.yaml --weights DIR' builds its binary.",
         Options);
 
@@ -43,10 +47,17 @@ public static class ConvertCommand
             return 0;
         }
         string output = a.String("--output") ?? throw new BadInputException("convert needs -o MODEL.afm");
+        string dtype = ctx.Model.Shape.Weights.ToString().ToLowerInvariant();
+        if (a.String("--dtype") is { } asked && asked != dtype)
+            throw new BadInputException(asked is "f32" or "f16" or "q8" or "q4"
+                ? $"convert --dtype {asked}: this binary's spec '{ctx.Model.Name}' stores {dtype} weights; the layout is compiled in, " +
+                  $"so build a binary from a spec with weights: {{ dtype: {asked} }}"
+                : $"convert --dtype {asked}: unknown weight type (f32, f16, q8 or q4)");
         void Progress(string step) => ctx.Stderr.WriteLine($"convert: {step}");
+        IReadOnlyList<ConversionError> errors;
         if (weights is not null)
         {
-            ModelConverter.FromLlama2c(ctx.Model, weights, tokenizer ?? throw new BadInputException("convert needs --tokenizer TOK"),
+            errors = ModelConverter.FromLlama2c(ctx.Model, weights, tokenizer ?? throw new BadInputException("convert needs --tokenizer TOK"),
                 output, force, Progress);
         }
         else
@@ -54,8 +65,11 @@ public static class ConvertCommand
             using var checkpoint = HfCheckpoint.Open(hf!);
             checkpoint.CheckFits(ctx.Model);
             byte[] tokenizerSection = TokenizerSection(ctx.Model, hf!, tokenizer);
-            ModelConverter.Write(ctx.Model, checkpoint, tokenizerSection, output, force, Progress);
+            errors = ModelConverter.Write(ctx.Model, checkpoint, hf!, tokenizerSection, output, force, Progress);
         }
+        foreach (var e in errors)
+            ctx.Stderr.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"convert: {dtype} error {e.Kind,-15} rms relative {e.RmsRelative * 100,7:F3}%, max abs {e.MaxAbs:E2} ({e.Weights} weights)"));
         ctx.Stderr.WriteLine($"convert: wrote {output} ({new FileInfo(output).Length} bytes)");
         return 0;
     }

@@ -17,35 +17,42 @@ public interface IWeightSource : IDisposable
     ReadOnlySpan<float> Read(string name, int rows, int cols);
 }
 
+/// <summary>What storing one kind of tensor (e.g. every layer's wq) in a lossy weight type lost: the RMS of the error
+/// relative to the RMS of the weights, and the largest error of a single weight.</summary>
+public sealed record ConversionError(string Kind, long Weights, double RmsRelative, float MaxAbs);
+
 /// <summary>Any <see cref="IWeightSource"/> + tokenizer → model file laid out by the model's <see cref="Layout"/>.</summary>
 public static unsafe class ModelConverter
 {
     /// <summary>llama2.c checkpoint (v0 or v1) + tokenizer.bin.</summary>
     /// <param name="progress">Called with a short description of each step (for a progress line on stderr).</param>
-    public static void FromLlama2c(ModelInfo info, string checkpointPath, string tokenizerPath, string outputPath, bool force,
-                                   Action<string>? progress = null)
+    /// <returns>The error of each kind of weight matrix when the spec stores them in a lossy type (empty for f32).</returns>
+    public static IReadOnlyList<ConversionError> FromLlama2c(ModelInfo info, string checkpointPath, string tokenizerPath, string outputPath,
+                                                             bool force, Action<string>? progress = null)
     {
         using var ckpt = Llama2cCheckpoint.Open(checkpointPath);
         ckpt.CheckFits(info);
-        Write(info, ckpt, ReadLlama2cTokenizer(tokenizerPath, info.Shape.Vocab), outputPath, force, progress);
+        return Write(info, ckpt, checkpointPath, ReadLlama2cTokenizer(tokenizerPath, info.Shape.Vocab), outputPath, force, progress);
     }
 
     /// <summary>Writes the resident section, the tokenizer section (<paramref name="tokenizer"/>, as the runtime reads
     /// it for the spec's tokenizer kind) and the flash section of neuron bundles, atomically.</summary>
-    public static void Write(ModelInfo info, IWeightSource source, byte[] tokenizer, string outputPath, bool force,
-                             Action<string>? progress = null)
+    /// <param name="sourceName">The checkpoint's path, for error messages.</param>
+    /// <returns>The error of each kind of weight matrix when the spec stores them in a lossy type (empty for f32).</returns>
+    public static IReadOnlyList<ConversionError> Write(ModelInfo info, IWeightSource source, string sourceName, byte[] tokenizer,
+                                                       string outputPath, bool force, Action<string>? progress = null)
     {
         var shape = info.Shape;
         var layout = info.Layout;
         using var writer = ModelFileWriter.Create(outputPath, force);
-        var tensors = new TensorWriter(writer);
+        var tensors = new TensorWriter(writer, sourceName);
 
         progress?.Invoke("resident section (embeddings, attention, norms)");
         writer.BeginSection(SectionKind.Resident);
         foreach (var slot in layout.ResidentTensors)
         {
             writer.PadTo(slot.Offset);
-            tensors.Write(source.Read(slot.Name, slot.Rows, slot.Cols), slot.Type);
+            tensors.Rows(source.Read(slot.Name, slot.Rows, slot.Cols), slot.Rows, slot.Cols, slot.Type, WeightNames.Split(slot.Name).Tensor, slot.Name);
         }
         writer.EndSection(layout.ResidentBytes);
 
@@ -76,19 +83,22 @@ public static unsafe class ModelConverter
                 long bundle = layout.Layers[l].FfnBundles + i * layout.BundleStride;
                 for (int p = 0; p < parts.Count; p++)
                 {
-                    writer.PadTo(bundle + parts[p].Offset);
+                    // Each slice is stored (and, when lossy, quantised) on its own, and reports its own error.
+                    var part = parts[p];
+                    writer.PadTo(bundle + part.Offset);
                     var values = whole[p];
-                    switch (parts[p].Kind)
+                    string name = $"layers.{l}.{part.Tensor} neuron {i}";
+                    switch (part.Kind)
                     {
                         case BundlePartKind.Row:
-                            tensors.Write(values.AsSpan(i * shape.Dim, shape.Dim), parts[p].Type);
+                            tensors.Rows(values.AsSpan(i * shape.Dim, shape.Dim), 1, shape.Dim, part.Type, part.Tensor, name);
                             break;
                         case BundlePartKind.Column:
                             for (int d = 0; d < shape.Dim; d++) column[d] = values[(long)d * shape.HiddenDim + i];
-                            tensors.Write(column, parts[p].Type);
+                            tensors.Rows(column, 1, shape.Dim, part.Type, part.Tensor, name);
                             break;
                         default:
-                            tensors.Write(values.AsSpan(i, 1), parts[p].Type);
+                            tensors.Rows(values.AsSpan(i, 1), 1, 1, part.Type, part.Tensor, name);
                             break;
                     }
                 }
@@ -96,6 +106,7 @@ public static unsafe class ModelConverter
         }
         writer.EndSection(layout.FlashBytes);
         writer.Commit(info.Name, info.SpecHash, shape);
+        return tensors.Errors;
     }
 
     /// <summary>A llama2.c tokenizer.bin, checked to load for a vocabulary of <paramref name="vocab"/>.</summary>
@@ -114,40 +125,93 @@ public static unsafe class ModelConverter
         { throw new BadInputException($"{path}: cannot read {what} ({e.Message})"); }
     }
 
-    /// <summary>Writes f32 values as f32 or f16.</summary>
-    private sealed class TensorWriter(ModelFileWriter writer)
+    /// <summary>Writes f32 source rows in a weight type, several rows per write, and for a lossy type decodes each row
+    /// again to measure what was lost, per tensor kind.</summary>
+    private sealed class TensorWriter(ModelFileWriter writer, string source)
     {
-        private readonly byte[] _buffer = new byte[1 << 20];
+        private byte[] _buffer = new byte[1 << 20];
+        private float[] _decoded = [];
+        private readonly Dictionary<string, ErrorSum> _errors = [];
+        private readonly List<string> _kinds = [];
 
-        public void Write(ReadOnlySpan<float> values, WeightType @as)
+        /// <summary>rows[count, n] as <paramref name="type"/>, one <see cref="Layout.RowBytes"/> after the other.</summary>
+        public void Rows(ReadOnlySpan<float> values, int count, int n, WeightType type, string kind, string name)
         {
-            if (@as == WeightType.F32) WriteF32(values);
-            else WriteF16(values);
-        }
-
-        private void WriteF32(ReadOnlySpan<float> values)
-        {
-            for (int done = 0; done < values.Length;)
-            {
-                int chunk = Math.Min(values.Length - done, _buffer.Length / 4);
-                writer.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.Slice(done, chunk)));
-                done += chunk;
-            }
-        }
-
-        private void WriteF16(ReadOnlySpan<float> values)
-        {
+            long rowBytes = Layout.RowBytes(type, n);
+            if (rowBytes > _buffer.Length) _buffer = new byte[rowBytes];
+            if (type != WeightType.F32 && _decoded.Length < n) _decoded = new float[n];
+            int perWrite = (int)(_buffer.Length / rowBytes);
             fixed (byte* buffer = _buffer)
-            fixed (float* source = values)
+            fixed (float* decoded = _decoded)
+            fixed (float* rows = values)
             {
-                for (int done = 0; done < values.Length;)
+                for (int done = 0; done < count;)
                 {
-                    int chunk = Math.Min(values.Length - done, _buffer.Length / 2);
-                    VectorOps.ToHalf((Half*)buffer, source + done, chunk);
-                    writer.Write(new ReadOnlySpan<byte>(buffer, chunk * 2));
+                    int chunk = Math.Min(count - done, perWrite);
+                    for (int r = 0; r < chunk; r++)
+                    {
+                        float* x = rows + (long)(done + r) * n;
+                        byte* row = buffer + r * rowBytes;
+                        Encode(row, x, n, type, name, done + r);
+                        if (type == WeightType.F32) continue;
+                        WeightRows.ToSingle(type, decoded, row, n);
+                        Error(kind).Add(x, decoded, n);
+                    }
+                    writer.Write(new ReadOnlySpan<byte>(buffer, (int)(chunk * rowBytes)));
                     done += chunk;
                 }
             }
         }
+
+        private void Encode(byte* row, float* x, int n, WeightType type, string name, int index)
+        {
+            try
+            {
+                switch (type)
+                {
+                    case WeightType.F32: Buffer.MemoryCopy(x, row, n * 4L, n * 4L); break;
+                    case WeightType.F16: VectorOps.ToHalf((Half*)row, x, n); break;
+                    case WeightType.Q8: Quantization.QuantizeQ8(row, x, n); break;
+                    case WeightType.Q4: Quantization.QuantizeQ4(row, x, n); break;
+                    default: throw new ArgumentOutOfRangeException(nameof(type), type, null);
+                }
+            }
+            catch (OverflowException e)
+            {
+                throw new BadInputException($"{source}: {name} row {index} cannot be stored as {type.ToString().ToLowerInvariant()}: {e.Message}");
+            }
+        }
+
+        private ErrorSum Error(string kind)
+        {
+            if (_errors.TryGetValue(kind, out var sum)) return sum;
+            _kinds.Add(kind);
+            return _errors[kind] = new ErrorSum();
+        }
+
+        /// <summary>One entry per tensor kind, in the order first written; empty for f32.</summary>
+        public IReadOnlyList<ConversionError> Errors => [.. _kinds.Select(k => _errors[k].Result(k))];
+    }
+
+    private sealed class ErrorSum
+    {
+        private double _squaredError, _squared;
+        private float _maxAbs;
+        private long _count;
+
+        public void Add(float* want, float* got, int n)
+        {
+            for (int i = 0; i < n; i++)
+            {
+                float e = MathF.Abs(want[i] - got[i]);
+                _squaredError += (double)e * e;
+                _squared += (double)want[i] * want[i];
+                _maxAbs = MathF.Max(_maxAbs, e);
+            }
+            _count += n;
+        }
+
+        public ConversionError Result(string kind) =>
+            new(kind, _count, _squared > 0 ? Math.Sqrt(_squaredError / _squared) : 0, _maxAbs);
     }
 }

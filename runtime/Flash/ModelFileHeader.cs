@@ -85,7 +85,7 @@ public sealed class ModelFileHeader
         for (int i = 0; i < dims.Length; i++) dims[i] = BinaryPrimitives.ReadInt32LittleEndian(b[(112 + 4 * i)..]);
         uint weightType = BinaryPrimitives.ReadUInt32LittleEndian(b[140..]);
         uint count = BinaryPrimitives.ReadUInt32LittleEndian(b[148..]);
-        if (weightType > (uint)WeightType.F16 || count > MaxSections)
+        if (weightType > (uint)WeightType.Q4 || count > MaxSections)
             throw new BadInputException($"{source}: model file header is corrupt (bad weight type or section count)");
         var sections = new Section[count];
         for (int i = 0; i < count; i++)

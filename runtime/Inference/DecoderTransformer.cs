@@ -69,7 +69,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
     }
 
     /// <summary>o[dim] = table[row, :], the table in the resident section.</summary>
-    protected void Embed(float* o, long table, int row, int dim) => TWeights.ToSingle(o, R + table + (long)row * dim * (long)Layout.ElementSize(TWeights.Type), dim);
+    protected void Embed(float* o, long table, int row, int dim) => TWeights.ToSingle(o, R + table + row * Layout.RowBytes(TWeights.Type, dim), dim);
 
     protected static void Add(float* y, float* x, int n) => VectorOps.Add(y, x, n);
 
@@ -81,7 +81,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
     {
         if (_team.Size == 1 || (long)rows * cols < ParallelThreshold)
         {
-            TWeights.MatVec(y, R + w, cols, x, rows, cols);
+            TWeights.MatVec(y, R + w, Layout.RowBytes(TWeights.Type, cols), x, rows, cols);
             return;
         }
         _matVec.Set(y, R + w, x, rows, cols);
@@ -169,8 +169,8 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
         public void Execute(int member, int members)
         {
             var (start, end) = ThreadTeam.Share(_rows, member, members, grain: 4);
-            if (end > start)
-                TWeights.MatVec(_y + start, _w + (long)start * _cols * Layout.ElementSize(TWeights.Type), _cols, _x, end - start, _cols);
+            long rowBytes = Layout.RowBytes(TWeights.Type, _cols);
+            if (end > start) TWeights.MatVec(_y + start, _w + start * rowBytes, rowBytes, _x, end - start, _cols);
         }
     }
 

@@ -8,7 +8,7 @@ namespace AotFlash.Inference;
 public unsafe interface IWeightFormat
 {
     static abstract WeightType Type { get; }
-    /// <summary>y[rows] = W[rows, cols] · x[cols], rows <paramref name="rowStride"/> elements apart.</summary>
+    /// <summary>y[rows] = W[rows, cols] · x[cols], rows <paramref name="rowStride"/> bytes apart.</summary>
     static abstract void MatVec(float* y, byte* w, long rowStride, float* x, int rows, int cols);
     /// <summary>w[n] · x[n]</summary>
     static abstract float Dot(byte* w, float* x, int n);
@@ -21,7 +21,7 @@ public unsafe interface IWeightFormat
 public readonly unsafe struct F32 : IWeightFormat
 {
     public static WeightType Type => WeightType.F32;
-    public static void MatVec(float* y, byte* w, long rowStride, float* x, int rows, int cols) => VectorOps.MatVec(y, (float*)w, rowStride, x, rows, cols);
+    public static void MatVec(float* y, byte* w, long rowStride, float* x, int rows, int cols) => VectorOps.MatVec(y, (float*)w, rowStride / sizeof(float), x, rows, cols);
     public static float Dot(byte* w, float* x, int n) => VectorOps.Dot((float*)w, x, n);
     public static void Axpy(float* y, float a, byte* w, int n) => VectorOps.Axpy(y, a, (float*)w, n);
     public static void ToSingle(float* dst, byte* w, int n) => Buffer.MemoryCopy(w, dst, n * 4L, n * 4L);
@@ -30,10 +30,47 @@ public readonly unsafe struct F32 : IWeightFormat
 public readonly unsafe struct F16 : IWeightFormat
 {
     public static WeightType Type => WeightType.F16;
-    public static void MatVec(float* y, byte* w, long rowStride, float* x, int rows, int cols) => VectorOps.MatVecF16(y, (Half*)w, rowStride, x, rows, cols);
+    public static void MatVec(float* y, byte* w, long rowStride, float* x, int rows, int cols) => VectorOps.MatVecF16(y, (Half*)w, rowStride / sizeof(Half), x, rows, cols);
     public static float Dot(byte* w, float* x, int n) => VectorOps.DotF16((Half*)w, x, n);
     public static void Axpy(float* y, float a, byte* w, int n) => VectorOps.AxpyF16(y, a, (Half*)w, n);
     public static void ToSingle(float* dst, byte* w, int n) => VectorOps.ToSingle(dst, (Half*)w, n);
+}
+
+/// <summary>int8 quants in groups of 32 with a half scale each (<see cref="Layout.RowBytes"/>); every row or bundle slice
+/// quantised on its own. The kernels multiply float activations by the quants and apply each group's scale once.</summary>
+public readonly unsafe struct Q8 : IWeightFormat
+{
+    public static WeightType Type => WeightType.Q8;
+    public static void MatVec(float* y, byte* w, long rowStride, float* x, int rows, int cols) => VectorOps.MatVecQ8(y, w, rowStride, x, rows, cols);
+    public static float Dot(byte* w, float* x, int n) => VectorOps.DotQ8(w, x, n);
+    public static void Axpy(float* y, float a, byte* w, int n) => VectorOps.AxpyQ8(y, a, w, n);
+    public static void ToSingle(float* dst, byte* w, int n) => VectorOps.ToSingleQ8(dst, w, n);
+}
+
+/// <summary>4-bit quants in groups of 32 with a half scale each (<see cref="Layout.RowBytes"/>), as <see cref="Q8"/>.</summary>
+public readonly unsafe struct Q4 : IWeightFormat
+{
+    public static WeightType Type => WeightType.Q4;
+    public static void MatVec(float* y, byte* w, long rowStride, float* x, int rows, int cols) => VectorOps.MatVecQ4(y, w, rowStride, x, rows, cols);
+    public static float Dot(byte* w, float* x, int n) => VectorOps.DotQ4(w, x, n);
+    public static void Axpy(float* y, float a, byte* w, int n) => VectorOps.AxpyQ4(y, a, w, n);
+    public static void ToSingle(float* dst, byte* w, int n) => VectorOps.ToSingleQ4(dst, w, n);
+}
+
+/// <summary>dst[n] = w[n] as floats, for code that knows the weight type only at run time (calibration, recall probes).</summary>
+public static unsafe class WeightRows
+{
+    public static void ToSingle(WeightType type, float* dst, byte* w, int n)
+    {
+        switch (type)
+        {
+            case WeightType.F32: F32.ToSingle(dst, w, n); break;
+            case WeightType.F16: F16.ToSingle(dst, w, n); break;
+            case WeightType.Q8: Q8.ToSingle(dst, w, n); break;
+            case WeightType.Q4: Q4.ToSingle(dst, w, n); break;
+            default: throw new ArgumentOutOfRangeException(nameof(type), type, null);
+        }
+    }
 }
 
 /// <summary>The FFN activation, applied per neuron; a struct type argument like <see cref="IWeightFormat"/>.</summary>

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using AotFlash.Flash;
 
 namespace AotFlash.Kernels;
 
@@ -95,6 +96,86 @@ public static unsafe class VectorOps
         }
     }
 
+    // w[n] · x[n], w one q8 row (see Layout.RowBytes; n a multiple of 32)
+    public static float DotQ8(byte* w, float* x, int n) => DotQ8(IsaSupport.Best, w, x, n);
+
+    internal static float DotQ8(Isa isa, byte* w, float* x, int n) => isa switch
+    {
+        Isa.V512 => K512.DotQ8(w, x, n),
+        Isa.V256 => K256.DotQ8(w, x, n),
+        Isa.V128 => K128.DotQ8(w, x, n),
+        _ => VectorOpsReference.DotQ8(w, x, n),
+    };
+
+    // w[n] · x[n], w one q4 row (see Layout.RowBytes; n a multiple of 32)
+    public static float DotQ4(byte* w, float* x, int n) => DotQ4(IsaSupport.Best, w, x, n);
+
+    internal static float DotQ4(Isa isa, byte* w, float* x, int n) => isa switch
+    {
+        Isa.V512 => K512.DotQ4(w, x, n),
+        Isa.V256 => K256.DotQ4(w, x, n),
+        Isa.V128 => K128.DotQ4(w, x, n),
+        _ => VectorOpsReference.DotQ4(w, x, n),
+    };
+
+    // y[n] += a · w[n], w one q8 row
+    public static void AxpyQ8(float* y, float a, byte* w, int n) => AxpyQ8(IsaSupport.Best, y, a, w, n);
+
+    internal static void AxpyQ8(Isa isa, float* y, float a, byte* w, int n)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.AxpyQ8(y, a, w, n); break;
+            case Isa.V256: K256.AxpyQ8(y, a, w, n); break;
+            case Isa.V128: K128.AxpyQ8(y, a, w, n); break;
+            default: VectorOpsReference.AxpyQ8(y, a, w, n); break;
+        }
+    }
+
+    // y[n] += a · w[n], w one q4 row
+    public static void AxpyQ4(float* y, float a, byte* w, int n) => AxpyQ4(IsaSupport.Best, y, a, w, n);
+
+    internal static void AxpyQ4(Isa isa, float* y, float a, byte* w, int n)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.AxpyQ4(y, a, w, n); break;
+            case Isa.V256: K256.AxpyQ4(y, a, w, n); break;
+            case Isa.V128: K128.AxpyQ4(y, a, w, n); break;
+            default: VectorOpsReference.AxpyQ4(y, a, w, n); break;
+        }
+    }
+
+    // y[rows] = W[rows, cols] · x[cols], W q8 rows; row r at w + r·rowStride (bytes)
+    public static void MatVecQ8(float* y, byte* w, long rowStride, float* x, int rows, int cols) =>
+        MatVecQ8(IsaSupport.Best, y, w, rowStride, x, rows, cols);
+
+    internal static void MatVecQ8(Isa isa, float* y, byte* w, long rowStride, float* x, int rows, int cols)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.MatVecQ8(y, w, rowStride, x, rows, cols); break;
+            case Isa.V256: K256.MatVecQ8(y, w, rowStride, x, rows, cols); break;
+            case Isa.V128: K128.MatVecQ8(y, w, rowStride, x, rows, cols); break;
+            default: VectorOpsReference.MatVecQ8(y, w, rowStride, x, rows, cols); break;
+        }
+    }
+
+    // y[rows] = W[rows, cols] · x[cols], W q4 rows; row r at w + r·rowStride (bytes)
+    public static void MatVecQ4(float* y, byte* w, long rowStride, float* x, int rows, int cols) =>
+        MatVecQ4(IsaSupport.Best, y, w, rowStride, x, rows, cols);
+
+    internal static void MatVecQ4(Isa isa, float* y, byte* w, long rowStride, float* x, int rows, int cols)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.MatVecQ4(y, w, rowStride, x, rows, cols); break;
+            case Isa.V256: K256.MatVecQ4(y, w, rowStride, x, rows, cols); break;
+            case Isa.V128: K128.MatVecQ4(y, w, rowStride, x, rows, cols); break;
+            default: VectorOpsReference.MatVecQ4(y, w, rowStride, x, rows, cols); break;
+        }
+    }
+
     // o[n] = weight[n] ⊙ x[n] / sqrt(mean(x²) + eps), llama2.c's rmsnorm; o may alias x
     public static void RmsNorm(float* o, float* x, float* weight, int n, float eps) =>
         RmsNorm(IsaSupport.Best, o, x, weight, n, eps);
@@ -180,6 +261,34 @@ public static unsafe class VectorOps
             default: VectorOpsReference.ToSingle(dst, src, n); break;
         }
     }
+
+    // dst[n] = w[n] dequantised, w one q8 row, exact (one product per element)
+    public static void ToSingleQ8(float* dst, byte* w, int n) => ToSingleQ8(IsaSupport.Best, dst, w, n);
+
+    internal static void ToSingleQ8(Isa isa, float* dst, byte* w, int n)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.ToSingleQ8(dst, w, n); break;
+            case Isa.V256: K256.ToSingleQ8(dst, w, n); break;
+            case Isa.V128: K128.ToSingleQ8(dst, w, n); break;
+            default: VectorOpsReference.ToSingleQ8(dst, w, n); break;
+        }
+    }
+
+    // dst[n] = w[n] dequantised, w one q4 row, exact
+    public static void ToSingleQ4(float* dst, byte* w, int n) => ToSingleQ4(IsaSupport.Best, dst, w, n);
+
+    internal static void ToSingleQ4(Isa isa, float* dst, byte* w, int n)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.ToSingleQ4(dst, w, n); break;
+            case Isa.V256: K256.ToSingleQ4(dst, w, n); break;
+            case Isa.V128: K128.ToSingleQ4(dst, w, n); break;
+            default: VectorOpsReference.ToSingleQ4(dst, w, n); break;
+        }
+    }
 }
 
 /// <summary>
@@ -222,6 +331,12 @@ internal unsafe interface ISimd<TF, TI> where TF : struct where TI : struct
     static abstract (TI Lower, TI Upper) LoadHalves(Half* p);
     /// <summary>Stores the low 16 bits of each lane of lower then upper as 2·Count halves.</summary>
     static abstract void StoreHalves(Half* p, TI lower, TI upper);
+    /// <summary>Loads Count signed bytes, sign-extended into the int lanes.</summary>
+    static abstract TI LoadSBytes(sbyte* p);
+    /// <summary>Loads Count bytes, zero-extended into the int lanes.</summary>
+    static abstract TI LoadBytes(byte* p);
+    /// <summary>Each int lane converted to float (exact for the small integers quants hold).</summary>
+    static abstract TF ToFloat(TI v);
 }
 
 internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>>
@@ -263,6 +378,16 @@ internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void StoreHalves(Half* p, Vector128<int> lower, Vector128<int> upper) =>
         Vector128.Narrow(lower.AsUInt32(), upper.AsUInt32()).Store((ushort*)p);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> LoadSBytes(sbyte* p) =>
+        Vector128.WidenLower(Vector128.WidenLower(Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<int>(p)).AsSByte()));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> LoadBytes(byte* p) =>
+        Vector128.WidenLower(Vector128.WidenLower(Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<int>(p)).AsByte())).AsInt32();
+
+    public static Vector128<float> ToFloat(Vector128<int> v) => Vector128.ConvertToSingle(v);
 }
 
 internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>>
@@ -304,6 +429,16 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void StoreHalves(Half* p, Vector256<int> lower, Vector256<int> upper) =>
         Vector256.Narrow(lower.AsUInt32(), upper.AsUInt32()).Store((ushort*)p);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> LoadSBytes(sbyte* p) =>
+        Vector256.WidenLower(Vector128.WidenLower(Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(p)).AsSByte()).ToVector256Unsafe());
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> LoadBytes(byte* p) =>
+        Vector256.WidenLower(Vector128.WidenLower(Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(p)).AsByte()).ToVector256Unsafe()).AsInt32();
+
+    public static Vector256<float> ToFloat(Vector256<int> v) => Vector256.ConvertToSingle(v);
 }
 
 internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<int>>
@@ -345,6 +480,24 @@ internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<int>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void StoreHalves(Half* p, Vector512<int> lower, Vector512<int> upper) =>
         Vector512.Narrow(lower.AsUInt32(), upper.AsUInt32()).Store((ushort*)p);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<int> LoadSBytes(sbyte* p)
+    {
+        var (lower, upper) = Vector128.Widen(Vector128.Load(p));
+        var shorts = Vector256.Create(lower, upper);
+        return Vector512.Create(Vector256.WidenLower(shorts), Vector256.WidenUpper(shorts));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<int> LoadBytes(byte* p)
+    {
+        var (lower, upper) = Vector128.Widen(Vector128.Load(p));
+        var shorts = Vector256.Create(lower, upper);
+        return Vector512.Create(Vector256.WidenLower(shorts), Vector256.WidenUpper(shorts)).AsInt32();
+    }
+
+    public static Vector512<float> ToFloat(Vector512<int> v) => Vector512.ConvertToSingle(v);
 }
 
 /// <summary>
@@ -489,6 +642,158 @@ internal static unsafe class SimdKernels<TF, TI, S>
         for (; r < rows; r++) y[r] = DotF16(w + r * rowStride, x, cols);
     }
 
+    // w[n] · x[n], w one q8 row [n/32 half scales][n int8]. Per group the quants' products gather in two
+    // accumulators, then the group's scale multiplies their sum once.
+    public static float DotQ8(byte* w, float* x, int n)
+    {
+        int c = S.Count, groups = n / Layout.QuantGroup;
+        Half* scales = (Half*)w;
+        sbyte* q = (sbyte*)(w + 2L * groups);
+        TF total = S.Zero;
+        for (int g = 0; g < groups; g++, q += Layout.QuantGroup, x += Layout.QuantGroup)
+        {
+            TF acc0 = S.Zero, acc1 = S.Zero;
+            for (int k = 0; k < Layout.QuantGroup; k += 2 * c)
+            {
+                acc0 = S.MulAdd(S.ToFloat(S.LoadSBytes(q + k)), S.Load(x + k), acc0);
+                acc1 = S.MulAdd(S.ToFloat(S.LoadSBytes(q + k + c)), S.Load(x + k + c), acc1);
+            }
+            total = S.MulAdd(S.Splat((float)scales[g]), S.Add(acc0, acc1), total);
+        }
+        return S.Sum(total);
+    }
+
+    // w[n] · x[n], w one q4 row [n/32 half scales][n/2 bytes]: a load of Count bytes holds, in its low nibbles,
+    // elements k.. of the group and, in its high nibbles, elements 16 + k.. (Count ≤ 16 divides 16).
+    public static float DotQ4(byte* w, float* x, int n)
+    {
+        int c = S.Count, groups = n / Layout.QuantGroup;
+        Half* scales = (Half*)w;
+        byte* q = w + 2L * groups;
+        TF total = S.Zero;
+        for (int g = 0; g < groups; g++, q += Layout.QuantGroup / 2, x += Layout.QuantGroup)
+        {
+            TF acc0 = S.Zero, acc1 = S.Zero;
+            for (int k = 0; k < Layout.QuantGroup / 2; k += c)
+            {
+                var (low, high) = Nibbles(S.LoadBytes(q + k));
+                acc0 = S.MulAdd(low, S.Load(x + k), acc0);
+                acc1 = S.MulAdd(high, S.Load(x + Layout.QuantGroup / 2 + k), acc1);
+            }
+            total = S.MulAdd(S.Splat((float)scales[g]), S.Add(acc0, acc1), total);
+        }
+        return S.Sum(total);
+    }
+
+    // y[n] += a · w[n], w one q8 row: a times the group's scale once per group, then multiply and add unfused as the reference
+    public static void AxpyQ8(float* y, float a, byte* w, int n)
+    {
+        int c = S.Count, groups = n / Layout.QuantGroup;
+        Half* scales = (Half*)w;
+        sbyte* q = (sbyte*)(w + 2L * groups);
+        for (int g = 0; g < groups; g++, q += Layout.QuantGroup, y += Layout.QuantGroup)
+        {
+            TF av = S.Splat(a * (float)scales[g]);
+            for (int k = 0; k < Layout.QuantGroup; k += c)
+                S.Store(y + k, S.Add(S.Load(y + k), S.Mul(av, S.ToFloat(S.LoadSBytes(q + k)))));
+        }
+    }
+
+    // y[n] += a · w[n], w one q4 row; as AxpyQ8
+    public static void AxpyQ4(float* y, float a, byte* w, int n)
+    {
+        int c = S.Count, groups = n / Layout.QuantGroup;
+        Half* scales = (Half*)w;
+        byte* q = w + 2L * groups;
+        for (int g = 0; g < groups; g++, q += Layout.QuantGroup / 2, y += Layout.QuantGroup)
+        {
+            TF av = S.Splat(a * (float)scales[g]);
+            for (int k = 0; k < Layout.QuantGroup / 2; k += c)
+            {
+                var (low, high) = Nibbles(S.LoadBytes(q + k));
+                float* upper = y + Layout.QuantGroup / 2 + k;
+                S.Store(y + k, S.Add(S.Load(y + k), S.Mul(av, low)));
+                S.Store(upper, S.Add(S.Load(upper), S.Mul(av, high)));
+            }
+        }
+    }
+
+    // y[rows] = W[rows, cols] · x[cols], W q8 rows at w + r·rowStride (bytes). Four rows per pass share each load of x,
+    // as MatVec; each row keeps a group accumulator and a running total.
+    public static void MatVecQ8(float* y, byte* w, long rowStride, float* x, int rows, int cols)
+    {
+        int c = S.Count, r = 0, groups = cols / Layout.QuantGroup;
+        long quants = 2L * groups;
+        for (; r <= rows - 4; r += 4)
+        {
+            byte* w0 = w + r * rowStride, w1 = w0 + rowStride, w2 = w1 + rowStride, w3 = w2 + rowStride;
+            sbyte* q0 = (sbyte*)(w0 + quants), q1 = (sbyte*)(w1 + quants), q2 = (sbyte*)(w2 + quants), q3 = (sbyte*)(w3 + quants);
+            TF t0 = S.Zero, t1 = S.Zero, t2 = S.Zero, t3 = S.Zero;
+            for (int g = 0; g < groups; g++)
+            {
+                TF a0 = S.Zero, a1 = S.Zero, a2 = S.Zero, a3 = S.Zero;
+                for (int j = g * Layout.QuantGroup, end = j + Layout.QuantGroup; j < end; j += c)
+                {
+                    TF xv = S.Load(x + j);
+                    a0 = S.MulAdd(S.ToFloat(S.LoadSBytes(q0 + j)), xv, a0);
+                    a1 = S.MulAdd(S.ToFloat(S.LoadSBytes(q1 + j)), xv, a1);
+                    a2 = S.MulAdd(S.ToFloat(S.LoadSBytes(q2 + j)), xv, a2);
+                    a3 = S.MulAdd(S.ToFloat(S.LoadSBytes(q3 + j)), xv, a3);
+                }
+                t0 = S.MulAdd(S.Splat((float)((Half*)w0)[g]), a0, t0);
+                t1 = S.MulAdd(S.Splat((float)((Half*)w1)[g]), a1, t1);
+                t2 = S.MulAdd(S.Splat((float)((Half*)w2)[g]), a2, t2);
+                t3 = S.MulAdd(S.Splat((float)((Half*)w3)[g]), a3, t3);
+            }
+            y[r] = S.Sum(t0);
+            y[r + 1] = S.Sum(t1);
+            y[r + 2] = S.Sum(t2);
+            y[r + 3] = S.Sum(t3);
+        }
+        for (; r < rows; r++) y[r] = DotQ8(w + r * rowStride, x, cols);
+    }
+
+    // y[rows] = W[rows, cols] · x[cols], W q4 rows at w + r·rowStride (bytes); blocked by four rows as MatVecQ8
+    public static void MatVecQ4(float* y, byte* w, long rowStride, float* x, int rows, int cols)
+    {
+        int c = S.Count, r = 0, groups = cols / Layout.QuantGroup;
+        const int Half16 = Layout.QuantGroup / 2;
+        long quants = 2L * groups;
+        for (; r <= rows - 4; r += 4)
+        {
+            byte* w0 = w + r * rowStride, w1 = w0 + rowStride, w2 = w1 + rowStride, w3 = w2 + rowStride;
+            byte* q0 = w0 + quants, q1 = w1 + quants, q2 = w2 + quants, q3 = w3 + quants;
+            TF t0 = S.Zero, t1 = S.Zero, t2 = S.Zero, t3 = S.Zero;
+            for (int g = 0; g < groups; g++)
+            {
+                TF a0 = S.Zero, a1 = S.Zero, a2 = S.Zero, a3 = S.Zero;
+                float* xg = x + g * Layout.QuantGroup;
+                int b = g * Half16;
+                for (int k = 0; k < Half16; k += c)
+                {
+                    TF xLow = S.Load(xg + k), xHigh = S.Load(xg + Half16 + k);
+                    var (low, high) = Nibbles(S.LoadBytes(q0 + b + k));
+                    a0 = S.MulAdd(high, xHigh, S.MulAdd(low, xLow, a0));
+                    (low, high) = Nibbles(S.LoadBytes(q1 + b + k));
+                    a1 = S.MulAdd(high, xHigh, S.MulAdd(low, xLow, a1));
+                    (low, high) = Nibbles(S.LoadBytes(q2 + b + k));
+                    a2 = S.MulAdd(high, xHigh, S.MulAdd(low, xLow, a2));
+                    (low, high) = Nibbles(S.LoadBytes(q3 + b + k));
+                    a3 = S.MulAdd(high, xHigh, S.MulAdd(low, xLow, a3));
+                }
+                t0 = S.MulAdd(S.Splat((float)((Half*)w0)[g]), a0, t0);
+                t1 = S.MulAdd(S.Splat((float)((Half*)w1)[g]), a1, t1);
+                t2 = S.MulAdd(S.Splat((float)((Half*)w2)[g]), a2, t2);
+                t3 = S.MulAdd(S.Splat((float)((Half*)w3)[g]), a3, t3);
+            }
+            y[r] = S.Sum(t0);
+            y[r + 1] = S.Sum(t1);
+            y[r + 2] = S.Sum(t2);
+            y[r + 3] = S.Sum(t3);
+        }
+        for (; r < rows; r++) y[r] = DotQ4(w + r * rowStride, x, cols);
+    }
+
     // o[n] = weight[n] ⊙ (x[n] / sqrt(Σx²/n + eps)); o may alias x. Only Σx² is reordered; the rest is llama2.c's formula.
     public static void RmsNorm(float* o, float* x, float* weight, int n, float eps)
     {
@@ -575,6 +880,45 @@ internal static unsafe class SimdKernels<TF, TI, S>
             S.Store(dst + i + c, HalfToSingle(upper));
         }
         for (; i < n; i++) dst[i] = (float)src[i];
+    }
+
+    // dst[n] = w[n] dequantised, w one q8 row: q · scale, exactly as the reference
+    public static void ToSingleQ8(float* dst, byte* w, int n)
+    {
+        int c = S.Count, groups = n / Layout.QuantGroup;
+        Half* scales = (Half*)w;
+        sbyte* q = (sbyte*)(w + 2L * groups);
+        for (int g = 0; g < groups; g++, q += Layout.QuantGroup, dst += Layout.QuantGroup)
+        {
+            TF scale = S.Splat((float)scales[g]);
+            for (int k = 0; k < Layout.QuantGroup; k += c) S.Store(dst + k, S.Mul(S.ToFloat(S.LoadSBytes(q + k)), scale));
+        }
+    }
+
+    // dst[n] = w[n] dequantised, w one q4 row: (q - 8) · scale
+    public static void ToSingleQ4(float* dst, byte* w, int n)
+    {
+        int c = S.Count, groups = n / Layout.QuantGroup;
+        Half* scales = (Half*)w;
+        byte* q = w + 2L * groups;
+        for (int g = 0; g < groups; g++, q += Layout.QuantGroup / 2, dst += Layout.QuantGroup)
+        {
+            TF scale = S.Splat((float)scales[g]);
+            for (int k = 0; k < Layout.QuantGroup / 2; k += c)
+            {
+                var (low, high) = Nibbles(S.LoadBytes(q + k));
+                S.Store(dst + k, S.Mul(low, scale));
+                S.Store(dst + Layout.QuantGroup / 2 + k, S.Mul(high, scale));
+            }
+        }
+    }
+
+    // q4 bytes (one per int lane) → their low and high nibbles as the signed values q - 8, in float
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static (TF Low, TF High) Nibbles(TI bytes)
+    {
+        TI eight = S.Splat(8);
+        return (S.ToFloat(S.Sub(S.And(bytes, S.Splat(0xF)), eight)), S.ToFloat(S.Sub(S.ShiftRightLogical(bytes, 4), eight)));
     }
 
     // max of x[n], n ≥ 1, as C's `m = x[0]; if (x[i] > m) m = x[i]` finds it: NaNs after x[0] are skipped

@@ -1,3 +1,5 @@
+using AotFlash.Flash;
+
 namespace AotFlash.Kernels;
 
 /// <summary>
@@ -45,6 +47,62 @@ internal static unsafe class VectorOpsReference
     public static void MatVecF16(float* y, Half* w, long rowStride, float* x, int rows, int cols)
     {
         for (int r = 0; r < rows; r++) y[r] = DotF16(w + r * rowStride, x, cols);
+    }
+
+    // w[n] · x[n], w one q8 row [n/32 half scales][n int8]: per group Σ q·x, times the group's scale
+    public static float DotQ8(byte* w, float* x, int n)
+    {
+        int groups = n / Layout.QuantGroup;
+        sbyte* q = (sbyte*)(w + 2L * groups);
+        float sum = 0f;
+        for (int g = 0; g < groups; g++)
+        {
+            float group = 0f;
+            for (int j = g * Layout.QuantGroup; j < (g + 1) * Layout.QuantGroup; j++) group += q[j] * x[j];
+            sum += (float)((Half*)w)[g] * group;
+        }
+        return sum;
+    }
+
+    // w[n] · x[n], w one q4 row: per group Σ (q - 8)·x, times the group's scale
+    public static float DotQ4(byte* w, float* x, int n)
+    {
+        int groups = n / Layout.QuantGroup;
+        float sum = 0f;
+        for (int g = 0; g < groups; g++)
+        {
+            float group = 0f;
+            for (int j = g * Layout.QuantGroup; j < (g + 1) * Layout.QuantGroup; j++) group += Q4Value(w, groups, j) * x[j];
+            sum += (float)((Half*)w)[g] * group;
+        }
+        return sum;
+    }
+
+    // y[n] += a · w[n], w one q8 row: (a · scale) · q per element
+    public static void AxpyQ8(float* y, float a, byte* w, int n)
+    {
+        int groups = n / Layout.QuantGroup;
+        sbyte* q = (sbyte*)(w + 2L * groups);
+        for (int j = 0; j < n; j++) y[j] += a * (float)((Half*)w)[j / Layout.QuantGroup] * q[j];
+    }
+
+    // y[n] += a · w[n], w one q4 row: (a · scale) · (q - 8) per element
+    public static void AxpyQ4(float* y, float a, byte* w, int n)
+    {
+        int groups = n / Layout.QuantGroup;
+        for (int j = 0; j < n; j++) y[j] += a * (float)((Half*)w)[j / Layout.QuantGroup] * Q4Value(w, groups, j);
+    }
+
+    // y[rows] = W[rows, cols] · x[cols], W q8 rows at w + r·rowStride (bytes)
+    public static void MatVecQ8(float* y, byte* w, long rowStride, float* x, int rows, int cols)
+    {
+        for (int r = 0; r < rows; r++) y[r] = DotQ8(w + r * rowStride, x, cols);
+    }
+
+    // y[rows] = W[rows, cols] · x[cols], W q4 rows at w + r·rowStride (bytes)
+    public static void MatVecQ4(float* y, byte* w, long rowStride, float* x, int rows, int cols)
+    {
+        for (int r = 0; r < rows; r++) y[r] = DotQ4(w + r * rowStride, x, cols);
     }
 
     // o[n] = weight[n] ⊙ (x[n] / sqrt(Σx²/n + eps)), llama2.c's rmsnorm; o may alias x
@@ -104,5 +162,28 @@ internal static unsafe class VectorOpsReference
     public static void ToSingle(float* dst, Half* src, long n)
     {
         for (long i = 0; i < n; i++) dst[i] = (float)src[i];
+    }
+
+    // dst[n] = w[n] dequantised, w one q8 row: q · scale
+    public static void ToSingleQ8(float* dst, byte* w, int n)
+    {
+        sbyte* q = (sbyte*)(w + 2L * (n / Layout.QuantGroup));
+        for (int j = 0; j < n; j++) dst[j] = q[j] * (float)((Half*)w)[j / Layout.QuantGroup];
+    }
+
+    // dst[n] = w[n] dequantised, w one q4 row: (q - 8) · scale
+    public static void ToSingleQ4(float* dst, byte* w, int n)
+    {
+        int groups = n / Layout.QuantGroup;
+        for (int j = 0; j < n; j++) dst[j] = Q4Value(w, groups, j) * (float)((Half*)w)[j / Layout.QuantGroup];
+    }
+
+    // Element j of a q4 row as q - 8: in its group, byte j % 16 holds element j in the low nibble (j % 32 < 16)
+    // or in the high nibble (j % 32 ≥ 16).
+    static int Q4Value(byte* w, int groups, int j)
+    {
+        int inGroup = j % Layout.QuantGroup;
+        byte b = w[2L * groups + j / Layout.QuantGroup * (Layout.QuantGroup / 2) + inGroup % (Layout.QuantGroup / 2)];
+        return (inGroup < Layout.QuantGroup / 2 ? b & 0xF : b >> 4) - 8;
     }
 }

@@ -31,11 +31,7 @@ public static unsafe class Calibrator
                                        $"{info.Activation}, whose activations are never exactly zero, so there is nothing to predict");
 
     /// <summary>dst[dim] = the gate row of a bundle (its first dim elements), as floats.</summary>
-    public static void GateRow(float* dst, byte* bundle, int dim, WeightType type)
-    {
-        if (type == WeightType.F16) Kernels.VectorOps.ToSingle(dst, (Half*)bundle, dim);
-        else Buffer.MemoryCopy(bundle, dst, dim * 4L, dim * 4L);
-    }
+    public static void GateRow(float* dst, byte* bundle, int dim, WeightType type) => WeightRows.ToSingle(type, dst, bundle, dim);
 
     /// <summary>The gate's bias of a bundle (OPT's fc1 bias); 0 for families without one.</summary>
     public static float GateBias(byte* bundle, Layout layout) => layout.BundleBias >= 0 ? *(float*)(bundle + layout.BundleBias) : 0f;

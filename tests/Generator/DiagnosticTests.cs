@@ -129,4 +129,16 @@ public sealed class DiagnosticTests
         Assert.Equal("/specs/b.yaml", d.Location.GetLineSpan().Path);
         Assert.Empty(result.CompileErrors);
     }
+
+    [Fact]
+    public void AF0011_DimNotAMultipleOfTheQuantisationGroup()
+    {
+        // dim 48: heads 8 give head size 6 (even), but 48 is not a multiple of 32.
+        var d = Single(With("dim", "dim: 48").Replace("weights: { dtype: f32 }", "weights: { dtype: q4 }"), "AF0011");
+        Assert.Equal((12, 19), At(d));
+        Assert.Contains("dim (48) must be a multiple of 32", d.GetMessage());
+        Assert.Equal("AF0011", Single(With("dim", "dim: 80").Replace("dtype: f32", "dtype: q8"), "AF0011").Id);
+        Assert.Empty(SpecGenerator.Run(("/specs/tiny.yaml", With("dim", "dim: 48"))).GeneratorDiagnostics);
+        Assert.Empty(SpecGenerator.Run(("/specs/tiny.yaml", With("dim", "dim: 96").Replace("dtype: f32", "dtype: q8"))).GeneratorDiagnostics);
+    }
 }

@@ -1,7 +1,7 @@
 namespace AotFlash.Tests.Generator;
 
 /// <summary>
-/// The emitted code of two specs against checked-in snapshots. When the emitter changes on purpose, the test writes
+/// The emitted code of three specs (f32, f16, q4) against checked-in snapshots. When the emitter changes on purpose, the test writes
 /// the new output beside the snapshot as <c>*.received.cs</c>; review it and copy it over the snapshot.
 /// </summary>
 public sealed class SnapshotTests
@@ -10,6 +10,7 @@ public sealed class SnapshotTests
     [InlineData("modelspecs/stories260K-relu.yaml", "Stories260KReluModel.g.cs")]
     [InlineData("tests/specs/stories260K-fatrelu.yaml", "Stories260KFatreluModel.g.cs")]
     [InlineData("modelspecs/opt-tiny.yaml", "OptTinyModel.g.cs")]
+    [InlineData("tests/specs/stories260K-relu-q4.yaml", "Stories260KReluQ4Model.g.cs")]
     public void EmittedModelMatchesSnapshot(string spec, string hintName)
     {
         var result = SpecGenerator.Run((spec, SpecGenerator.Spec(spec)));

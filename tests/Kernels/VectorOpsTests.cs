@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using AotFlash.Flash;
 using AotFlash.Kernels;
 using Xunit;
 using Xunit.Abstractions;
@@ -271,6 +272,179 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
             for (int i = 0; i < n; i++)
                 Assert.Equal(BitConverter.HalfToUInt16Bits(wantHalves[i]), BitConverter.HalfToUInt16Bits(gotHalves[i]));
         }
+    }
+
+    // Quantised rows: whole groups of 32 only. Odd group counts leave a part-vector group count for every width,
+    // and 33 groups make a row longer than one pass of the four-row blocks.
+    static readonly int[] GroupCounts = [0, 1, 3, 5, 33];
+    public static TheoryData<Isa, WeightType> IsasAndQuants()
+    {
+        var data = new TheoryData<Isa, WeightType>();
+        foreach (var isa in Enum.GetValues<Isa>())
+        {
+            data.Add(isa, WeightType.Q8);
+            data.Add(isa, WeightType.Q4);
+        }
+        return data;
+    }
+
+    [Theory, MemberData(nameof(IsasAndQuants))]
+    public void DotQuantised(Isa isa, WeightType type)
+    {
+        var rng = new Random(20);
+        foreach (int groups in GroupCounts)
+        {
+            int n = groups * Layout.QuantGroup;
+            using Buf<byte> w = QuantRows(rng, type, 1, n, Layout.RowBytes(type, n));
+            using Buf<float> x = Floats(rng, n), values = Dequantised(type, w.P, n);
+            float scale = 0f;
+            for (int i = 0; i < n; i++) scale += MathF.Abs(values[i] * x[i]);
+            float want = type == WeightType.Q8 ? VectorOpsReference.DotQ8(w.P, x.P, n) : VectorOpsReference.DotQ4(w.P, x.P, n);
+            float got = type == WeightType.Q8 ? VectorOps.DotQ8(isa, w.P, x.P, n) : VectorOps.DotQ4(isa, w.P, x.P, n);
+            AssertClose(want, got, scale, $"{type} n={n}");
+        }
+    }
+
+    [Theory, MemberData(nameof(IsasAndQuants))]
+    public void AxpyQuantised(Isa isa, WeightType type)
+    {
+        var rng = new Random(21);
+        foreach (int groups in GroupCounts)
+        {
+            int n = groups * Layout.QuantGroup;
+            using Buf<byte> w = QuantRows(rng, type, 1, n, Layout.RowBytes(type, n));
+            using Buf<float> want = Floats(rng, n), got = want.Clone();
+            float a = NextFloat(rng);
+            if (type == WeightType.Q8) VectorOpsReference.AxpyQ8(want.P, a, w.P, n); else VectorOpsReference.AxpyQ4(want.P, a, w.P, n);
+            if (type == WeightType.Q8) VectorOps.AxpyQ8(isa, got.P, a, w.P, n); else VectorOps.AxpyQ4(isa, got.P, a, w.P, n);
+            AssertBitsEqual(want, got, $"{type} n={n}");
+        }
+    }
+
+    // The padding between rows (stride > row bytes) is 0xFF: as a scale a NaN, as quants -1 or 15, so a kernel that
+    // reads past its row fails.
+    [Theory, MemberData(nameof(IsasAndQuants))]
+    public void MatVecQuantised(Isa isa, WeightType type)
+    {
+        var rng = new Random(22);
+        foreach (int rows in MatVecRows)
+            foreach (int groups in GroupCounts)
+                foreach (int pad in new[] { 0, 7 })
+                {
+                    int cols = groups * Layout.QuantGroup;
+                    long stride = Layout.RowBytes(type, cols) + pad;
+                    using Buf<byte> w = QuantRows(rng, type, rows, cols, stride);
+                    using Buf<float> x = Floats(rng, cols);
+                    using Buf<float> want = new(rows, float.NaN), got = new(rows, float.NaN);
+                    if (type == WeightType.Q8) VectorOpsReference.MatVecQ8(want.P, w.P, stride, x.P, rows, cols);
+                    else VectorOpsReference.MatVecQ4(want.P, w.P, stride, x.P, rows, cols);
+                    if (type == WeightType.Q8) VectorOps.MatVecQ8(isa, got.P, w.P, stride, x.P, rows, cols);
+                    else VectorOps.MatVecQ4(isa, got.P, w.P, stride, x.P, rows, cols);
+                    got.AssertGuardIntact();
+                    for (int r = 0; r < rows; r++)
+                    {
+                        using Buf<float> values = Dequantised(type, w.P + r * stride, cols);
+                        float scale = 0f;
+                        for (int j = 0; j < cols; j++) scale += MathF.Abs(values[j] * x[j]);
+                        AssertClose(want[r], got[r], scale, $"{type} rows={rows} cols={cols} stride={stride} r={r}");
+                    }
+                }
+    }
+
+    [Theory, MemberData(nameof(IsasAndQuants))]
+    public void ToSingleQuantised(Isa isa, WeightType type)
+    {
+        var rng = new Random(23);
+        foreach (int groups in GroupCounts)
+        {
+            int n = groups * Layout.QuantGroup;
+            using Buf<byte> w = QuantRows(rng, type, 1, n, Layout.RowBytes(type, n));
+            using Buf<float> want = Dequantised(type, w.P, n), got = new(n, float.NaN);
+            if (type == WeightType.Q8) VectorOps.ToSingleQ8(isa, got.P, w.P, n); else VectorOps.ToSingleQ4(isa, got.P, w.P, n);
+            AssertBitsEqual(want, got, $"{type} n={n}");
+        }
+    }
+
+    // The documented layout, built by hand: q8 [scale][int8 quants]; q4 [scale][byte j = element j | element j + 16 << 4], value (q - 8) · scale.
+    [Fact]
+    public void QuantisedRowLayoutIsTheDocumentedOne()
+    {
+        using Buf<float> x = new(32, float.NaN), back = new(32, float.NaN);
+        for (int j = 0; j < 32; j++) x[j] = j == 0 ? 127f : j - 16;
+        using Buf<byte> q8 = new((int)Layout.RowBytes(WeightType.Q8, 32), 0xEE);
+        Quantization.QuantizeQ8(q8.P, x.P, 32);
+        Assert.Equal(34, q8.Length);
+        Assert.Equal(1f, (float)((Half*)q8.P)[0]); // max|x| / 127
+        for (int j = 0; j < 32; j++) Assert.Equal((sbyte)x[j], (sbyte)q8[2 + j]);
+        q8.AssertGuardIntact();
+
+        for (int j = 0; j < 32; j++) x[j] = j < 16 ? j - 8 : 0f; // the extreme, -8, sets scale = -8 / -8 = 1
+        using Buf<byte> q4 = new((int)Layout.RowBytes(WeightType.Q4, 32), 0xEE);
+        Quantization.QuantizeQ4(q4.P, x.P, 32);
+        Assert.Equal(18, q4.Length);
+        Assert.Equal(1f, (float)((Half*)q4.P)[0]);
+        for (int j = 0; j < 16; j++) Assert.Equal((byte)(j | 8 << 4), q4[2 + j]);
+        q4.AssertGuardIntact();
+        VectorOpsReference.ToSingleQ4(back.P, q4.P, 32);
+        for (int j = 0; j < 32; j++) Assert.Equal(x[j], back[j]);
+    }
+
+    // Round trip of random rows (with one group of zeros and one spanning many magnitudes): q8 within half a step
+    // of its group's scale, q4 within one step (the side opposite the extreme reaches only +7 steps).
+    [Theory]
+    [InlineData(WeightType.Q8, 0.5f)]
+    [InlineData(WeightType.Q4, 1f)]
+    public void QuantisationErrorIsBoundedByTheGroupScale(WeightType type, float steps)
+    {
+        var rng = new Random(24);
+        const int n = 7 * 32;
+        using Buf<float> x = Floats(rng, n, 3f);
+        for (int j = 32; j < 64; j++) x[j] = 0f;
+        for (int j = 64; j < 96; j++) x[j] = MathF.Pow(10f, -4 + (j - 64) / 8f) * (j % 2 == 0 ? 1 : -1);
+        using Buf<byte> w = new((int)Layout.RowBytes(type, n), 0xEE);
+        if (type == WeightType.Q8) Quantization.QuantizeQ8(w.P, x.P, n); else Quantization.QuantizeQ4(w.P, x.P, n);
+        w.AssertGuardIntact();
+        using Buf<float> back = Dequantised(type, w.P, n);
+        for (int j = 0; j < n; j++)
+        {
+            float step = MathF.Abs((float)((Half*)w.P)[j / 32]);
+            Assert.True(MathF.Abs(x[j] - back[j]) <= steps * step * 1.001f, $"{type} j={j}: {x[j]} came back as {back[j]} (step {step})");
+        }
+        for (int j = 32; j < 64; j++) Assert.Equal(0f, back[j]);
+    }
+
+    [Fact]
+    public void QuantisationRefusesWeightsItCannotStore()
+    {
+        using Buf<float> x = new(32, 0f);
+        using Buf<byte> w = new(34, 0);
+        x[5] = float.NaN;
+        Assert.Throws<OverflowException>(() => Quantization.QuantizeQ8(w.P, x.P, 32));
+        x[5] = 1e10f; // its scale, 1e10 / 127, is beyond half's 65504
+        Assert.Throws<OverflowException>(() => Quantization.QuantizeQ8(w.P, x.P, 32));
+        Assert.Throws<ArgumentException>(() => Quantization.QuantizeQ4(w.P, x.P, 31));
+    }
+
+    // Rows of random bytes after scales drawn from normal and subnormal halves (and zero): every quant value occurs.
+    static Buf<byte> QuantRows(Random rng, WeightType type, int rows, int n, long stride)
+    {
+        var b = new Buf<byte>((int)(rows * stride), 0xFF);
+        int groups = n / Layout.QuantGroup;
+        for (int r = 0; r < rows; r++)
+        {
+            byte* row = b.P + r * stride;
+            for (long i = 0; i < stride; i++) row[i] = i < Layout.RowBytes(type, n) ? (byte)rng.Next(256) : (byte)0xFF;
+            for (int g = 0; g < groups; g++)
+                ((Half*)row)[g] = g % 7 == 3 ? (Half)0f : (Half)NextFloat(rng, g % 5 == 4 ? 6e-6f : 0.05f);
+        }
+        return b;
+    }
+
+    static Buf<float> Dequantised(WeightType type, byte* w, int n)
+    {
+        var b = new Buf<float>(n, float.NaN);
+        if (type == WeightType.Q8) VectorOpsReference.ToSingleQ8(b.P, w, n); else VectorOpsReference.ToSingleQ4(b.P, w, n);
+        return b;
     }
 
     [Fact]

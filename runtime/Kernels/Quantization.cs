@@ -1,0 +1,66 @@
+using AotFlash.Flash;
+
+namespace AotFlash.Kernels;
+
+/// <summary>
+/// float rows → q8 and q4 rows (layout in <see cref="Layout.RowBytes"/>); the way back is
+/// <see cref="VectorOps.ToSingleQ8"/> and <see cref="VectorOps.ToSingleQ4"/>. Conversion runs once, offline, so these
+/// stay plain scalar code. Each group of 32 elements gets its own half-precision scale; the quants are computed from
+/// the scale as stored (rounded to half), so the rounding of the scale does not add to the error of every element.
+/// </summary>
+public static unsafe class Quantization
+{
+    /// <summary>dst = q8 row of src[n] (n a multiple of 32): symmetric, scale = max|x| / 127, q = round(x / scale)
+    /// in [-127, 127]. Throws <see cref="OverflowException"/> for a weight that is not finite or a scale that does not fit a half.</summary>
+    public static void QuantizeQ8(byte* dst, float* src, int n)
+    {
+        int groups = GroupsOf(n);
+        sbyte* q = (sbyte*)(dst + 2L * groups);
+        for (int g = 0; g < groups; g++)
+        {
+            float* x = src + g * Layout.QuantGroup;
+            float max = 0f;
+            for (int j = 0; j < Layout.QuantGroup; j++) max = MathF.Max(max, MathF.Abs(Finite(x[j])));
+            float scale = StoreScale(dst, g, max / 127f);
+            for (int j = 0; j < Layout.QuantGroup; j++)
+                q[g * Layout.QuantGroup + j] = (sbyte)(scale == 0f ? 0 : Math.Clamp(MathF.Round(x[j] / scale), -127f, 127f));
+        }
+    }
+
+    /// <summary>dst = q4 row of src[n] (n a multiple of 32), llama.cpp's Q4_0 rule: the group's element of largest
+    /// magnitude, m, sets scale = m / -8, so m itself is stored exactly as -8 and the others round to the nearest of
+    /// (q - 8) · scale, q in [0, 15]. The extreme value gets the side with one more step (-8 vs +7).</summary>
+    public static void QuantizeQ4(byte* dst, float* src, int n)
+    {
+        int groups = GroupsOf(n);
+        const int HalfGroup = Layout.QuantGroup / 2;
+        byte* q = dst + 2L * groups;
+        for (int g = 0; g < groups; g++)
+        {
+            float* x = src + g * Layout.QuantGroup;
+            float extreme = 0f;
+            for (int j = 0; j < Layout.QuantGroup; j++)
+                if (MathF.Abs(Finite(x[j])) > MathF.Abs(extreme)) extreme = x[j];
+            float scale = StoreScale(dst, g, extreme / -8f);
+            for (int j = 0; j < HalfGroup; j++)
+                q[g * HalfGroup + j] = (byte)(Quant4(x[j], scale) | Quant4(x[j + HalfGroup], scale) << 4);
+        }
+    }
+
+    private static int Quant4(float x, float scale) => scale == 0f ? 8 : (int)Math.Clamp(MathF.Round(x / scale) + 8f, 0f, 15f);
+
+    private static int GroupsOf(int n) => n % Layout.QuantGroup == 0
+        ? n / Layout.QuantGroup
+        : throw new ArgumentException($"quantised rows need a multiple of {Layout.QuantGroup} elements, not {n}", nameof(n));
+
+    private static float Finite(float x) => float.IsFinite(x) ? x : throw new OverflowException($"a weight is {x}, which cannot be quantised");
+
+    /// <summary>Writes scale g of a row as a half and returns the value stored.</summary>
+    private static float StoreScale(byte* row, int g, float scale)
+    {
+        var half = (Half)scale;
+        if (!Half.IsFinite(half)) throw new OverflowException($"a quantisation scale of {scale} does not fit a half-precision float");
+        ((Half*)row)[g] = half;
+        return (float)half;
+    }
+}
