@@ -244,6 +244,16 @@ public sealed class Gpt2BpeTokenizerTests
     }
 
     [Fact]
+    public void APairListedTwiceKeepsItsLastRank()
+    {
+        // ranks: 0 a+b = 256, 1 b+c = 257, 2 a+b again. With rank 2 for (a,b), (b,c) goes first in "abc".
+        var tok = Tiny(("a", "b"), ("b", "c"), ("a", "b"));
+        Assert.Equal(new int[] { 'a', 257 }, Encode(tok, "abc"));
+        Assert.Equal(new int[] { 'a', 257 }, Encode(Gpt2BpeTokenizer.Load(tok.Serialize(), tok.VocabSize), "abc"));
+        Assert.Equal(new int[] { 256, 'c' }, Encode(Tiny(("a", "b"), ("b", "c")), "abc"));
+    }
+
+    [Fact]
     public void MergesNeverCrossPreTokens()
     {
         // a+Ġ = 256 would merge "a " but the pre-tokenizer splits "a b" into "a" and " b"; Ġ+b = 257.
