@@ -10,7 +10,7 @@ namespace AotFlash.Tokenizers;
 /// invalid UTF-8) and byte-fallback tokens are found by their text <c>&lt;0xXX&gt;</c> rather than
 /// assumed to sit at id byte+3. Immutable after <see cref="Load"/>; safe to use from several threads.
 /// </summary>
-public sealed class Llama2cTokenizer
+public sealed class Llama2cTokenizer : ITokenizer
 {
     // run.c starts its best score at -1e10 and takes a merge only when its score is strictly greater.
     const float NoMergeScore = -1e10f;
