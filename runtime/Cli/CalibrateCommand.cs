@@ -55,7 +55,7 @@ public static class CalibrateCommand
         var model = Engine.Load(ctx.Model, file, new EngineOptions { Mode = EngineMode.Dense, Threads = a.Int("--threads", RunCommand.DefaultThreads, min: 1) });
         using var weights = model.Weights;
         using var _ = model;
-        var tokenizer = Llama2cTokenizer.Load(weights.TokenizerData, ctx.Model.Shape.Vocab);
+        var tokenizer = TokenizerSection.Load(ctx.Model.Tokenizer.Kind, weights.TokenizerData, ctx.Model.Shape.Vocab);
         var (set, layers) = Calibrator.Run(model, tokenizer, text, tokens, recall, a.ULong("--seed", 1), line => ctx.Stderr.WriteLine(line));
 
         var o = new System.Text.StringBuilder();

@@ -1,6 +1,7 @@
 using System.Globalization;
 using AotFlash.Convert;
 using AotFlash.Inference;
+using AotFlash.Tokenizers;
 
 namespace AotFlash.Cli;
 
@@ -80,8 +81,32 @@ public static class ConvertCommand
         "llama2c" => ModelConverter.ReadLlama2cTokenizer(
             tokenizer ?? throw new BadInputException($"'{model.Name}' uses a llama2.c tokenizer: pass --tokenizer tokenizer.bin"),
             model.Shape.Vocab),
-        _ => [],
+        _ => Gpt2Section(model, folder, tokenizer),
     };
+
+    /// <summary>A GPT-2 byte-level BPE tokenizer from --tokenizer (tokenizer.json), else the folder's tokenizer.json, else its
+    /// vocab.json + merges.txt; serialised for the model file.</summary>
+    private static byte[] Gpt2Section(ModelInfo model, string folder, string? tokenizer)
+    {
+        string json = tokenizer ?? Path.Combine(folder, "tokenizer.json");
+        string vocab = Path.Combine(folder, "vocab.json"), merges = Path.Combine(folder, "merges.txt");
+        string source = tokenizer is not null || File.Exists(json) ? json : vocab;
+        try
+        {
+            Gpt2BpeTokenizer bpe;
+            if (tokenizer is not null || File.Exists(json)) bpe = Gpt2BpeTokenizer.FromTokenizerJson(ModelConverter.ReadFile(json, "tokenizer"));
+            else if (File.Exists(vocab) && File.Exists(merges))
+                bpe = Gpt2BpeTokenizer.FromVocabAndMerges(ModelConverter.ReadFile(vocab, "vocabulary"), ModelConverter.ReadFile(merges, "merges"));
+            else throw new BadInputException($"{folder}: has neither tokenizer.json nor vocab.json + merges.txt; pass --tokenizer tokenizer.json");
+            if (bpe.VocabSize > model.Shape.Vocab)
+                throw new BadInputException($"{source}: the tokenizer has {bpe.VocabSize} tokens, more than the model's vocabulary of {model.Shape.Vocab}");
+            return bpe.Serialize();
+        }
+        catch (InvalidDataException e)
+        {
+            throw new BadInputException($"{source}: {e.Message}");
+        }
+    }
 
     private static void EmitSpec(CliContext ctx, string folder, string specPath, string? name, bool force)
     {

@@ -21,14 +21,14 @@ public static class ModelLoader
     }
 
     /// <summary>The loaded model with its tokenizer, and how long loading took.</summary>
-    public static (Transformer Model, Llama2cTokenizer Tokenizer, double LoadMs) Load(CliContext ctx, string? modelPath, EngineOptions options)
+    public static (Transformer Model, ITokenizer Tokenizer, double LoadMs) Load(CliContext ctx, string? modelPath, EngineOptions options)
     {
         var clock = Stopwatch.StartNew();
         using var file = Open(ctx, modelPath);
         var model = Engine.Load(ctx.Model, file, options);
         try
         {
-            var tokenizer = Llama2cTokenizer.Load(model.Weights.TokenizerData, ctx.Model.Shape.Vocab);
+            var tokenizer = TokenizerSection.Load(ctx.Model.Tokenizer.Kind, model.Weights.TokenizerData, ctx.Model.Shape.Vocab);
             return (model, tokenizer, clock.Elapsed.TotalMilliseconds);
         }
         catch (InvalidDataException e)

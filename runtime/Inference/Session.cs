@@ -30,10 +30,10 @@ public sealed class Generation
 
 /// <summary>Prompt in, tokens out: runs a <see cref="Transformer"/> position by position, forcing the prompt's tokens
 /// and then sampling, until a stop token, <c>maxNewTokens</c> or the end of the context.</summary>
-public sealed class Session(Transformer model, Llama2cTokenizer tokenizer, Sampler sampler)
+public sealed class Session(Transformer model, ITokenizer tokenizer, Sampler sampler)
 {
     public Transformer Model { get; } = model;
-    public Llama2cTokenizer Tokenizer { get; } = tokenizer;
+    public ITokenizer Tokenizer { get; } = tokenizer;
 
     /// <summary>BOS + the prompt's tokens; fails when they do not fit the context.</summary>
     public int[] Tokenize(ReadOnlySpan<byte> prompt)

@@ -82,7 +82,7 @@ public static unsafe class Calibrator
     }
 
     /// <param name="text">Calibration text (tokenized and run in context-sized windows); null: the model's own samples.</param>
-    public static (PredictorSet Set, LayerCalibration[] Layers) Run(Transformer model, Llama2cTokenizer tokenizer, byte[]? text, int tokens,
+    public static (PredictorSet Set, LayerCalibration[] Layers) Run(Transformer model, ITokenizer tokenizer, byte[]? text, int tokens,
         float targetRecall, ulong seed, Action<string> progress)
     {
         var info = model.Info;

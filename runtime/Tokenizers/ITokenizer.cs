@@ -19,3 +19,18 @@ public interface ITokenizer
     /// </summary>
     ReadOnlySpan<byte> Decode(int previousToken, int token, int bos);
 }
+
+/// <summary>The tokenizer section of a model file, read as the spec's tokenizer kind says.</summary>
+public static class TokenizerSection
+{
+    /// <summary>Kinds a spec's <c>tokenizer: { kind: … }</c> may name.</summary>
+    public const string Llama2c = "llama2c", Gpt2 = "gpt2";
+
+    /// <exception cref="InvalidDataException">The section does not hold a tokenizer of that kind for this vocabulary.</exception>
+    public static ITokenizer Load(string kind, ReadOnlySpan<byte> data, int vocabSize) => kind switch
+    {
+        Llama2c => Llama2cTokenizer.Load(data, vocabSize),
+        Gpt2 => Gpt2BpeTokenizer.Load(data, vocabSize),
+        _ => throw new InvalidDataException($"tokenizer kind '{kind}' is not known to this build"),
+    };
+}

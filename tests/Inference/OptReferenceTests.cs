@@ -81,6 +81,54 @@ public sealed class OptReferenceTests(ITestOutputHelper output)
         Assert.True(worst <= 1e-4f, $"max logit error {worst} > 1e-4");
     }
 
+    // The same through the CLI: GPT-2 BPE on the prompt text (ids exact), greedy ids and logits.
+    [SkippableFact]
+    public void CliRunMatchesTheReference()
+    {
+        ModelSource.RequireShared();
+        float worst = 0;
+        foreach (var reference in OptReference.Load())
+        {
+            var r = InProcess.Run("opt-tiny", "run", "--model", Converted.Value, "-p", reference.Prompt, "--temp", "0", "--json",
+                "--dump-logits", "4", "-n", reference.Ids.Length.ToString(), "--mode", "dense");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            var run = RunOutput.Parse(r.Stdout);
+            Assert.Equal(reference.PromptIds, run.PromptIds);
+            Assert.Equal(reference.Ids, run.GeneratedIds);
+            Assert.Equal("length", run.StopReason);
+            for (int p = 0; p < reference.Logits.Length; p++)
+                for (int i = 0; i < reference.Logits[p].Length; i++)
+                    worst = Math.Max(worst, Math.Abs(reference.Logits[p][i] - run.Logits[p][i]));
+        }
+        output.WriteLine($"opt-tiny CLI: max logit error {worst:E2}");
+        Assert.True(worst <= 1e-4f, $"max logit error {worst} > 1e-4");
+    }
+
+    // Calibration learns each neuron's own threshold from fc1's bias; flash mode then predicts the active neurons.
+    [SkippableFact]
+    public void CalibratedFlashModePredictsTheActiveNeurons()
+    {
+        ModelSource.RequireShared();
+        string calibrated = Path.Combine(Published.TempDirectory(), "opt-tiny-calibrated.afm");
+        File.Copy(Converted.Value, calibrated, overwrite: true);
+        var c = InProcess.Run("opt-tiny", "calibrate", "--model", calibrated, "--tokens", "2048");
+        Assert.True(c.ExitCode == 0, c.Stderr);
+        output.WriteLine(string.Join("\n", c.StderrLines.Where(l => l.Contains("layer"))));
+        var reference = OptReference.Load()[0];
+        var dense = RunOutput.Parse(InProcess.Run("opt-tiny", "run", "--model", calibrated, "-p", reference.Prompt, "--temp", "0", "--json",
+            "-n", "32", "--mode", "dense").Stdout);
+        var r = InProcess.Run("opt-tiny", "run", "--model", calibrated, "-p", reference.Prompt, "--temp", "0", "--json", "-n", "32",
+            "--mode", "flash", "--measure-recall");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var flash = RunOutput.Parse(r.Stdout);
+        double recall = flash.Stats.GetProperty("predictor_recall").GetDouble();
+        double density = flash.Stats.GetProperty("ffn_density").GetDouble();
+        int agreeing = flash.GeneratedIds.Zip(dense.GeneratedIds).TakeWhile(p => p.First == p.Second).Count();
+        output.WriteLine($"opt-tiny flash: recall {recall:F3}, FFN density {density:F3}, {agreeing}/32 greedy tokens as dense");
+        Assert.True(recall >= 0.85, $"recall {recall}");
+        Assert.True(density < 0.5, $"density {density}");
+    }
+
     private static int ArgMax(ReadOnlySpan<float> x)
     {
         int best = 0;

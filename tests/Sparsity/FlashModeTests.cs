@@ -23,7 +23,7 @@ public sealed class FlashModeTests(ITestOutputHelper output)
     /// <summary>Greedy generation over the reference prompt, as run --temp 0 does.</summary>
     private static Generation Greedy(Transformer t, GreedyReference reference, int dumpLogits = 4)
     {
-        var tokenizer = Llama2cTokenizer.Load(t.Weights.TokenizerData, t.Info.Shape.Vocab);
+        var tokenizer = TokenizerSection.Load(t.Info.Tokenizer.Kind, t.Weights.TokenizerData, t.Info.Shape.Vocab);
         var session = new Session(t, tokenizer, new Sampler(t.Info.Shape.Vocab, SamplerOptions.Greedy));
         return session.Generate(session.Tokenize(System.Text.Encoding.UTF8.GetBytes(reference.Prompt)), reference.MaxNew, dumpLogits);
     }
