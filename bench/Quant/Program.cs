@@ -62,7 +62,7 @@ foreach (var (name, checkpoint, tokenizerPath) in models)
             var g = Greedy(q, prompts[i]);
             agreeing[i] = g.GeneratedIds.Zip(paths[i].GeneratedIds).TakeWhile(p => p.First == p.Second).Count();
             var forced = Forced(q, paths[i]);
-            for (int pos = 0; pos < forced.Length; pos++, positions++) kl += Kl(logits[i][pos], forced[pos]);
+            for (int pos = 0; pos < forced.Length; pos++, positions++) kl += Divergence.KullbackLeibler(logits[i][pos], forced[pos]);
         }
         quality[dtype] = (agreeing, kl / positions);
     }
@@ -118,19 +118,6 @@ static double Speed(LoadedModel m, string prompt)
 {
     var g = m.Session.Generate(m.Session.Tokenize(Encoding.UTF8.GetBytes(prompt)), SpeedTokens, 0);
     return 1000 / g.MsPerToken;
-}
-
-static double Kl(float[] p, float[] q)
-{
-    double maxP = p.Max(), maxQ = q.Max(), zP = 0, zQ = 0;
-    for (int i = 0; i < p.Length; i++) { zP += Math.Exp(p[i] - maxP); zQ += Math.Exp(q[i] - maxQ); }
-    double kl = 0;
-    for (int i = 0; i < p.Length; i++)
-    {
-        double lp = p[i] - maxP - Math.Log(zP), lq = q[i] - maxQ - Math.Log(zQ);
-        kl += Math.Exp(lp) * (lp - lq);
-    }
-    return kl;
 }
 
 static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);

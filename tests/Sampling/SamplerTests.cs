@@ -276,3 +276,16 @@ public sealed class SamplerTests
         _ = new Sampler(10, new SamplerOptions { TopK = 1000, TopP = 1e-9f, MinP = 0.99f });
     }
 }
+
+public sealed class DivergenceTests
+{
+    [Fact]
+    public void KullbackLeiblerOfLogits()
+    {
+        // softmax([0, 0]) = (1/2, 1/2), softmax([ln 3, 0]) = (3/4, 1/4): KL = ½ ln(⅔) + ½ ln 2.
+        Assert.Equal(0.5 * Math.Log(2.0 / 3) + 0.5 * Math.Log(2), Divergence.KullbackLeibler([0f, 0f], [MathF.Log(3), 0f]), 1e-7);
+        // Shifting all logits changes nothing, and a distribution is at distance 0 from itself.
+        Assert.Equal(0, Divergence.KullbackLeibler([1f, 2f, 3f], [101f, 102f, 103f]), 1e-9);
+        Assert.Throws<ArgumentException>(() => Divergence.KullbackLeibler([1f], [1f, 2f]));
+    }
+}

@@ -186,7 +186,7 @@ public sealed class FlashModeTests(ITestOutputHelper output)
                 {
                     flash.Forward(sequence[pos], pos);
                     dense.Forward(sequence[pos], pos);
-                    kl += Kl(dense.Logits, flash.Logits);
+                    kl += Divergence.KullbackLeibler(dense.Logits, flash.Logits);
                     klCount++;
                 }
             }
@@ -203,22 +203,6 @@ public sealed class FlashModeTests(ITestOutputHelper output)
             Dispose(flash);
             Dispose(dense);
         }
-    }
-
-    private static double Kl(ReadOnlySpan<float> p, ReadOnlySpan<float> q)
-    {
-        double maxP = double.NegativeInfinity, maxQ = double.NegativeInfinity;
-        foreach (var v in p) maxP = Math.Max(maxP, v);
-        foreach (var v in q) maxQ = Math.Max(maxQ, v);
-        double zP = 0, zQ = 0;
-        for (int i = 0; i < p.Length; i++) { zP += Math.Exp(p[i] - maxP); zQ += Math.Exp(q[i] - maxQ); }
-        double kl = 0;
-        for (int i = 0; i < p.Length; i++)
-        {
-            double lp = p[i] - maxP - Math.Log(zP), lq = q[i] - maxQ - Math.Log(zQ);
-            kl += Math.Exp(lp) * (lp - lq);
-        }
-        return kl;
     }
 
     [SkippableFact]
