@@ -58,7 +58,7 @@ int main(int argc, char **argv) {
     if (status != AOTFLASH_OK) return fail("generating", status);
     fputs("\n", stdout);
 
-    aotflash_session_stats stats = {sizeof stats};
+    aotflash_session_stats stats = {.size = sizeof stats};
     status = aotflash_stats(session, &stats);
     if (status != AOTFLASH_OK) return fail("reading the statistics", status);
     static const char *const modes[] = {"auto", "dense", "naive", "flash"};

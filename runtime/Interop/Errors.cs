@@ -19,7 +19,13 @@ internal static unsafe class LastError
     [ThreadStatic] private static byte[]? t_message;
     private static readonly byte[] Empty = GC.AllocateArray<byte>(1, pinned: true);
 
-    public static void Clear() => t_message = null;
+    /// <summary>A call that succeeded: clears the message (set last, so that a failed call made from inside a callback
+    /// of this one does not outlive it).</summary>
+    public static Status Success()
+    {
+        t_message = null;
+        return Status.Ok;
+    }
 
     /// <summary>The NUL-terminated message, "" when the thread's last call succeeded.</summary>
     public static byte* Pointer => (byte*)Marshal.UnsafeAddrOfPinnedArrayElement(t_message ?? Empty, 0);

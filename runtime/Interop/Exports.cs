@@ -59,7 +59,6 @@ public static unsafe class Exports
     {
         try
         {
-            LastError.Clear();
             if (outModel is null) throw Null("out_model");
             var settings = Settings.From(parameters);
             var model = NativeModel.Open(path is null ? null : Marshal.PtrToStringUTF8((nint)path), settings);
@@ -72,7 +71,7 @@ public static unsafe class Exports
                 model.Dispose();
                 throw;
             }
-            return Status.Ok;
+            return LastError.Success();
         }
         catch (Exception e) { return LastError.Set(e); }
     }
@@ -82,9 +81,8 @@ public static unsafe class Exports
     {
         try
         {
-            LastError.Clear();
             Models.Remove(model).Dispose();
-            return Status.Ok;
+            return LastError.Success();
         }
         catch (Exception e) { return LastError.Set(e); }
     }
@@ -94,7 +92,6 @@ public static unsafe class Exports
     {
         try
         {
-            LastError.Clear();
             var m = Models.Get(model);
             if (outDesc is null) throw Null("out_desc");
             var info = m.Info;
@@ -114,7 +111,7 @@ public static unsafe class Exports
                 Family = s_family,
             };
             CopyOut(&desc, outDesc, "aotflash_model_desc");
-            return Status.Ok;
+            return LastError.Success();
         }
         catch (Exception e) { return LastError.Set(e); }
     }
@@ -124,7 +121,6 @@ public static unsafe class Exports
     {
         try
         {
-            LastError.Clear();
             var m = Models.Get(model);
             if (outCount is null) throw Null("out_count");
             var utf8 = Input(text, textLength, "text");
@@ -133,7 +129,7 @@ public static unsafe class Exports
             *outCount = (nuint)tokens.Length;
             Output(ids, idsCapacity, (nuint)tokens.Length, "ids", "token ids");
             tokens.CopyTo(new Span<int>(ids, tokens.Length));
-            return Status.Ok;
+            return LastError.Success();
         }
         catch (Exception e) { return LastError.Set(e); }
     }
@@ -143,7 +139,6 @@ public static unsafe class Exports
     {
         try
         {
-            LastError.Clear();
             var m = Models.Get(model);
             if (outLength is null) throw Null("out_len");
             var tokens = Input(ids, idCount, "ids");
@@ -159,7 +154,7 @@ public static unsafe class Exports
             Output(text, textCapacity, (nuint)bytes.Length + 1, "text", "bytes (with the NUL)");
             bytes.GetBuffer().AsSpan(0, (int)bytes.Length).CopyTo(new Span<byte>(text, (int)bytes.Length));
             text[bytes.Length] = 0;
-            return Status.Ok;
+            return LastError.Success();
         }
         catch (Exception e) { return LastError.Set(e); }
     }
@@ -169,7 +164,6 @@ public static unsafe class Exports
     {
         try
         {
-            LastError.Clear();
             var m = Models.Get(model);
             if (outSession is null) throw Null("out_session");
             var session = NativeSession.Create(m, parameters is null ? m.Settings : Settings.From(parameters));
@@ -182,7 +176,7 @@ public static unsafe class Exports
                 session.Free();
                 throw;
             }
-            return Status.Ok;
+            return LastError.Success();
         }
         catch (Exception e) { return LastError.Set(e); }
     }
@@ -192,12 +186,11 @@ public static unsafe class Exports
     {
         try
         {
-            LastError.Clear();
             var s = Sessions.Get(session);
             s.Enter();
             Sessions.Remove(session);
             s.Free();
-            return Status.Ok;
+            return LastError.Success();
         }
         catch (Exception e) { return LastError.Set(e); }
     }
@@ -208,7 +201,6 @@ public static unsafe class Exports
     {
         try
         {
-            LastError.Clear();
             var s = Sessions.Get(session);
             var ids = Input(prompt, promptCount, "prompt");
             if (ids.IsEmpty) throw new ApiException(Status.InvalidArgument, "the prompt has no tokens (not even BOS)");
@@ -227,7 +219,7 @@ public static unsafe class Exports
             {
                 s.Exit();
             }
-            return Status.Ok;
+            return LastError.Success();
         }
         catch (Exception e) { return LastError.Set(e); }
     }
@@ -237,7 +229,6 @@ public static unsafe class Exports
     {
         try
         {
-            LastError.Clear();
             var s = Sessions.Get(session);
             if (outCount is null) throw Null("out_count");
             var shape = s.Model.Info.Shape;
@@ -259,7 +250,7 @@ public static unsafe class Exports
             {
                 s.Exit();
             }
-            return Status.Ok;
+            return LastError.Success();
         }
         catch (Exception e) { return LastError.Set(e); }
     }
@@ -269,7 +260,6 @@ public static unsafe class Exports
     {
         try
         {
-            LastError.Clear();
             var s = Sessions.Get(session);
             if (outStats is null) throw Null("out_stats");
             s.Enter();
@@ -283,7 +273,7 @@ public static unsafe class Exports
                 s.Exit();
             }
             CopyOut(&stats, outStats, "aotflash_session_stats");
-            return Status.Ok;
+            return LastError.Success();
         }
         catch (Exception e) { return LastError.Set(e); }
     }
@@ -311,7 +301,7 @@ public static unsafe class Exports
     {
         if (capacity < needed)
             throw new ApiException(Status.BufferTooSmall, $"{name} holds {capacity} {unit}, {needed} are needed");
-        if (buffer is null) throw Null(name);
+        if (buffer is null && needed > 0) throw Null(name);
     }
 
     private static void CheckTokens(ReadOnlySpan<int> tokens, int vocab)

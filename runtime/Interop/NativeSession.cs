@@ -83,7 +83,7 @@ internal sealed unsafe class NativeSession
             var stats = TokenStats.Of(result, Transformer);
             var reason = result.StopReason switch
             {
-                StopReason.StopToken => NativeStopReason.StopToken,
+                StopReason.StopToken => NativeStopReason.Token,
                 StopReason.Length => NativeStopReason.Length,
                 StopReason.Context => NativeStopReason.Context,
                 _ => NativeStopReason.Callback,

@@ -33,7 +33,7 @@ public enum NativeMode
 public enum NativeStopReason
 {
     None = -1,
-    StopToken = 0,
+    Token = 0,
     Length = 1,
     Context = 2,
     Callback = 3,

@@ -64,6 +64,7 @@ enum {
 /* Why aotflash_generate stopped. */
 typedef int32_t aotflash_stop_reason;
 enum {
+    AOTFLASH_STOP_NONE = -1,    /* no generation yet (in aotflash_session_stats) */
     AOTFLASH_STOP_TOKEN = 0,    /* the model produced a stop token of the spec (not passed to the callback) */
     AOTFLASH_STOP_LENGTH = 1,   /* max_new_tokens were generated */
     AOTFLASH_STOP_CONTEXT = 2,  /* the context is full */
@@ -125,7 +126,7 @@ typedef struct aotflash_session_stats {
     int32_t positions;            /* positions held in the KV cache (the next eval position may be up to this) */
     int32_t prompt_tokens;        /* of the last generation; 0 before the first */
     int32_t generated_tokens;
-    aotflash_stop_reason stop_reason; /* -1 before the first generation */
+    aotflash_stop_reason stop_reason; /* AOTFLASH_STOP_NONE before the first generation */
     int32_t o_direct;             /* 1: flash reads bypass the page cache, 0: buffered, -1: nothing is read from flash */
     double load_ms;               /* aotflash_model_open's time */
     double ttft_ms;               /* generation start to first token, prompt included */
