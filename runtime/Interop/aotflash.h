@@ -6,8 +6,9 @@
  *
  * Conventions:
  * - Every function that can fail returns an aotflash_status; AOTFLASH_OK is 0. On failure,
- *   aotflash_last_error() describes what went wrong in one line (per thread). Outputs are written only on success, except the
- *   required sizes that come back with AOTFLASH_ERR_BUFFER_TOO_SMALL.
+ *   aotflash_last_error() describes what went wrong in one line (per thread). A failed call leaves its outputs
+ *   alone, except a size output, which receives the size needed (with AOTFLASH_ERR_BUFFER_TOO_SMALL, and wherever it
+ *   is known).
  * - Handles are opaque. A handle that is NULL, freed or closed, of the other kind, or that never came from this
  *   library gives AOTFLASH_ERR_INVALID_HANDLE (it is looked up in a table, never dereferenced). Other required
  *   pointers that are NULL give AOTFLASH_ERR_INVALID_ARGUMENT. Nothing here aborts the process on misuse.
@@ -86,7 +87,7 @@ typedef int32_t (*aotflash_token_fn)(int32_t token, const char *piece, size_t pi
 /* Settings for aotflash_model_open (mode, dram_budget, progress) and aotflash_session_new (the rest).
  * Start from aotflash_default_params() and change fields. */
 typedef struct aotflash_params {
-    uint32_t size;            /* sizeof(aotflash_params); a smaller size (an older header) leaves later fields default */
+    uint32_t size;            /* sizeof(aotflash_params); a smaller one (older header) leaves later fields default */
     aotflash_mode mode;       /* default AOTFLASH_MODE_AUTO */
     int32_t threads;          /* compute threads per session; 0 (default): the physical cores */
     int32_t window;           /* flash mode: tokens a neuron stays cached; 0 (default): the spec's */
@@ -127,7 +128,7 @@ typedef struct aotflash_session_stats {
     int32_t prompt_tokens;        /* of the last generation; 0 before the first */
     int32_t generated_tokens;
     aotflash_stop_reason stop_reason; /* AOTFLASH_STOP_NONE before the first generation */
-    int32_t o_direct;             /* 1: flash reads bypass the page cache, 0: buffered, -1: nothing is read from flash */
+    int32_t o_direct;             /* 1: flash reads bypass the page cache, 0: buffered, -1: no flash reads */
     double load_ms;               /* aotflash_model_open's time */
     double ttft_ms;               /* generation start to first token, prompt included */
     double ms_per_token;          /* per generated token after the first */
@@ -190,7 +191,8 @@ aotflash_status aotflash_detokenize(const aotflash_model *model, const int32_t *
 /* A new session on the model: its own KV cache, FFN source (in flash mode its own neuron caches and reader) and
  * sampler. params may be NULL (those given to aotflash_model_open); mode and dram_budget are the model's whatever
  * params says. The caller frees it with aotflash_session_free. Thread-safe. */
-aotflash_status aotflash_session_new(aotflash_model *model, const aotflash_params *params, aotflash_session **out_session);
+aotflash_status aotflash_session_new(aotflash_model *model, const aotflash_params *params,
+                                     aotflash_session **out_session);
 
 /* Frees the session and everything it holds; later calls with it give INVALID_HANDLE. BUSY while it is in use. */
 aotflash_status aotflash_session_free(aotflash_session *session);
@@ -205,9 +207,9 @@ aotflash_status aotflash_generate(aotflash_session *session, const int32_t *prom
                                   aotflash_stop_reason *out_stop_reason);
 
 /* Runs tokens[0..n_tokens) at positions pos, pos+1, ... and writes the logits after the last one (vocab floats)
- * to logits. pos may be at most the positions the session holds (aotflash_session_stats.positions), so the cache before it
- * is valid; pos 0 starts a new sequence. Afterwards the session holds pos + n_tokens positions. Checked before
- * anything runs: BUFFER_TOO_SMALL (with vocab in *out_count) when logits_capacity < vocab, INVALID_ARGUMENT
+ * to logits. pos may be at most the positions the session holds (aotflash_session_stats.positions), so the cache
+ * before it is valid; pos 0 starts a new sequence. Afterwards the session holds pos + n_tokens positions. Checked
+ * before anything runs: BUFFER_TOO_SMALL (with vocab in *out_count) when logits_capacity < vocab, INVALID_ARGUMENT
  * (n_tokens 0, pos out of range), TOKEN_OUT_OF_RANGE, CONTEXT_FULL (pos + n_tokens > context), BUSY. */
 aotflash_status aotflash_eval_logits(aotflash_session *session, const int32_t *tokens, size_t n_tokens, int32_t pos,
                                      float *logits, size_t logits_capacity, size_t *out_count);
