@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Builds the Native AOT executable of one model spec and packs its model file into it, so one file ships.
+# Builds the Native AOT executable of one model spec and packs its model file into it, so one file ships; with --lib
+# also the C shared library of the same model (with the model packed in) and its header.
 # Prints the produced file's path as the last line of stdout (build logs go to stderr).
 set -euo pipefail
 
 usage() {
   cat <<'USAGE'
 usage: ./publish.sh modelspecs/<name>.yaml [--weights CKPT] [--tokenizer TOK] [--output DIR] [--rid RID] [--cpu ISA] [--keep-symbols]
+                   [--lib]
 
   --weights CKPT     llama2.c checkpoint, or a Hugging Face folder (config.json + safetensors; make its spec with
                      '<any published binary> convert --hf DIR --emit-spec SPEC.yaml') (default: modelspecs/<name>/model.bin
@@ -21,16 +23,19 @@ usage: ./publish.sh modelspecs/<name>.yaml [--weights CKPT] [--tokenizer TOK] [-
   --no-calibrate     do not train flash-mode predictors (by default ReLU-family models are calibrated, so the
                      executable runs in flash mode out of the box)
   --calibrate-tokens N   calibration tokens (default 4096)
+  --lib              also build the C shared library DIR/lib<name>.so (the C API of DIR/aotflash.h, the model packed
+                     in) and print its path last
 
 Produces DIR/<name> (the executable with the model packed in) and DIR/<name>.afm (the model file).
-Without weights it produces the bare executable, which then needs --model FILE at run time.
+Without weights it produces the bare executable, which then needs --model FILE at run time (and a bare library,
+whose aotflash_model_open then needs the path of a model file).
 USAGE
 }
 
 [[ $# -ge 1 ]] || { usage >&2; exit 2; }
 case "$1" in -h|--help) usage; exit 0 ;; esac
 spec=$1; shift
-weights="" tokenizer="" output="" rid="linux-x64" strip=true cpu="" calibrate=true calibrate_tokens=4096
+weights="" tokenizer="" output="" rid="linux-x64" strip=true cpu="" calibrate=true calibrate_tokens=4096 lib=false
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --weights) weights=${2:?--weights needs a file}; shift 2 ;;
@@ -41,6 +46,7 @@ while [[ $# -gt 0 ]]; do
     --cpu) cpu=${2:?--cpu needs an instruction set}; shift 2 ;;
     --no-calibrate) calibrate=false; shift ;;
     --calibrate-tokens) calibrate_tokens=${2:?--calibrate-tokens needs a number}; shift 2 ;;
+    --lib) lib=true; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "publish.sh: error: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -67,10 +73,20 @@ mkdir -p "$output"
 output=$(cd "$output" && pwd)
 build=$output/build
 
+build_host() { # OUTPUT_DIR [MSBUILD_PROPERTY...]
+  local dir=$1; shift
+  dotnet publish "$root/host/AotFlash.Host.csproj" -c Release -r "$rid" --nologo -v quiet \
+    -p:ModelSpec="$spec" -p:ModelName="$name" -p:StripSymbols="$strip" ${cpu:+-p:IlcInstructionSet="$cpu"} \
+    "${cross[@]}" "$@" -o "$dir" >&2
+}
 echo "publish.sh: building $name for $rid (Native AOT)..." >&2
-dotnet publish "$root/host/AotFlash.Host.csproj" -c Release -r "$rid" --nologo -v quiet \
-  -p:ModelSpec="$spec" -p:ModelName="$name" -p:StripSymbols="$strip" ${cpu:+-p:IlcInstructionSet="$cpu"} \
-  "${cross[@]}" -o "$build" >&2
+build_host "$build"
+# The executable converts, calibrates and packs the model for the library too.
+if $lib; then
+  echo "publish.sh: building lib$name.so for $rid (Native AOT, shared library)..." >&2
+  build_host "$output/build-lib" -p:NativeLib=Shared
+  cp "$root/runtime/Interop/aotflash.h" "$output/aotflash.h"
+fi
 
 exe=$build/$name
 run=("$exe")
@@ -86,8 +102,10 @@ if [[ -n "$weights" ]]; then
     "${run[@]}" calibrate --model "$output/$name.afm" --tokens "$calibrate_tokens" >&2
   fi
   "${run[@]}" pack "$output/$name.afm" -o "$output/$name" --force >&2
+  if $lib; then "${run[@]}" pack "$output/$name.afm" -o "$output/lib$name.so" --binary "$output/build-lib/$name.so" --force >&2; fi
 else
   echo "publish.sh: no weights given: $output/$name needs --model FILE at run time" >&2
   cp "$exe" "$output/$name"
+  if $lib; then cp "$output/build-lib/$name.so" "$output/lib$name.so"; fi
 fi
-echo "$output/$name"
+if $lib; then echo "$output/lib$name.so"; else echo "$output/$name"; fi

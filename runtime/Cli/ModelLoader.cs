@@ -28,14 +28,20 @@ public static class ModelLoader
         var model = Engine.Load(ctx.Model, file, options);
         try
         {
-            var tokenizer = TokenizerSection.Load(ctx.Model.Tokenizer.Kind, model.Weights.TokenizerData, ctx.Model.Shape.Vocab);
-            return (model, tokenizer, clock.Elapsed.TotalMilliseconds);
+            return (model, LoadTokenizer(ctx.Model, model.Weights, file.Source), clock.Elapsed.TotalMilliseconds);
         }
-        catch (InvalidDataException e)
+        catch
         {
             model.Dispose();
             model.Weights.Dispose();
-            throw new BadInputException($"{file.Source}: {e.Message}");
+            throw;
         }
+    }
+
+    /// <summary>The tokenizer stored in a loaded model file (<paramref name="source"/> names the file in messages).</summary>
+    public static ITokenizer LoadTokenizer(ModelInfo info, ModelWeights weights, string source)
+    {
+        try { return TokenizerSection.Load(info.Tokenizer.Kind, weights.TokenizerData, info.Shape.Vocab); }
+        catch (InvalidDataException e) { throw new BadInputException($"{source}: {e.Message}"); }
     }
 }

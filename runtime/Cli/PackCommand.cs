@@ -8,11 +8,12 @@ public static class PackCommand
     private static readonly Option[] Options =
     [
         new(["-o", "--output"], "FILE", "executable to write"),
+        new(["--binary"], "FILE", "append to a copy of FILE instead of this executable (lib<name>.so built from the same spec)"),
         new(["--force"], null, "overwrite the output if it exists"),
     ];
 
     public static string Help(CliContext ctx) => CommandLine.HelpText(
-        $"{ctx.ProgramName} pack MODEL.afm -o OUTPUT [--force]",
+        $"{ctx.ProgramName} pack MODEL.afm -o OUTPUT [--binary FILE] [--force]",
         "Writes OUTPUT: this executable (without any model it already carries) with MODEL.afm appended, 4 KiB aligned,\n" +
         "and a trailer; OUTPUT then runs without --model. The model file is checked against this binary's spec first.",
         Options);
@@ -23,7 +24,8 @@ public static class PackCommand
         if (a.Positional.Count != 1) throw new BadInputException("pack needs exactly one model file (see 'pack --help')");
         string model = a.Positional[0];
         string output = a.String("--output") ?? throw new BadInputException("pack needs -o OUTPUT");
-        string exe = ctx.ExecutablePath ?? throw new BadInputException("pack works only from the published executable");
+        string exe = a.String("--binary") ?? ctx.ExecutablePath ?? throw new BadInputException("pack works only from the published executable");
+        if (!File.Exists(exe)) throw new BadInputException($"{exe}: no such file");
         using (var file = ModelFile.Open(model))
             file.CheckMatches(ctx.Model.Name, ctx.Model.SpecHash, ctx.Model.Shape);
         Payload.Pack(exe, model, output, a.Flag("--force"));

@@ -90,13 +90,14 @@ public static class RunCommand
         int[] promptIds = session.Tokenize(prompt);
 
         var text = new MemoryStream();
-        void OnToken(int previous, int token)
+        bool OnToken(int previous, int token)
         {
             var piece = tokenizer.Decode(previous, token, info.Tokenizer.Bos);
             text.Write(piece);
-            if (json) return;
+            if (json) return true;
             ctx.Stdout.Write(piece);
             ctx.Stdout.Flush();
+            return true;
         }
         if (!json) CommandLine.Write(ctx, Encoding.UTF8.GetString(prompt));
         var result = session.Generate(promptIds, maxNew, dumpLogits, OnToken);

@@ -100,6 +100,8 @@ public sealed unsafe class MappedSection : IDisposable
 
     public byte* Data { get; }
     public long Length { get; }
+    /// <summary>Bytes mapped (the section rounded out to whole pages): what the mapping is charged.</summary>
+    public long MappedBytes => _mapLength;
 
     /// <summary>A small section (the tokenizer) as bytes.</summary>
     public ReadOnlySpan<byte> Span => new(Data, checked((int)Length));

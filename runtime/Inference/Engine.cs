@@ -27,45 +27,91 @@ public sealed class EngineOptions
 }
 
 /// <summary>Loads a model file into a runnable <see cref="Transformer"/> in the requested mode, under the DRAM budget.</summary>
-public static unsafe class Engine
+public static class Engine
 {
     public static Transformer Load(ModelInfo info, ModelFile file, EngineOptions options)
     {
+        using var model = LoadedModel.Load(info, file, options);
+        return model.NewTransformer(options);
+    }
+}
+
+/// <summary>
+/// A model file's weights loaded once, in one mode under one DRAM budget, from which any number of transformers are
+/// made (one per session, each with its own KV cache, FFN source and DRAM account). Its own calls are thread-safe.
+/// </summary>
+public sealed unsafe class LoadedModel : IDisposable
+{
+    private readonly string _path;
+    private readonly long _baseOffset;
+    private readonly long _flashSection;
+    private readonly string _source;
+
+    private LoadedModel(ModelInfo info, ModelWeights weights, EngineMode mode, long budget, ModelFile file)
+    {
+        Info = info; Weights = weights; Mode = mode; Budget = budget;
+        _path = file.Path; _baseOffset = file.BaseOffset; _flashSection = file.Header.Get(SectionKind.Flash, file.Source).Offset;
+        _source = file.Source;
+    }
+
+    public ModelInfo Info { get; }
+    /// <summary>The mapped weights; each transformer holds its own share of them.</summary>
+    public ModelWeights Weights { get; }
+    public EngineMode Mode { get; }
+    /// <summary>The DRAM budget of each transformer (the weights included); <see cref="long.MaxValue"/> when there is none.</summary>
+    public long Budget { get; }
+
+    /// <summary>Maps the weights; reads <see cref="EngineOptions.Mode"/> and <see cref="EngineOptions.DramBudget"/>.</summary>
+    public static LoadedModel Load(ModelInfo info, ModelFile file, EngineOptions options)
+    {
         var mode = options.Mode ?? (file.Has(SectionKind.Predictors) ? EngineMode.Flash : EngineMode.Dense);
         string? budget = options.DramBudget ?? (mode == EngineMode.Flash ? info.Flash.DramBudget : null);
-        var account = new DramAccount(budget is null ? long.MaxValue : DramAccount.ParseBudget(budget, file.Header.FileLength));
-        var weights = ModelWeights.Load(file, info, account, mapFlash: mode == EngineMode.Dense);
+        long limit = budget is null ? long.MaxValue : DramAccount.ParseBudget(budget, file.Header.FileLength);
+        var weights = ModelWeights.Load(file, info, new DramAccount(limit), mapFlash: mode == EngineMode.Dense);
+        if (mode == EngineMode.Flash && weights.PredictorData is null && !options.SelectAllNeurons)
+        {
+            weights.Dispose();
+            throw new BadInputException($"{file.Source} has no activation predictors, which flash mode needs: run " +
+                                        "'calibrate --model FILE' first (or use --mode dense)");
+        }
+        return new LoadedModel(info, weights, mode, limit, file);
+    }
+
+    /// <summary>A new transformer over the weights, charged to a DRAM account of its own under <see cref="Budget"/>
+    /// (the weights counted too); reads the options other than the mode and the budget. The caller disposes the
+    /// transformer and then its <see cref="Transformer.Weights"/>, which keep the sections mapped until then, even
+    /// after this model is disposed.</summary>
+    public Transformer NewTransformer(EngineOptions options)
+    {
+        var account = new DramAccount(Budget);
+        var weights = Weights.Share(account);
         IFfnSource? source = null;
         Transformer? model = null;
         try
         {
-            if (mode == EngineMode.Dense)
+            if (Mode == EngineMode.Dense)
             {
-                source = new MappedFfnSource(weights.Flash, info.Shape.HiddenDim, account);
-                return model = Create(info, weights, source, options, mode);
+                source = new MappedFfnSource(weights.Flash, Info.Shape.HiddenDim, account);
+                return model = Create(weights, source, options);
             }
-            long flashSection = file.Header.Get(SectionKind.Flash, file.Source).Offset;
-            int ioThreads = options.IoThreads > 0 ? options.IoThreads : info.Flash.IoThreads;
-            if (mode == EngineMode.Naive)
+            int ioThreads = options.IoThreads > 0 ? options.IoThreads : Info.Flash.IoThreads;
+            if (Mode == EngineMode.Naive)
             {
-                source = new NaiveFfnSource(FlashReader.Open(file.Path, file.BaseOffset, ioThreads, account, options.Warn), flashSection, info.Layout, account);
-                return model = Create(info, weights, source, options, mode);
+                source = new NaiveFfnSource(FlashReader.Open(_path, _baseOffset, ioThreads, account, options.Warn), _flashSection, Info.Layout, account);
+                return model = Create(weights, source, options);
             }
-            if (weights.PredictorData is null && !options.SelectAllNeurons)
-                throw new BadInputException($"{file.Source} has no activation predictors, which flash mode needs: run " +
-                                            "'calibrate --model FILE' first (or use --mode dense)");
-            var s = info.Shape;
+            var s = Info.Shape;
             PredictorSet? predictors = null;
             if (weights.PredictorData is not null)
             {
-                predictors = PredictorSet.Parse(weights.PredictorData, s.Layers, s.Dim, s.HiddenDim, file.Source);
+                predictors = PredictorSet.Parse(weights.PredictorData, s.Layers, s.Dim, s.HiddenDim, _source);
                 account.Charge(predictors.Bytes, "the predictors");
             }
-            var flash = new FlashFfnSource(FlashReader.Open(file.Path, file.BaseOffset, ioThreads, account, options.Warn), flashSection,
-                info.Layout, predictors, options.Window > 0 ? options.Window : info.Flash.Window, account,
-                Calibrator.ActiveThreshold(info.Activation) ?? 0f, options.MeasureRecall, options.SelectAllNeurons);
+            var flash = new FlashFfnSource(FlashReader.Open(_path, _baseOffset, ioThreads, account, options.Warn), _flashSection,
+                Info.Layout, predictors, options.Window > 0 ? options.Window : Info.Flash.Window, account,
+                Calibrator.ActiveThreshold(Info.Activation) ?? 0f, options.MeasureRecall, options.SelectAllNeurons);
             source = flash;
-            model = Create(info, weights, source, options, mode);
+            model = Create(weights, source, options);
             // The caches get what the budget has left once everything else is allocated.
             flash.AllocateCaches(options.SelectAllNeurons ? s.HiddenDim : Math.Min(s.HiddenDim, Math.Max(32, s.HiddenDim / 16)));
             return model;
@@ -79,10 +125,12 @@ public static unsafe class Engine
         }
     }
 
-    private static Transformer Create(ModelInfo info, ModelWeights weights, IFfnSource source, EngineOptions options, EngineMode mode)
+    private Transformer Create(ModelWeights weights, IFfnSource source, EngineOptions options)
     {
-        var model = info.Create(weights, source, options.Threads);
-        model.Mode = mode;
+        var model = Info.Create(weights, source, options.Threads);
+        model.Mode = Mode;
         return model;
     }
+
+    public void Dispose() => Weights.Dispose();
 }

@@ -32,6 +32,9 @@ public sealed class FfnStats
     public bool? DirectIo;
 
     public static double Ms(long ticks) => ticks * 1000.0 / Stopwatch.Frequency;
+
+    /// <summary>Zeroes the counters (not <see cref="DirectIo"/>), so that they describe only what follows.</summary>
+    public void Clear() => IoTicks = MemTicks = PredictTicks = BytesRead = NeuronsUsed = NeuronsTotal = CacheHits = CacheMisses = TrueActive = TrueSelected = 0;
 }
 
 /// <summary>Where a layer's FFN bundles come from: mapped memory (dense), a whole-layer read from flash each token

@@ -3,20 +3,32 @@ using AotFlash.Flash;
 namespace AotFlash.Inference;
 
 /// <summary>A model file's weights in memory: the resident section mapped, the flash section mapped only when it is
-/// to be held in DRAM (dense mode), the tokenizer and (after calibration) the predictors as bytes.</summary>
+/// to be held in DRAM (dense mode), the tokenizer and (after calibration) the predictors as bytes. <see cref="Share"/>
+/// gives further instances over the same mappings (one per session), each charged to its own account; the sections
+/// are unmapped when the last of them is disposed.</summary>
 public sealed unsafe class ModelWeights : IDisposable
 {
-    private readonly MappedSection _resident;
-    private readonly MappedSection? _flash;
+    private readonly Mappings _mappings;
+    private readonly long _charged;
+    private int _disposed;
 
-    private ModelWeights(MappedSection resident, MappedSection? flash, byte[] tokenizer, byte[]? predictors, DramAccount account)
+    /// <summary>The mapped sections and how many <see cref="ModelWeights"/> use them.</summary>
+    private sealed class Mappings(MappedSection resident, MappedSection? flash)
     {
-        _resident = resident; _flash = flash; TokenizerData = tokenizer; PredictorData = predictors; Account = account;
+        public MappedSection Resident { get; } = resident;
+        public MappedSection? Flash { get; } = flash;
+        public int Users = 1;
+        public long Bytes => Resident.MappedBytes + (Flash?.MappedBytes ?? 0);
     }
 
-    public byte* Resident => _resident.Data;
+    private ModelWeights(Mappings mappings, byte[] tokenizer, byte[]? predictors, DramAccount account, long charged)
+    {
+        _mappings = mappings; TokenizerData = tokenizer; PredictorData = predictors; Account = account; _charged = charged;
+    }
+
+    public byte* Resident => _mappings.Resident.Data;
     /// <summary>The mapped flash section; null unless loaded with <c>mapFlash</c>.</summary>
-    public byte* Flash => _flash is null ? null : _flash.Data;
+    public byte* Flash => _mappings.Flash is null ? null : _mappings.Flash.Data;
     public byte[] TokenizerData { get; }
     public byte[]? PredictorData { get; }
     public DramAccount Account { get; }
@@ -40,7 +52,8 @@ public sealed unsafe class ModelWeights : IDisposable
             if (mapFlash) flash = file.Map(SectionKind.Flash, account);
             byte[] tokenizer = ReadSmall(file, SectionKind.Tokenizer, account);
             byte[]? predictors = file.Has(SectionKind.Predictors) ? ReadSmall(file, SectionKind.Predictors, account) : null;
-            return new ModelWeights(resident, flash, tokenizer, predictors, account);
+            // The mappings charge this account themselves.
+            return new ModelWeights(new Mappings(resident, flash), tokenizer, predictors, account, charged: 0);
         }
         catch
         {
@@ -56,9 +69,43 @@ public sealed unsafe class ModelWeights : IDisposable
         return section.Span.ToArray();
     }
 
+    /// <summary>Another instance over the same mappings, charged to <paramref name="account"/> for the mapped bytes, so
+    /// that each session's account covers the weights it computes with. Safe to call from several threads.</summary>
+    /// <exception cref="ObjectDisposedException">This instance was disposed.</exception>
+    public ModelWeights Share(DramAccount account)
+    {
+        lock (_mappings)
+        {
+            ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+            _mappings.Users++;
+        }
+        long bytes = _mappings.Bytes;
+        try
+        {
+            account.Charge(bytes, "the model's weights");
+        }
+        catch
+        {
+            Release();
+            throw;
+        }
+        return new ModelWeights(_mappings, TokenizerData, PredictorData, account, bytes);
+    }
+
     public void Dispose()
     {
-        _resident.Dispose();
-        _flash?.Dispose();
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        Account.Release(_charged);
+        Release();
+    }
+
+    private void Release()
+    {
+        lock (_mappings)
+        {
+            if (--_mappings.Users > 0) return;
+        }
+        _mappings.Resident.Dispose();
+        _mappings.Flash?.Dispose();
     }
 }

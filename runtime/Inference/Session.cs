@@ -9,6 +9,8 @@ public static class StopReason
     public const string StopToken = "stop_token";
     public const string Length = "length";
     public const string Context = "context";
+    /// <summary>The caller's token callback asked to stop.</summary>
+    public const string Callback = "callback";
 }
 
 /// <summary>What one generation produced, with its timings.</summary>
@@ -52,8 +54,9 @@ public sealed class Session(Transformer model, ITokenizer tokenizer, Sampler sam
 
     /// <param name="maxNewTokens">Most tokens to generate; negative = until a stop token or the context is full.</param>
     /// <param name="dumpLogits">How many positions' logits to keep, from position 0.</param>
-    /// <param name="onToken">Called with (previous token, new token) as each token is generated.</param>
-    public Generation Generate(int[] promptIds, int maxNewTokens, int dumpLogits, Action<int, int>? onToken = null)
+    /// <param name="onToken">Called with (previous token, new token) as each token is generated; returning false stops
+    /// the generation there.</param>
+    public Generation Generate(int[] promptIds, int maxNewTokens, int dumpLogits, Func<int, int, bool>? onToken = null)
     {
         var info = Model.Info;
         int context = info.Shape.Context;
@@ -91,7 +94,11 @@ public sealed class Session(Transformer model, ITokenizer tokenizer, Sampler sam
                     break;
                 }
                 result.GeneratedIds.Add(next);
-                onToken?.Invoke(token, next);
+                if (onToken is not null && !onToken(token, next))
+                {
+                    result.StopReason = StopReason.Callback;
+                    break;
+                }
             }
             token = next;
         }

@@ -1,13 +1,14 @@
 namespace AotFlash.Tests.Support;
 
 /// <summary>
-/// The Native AOT executables of the reference models, published once per test run by publish.sh (the same command a
-/// user runs) and shared by every end-to-end test. Publishes run one at a time: they share the build's obj folder.
+/// The Native AOT executables (and C libraries) of the reference models, published once per test run by publish.sh
+/// (the same command a user runs) and shared by every end-to-end test. Publishes run one at a time: they share the
+/// build's obj folder.
 /// </summary>
 public static class Published
 {
     private static readonly SemaphoreSlim Gate = new(1, 1);
-    private static readonly Dictionary<string, string> Executables = [];
+    private static readonly Dictionary<string, string> Outputs = [];
     private static readonly string Root = CreateRoot();
 
     /// <summary>A per-run folder, removed when the test process exits.</summary>
@@ -23,23 +24,34 @@ public static class Published
     }
 
     /// <summary>Path of the packed executable of <paramref name="model"/> (spec modelspecs/&lt;model&gt;.yaml, weights from ../shared).</summary>
-    public static string Executable(string model, string rid = "linux-x64")
+    public static string Executable(string model, string rid = "linux-x64") => Publish(model, rid, lib: false);
+
+    /// <summary>The C shared library of <paramref name="model"/> (publish.sh --lib, the model packed in); its folder also
+    /// holds aotflash.h, the model file and the executable of the same publish.</summary>
+    public static PublishedLibrary Library(string model)
+    {
+        string library = Publish(model, "linux-x64", lib: true);
+        string dir = Path.GetDirectoryName(library)!;
+        return new PublishedLibrary(library, dir, Path.Combine(dir, model), Path.Combine(dir, model + ".afm"));
+    }
+
+    private static string Publish(string model, string rid, bool lib)
     {
         Gate.Wait();
         try
         {
-            string key = model + "/" + rid;
-            if (Executables.TryGetValue(key, out var exe)) return exe;
+            string key = model + "/" + rid + (lib ? "/lib" : "");
+            if (Outputs.TryGetValue(key, out var exe)) return exe;
             var (weights, tokenizer) = ModelSource.Of(model);
-            string output = Path.Combine(Root, rid, model);
+            string output = Path.Combine(Root, rid, model + (lib ? "-lib" : ""));
             var r = ProcessRunner.Run(Path.Combine(TestPaths.RepoRoot, "publish.sh"),
                 [Path.Combine(TestPaths.RepoRoot, "modelspecs", model + ".yaml"), "--weights", weights, "--tokenizer", tokenizer,
-                 "--output", output, "--rid", rid],
+                 "--output", output, "--rid", rid, .. (lib ? ["--lib"] : Array.Empty<string>())],
                 TestPaths.RepoRoot, timeoutSeconds: 900);
             Assert.True(r.ExitCode == 0, $"publish.sh {model} failed ({r.ExitCode}):\n{r.Stderr}\n{r.Stdout}");
             exe = r.Stdout.TrimEnd('\n').Split('\n')[^1];
             Assert.True(File.Exists(exe), $"publish.sh printed '{exe}', which does not exist");
-            Executables[key] = exe;
+            Outputs[key] = exe;
             return exe;
         }
         finally
@@ -56,3 +68,7 @@ public static class Published
         return dir;
     }
 }
+
+/// <summary>A published model library: <c>lib&lt;model&gt;.so</c> in <see cref="Directory"/> beside aotflash.h, and the
+/// executable and model file published with it.</summary>
+public sealed record PublishedLibrary(string Path, string Directory, string Executable, string ModelFile);

@@ -1,0 +1,49 @@
+using System.Diagnostics;
+using AotFlash.Cli;
+using AotFlash.Flash;
+using AotFlash.Inference;
+using AotFlash.Tokenizers;
+
+namespace AotFlash.Interop;
+
+/// <summary>What an <c>aotflash_model</c> handle stands for: the loaded weights and tokenizer that its sessions share.</summary>
+internal sealed class NativeModel : IDisposable
+{
+    private NativeModel(LoadedModel loaded, ITokenizer tokenizer, Settings settings, double loadMs)
+    {
+        Loaded = loaded; Tokenizer = tokenizer; Settings = settings; LoadMs = loadMs;
+    }
+
+    public LoadedModel Loaded { get; }
+    public ModelInfo Info => Loaded.Info;
+    public ITokenizer Tokenizer { get; }
+    /// <summary>The settings given at open: the sessions' defaults.</summary>
+    public Settings Settings { get; }
+    public double LoadMs { get; }
+
+    /// <param name="path">A model file, or null for the one packed into the library.</param>
+    public static NativeModel Open(string? path, Settings settings)
+    {
+        var clock = Stopwatch.StartNew();
+        settings.Report(0f);
+        var info = LibraryModel.Info;
+        using var file = path is null ? LibraryModel.OpenPacked() : ModelFile.Open(path);
+        settings.Report(0.1f);
+        var loaded = LoadedModel.Load(info, file, settings.Engine);
+        try
+        {
+            settings.Report(0.9f);
+            var tokenizer = ModelLoader.LoadTokenizer(info, loaded.Weights, file.Source);
+            settings.Report(1f);
+            return new NativeModel(loaded, tokenizer, settings, clock.Elapsed.TotalMilliseconds);
+        }
+        catch
+        {
+            loaded.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The sessions made from this model keep the weights mapped until they are freed.</summary>
+    public void Dispose() => Loaded.Dispose();
+}
