@@ -24,4 +24,31 @@ public sealed class ReferenceTests(ITestOutputHelper output)
         }
         output.WriteLine($"{model}: all prompts match; max logit error {worst:E2}");
     }
+
+    // The OPT family and the GPT-2 tokenizer under Native AOT: publish.sh converts the Hugging Face folder (and
+    // calibrates it); the binary then reproduces the reference from the prompt text, densely and in flash mode.
+    [SkippableFact]
+    public void PublishedOptBinaryReproducesReference()
+    {
+        ModelSource.RequireShared();
+        string exe = Published.Executable("opt-tiny");
+        foreach (var reference in Inference.OptReferenceTests.OptReference.Load())
+        {
+            var r = ProcessRunner.Run(exe, ["run", "--mode", "dense", "-p", reference.Prompt, "--temp", "0", "--json", "--dump-logits", "4",
+                                            "-n", reference.Ids.Length.ToString()]);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            var run = RunOutput.Parse(r.Stdout);
+            Assert.Equal(reference.PromptIds, run.PromptIds);
+            Assert.Equal(reference.Ids, run.GeneratedIds);
+            for (int p = 0; p < reference.Logits.Length; p++)
+                for (int i = 0; i < reference.Logits[p].Length; i++)
+                    Assert.True(Math.Abs(reference.Logits[p][i] - run.Logits[p][i]) <= 1e-4f, $"position {p} logit {i}");
+        }
+        var flash = ProcessRunner.Run(exe, ["run", "-p", "Once upon a time", "-n", "16", "--json", "--measure-recall"]);
+        Assert.True(flash.ExitCode == 0, flash.Stderr);
+        var stats = RunOutput.Parse(flash.Stdout).Stats;
+        Assert.Equal("flash", stats.GetProperty("mode").GetString());
+        output.WriteLine($"opt-tiny AOT flash: recall {stats.GetProperty("predictor_recall").GetDouble():F3}, " +
+                         $"FFN density {stats.GetProperty("ffn_density").GetDouble():F3}");
+    }
 }

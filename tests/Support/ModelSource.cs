@@ -14,6 +14,15 @@ public static class ModelSource
         _ => throw new ArgumentOutOfRangeException(nameof(model), model, null),
     };
 
+    /// <summary>publish.sh's options that name the weights of <paramref name="model"/>: a llama2.c checkpoint and its
+    /// tokenizer, or for opt-tiny the Hugging Face folder (its tokenizer comes from the folder).</summary>
+    public static string[] PublishArguments(string model)
+    {
+        if (model == "opt-tiny") return ["--weights", Shared("models/opt-tiny-hf")];
+        var (weights, tokenizer) = Of(model);
+        return ["--weights", weights, "--tokenizer", tokenizer];
+    }
+
     private static string Shared(string relative) => Path.Combine(TestPaths.Shared!, relative);
 
     /// <summary>Skips the calling test, visibly, when ../shared is not beside the checkout.</summary>

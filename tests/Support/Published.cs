@@ -42,10 +42,9 @@ public static class Published
         {
             string key = model + "/" + rid + (lib ? "/lib" : "");
             if (Outputs.TryGetValue(key, out var exe)) return exe;
-            var (weights, tokenizer) = ModelSource.Of(model);
             string output = Path.Combine(Root, rid, model + (lib ? "-lib" : ""));
             var r = ProcessRunner.Run(Path.Combine(TestPaths.RepoRoot, "publish.sh"),
-                [Path.Combine(TestPaths.RepoRoot, "modelspecs", model + ".yaml"), "--weights", weights, "--tokenizer", tokenizer,
+                [Path.Combine(TestPaths.RepoRoot, "modelspecs", model + ".yaml"), .. ModelSource.PublishArguments(model),
                  "--output", output, "--rid", rid, .. (lib ? ["--lib"] : Array.Empty<string>())],
                 TestPaths.RepoRoot, timeoutSeconds: 900);
             Assert.True(r.ExitCode == 0, $"publish.sh {model} failed ({r.ExitCode}):\n{r.Stderr}\n{r.Stdout}");
