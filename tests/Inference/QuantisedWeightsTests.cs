@@ -14,16 +14,16 @@ public sealed unsafe class QuantisedWeightsTests(ITestOutputHelper output)
     private const string Source = "stories260K-relu";
 
     // Greedy tokens before the first divergence from the f32 reference, summed over its 5 prompts, and the largest
-    // logit error over positions 0..3. Measured: stories260K-relu q8 514 of 1204 tokens, logit error 0.52; q4 1 token
-    // (q4 moves this 64-wide model's logits by several units), logit error 6.1; babyllama-relu q8 934 of 1149, logit
-    // error 0.12; q4 104 tokens, logit error 2.2. The minimum is a third of the measured agreement (room for another,
+    // logit error over positions 0..3. Measured: stories260K-relu q8 514 of 1204 tokens, logit error 0.52; q4 18 tokens
+    // (q4 moves this 64-wide model's logits by several units), logit error 6.25; babyllama-relu q8 934 of 1149, logit
+    // error 0.12; q4 147 tokens, logit error 4.4. The minimum is a third of the measured agreement (room for another,
     // equally good rounding), the logit bounds about 1.5x the measured errors. That the quantised kernels compute
     // exactly what the quantised weights say is checked separately, to 1e-4, against f32 on the dequantised weights.
     [SkippableTheory]
     [InlineData("stories260K-relu-q8", "stories260K-relu", 170, 0.8f)]
-    [InlineData("stories260K-relu-q4", "stories260K-relu", 0, 9f)]
+    [InlineData("stories260K-relu-q4", "stories260K-relu", 6, 9.4f)]
     [InlineData("babyllama-relu-q8", "babyllama-relu", 310, 0.2f)]
-    [InlineData("babyllama-relu-q4", "babyllama-relu", 35, 3.3f)]
+    [InlineData("babyllama-relu-q4", "babyllama-relu", 49, 6.6f)]
     public void GreedyOutputStaysCloseToTheReference(string spec, string source, int minAgreeing, float logitTolerance)
     {
         ModelSource.RequireShared();

@@ -389,6 +389,38 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
         for (int j = 0; j < 32; j++) Assert.Equal(x[j], back[j]);
     }
 
+    // q4's scale search keeps each group's squared error at or below that of the plain Q4_0 rule (scale = m / -8), and
+    // below it on most groups of Gaussian-like weights.
+    [Fact]
+    public void Q4ScaleSearchBeatsTheMaxRule()
+    {
+        var rng = new Random(31);
+        const int groups = 200, n = groups * 32;
+        using Buf<float> x = Floats(rng, n, 1f), back = new(n, float.NaN);
+        for (int j = 0; j < n; j++) x[j] = (float)(x[j] * x[j] * x[j]); // heavier tails than uniform, as real weights have
+        using Buf<byte> w = new((int)Layout.RowBytes(WeightType.Q4, n), 0xEE);
+        Quantization.QuantizeQ4(w.P, x.P, n);
+        VectorOpsReference.ToSingleQ4(back.P, w.P, n);
+        int better = 0;
+        for (int g = 0; g < groups; g++)
+        {
+            float extreme = 0f;
+            for (int j = 0; j < 32; j++) if (MathF.Abs(x[g * 32 + j]) > MathF.Abs(extreme)) extreme = x[g * 32 + j];
+            float maxRule = (float)(Half)(extreme / -8f);
+            double searched = 0, plain = 0;
+            for (int j = 0; j < 32; j++)
+            {
+                float v = x[g * 32 + j];
+                float q = maxRule == 0f ? 0f : Math.Clamp(MathF.Round(v / maxRule), -8f, 7f) * maxRule;
+                plain += (v - q) * (v - q);
+                searched += (v - back[g * 32 + j]) * (v - back[g * 32 + j]);
+            }
+            Assert.True(searched <= plain * 1.001 + 1e-12, $"group {g}: searched scale error {searched}, max rule {plain}");
+            if (searched < plain * 0.99) better++;
+        }
+        Assert.True(better > groups / 2, $"the search improved only {better} of {groups} groups");
+    }
+
     // Round trip of random rows (with one group of zeros and one spanning many magnitudes): q8 within half a step
     // of its group's scale, q4 within one step (the side opposite the extreme reaches only +7 steps).
     [Theory]
