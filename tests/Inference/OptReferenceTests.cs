@@ -129,6 +129,16 @@ public sealed class OptReferenceTests(ITestOutputHelper output)
         Assert.True(density < 0.5, $"density {density}");
     }
 
+    // Byte-level BPE has no byte-token fallback for text that is not UTF-8: the prompt is refused in one line.
+    [SkippableFact]
+    public void InvalidUtf8PromptIsRefused()
+    {
+        ModelSource.RequireShared();
+        string prompt = Path.Combine(Published.TempDirectory(), "bad.txt");
+        File.WriteAllBytes(prompt, [(byte)'x', 0xFF, 0xFE, (byte)'y']);
+        InProcess.Run("opt-tiny", "run", "--model", Converted.Value, "-f", prompt, "-n", "2").AssertBadInput("UTF-8");
+    }
+
     private static int ArgMax(ReadOnlySpan<float> x)
     {
         int best = 0;
