@@ -14,8 +14,9 @@ public static class ConvertCommand
         new(["-w", "--weights"], "FILE", "llama2.c checkpoint (.bin, format v0 or v1, float32)"),
         new(["--hf"], "DIR", "Hugging Face folder: config.json + model.safetensors or a sharded model.safetensors.index.json " +
                              "(LlamaForCausalLM, OPTForCausalLM; f32, f16 or bf16)"),
-        new(["-k", "--tokenizer"], "FILE", "llama2c tokenizer: tokenizer.bin; gpt2 tokenizer: tokenizer.json (default: the --hf folder's " +
-                                           "tokenizer.json, or its vocab.json + merges.txt)"),
+        new(["-k", "--tokenizer"], "FILE", "llama2c tokenizer: tokenizer.bin or a SentencePiece .model (default with --hf: the folder's " +
+                                           "tokenizer.model); gpt2 tokenizer: tokenizer.json (default: the --hf folder's tokenizer.json, " +
+                                           "or its vocab.json + merges.txt)"),
         new(["-o", "--output"], "FILE", "model file to write (.afm)"),
         new(["--dtype"], "TYPE", "f32, f16, q8 or q4: check that this binary stores its weights so (the spec decides)"),
         new(["--emit-spec"], "FILE", "with --hf: write a model spec (YAML) for the folder instead of converting; publish.sh builds it"),
@@ -78,8 +79,9 @@ public static class ConvertCommand
     /// <summary>The tokenizer section for the spec's tokenizer kind.</summary>
     private static byte[] TokenizerSection(ModelInfo model, string folder, string? tokenizer) => model.Tokenizer.Kind switch
     {
-        "llama2c" => ModelConverter.ReadLlama2cTokenizer(
-            tokenizer ?? throw new BadInputException($"'{model.Name}' uses a llama2.c tokenizer: pass --tokenizer tokenizer.bin"),
+        "llama2c" => ModelConverter.ReadLlama2cTokenizer(tokenizer ?? (File.Exists(Path.Combine(folder, "tokenizer.model"))
+                ? Path.Combine(folder, "tokenizer.model")
+                : throw new BadInputException($"{folder}: has no tokenizer.model; pass --tokenizer tokenizer.bin (or a SentencePiece .model)")),
             model.Shape.Vocab),
         _ => Gpt2Section(model, folder, tokenizer),
     };

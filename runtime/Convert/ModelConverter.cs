@@ -109,11 +109,16 @@ public static unsafe class ModelConverter
         return tensors.Errors;
     }
 
-    /// <summary>A llama2.c tokenizer.bin, checked to load for a vocabulary of <paramref name="vocab"/>.</summary>
+    /// <summary>A llama2.c tokenizer.bin, or a SentencePiece .model turned into one, checked to load for a vocabulary
+    /// of <paramref name="vocab"/>.</summary>
     public static byte[] ReadLlama2cTokenizer(string path, int vocab)
     {
         byte[] data = ReadFile(path, "tokenizer");
-        try { Llama2cTokenizer.Load(data, vocab); }
+        try
+        {
+            if (path.EndsWith(".model", StringComparison.OrdinalIgnoreCase)) data = SentencePieceModel.ToLlama2c(data);
+            Llama2cTokenizer.Load(data, vocab);
+        }
         catch (InvalidDataException e) { throw new BadInputException($"{path}: {e.Message}"); }
         return data;
     }
