@@ -16,7 +16,6 @@ public sealed class CliContext(ModelInfo model, Stream stdout, TextWriter stderr
 /// <summary>The executable's entry point: <c>run</c>, <c>convert</c>, <c>pack</c>, <c>info</c>.</summary>
 public static class CommandLine
 {
-    public const string Version = "0.1.0";
 
     private static readonly (string Name, string Summary, Func<CliContext, string[], int> Run, Func<CliContext, string> Help)[] Commands =
     [
@@ -52,7 +51,7 @@ public static class CommandLine
             }
             if (args[0] is "--version" or "version")
             {
-                Write(ctx, $"{ctx.Model.Name} (AotFlash {Version}, spec {ctx.Model.SpecHash})\n");
+                Write(ctx, $"{ctx.Model.Name} (AotFlash {ProductVersion.Text}, spec {ctx.Model.SpecHash})\n");
                 return 0;
             }
             var command = Commands.FirstOrDefault(c => c.Name == args[0]);
@@ -98,7 +97,7 @@ public static class CommandLine
         var s = ctx.Model.Shape;
         var lines = new List<string>
         {
-            $"{ctx.ProgramName}: {ctx.Model.Name} ({ctx.Model.FamilyName}, dim {s.Dim}, {s.Layers} layers, vocab {s.Vocab}, context {s.Context}) — AotFlash {Version}",
+            $"{ctx.ProgramName}: {ctx.Model.Name} ({ctx.Model.FamilyName}, dim {s.Dim}, {s.Layers} layers, vocab {s.Vocab}, context {s.Context}) — AotFlash {ProductVersion.Text}",
             "",
             $"usage: {ctx.ProgramName} <command> [options]",
             "",

@@ -31,7 +31,7 @@ public static class InfoCommand
         var s = m.Shape;
         var layout = m.Layout;
         var o = new StringBuilder();
-        o.AppendLine($"model          {m.Name} (AotFlash {CommandLine.Version})");
+        o.AppendLine($"model          {m.Name} (AotFlash {ProductVersion.Text})");
         o.AppendLine($"spec hash      {m.SpecHash}");
         o.AppendLine($"family         {m.FamilyName}: dim {s.Dim}, hidden {s.HiddenDim}, {s.Layers} layers, {s.Heads} heads ({s.KvHeads} kv, head size {s.HeadSize}), " +
                      $"vocab {s.Vocab}, context {s.Context}");

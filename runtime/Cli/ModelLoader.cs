@@ -28,7 +28,7 @@ public static class ModelLoader
         var model = Engine.Load(ctx.Model, file, options);
         try
         {
-            return (model, LoadTokenizer(ctx.Model, model.Weights, file.Source), clock.Elapsed.TotalMilliseconds);
+            return (model, TokenizerSection.Load(ctx.Model, model.Weights, file.Source), clock.Elapsed.TotalMilliseconds);
         }
         catch
         {
@@ -36,12 +36,5 @@ public static class ModelLoader
             model.Weights.Dispose();
             throw;
         }
-    }
-
-    /// <summary>The tokenizer stored in a loaded model file (<paramref name="source"/> names the file in messages).</summary>
-    public static ITokenizer LoadTokenizer(ModelInfo info, ModelWeights weights, string source)
-    {
-        try { return TokenizerSection.Load(info.Tokenizer.Kind, weights.TokenizerData, info.Shape.Vocab); }
-        catch (InvalidDataException e) { throw new BadInputException($"{source}: {e.Message}"); }
     }
 }

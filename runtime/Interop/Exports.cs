@@ -1,7 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Unicode;
-using AotFlash.Cli;
 using AotFlash.Inference;
 
 namespace AotFlash.Interop;
@@ -17,7 +16,7 @@ public static unsafe class Exports
     private static readonly HandleTable<NativeSession> Sessions = new(0xA5, "session");
 
     // Strings handed to C live as long as the library.
-    private static readonly byte* VersionText = NativeText(CommandLine.Version);
+    private static readonly byte* VersionText = NativeText(ProductVersion.Text);
     private static readonly byte* EmptyText = NativeText("");
     private static readonly byte* UnknownStatus = NativeText("unknown status");
     private static readonly byte*[] StatusTexts =

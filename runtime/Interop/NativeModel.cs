@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using AotFlash.Cli;
 using AotFlash.Flash;
 using AotFlash.Inference;
 using AotFlash.Tokenizers;
@@ -33,7 +32,7 @@ internal sealed class NativeModel : IDisposable
         try
         {
             settings.Report(0.9f);
-            var tokenizer = ModelLoader.LoadTokenizer(info, loaded.Weights, file.Source);
+            var tokenizer = TokenizerSection.Load(info, loaded.Weights, file.Source);
             settings.Report(1f);
             return new NativeModel(loaded, tokenizer, settings, clock.Elapsed.TotalMilliseconds);
         }

@@ -1,4 +1,3 @@
-using AotFlash.Cli;
 using AotFlash.Inference;
 using AotFlash.Sampling;
 

@@ -1,3 +1,5 @@
+using AotFlash.Inference;
+
 namespace AotFlash.Tokenizers;
 
 /// <summary>
@@ -25,6 +27,13 @@ public static class TokenizerSection
 {
     /// <summary>Kinds a spec's <c>tokenizer: { kind: … }</c> may name.</summary>
     public const string Llama2c = "llama2c", Gpt2 = "gpt2";
+
+    /// <summary>The tokenizer of a loaded model file (<paramref name="source"/> names the file in messages).</summary>
+    public static ITokenizer Load(ModelInfo info, ModelWeights weights, string source)
+    {
+        try { return Load(info.Tokenizer.Kind, weights.TokenizerData, info.Shape.Vocab); }
+        catch (InvalidDataException e) { throw new BadInputException($"{source}: {e.Message}"); }
+    }
 
     /// <exception cref="InvalidDataException">The section does not hold a tokenizer of that kind for this vocabulary.</exception>
     public static ITokenizer Load(string kind, ReadOnlySpan<byte> data, int vocabSize) => kind switch

@@ -80,7 +80,7 @@ public sealed partial class HeaderTests
             }
         }
         program.Append("    printf(\"AOTFLASH_VERSION %s\\n\", AOTFLASH_VERSION);\n    return 0;\n}\n");
-        expected.Append($"AOTFLASH_VERSION {AotFlash.Cli.CommandLine.Version}\n");
+        expected.Append($"AOTFLASH_VERSION {AotFlash.ProductVersion.Text}\n");
 
         string dir = Published.TempDirectory();
         string source = Path.Combine(dir, "layout.c"), exe = Path.Combine(dir, "layout");
