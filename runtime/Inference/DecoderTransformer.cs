@@ -27,6 +27,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
     private readonly float* _logits;
     private readonly float* _scores;      // [heads, context]
     private readonly float* _partials;    // [team, dim] per-member FFN sums
+    private readonly byte* _prepared;     // the current MatVec's or FFN layer's x as TWeights.PrepareInput makes it; null if unused
     private readonly List<NativeArray<float>> _buffers = [];
     private readonly IFfnSource _ffnSource;
     private readonly ThreadTeam _team;
@@ -50,6 +51,8 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
         ValueCache = Alloc((long)s.Layers * s.Context * s.KvDim, "the KV cache");
         _scores = Alloc((long)s.Heads * s.Context, "attention scores");
         _partials = Alloc((long)_team.Size * s.Dim, "FFN partial sums");
+        // Every MatVec and FFN input is dim long (the generated code's shapes).
+        if (TWeights.InputBytes(s.Dim) > 0) _prepared = (byte*)Alloc((TWeights.InputBytes(s.Dim) + 3) / sizeof(float), "activations");
         _matVec = new MatVecWork();
         _attention = new AttentionWork(this);
         _ffn = new FfnWork(this);
@@ -79,12 +82,13 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
     /// <summary>y[rows] = W[rows, cols] · x[cols], W in the resident section.</summary>
     protected void MatVec(float* y, long w, float* x, int rows, int cols)
     {
+        TWeights.PrepareInput(_prepared, x, cols);
         if (_team.Size == 1 || (long)rows * cols < ParallelThreshold)
         {
-            TWeights.MatVec(y, R + w, Layout.RowBytes(TWeights.Type, cols), x, rows, cols);
+            TWeights.MatVec(y, R + w, Layout.RowBytes(TWeights.Type, cols), x, _prepared, rows, cols);
             return;
         }
-        _matVec.Set(y, R + w, x, rows, cols);
+        _matVec.Set(y, R + w, x, _prepared, rows, cols);
         _team.Run(_matVec);
     }
 
@@ -110,6 +114,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
     {
         FfnProbe?.Invoke(layer, x);
         var selection = _ffnSource.Prepare(new FfnLayer(layer, ffn, stride), x);
+        TWeights.PrepareInput(_prepared, x, dim); // once per layer, for every gate and up row
         NativeZero(output, dim);
         int count = selection.Neurons.Length;
         fixed (nint* bundles = selection.Bundles)
@@ -139,11 +144,11 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
         for (int j = from; j < to; j++)
         {
             byte* b = (byte*)bundles[j];
-            float pre = TWeights.Dot(b, x, p.Dim);
+            float pre = TWeights.Dot(b, x, _prepared, p.Dim);
             float a = TActivation.Apply(p.Bias >= 0 ? pre + *(float*)(b + p.Bias) : pre);
             if (a == 0f) continue;
             if (neurons != null) ActiveNeuronObserver!(layer, neurons[j]);
-            if (p.Up >= 0) a *= TWeights.Dot(b + p.Up, x, p.Dim);
+            if (p.Up >= 0) a *= TWeights.Dot(b + p.Up, x, _prepared, p.Dim);
             TWeights.Axpy(acc, a, b + p.Down, p.Dim);
         }
     }
@@ -161,16 +166,16 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
     private sealed class MatVecWork : ITeamWork
     {
         private float* _y, _x;
-        private byte* _w;
+        private byte* _w, _prepared;
         private int _rows, _cols;
 
-        public void Set(float* y, byte* w, float* x, int rows, int cols) { _y = y; _w = w; _x = x; _rows = rows; _cols = cols; }
+        public void Set(float* y, byte* w, float* x, byte* prepared, int rows, int cols) { _y = y; _w = w; _x = x; _prepared = prepared; _rows = rows; _cols = cols; }
 
         public void Execute(int member, int members)
         {
             var (start, end) = ThreadTeam.Share(_rows, member, members, grain: 4);
             long rowBytes = Layout.RowBytes(TWeights.Type, _cols);
-            if (end > start) TWeights.MatVec(_y + start, _w + start * rowBytes, rowBytes, _x, end - start, _cols);
+            if (end > start) TWeights.MatVec(_y + start, _w + start * rowBytes, rowBytes, _x, _prepared, end - start, _cols);
         }
     }
 

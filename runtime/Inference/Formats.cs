@@ -8,10 +8,16 @@ namespace AotFlash.Inference;
 public unsafe interface IWeightFormat
 {
     static abstract WeightType Type { get; }
-    /// <summary>y[rows] = W[rows, cols] · x[cols], rows <paramref name="rowStride"/> bytes apart.</summary>
-    static abstract void MatVec(float* y, byte* w, long rowStride, float* x, int rows, int cols);
-    /// <summary>w[n] · x[n]</summary>
-    static abstract float Dot(byte* w, float* x, int n);
+    /// <summary>Bytes of x[n] as <see cref="PrepareInput"/> writes it; 0 where the products read the floats themselves.</summary>
+    static abstract int InputBytes(int n);
+    /// <summary>prepared = x[n] in the form <see cref="MatVec"/> and <see cref="Dot"/> multiply, made once per
+    /// vector and used by every row.</summary>
+    static abstract void PrepareInput(byte* prepared, float* x, int n);
+    /// <summary>y[rows] = W[rows, cols] · x[cols], rows <paramref name="rowStride"/> bytes apart; x as floats and as
+    /// <see cref="PrepareInput"/> made it.</summary>
+    static abstract void MatVec(float* y, byte* w, long rowStride, float* x, byte* prepared, int rows, int cols);
+    /// <summary>w[n] · x[n], x as floats and prepared</summary>
+    static abstract float Dot(byte* w, float* x, byte* prepared, int n);
     /// <summary>y[n] += a · w[n]</summary>
     static abstract void Axpy(float* y, float a, byte* w, int n);
     /// <summary>dst[n] = (float) w[n]</summary>
@@ -21,8 +27,10 @@ public unsafe interface IWeightFormat
 public readonly unsafe struct F32 : IWeightFormat
 {
     public static WeightType Type => WeightType.F32;
-    public static void MatVec(float* y, byte* w, long rowStride, float* x, int rows, int cols) => VectorOps.MatVec(y, (float*)w, rowStride / sizeof(float), x, rows, cols);
-    public static float Dot(byte* w, float* x, int n) => VectorOps.Dot((float*)w, x, n);
+    public static int InputBytes(int n) => 0;
+    public static void PrepareInput(byte* prepared, float* x, int n) { }
+    public static void MatVec(float* y, byte* w, long rowStride, float* x, byte* prepared, int rows, int cols) => VectorOps.MatVec(y, (float*)w, rowStride / sizeof(float), x, rows, cols);
+    public static float Dot(byte* w, float* x, byte* prepared, int n) => VectorOps.Dot((float*)w, x, n);
     public static void Axpy(float* y, float a, byte* w, int n) => VectorOps.Axpy(y, a, (float*)w, n);
     public static void ToSingle(float* dst, byte* w, int n) => Buffer.MemoryCopy(w, dst, n * 4L, n * 4L);
 }
@@ -30,19 +38,25 @@ public readonly unsafe struct F32 : IWeightFormat
 public readonly unsafe struct F16 : IWeightFormat
 {
     public static WeightType Type => WeightType.F16;
-    public static void MatVec(float* y, byte* w, long rowStride, float* x, int rows, int cols) => VectorOps.MatVecF16(y, (Half*)w, rowStride / sizeof(Half), x, rows, cols);
-    public static float Dot(byte* w, float* x, int n) => VectorOps.DotF16((Half*)w, x, n);
+    public static int InputBytes(int n) => 0;
+    public static void PrepareInput(byte* prepared, float* x, int n) { }
+    public static void MatVec(float* y, byte* w, long rowStride, float* x, byte* prepared, int rows, int cols) => VectorOps.MatVecF16(y, (Half*)w, rowStride / sizeof(Half), x, rows, cols);
+    public static float Dot(byte* w, float* x, byte* prepared, int n) => VectorOps.DotF16((Half*)w, x, n);
     public static void Axpy(float* y, float a, byte* w, int n) => VectorOps.AxpyF16(y, a, (Half*)w, n);
     public static void ToSingle(float* dst, byte* w, int n) => VectorOps.ToSingle(dst, (Half*)w, n);
 }
 
 /// <summary>int8 quants in groups of 32 with a half scale each (<see cref="Layout.RowBytes"/>); every row or bundle slice
-/// quantised on its own. The kernels multiply float activations by the quants and apply each group's scale once.</summary>
+/// quantised on its own. The input is quantised to int8 groups of 32 with an f32 scale each
+/// (<see cref="Quantization.QuantizeActivations"/>), so products are integer per group and each group's two scales
+/// apply once.</summary>
 public readonly unsafe struct Q8 : IWeightFormat
 {
     public static WeightType Type => WeightType.Q8;
-    public static void MatVec(float* y, byte* w, long rowStride, float* x, int rows, int cols) => VectorOps.MatVecQ8(y, w, rowStride, x, rows, cols);
-    public static float Dot(byte* w, float* x, int n) => VectorOps.DotQ8(w, x, n);
+    public static int InputBytes(int n) => Quantization.ActivationBytes(n);
+    public static void PrepareInput(byte* prepared, float* x, int n) => Quantization.QuantizeActivations(prepared, x, n);
+    public static void MatVec(float* y, byte* w, long rowStride, float* x, byte* prepared, int rows, int cols) => VectorOps.MatVecQ8(y, w, rowStride, prepared, rows, cols);
+    public static float Dot(byte* w, float* x, byte* prepared, int n) => VectorOps.DotQ8(w, prepared, n);
     public static void Axpy(float* y, float a, byte* w, int n) => VectorOps.AxpyQ8(y, a, w, n);
     public static void ToSingle(float* dst, byte* w, int n) => VectorOps.ToSingleQ8(dst, w, n);
 }
@@ -51,8 +65,10 @@ public readonly unsafe struct Q8 : IWeightFormat
 public readonly unsafe struct Q4 : IWeightFormat
 {
     public static WeightType Type => WeightType.Q4;
-    public static void MatVec(float* y, byte* w, long rowStride, float* x, int rows, int cols) => VectorOps.MatVecQ4(y, w, rowStride, x, rows, cols);
-    public static float Dot(byte* w, float* x, int n) => VectorOps.DotQ4(w, x, n);
+    public static int InputBytes(int n) => Quantization.ActivationBytes(n);
+    public static void PrepareInput(byte* prepared, float* x, int n) => Quantization.QuantizeActivations(prepared, x, n);
+    public static void MatVec(float* y, byte* w, long rowStride, float* x, byte* prepared, int rows, int cols) => VectorOps.MatVecQ4(y, w, rowStride, prepared, rows, cols);
+    public static float Dot(byte* w, float* x, byte* prepared, int n) => VectorOps.DotQ4(w, prepared, n);
     public static void Axpy(float* y, float a, byte* w, int n) => VectorOps.AxpyQ4(y, a, w, n);
     public static void ToSingle(float* dst, byte* w, int n) => VectorOps.ToSingleQ4(dst, w, n);
 }

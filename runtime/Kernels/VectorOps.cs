@@ -1,5 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.Arm;
+using System.Runtime.Intrinsics.X86;
 using AotFlash.Flash;
 
 namespace AotFlash.Kernels;
@@ -7,6 +9,8 @@ namespace AotFlash.Kernels;
 using K128 = SimdKernels<Vector128<float>, Vector128<int>, Simd128>;
 using K256 = SimdKernels<Vector256<float>, Vector256<int>, Simd256>;
 using K512 = SimdKernels<Vector512<float>, Vector512<int>, Simd512>;
+using Q128 = QuantKernels<Vector128<float>, Vector128<int>, Simd128>;
+using Q256 = QuantKernels<Vector256<float>, Vector256<int>, Simd256>;
 
 /// <summary>
 /// The numeric kernels of inference. Each operation dispatches on <see cref="IsaSupport.Best"/> to one
@@ -96,26 +100,26 @@ public static unsafe class VectorOps
         }
     }
 
-    // w[n] · x[n], w one q8 row (see Layout.RowBytes; n a multiple of 32)
-    public static float DotQ8(byte* w, float* x, int n) => DotQ8(IsaSupport.Best, w, x, n);
+    // w[n] · x[n], w one q8 row (see Layout.RowBytes; n a multiple of 32), x prepared by Quantization.QuantizeActivations.
+    // A group of 32 int8 is one 256-bit register, so V512 runs the V256 body (two groups per register would need two
+    // scales per register and a lane shuffle per group).
+    public static float DotQ8(byte* w, byte* xq, int n) => DotQ8(IsaSupport.Best, w, xq, n);
 
-    internal static float DotQ8(Isa isa, byte* w, float* x, int n) => isa switch
+    internal static float DotQ8(Isa isa, byte* w, byte* xq, int n) => isa switch
     {
-        Isa.V512 => K512.DotQ8(w, x, n),
-        Isa.V256 => K256.DotQ8(w, x, n),
-        Isa.V128 => K128.DotQ8(w, x, n),
-        _ => VectorOpsReference.DotQ8(w, x, n),
+        Isa.V512 or Isa.V256 => Q256.DotQ8(w, xq, n),
+        Isa.V128 => Q128.DotQ8(w, xq, n),
+        _ => VectorOpsReference.DotQ8(w, xq, n),
     };
 
-    // w[n] · x[n], w one q4 row (see Layout.RowBytes; n a multiple of 32)
-    public static float DotQ4(byte* w, float* x, int n) => DotQ4(IsaSupport.Best, w, x, n);
+    // w[n] · x[n], w one q4 row, x prepared; as DotQ8
+    public static float DotQ4(byte* w, byte* xq, int n) => DotQ4(IsaSupport.Best, w, xq, n);
 
-    internal static float DotQ4(Isa isa, byte* w, float* x, int n) => isa switch
+    internal static float DotQ4(Isa isa, byte* w, byte* xq, int n) => isa switch
     {
-        Isa.V512 => K512.DotQ4(w, x, n),
-        Isa.V256 => K256.DotQ4(w, x, n),
-        Isa.V128 => K128.DotQ4(w, x, n),
-        _ => VectorOpsReference.DotQ4(w, x, n),
+        Isa.V512 or Isa.V256 => Q256.DotQ4(w, xq, n),
+        Isa.V128 => Q128.DotQ4(w, xq, n),
+        _ => VectorOpsReference.DotQ4(w, xq, n),
     };
 
     // y[n] += a · w[n], w one q8 row
@@ -146,33 +150,31 @@ public static unsafe class VectorOps
         }
     }
 
-    // y[rows] = W[rows, cols] · x[cols], W q8 rows; row r at w + r·rowStride (bytes)
-    public static void MatVecQ8(float* y, byte* w, long rowStride, float* x, int rows, int cols) =>
-        MatVecQ8(IsaSupport.Best, y, w, rowStride, x, rows, cols);
+    // y[rows] = W[rows, cols] · x[cols], W q8 rows; row r at w + r·rowStride (bytes); x prepared, as DotQ8
+    public static void MatVecQ8(float* y, byte* w, long rowStride, byte* xq, int rows, int cols) =>
+        MatVecQ8(IsaSupport.Best, y, w, rowStride, xq, rows, cols);
 
-    internal static void MatVecQ8(Isa isa, float* y, byte* w, long rowStride, float* x, int rows, int cols)
+    internal static void MatVecQ8(Isa isa, float* y, byte* w, long rowStride, byte* xq, int rows, int cols)
     {
         switch (isa)
         {
-            case Isa.V512: K512.MatVecQ8(y, w, rowStride, x, rows, cols); break;
-            case Isa.V256: K256.MatVecQ8(y, w, rowStride, x, rows, cols); break;
-            case Isa.V128: K128.MatVecQ8(y, w, rowStride, x, rows, cols); break;
-            default: VectorOpsReference.MatVecQ8(y, w, rowStride, x, rows, cols); break;
+            case Isa.V512 or Isa.V256: Q256.MatVecQ8(y, w, rowStride, xq, rows, cols); break;
+            case Isa.V128: Q128.MatVecQ8(y, w, rowStride, xq, rows, cols); break;
+            default: VectorOpsReference.MatVecQ8(y, w, rowStride, xq, rows, cols); break;
         }
     }
 
-    // y[rows] = W[rows, cols] · x[cols], W q4 rows; row r at w + r·rowStride (bytes)
-    public static void MatVecQ4(float* y, byte* w, long rowStride, float* x, int rows, int cols) =>
-        MatVecQ4(IsaSupport.Best, y, w, rowStride, x, rows, cols);
+    // y[rows] = W[rows, cols] · x[cols], W q4 rows; as MatVecQ8
+    public static void MatVecQ4(float* y, byte* w, long rowStride, byte* xq, int rows, int cols) =>
+        MatVecQ4(IsaSupport.Best, y, w, rowStride, xq, rows, cols);
 
-    internal static void MatVecQ4(Isa isa, float* y, byte* w, long rowStride, float* x, int rows, int cols)
+    internal static void MatVecQ4(Isa isa, float* y, byte* w, long rowStride, byte* xq, int rows, int cols)
     {
         switch (isa)
         {
-            case Isa.V512: K512.MatVecQ4(y, w, rowStride, x, rows, cols); break;
-            case Isa.V256: K256.MatVecQ4(y, w, rowStride, x, rows, cols); break;
-            case Isa.V128: K128.MatVecQ4(y, w, rowStride, x, rows, cols); break;
-            default: VectorOpsReference.MatVecQ4(y, w, rowStride, x, rows, cols); break;
+            case Isa.V512 or Isa.V256: Q256.MatVecQ4(y, w, rowStride, xq, rows, cols); break;
+            case Isa.V128: Q128.MatVecQ4(y, w, rowStride, xq, rows, cols); break;
+            default: VectorOpsReference.MatVecQ4(y, w, rowStride, xq, rows, cols); break;
         }
     }
 
@@ -339,7 +341,19 @@ internal unsafe interface ISimd<TF, TI> where TF : struct where TI : struct
     static abstract TF ToFloat(TI v);
 }
 
-internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>>
+/// <summary>
+/// One group of 32 quantised weights times 32 int8 activations, for <see cref="QuantKernels{TF,TI,S}"/>: the exact
+/// integer Σ w_j·x_j, spread over the lanes of the result (lane sums stay below 2^24, so the floats are exact).
+/// </summary>
+internal unsafe interface IQuantDot<TF> where TF : struct
+{
+    /// <summary>w: 32 int8 quants.</summary>
+    static abstract TF DotQ8Group(sbyte* w, sbyte* x);
+    /// <summary>w: 16 bytes of q4 quants, values q - 8.</summary>
+    static abstract TF DotQ4Group(byte* w, sbyte* x);
+}
+
+internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>>, IQuantDot<Vector128<float>>
 {
     public static int Count => Vector128<float>.Count;
     public static Vector128<float> Zero => Vector128<float>.Zero;
@@ -388,9 +402,39 @@ internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>
         Vector128.WidenLower(Vector128.WidenLower(Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<int>(p)).AsByte())).AsInt32();
 
     public static Vector128<float> ToFloat(Vector128<int> v) => Vector128.ConvertToSingle(v);
+
+    // A group as two 16-byte halves.
+    public static Vector128<float> DotQ8Group(sbyte* w, sbyte* x) =>
+        Vector128.ConvertToSingle(DotBytes(DotBytes(Vector128<int>.Zero, Vector128.Load(w), Vector128.Load(x)), Vector128.Load(w + 16), Vector128.Load(x + 16)));
+
+    // The group's 16 bytes hold its first half in the low nibbles and its second half in the high ones.
+    public static Vector128<float> DotQ4Group(byte* w, sbyte* x)
+    {
+        var bytes = Vector128.Load(w);
+        var eight = Vector128.Create((sbyte)8);
+        var low = (bytes & Vector128.Create((byte)0xF)).AsSByte() - eight;
+        var high = (Vector128.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte() & Vector128.Create((byte)0xF)).AsSByte() - eight;
+        return Vector128.ConvertToSingle(DotBytes(DotBytes(Vector128<int>.Zero, low, Vector128.Load(x)), high, Vector128.Load(x + 16)));
+    }
+
+    // acc + the 16 products w·x summed into 4 int lanes. SSSE3 multiplies unsigned by signed bytes, so |w| meets x with
+    // w's sign moved onto it; adjacent pairs sum to int16 without saturating (2·127·127 < 2^15), then pairs again to int32.
+    // arm64 has SDOT where the dot-product extension is present, else widening multiplies.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector128<int> DotBytes(Vector128<int> acc, Vector128<sbyte> w, Vector128<sbyte> x)
+    {
+        if (Ssse3.IsSupported)
+            return acc + Sse2.MultiplyAddAdjacent(Ssse3.MultiplyAddAdjacent(Ssse3.Abs(w), Ssse3.Sign(x, w)), Vector128.Create((short)1));
+        if (Dp.IsSupported) return Dp.DotProduct(acc, w, x);
+        var (wLow, wHigh) = Vector128.Widen(w);
+        var (xLow, xHigh) = Vector128.Widen(x);
+        var (a, b) = Vector128.Widen(wLow * xLow); // each product fits int16: |w·x| ≤ 127·127
+        var (c, d) = Vector128.Widen(wHigh * xHigh);
+        return acc + (a + b) + (c + d);
+    }
 }
 
-internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>>
+internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>>, IQuantDot<Vector256<float>>
 {
     public static int Count => Vector256<float>.Count;
     public static Vector256<float> Zero => Vector256<float>.Zero;
@@ -439,6 +483,30 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
         Vector256.WidenLower(Vector128.WidenLower(Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(p)).AsByte()).ToVector256Unsafe()).AsInt32();
 
     public static Vector256<float> ToFloat(Vector256<int> v) => Vector256.ConvertToSingle(v);
+
+    public static Vector256<float> DotQ8Group(sbyte* w, sbyte* x) => Vector256.ConvertToSingle(DotBytes(Vector256.Load(w), Vector256.Load(x)));
+
+    // The group's 16 bytes hold its first half in the low nibbles and its second half in the high ones.
+    public static Vector256<float> DotQ4Group(byte* w, sbyte* x)
+    {
+        var bytes = Vector128.Load(w);
+        var nibble = Vector128.Create((byte)0xF);
+        var quants = Vector256.Create(bytes & nibble, Vector128.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte() & nibble).AsSByte();
+        return Vector256.ConvertToSingle(DotBytes(quants - Vector256.Create((sbyte)8), Vector256.Load(x)));
+    }
+
+    // The 32 products w·x summed into 8 int lanes; with AVX2 as Simd128.DotBytes does with SSSE3.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<int> DotBytes(Vector256<sbyte> w, Vector256<sbyte> x)
+    {
+        if (Avx2.IsSupported)
+            return Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.Abs(w), Avx2.Sign(x, w)), Vector256.Create((short)1));
+        var (wLow, wHigh) = Vector256.Widen(w);
+        var (xLow, xHigh) = Vector256.Widen(x);
+        var (a, b) = Vector256.Widen(wLow * xLow); // each product fits int16: |w·x| ≤ 127·127
+        var (c, d) = Vector256.Widen(wHigh * xHigh);
+        return (a + b) + (c + d);
+    }
 }
 
 internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<int>>
@@ -642,49 +710,6 @@ internal static unsafe class SimdKernels<TF, TI, S>
         for (; r < rows; r++) y[r] = DotF16(w + r * rowStride, x, cols);
     }
 
-    // w[n] · x[n], w one q8 row [n/32 half scales][n int8]. Per group the quants' products gather in two
-    // accumulators, then the group's scale multiplies their sum once.
-    public static float DotQ8(byte* w, float* x, int n)
-    {
-        int c = S.Count, groups = n / Layout.QuantGroup;
-        Half* scales = (Half*)w;
-        sbyte* q = (sbyte*)(w + 2L * groups);
-        TF total = S.Zero;
-        for (int g = 0; g < groups; g++, q += Layout.QuantGroup, x += Layout.QuantGroup)
-        {
-            TF acc0 = S.Zero, acc1 = S.Zero;
-            for (int k = 0; k < Layout.QuantGroup; k += 2 * c)
-            {
-                acc0 = S.MulAdd(S.ToFloat(S.LoadSBytes(q + k)), S.Load(x + k), acc0);
-                acc1 = S.MulAdd(S.ToFloat(S.LoadSBytes(q + k + c)), S.Load(x + k + c), acc1);
-            }
-            total = S.MulAdd(S.Splat((float)scales[g]), S.Add(acc0, acc1), total);
-        }
-        return S.Sum(total);
-    }
-
-    // w[n] · x[n], w one q4 row [n/32 half scales][n/2 bytes]: a load of Count bytes holds, in its low nibbles,
-    // elements k.. of the group and, in its high nibbles, elements 16 + k.. (Count ≤ 16 divides 16).
-    public static float DotQ4(byte* w, float* x, int n)
-    {
-        int c = S.Count, groups = n / Layout.QuantGroup;
-        Half* scales = (Half*)w;
-        byte* q = w + 2L * groups;
-        TF total = S.Zero;
-        for (int g = 0; g < groups; g++, q += Layout.QuantGroup / 2, x += Layout.QuantGroup)
-        {
-            TF acc0 = S.Zero, acc1 = S.Zero;
-            for (int k = 0; k < Layout.QuantGroup / 2; k += c)
-            {
-                var (low, high) = Nibbles(S.LoadBytes(q + k));
-                acc0 = S.MulAdd(low, S.Load(x + k), acc0);
-                acc1 = S.MulAdd(high, S.Load(x + Layout.QuantGroup / 2 + k), acc1);
-            }
-            total = S.MulAdd(S.Splat((float)scales[g]), S.Add(acc0, acc1), total);
-        }
-        return S.Sum(total);
-    }
-
     // y[n] += a · w[n], w one q8 row: a times the group's scale once per group, then multiply and add unfused as the reference
     public static void AxpyQ8(float* y, float a, byte* w, int n)
     {
@@ -716,82 +741,6 @@ internal static unsafe class SimdKernels<TF, TI, S>
                 S.Store(upper, S.Add(S.Load(upper), S.Mul(av, high)));
             }
         }
-    }
-
-    // y[rows] = W[rows, cols] · x[cols], W q8 rows at w + r·rowStride (bytes). Four rows per pass share each load of x,
-    // as MatVec; each row keeps a group accumulator and a running total.
-    public static void MatVecQ8(float* y, byte* w, long rowStride, float* x, int rows, int cols)
-    {
-        int c = S.Count, r = 0, groups = cols / Layout.QuantGroup;
-        long quants = 2L * groups;
-        for (; r <= rows - 4; r += 4)
-        {
-            byte* w0 = w + r * rowStride, w1 = w0 + rowStride, w2 = w1 + rowStride, w3 = w2 + rowStride;
-            sbyte* q0 = (sbyte*)(w0 + quants), q1 = (sbyte*)(w1 + quants), q2 = (sbyte*)(w2 + quants), q3 = (sbyte*)(w3 + quants);
-            TF t0 = S.Zero, t1 = S.Zero, t2 = S.Zero, t3 = S.Zero;
-            for (int g = 0; g < groups; g++)
-            {
-                TF a0 = S.Zero, a1 = S.Zero, a2 = S.Zero, a3 = S.Zero;
-                for (int j = g * Layout.QuantGroup, end = j + Layout.QuantGroup; j < end; j += c)
-                {
-                    TF xv = S.Load(x + j);
-                    a0 = S.MulAdd(S.ToFloat(S.LoadSBytes(q0 + j)), xv, a0);
-                    a1 = S.MulAdd(S.ToFloat(S.LoadSBytes(q1 + j)), xv, a1);
-                    a2 = S.MulAdd(S.ToFloat(S.LoadSBytes(q2 + j)), xv, a2);
-                    a3 = S.MulAdd(S.ToFloat(S.LoadSBytes(q3 + j)), xv, a3);
-                }
-                t0 = S.MulAdd(S.Splat((float)((Half*)w0)[g]), a0, t0);
-                t1 = S.MulAdd(S.Splat((float)((Half*)w1)[g]), a1, t1);
-                t2 = S.MulAdd(S.Splat((float)((Half*)w2)[g]), a2, t2);
-                t3 = S.MulAdd(S.Splat((float)((Half*)w3)[g]), a3, t3);
-            }
-            y[r] = S.Sum(t0);
-            y[r + 1] = S.Sum(t1);
-            y[r + 2] = S.Sum(t2);
-            y[r + 3] = S.Sum(t3);
-        }
-        for (; r < rows; r++) y[r] = DotQ8(w + r * rowStride, x, cols);
-    }
-
-    // y[rows] = W[rows, cols] · x[cols], W q4 rows at w + r·rowStride (bytes); blocked by four rows as MatVecQ8
-    public static void MatVecQ4(float* y, byte* w, long rowStride, float* x, int rows, int cols)
-    {
-        int c = S.Count, r = 0, groups = cols / Layout.QuantGroup;
-        const int Half16 = Layout.QuantGroup / 2;
-        long quants = 2L * groups;
-        for (; r <= rows - 4; r += 4)
-        {
-            byte* w0 = w + r * rowStride, w1 = w0 + rowStride, w2 = w1 + rowStride, w3 = w2 + rowStride;
-            byte* q0 = w0 + quants, q1 = w1 + quants, q2 = w2 + quants, q3 = w3 + quants;
-            TF t0 = S.Zero, t1 = S.Zero, t2 = S.Zero, t3 = S.Zero;
-            for (int g = 0; g < groups; g++)
-            {
-                TF a0 = S.Zero, a1 = S.Zero, a2 = S.Zero, a3 = S.Zero;
-                float* xg = x + g * Layout.QuantGroup;
-                int b = g * Half16;
-                for (int k = 0; k < Half16; k += c)
-                {
-                    TF xLow = S.Load(xg + k), xHigh = S.Load(xg + Half16 + k);
-                    var (low, high) = Nibbles(S.LoadBytes(q0 + b + k));
-                    a0 = S.MulAdd(high, xHigh, S.MulAdd(low, xLow, a0));
-                    (low, high) = Nibbles(S.LoadBytes(q1 + b + k));
-                    a1 = S.MulAdd(high, xHigh, S.MulAdd(low, xLow, a1));
-                    (low, high) = Nibbles(S.LoadBytes(q2 + b + k));
-                    a2 = S.MulAdd(high, xHigh, S.MulAdd(low, xLow, a2));
-                    (low, high) = Nibbles(S.LoadBytes(q3 + b + k));
-                    a3 = S.MulAdd(high, xHigh, S.MulAdd(low, xLow, a3));
-                }
-                t0 = S.MulAdd(S.Splat((float)((Half*)w0)[g]), a0, t0);
-                t1 = S.MulAdd(S.Splat((float)((Half*)w1)[g]), a1, t1);
-                t2 = S.MulAdd(S.Splat((float)((Half*)w2)[g]), a2, t2);
-                t3 = S.MulAdd(S.Splat((float)((Half*)w3)[g]), a3, t3);
-            }
-            y[r] = S.Sum(t0);
-            y[r + 1] = S.Sum(t1);
-            y[r + 2] = S.Sum(t2);
-            y[r + 3] = S.Sum(t3);
-        }
-        for (; r < rows; r++) y[r] = DotQ4(w + r * rowStride, x, cols);
     }
 
     // o[n] = weight[n] ⊙ (x[n] / sqrt(Σx²/n + eps)); o may alias x. Only Σx² is reordered; the rest is llama2.c's formula.
@@ -983,5 +932,102 @@ internal static unsafe class SimdKernels<TF, TI, S>
         TI h = S.Select(S.LessThan(magnitude, S.Splat(0x38800000)), tiny, normal);
         h = S.Select(S.LessThan(magnitude, S.Splat(0x47800000)), h, special);
         return S.Or(h, sign);
+    }
+}
+
+/// <summary>
+/// q8 and q4 rows times activations quantised to int8 (<see cref="Quantization.QuantizeActivations"/>:
+/// [n/32 f32 scales][n int8]), as llama.cpp's Q8_0 dot products: per group the exact integer sum of products
+/// (<see cref="IQuantDot{TF}"/>), times the weight scale and the activation scale. Integer products need no
+/// int8→float conversion per element, and one instruction multiplies a whole register of bytes.
+/// </summary>
+internal static unsafe class QuantKernels<TF, TI, S>
+    where TF : struct
+    where TI : struct
+    where S : struct, ISimd<TF, TI>, IQuantDot<TF>
+{
+    // w[n] · x[n], w one q8 row [n/32 half scales][n int8]
+    public static float DotQ8(byte* w, byte* xq, int n)
+    {
+        int groups = n / Layout.QuantGroup;
+        Half* scales = (Half*)w;
+        float* xScales = (float*)xq;
+        sbyte* q = (sbyte*)(w + 2L * groups), x = (sbyte*)(xq + 4L * groups);
+        TF total = S.Zero;
+        for (int g = 0; g < groups; g++, q += Layout.QuantGroup, x += Layout.QuantGroup)
+            total = S.MulAdd(S.Splat((float)scales[g] * xScales[g]), S.DotQ8Group(q, x), total);
+        return S.Sum(total);
+    }
+
+    // w[n] · x[n], w one q4 row [n/32 half scales][n/2 bytes]
+    public static float DotQ4(byte* w, byte* xq, int n)
+    {
+        int groups = n / Layout.QuantGroup;
+        Half* scales = (Half*)w;
+        float* xScales = (float*)xq;
+        byte* q = w + 2L * groups;
+        sbyte* x = (sbyte*)(xq + 4L * groups);
+        TF total = S.Zero;
+        for (int g = 0; g < groups; g++, q += Layout.QuantGroup / 2, x += Layout.QuantGroup)
+            total = S.MulAdd(S.Splat((float)scales[g] * xScales[g]), S.DotQ4Group(q, x), total);
+        return S.Sum(total);
+    }
+
+    // y[rows] = W[rows, cols] · x[cols], W q8 rows at w + r·rowStride (bytes). Four rows per pass, as
+    // SimdKernels.MatVec, share the activation scale and keep four independent accumulator chains in flight.
+    public static void MatVecQ8(float* y, byte* w, long rowStride, byte* xq, int rows, int cols)
+    {
+        int r = 0, groups = cols / Layout.QuantGroup;
+        float* xScales = (float*)xq;
+        sbyte* x = (sbyte*)(xq + 4L * groups);
+        long quants = 2L * groups;
+        for (; r <= rows - 4; r += 4)
+        {
+            byte* w0 = w + r * rowStride, w1 = w0 + rowStride, w2 = w1 + rowStride, w3 = w2 + rowStride;
+            TF t0 = S.Zero, t1 = S.Zero, t2 = S.Zero, t3 = S.Zero;
+            for (int g = 0; g < groups; g++)
+            {
+                int j = g * Layout.QuantGroup;
+                float xs = xScales[g];
+                t0 = S.MulAdd(S.Splat((float)((Half*)w0)[g] * xs), S.DotQ8Group((sbyte*)(w0 + quants + j), x + j), t0);
+                t1 = S.MulAdd(S.Splat((float)((Half*)w1)[g] * xs), S.DotQ8Group((sbyte*)(w1 + quants + j), x + j), t1);
+                t2 = S.MulAdd(S.Splat((float)((Half*)w2)[g] * xs), S.DotQ8Group((sbyte*)(w2 + quants + j), x + j), t2);
+                t3 = S.MulAdd(S.Splat((float)((Half*)w3)[g] * xs), S.DotQ8Group((sbyte*)(w3 + quants + j), x + j), t3);
+            }
+            y[r] = S.Sum(t0);
+            y[r + 1] = S.Sum(t1);
+            y[r + 2] = S.Sum(t2);
+            y[r + 3] = S.Sum(t3);
+        }
+        for (; r < rows; r++) y[r] = DotQ8(w + r * rowStride, xq, cols);
+    }
+
+    // y[rows] = W[rows, cols] · x[cols], W q4 rows at w + r·rowStride (bytes); blocked by four rows as MatVecQ8
+    public static void MatVecQ4(float* y, byte* w, long rowStride, byte* xq, int rows, int cols)
+    {
+        int r = 0, groups = cols / Layout.QuantGroup;
+        float* xScales = (float*)xq;
+        sbyte* x = (sbyte*)(xq + 4L * groups);
+        long quants = 2L * groups;
+        for (; r <= rows - 4; r += 4)
+        {
+            byte* w0 = w + r * rowStride, w1 = w0 + rowStride, w2 = w1 + rowStride, w3 = w2 + rowStride;
+            TF t0 = S.Zero, t1 = S.Zero, t2 = S.Zero, t3 = S.Zero;
+            for (int g = 0; g < groups; g++)
+            {
+                int b = g * (Layout.QuantGroup / 2);
+                sbyte* xg = x + g * Layout.QuantGroup;
+                float xs = xScales[g];
+                t0 = S.MulAdd(S.Splat((float)((Half*)w0)[g] * xs), S.DotQ4Group(w0 + quants + b, xg), t0);
+                t1 = S.MulAdd(S.Splat((float)((Half*)w1)[g] * xs), S.DotQ4Group(w1 + quants + b, xg), t1);
+                t2 = S.MulAdd(S.Splat((float)((Half*)w2)[g] * xs), S.DotQ4Group(w2 + quants + b, xg), t2);
+                t3 = S.MulAdd(S.Splat((float)((Half*)w3)[g] * xs), S.DotQ4Group(w3 + quants + b, xg), t3);
+            }
+            y[r] = S.Sum(t0);
+            y[r + 1] = S.Sum(t1);
+            y[r + 2] = S.Sum(t2);
+            y[r + 3] = S.Sum(t3);
+        }
+        for (; r < rows; r++) y[r] = DotQ4(w + r * rowStride, xq, cols);
     }
 }

@@ -49,31 +49,33 @@ internal static unsafe class VectorOpsReference
         for (int r = 0; r < rows; r++) y[r] = DotF16(w + r * rowStride, x, cols);
     }
 
-    // w[n] · x[n], w one q8 row [n/32 half scales][n int8]: per group Σ q·x, times the group's scale
-    public static float DotQ8(byte* w, float* x, int n)
+    // w[n] · x[n], w one q8 row [n/32 half scales][n int8], x prepared [n/32 f32 scales][n int8]
+    // (Quantization.QuantizeActivations): per group the integer Σ qw·qx, times both scales
+    public static float DotQ8(byte* w, byte* xq, int n)
     {
         int groups = n / Layout.QuantGroup;
-        sbyte* q = (sbyte*)(w + 2L * groups);
+        sbyte* q = (sbyte*)(w + 2L * groups), x = (sbyte*)(xq + 4L * groups);
         float sum = 0f;
         for (int g = 0; g < groups; g++)
         {
-            float group = 0f;
+            int group = 0;
             for (int j = g * Layout.QuantGroup; j < (g + 1) * Layout.QuantGroup; j++) group += q[j] * x[j];
-            sum += (float)((Half*)w)[g] * group;
+            sum += (float)((Half*)w)[g] * ((float*)xq)[g] * group;
         }
         return sum;
     }
 
-    // w[n] · x[n], w one q4 row: per group Σ (q - 8)·x, times the group's scale
-    public static float DotQ4(byte* w, float* x, int n)
+    // w[n] · x[n], w one q4 row, x prepared: per group the integer Σ (q - 8)·qx, times both scales
+    public static float DotQ4(byte* w, byte* xq, int n)
     {
         int groups = n / Layout.QuantGroup;
+        sbyte* x = (sbyte*)(xq + 4L * groups);
         float sum = 0f;
         for (int g = 0; g < groups; g++)
         {
-            float group = 0f;
+            int group = 0;
             for (int j = g * Layout.QuantGroup; j < (g + 1) * Layout.QuantGroup; j++) group += Q4Value(w, groups, j) * x[j];
-            sum += (float)((Half*)w)[g] * group;
+            sum += (float)((Half*)w)[g] * ((float*)xq)[g] * group;
         }
         return sum;
     }
@@ -93,16 +95,16 @@ internal static unsafe class VectorOpsReference
         for (int j = 0; j < n; j++) y[j] += a * (float)((Half*)w)[j / Layout.QuantGroup] * Q4Value(w, groups, j);
     }
 
-    // y[rows] = W[rows, cols] · x[cols], W q8 rows at w + r·rowStride (bytes)
-    public static void MatVecQ8(float* y, byte* w, long rowStride, float* x, int rows, int cols)
+    // y[rows] = W[rows, cols] · x[cols], W q8 rows at w + r·rowStride (bytes), x prepared
+    public static void MatVecQ8(float* y, byte* w, long rowStride, byte* xq, int rows, int cols)
     {
-        for (int r = 0; r < rows; r++) y[r] = DotQ8(w + r * rowStride, x, cols);
+        for (int r = 0; r < rows; r++) y[r] = DotQ8(w + r * rowStride, xq, cols);
     }
 
-    // y[rows] = W[rows, cols] · x[cols], W q4 rows at w + r·rowStride (bytes)
-    public static void MatVecQ4(float* y, byte* w, long rowStride, float* x, int rows, int cols)
+    // y[rows] = W[rows, cols] · x[cols], W q4 rows at w + r·rowStride (bytes), x prepared
+    public static void MatVecQ4(float* y, byte* w, long rowStride, byte* xq, int rows, int cols)
     {
-        for (int r = 0; r < rows; r++) y[r] = DotQ4(w + r * rowStride, x, cols);
+        for (int r = 0; r < rows; r++) y[r] = DotQ4(w + r * rowStride, xq, cols);
     }
 
     // o[n] = weight[n] ⊙ (x[n] / sqrt(Σx²/n + eps)), llama2.c's rmsnorm; o may alias x

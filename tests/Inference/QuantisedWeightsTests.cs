@@ -14,16 +14,17 @@ public sealed unsafe class QuantisedWeightsTests(ITestOutputHelper output)
     private const string Source = "stories260K-relu";
 
     // Greedy tokens before the first divergence from the f32 reference, summed over its 5 prompts, and the largest
-    // logit error over positions 0..3. Measured: stories260K-relu q8 514 of 1204 tokens, logit error 0.52; q4 18 tokens
-    // (q4 moves this 64-wide model's logits by several units), logit error 6.25; babyllama-relu q8 934 of 1149, logit
-    // error 0.12; q4 147 tokens, logit error 4.4. The minimum is a third of the measured agreement (room for another,
-    // equally good rounding), the logit bounds about 1.5x the measured errors. That the quantised kernels compute
-    // exactly what the quantised weights say is checked separately, to 1e-4, against f32 on the dequantised weights.
+    // logit error over positions 0..3, with activations quantised to int8 per group of 32 as the kernels do. Measured:
+    // stories260K-relu q8 313 of 1204 tokens, logit error 0.75; q4 18 tokens (q4 moves this 64-wide model's logits by
+    // several units), logit error 6.34; babyllama-relu q8 897 of 1149, logit error 0.22; q4 147 tokens, logit error
+    // 4.6. (With float activations: 514, 0.52; 18, 6.25; 934, 0.12; 147, 4.4.) The minimum is a third of the measured
+    // agreement (room for another, equally good rounding), the logit bounds about 1.5x the measured errors. That the
+    // quantised kernels compute what the quantised weights say is checked separately against f32 on the dequantised weights.
     [SkippableTheory]
-    [InlineData("stories260K-relu-q8", "stories260K-relu", 170, 0.8f)]
-    [InlineData("stories260K-relu-q4", "stories260K-relu", 6, 9.4f)]
-    [InlineData("babyllama-relu-q8", "babyllama-relu", 310, 0.2f)]
-    [InlineData("babyllama-relu-q4", "babyllama-relu", 49, 6.6f)]
+    [InlineData("stories260K-relu-q8", "stories260K-relu", 104, 1.2f)]
+    [InlineData("stories260K-relu-q4", "stories260K-relu", 6, 9.5f)]
+    [InlineData("babyllama-relu-q8", "babyllama-relu", 299, 0.33f)]
+    [InlineData("babyllama-relu-q4", "babyllama-relu", 49, 6.9f)]
     public void GreedyOutputStaysCloseToTheReference(string spec, string source, int minAgreeing, float logitTolerance)
     {
         ModelSource.RequireShared();
@@ -43,8 +44,12 @@ public sealed unsafe class QuantisedWeightsTests(ITestOutputHelper output)
     }
 
     // The quantised model and the f32 model given the dequantised weights (each row, and each FFN down column, quantised
-    // and decoded by Quantization and the reference kernels) compute the same function: only the order of the sums
-    // differs. This checks the layout, the converter and every quantised kernel on the real model.
+    // and decoded by Quantization and the reference kernels) compute the same function up to the rounding of the
+    // activations to int8 (per group of 32, half a step of max|x|/127) that the q8·q8 and q4·q8 products make. That
+    // rounding, not the order of the sums, sets the tolerance: measured 0.27 (q8) and 0.25 (q4) over the first 4
+    // positions, bounded at 1.5x; a wrong layout or kernel moves these logits by units. It also flips close greedy
+    // choices, so the generated tokens are not compared. This checks the layout, the converter and every quantised
+    // kernel on the real model.
     [SkippableTheory]
     [InlineData("stories260K-relu-q8", WeightType.Q8)]
     [InlineData("stories260K-relu-q4", WeightType.Q4)]
@@ -63,12 +68,11 @@ public sealed unsafe class QuantisedWeightsTests(ITestOutputHelper output)
         {
             var want = Run(Source, f32, reference, threads: 1);
             var got = Run(spec, afm, reference, threads: 2);
-            Assert.Equal(want.GeneratedIds, got.GeneratedIds);
             for (int p = 0; p < want.Logits.Length; p++)
                 for (int i = 0; i < want.Logits[p].Length; i++) worst = Math.Max(worst, Math.Abs(want.Logits[p][i] - got.Logits[p][i]));
         }
         output.WriteLine($"{spec} vs f32 on its dequantised weights: max logit difference {worst:E2}");
-        Assert.True(worst <= 1e-4f, $"max logit difference {worst}");
+        Assert.True(worst <= 0.4f, $"max logit difference {worst}");
     }
 
     [SkippableTheory]

@@ -296,12 +296,10 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
         {
             int n = groups * Layout.QuantGroup;
             using Buf<byte> w = QuantRows(rng, type, 1, n, Layout.RowBytes(type, n));
-            using Buf<float> x = Floats(rng, n), values = Dequantised(type, w.P, n);
-            float scale = 0f;
-            for (int i = 0; i < n; i++) scale += MathF.Abs(values[i] * x[i]);
+            using Buf<byte> x = QuantActivations(rng, n);
             float want = type == WeightType.Q8 ? VectorOpsReference.DotQ8(w.P, x.P, n) : VectorOpsReference.DotQ4(w.P, x.P, n);
             float got = type == WeightType.Q8 ? VectorOps.DotQ8(isa, w.P, x.P, n) : VectorOps.DotQ4(isa, w.P, x.P, n);
-            AssertClose(want, got, scale, $"{type} n={n}");
+            AssertClose(want, got, QuantProductScale(type, w.P, x.P, n), $"{type} n={n}");
         }
     }
 
@@ -334,7 +332,7 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
                     int cols = groups * Layout.QuantGroup;
                     long stride = Layout.RowBytes(type, cols) + pad;
                     using Buf<byte> w = QuantRows(rng, type, rows, cols, stride);
-                    using Buf<float> x = Floats(rng, cols);
+                    using Buf<byte> x = QuantActivations(rng, cols);
                     using Buf<float> want = new(rows, float.NaN), got = new(rows, float.NaN);
                     if (type == WeightType.Q8) VectorOpsReference.MatVecQ8(want.P, w.P, stride, x.P, rows, cols);
                     else VectorOpsReference.MatVecQ4(want.P, w.P, stride, x.P, rows, cols);
@@ -342,12 +340,7 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
                     else VectorOps.MatVecQ4(isa, got.P, w.P, stride, x.P, rows, cols);
                     got.AssertGuardIntact();
                     for (int r = 0; r < rows; r++)
-                    {
-                        using Buf<float> values = Dequantised(type, w.P + r * stride, cols);
-                        float scale = 0f;
-                        for (int j = 0; j < cols; j++) scale += MathF.Abs(values[j] * x[j]);
-                        AssertClose(want[r], got[r], scale, $"{type} rows={rows} cols={cols} stride={stride} r={r}");
-                    }
+                        AssertClose(want[r], got[r], QuantProductScale(type, w.P + r * stride, x.P, cols), $"{type} rows={rows} cols={cols} stride={stride} r={r}");
                 }
     }
 
@@ -445,6 +438,32 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
         for (int j = 32; j < 64; j++) Assert.Equal(0f, back[j]);
     }
 
+    // Activations: each within half a step of its group's f32 scale, a group of zeros exact, and a group holding a
+    // non-finite value NaN (scale NaN), so the products are NaN as float products would be.
+    [Fact]
+    public void ActivationQuantisationErrorIsHalfAStep()
+    {
+        var rng = new Random(25);
+        const int n = 5 * 32;
+        using Buf<float> x = Floats(rng, n, 3f);
+        for (int j = 32; j < 64; j++) x[j] = 0f;
+        for (int j = 64; j < 96; j++) x[j] = MathF.Pow(10f, -4 + (j - 64) / 8f) * (j % 2 == 0 ? 1 : -1);
+        x[100] = float.PositiveInfinity;
+        using Buf<byte> xq = new(Quantization.ActivationBytes(n), 0xEE);
+        Quantization.QuantizeActivations(xq.P, x.P, n);
+        xq.AssertGuardIntact();
+        float* scales = (float*)xq.P;
+        sbyte* q = (sbyte*)(xq.P + 4 * (n / 32));
+        Assert.True(float.IsNaN(scales[3]));
+        for (int j = 0; j < n; j++)
+        {
+            if (j / 32 == 3) continue;
+            float back = q[j] * scales[j / 32];
+            Assert.True(MathF.Abs(x[j] - back) <= 0.5f * scales[j / 32] * 1.001f, $"j={j}: {x[j]} came back as {back}");
+        }
+        Assert.Equal(0f, scales[1]);
+    }
+
     [Fact]
     public void QuantisationRefusesWeightsItCannotStore()
     {
@@ -458,6 +477,26 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
     }
 
     // Rows of random bytes after scales drawn from normal and subnormal halves (and zero): every quant value occurs.
+    // x[n] prepared as the q8·q8 and q4·q8 kernels read it, with a guard after it
+    static Buf<byte> QuantActivations(Random rng, int n)
+    {
+        using Buf<float> x = Floats(rng, n);
+        var b = new Buf<byte>(Quantization.ActivationBytes(n), 0xFF);
+        Quantization.QuantizeActivations(b.P, x.P, n);
+        return b;
+    }
+
+    // Σ_j |w_j · x_j| of a quantised row and prepared activations: the integer parts are exact, so the kernels differ
+    // from the reference only in how the per-group float terms are summed, a rounding relative to this.
+    static float QuantProductScale(WeightType type, byte* w, byte* xq, int n)
+    {
+        using Buf<float> values = Dequantised(type, w, n);
+        int groups = n / Layout.QuantGroup;
+        float scale = 0f;
+        for (int j = 0; j < n; j++) scale += MathF.Abs(values[j] * ((float*)xq)[j / Layout.QuantGroup] * ((sbyte*)(xq + 4L * groups))[j]);
+        return scale;
+    }
+
     static Buf<byte> QuantRows(Random rng, WeightType type, int rows, int n, long stride)
     {
         var b = new Buf<byte>((int)(rows * stride), 0xFF);
