@@ -41,4 +41,30 @@ public sealed class Arm64Tests(ITestOutputHelper output)
         Assert.True(same >= 32, $"arm64 flash mode left the reference after {same} tokens");
         Assert.True(flash.Stats.GetProperty("bytes_read_per_token").GetDouble() > 0);
     }
+
+    // The q8 kernels' arm64 bodies (SDOT where the CPU has it, widening multiplies where not: qemu's default CPU has
+    // the dot-product extension, a Cortex-A57 does not) give the x64 (in-process) ids and logits.
+    [SkippableFact]
+    public void EmulatedArm64QuantisedKernelsMatchX64()
+    {
+        ModelSource.RequireShared();
+        Skip.IfNot(Have("qemu-aarch64") && Have("aarch64-linux-gnu-objcopy") && Directory.Exists("/usr/aarch64-linux-gnu/lib"),
+            "needs qemu-user, gcc-aarch64-linux-gnu, libc6-dev-arm64-cross and lld (.ci/run installs them)");
+        const string spec = "stories260K-relu-q8";
+        string exe = Published.TestSpecExecutable(spec, "stories260K-relu", "linux-arm64");
+        string[] run = ["run", "-p", "Once upon a time", "-n", "40", "--temp", "0", "--json", "--dump-logits", "4", "-t", "1"];
+        var x64 = RunOutput.Parse(InProcess.Run(spec, [.. run, "--model", InProcess.ModelFile(spec, "stories260K-relu")]).Stdout);
+        foreach (string[] cpu in new[] { Array.Empty<string>(), ["-cpu", "cortex-a57"] })
+        {
+            var r = ProcessRunner.Run(Qemu[0], [.. cpu, .. Qemu[1..], exe, .. run]);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            var arm = RunOutput.Parse(r.Stdout);
+            Assert.Equal(x64.GeneratedIds, arm.GeneratedIds);
+            float worst = 0;
+            for (int p = 0; p < x64.Logits.Length; p++)
+                for (int i = 0; i < x64.Logits[p].Length; i++) worst = Math.Max(worst, Math.Abs(x64.Logits[p][i] - arm.Logits[p][i]));
+            output.WriteLine($"arm64 q8 ({(cpu.Length == 0 ? "qemu max, sdot" : "cortex-a57, no sdot")}): same ids as x64, max logit difference {worst:E2}");
+            Assert.True(worst <= 1e-4f, $"max logit difference {worst}");
+        }
+    }
 }

@@ -26,6 +26,11 @@ public static class Published
     /// <summary>Path of the packed executable of <paramref name="model"/> (spec modelspecs/&lt;model&gt;.yaml, weights from ../shared).</summary>
     public static string Executable(string model, string rid = "linux-x64") => Publish(model, rid, lib: false);
 
+    /// <summary>A test-only spec (tests/specs/&lt;spec&gt;.yaml) published uncalibrated with the weights of reference model
+    /// <paramref name="source"/>.</summary>
+    public static string TestSpecExecutable(string spec, string source, string rid) =>
+        Publish(spec, rid, lib: false, Path.Combine("tests", "specs", spec + ".yaml"), [.. ModelSource.PublishArguments(source), "--no-calibrate"]);
+
     /// <summary>The C shared library of <paramref name="model"/> (publish.sh --lib, the model packed in); its folder also
     /// holds aotflash.h, the model file and the executable of the same publish.</summary>
     public static PublishedLibrary Library(string model)
@@ -35,7 +40,7 @@ public static class Published
         return new PublishedLibrary(library, dir, Path.Combine(dir, model), Path.Combine(dir, model + ".afm"));
     }
 
-    private static string Publish(string model, string rid, bool lib)
+    private static string Publish(string model, string rid, bool lib, string? spec = null, string[]? weights = null)
     {
         Gate.Wait();
         try
@@ -44,7 +49,7 @@ public static class Published
             if (Outputs.TryGetValue(key, out var exe)) return exe;
             string output = Path.Combine(Root, rid, model + (lib ? "-lib" : ""));
             var r = ProcessRunner.Run(Path.Combine(TestPaths.RepoRoot, "publish.sh"),
-                [Path.Combine(TestPaths.RepoRoot, "modelspecs", model + ".yaml"), .. ModelSource.PublishArguments(model),
+                [Path.Combine(TestPaths.RepoRoot, spec ?? Path.Combine("modelspecs", model + ".yaml")), .. weights ?? ModelSource.PublishArguments(model),
                  "--output", output, "--rid", rid, .. (lib ? ["--lib"] : Array.Empty<string>())],
                 TestPaths.RepoRoot, timeoutSeconds: 900);
             Assert.True(r.ExitCode == 0, $"publish.sh {model} failed ({r.ExitCode}):\n{r.Stderr}\n{r.Stdout}");
