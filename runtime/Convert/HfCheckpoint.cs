@@ -94,35 +94,14 @@ public sealed class HfCheckpoint : IWeightSource
     /// <summary>Fails with every difference between this checkpoint and the model's spec.</summary>
     public void CheckFits(ModelInfo info)
     {
-        var s = info.Shape;
         var c = Config;
-        var mismatches = new List<string>();
-        void Check(string name, object actual, object expected)
-        {
-            if (!actual.Equals(expected)) mismatches.Add($"{name} {Text(actual)} (spec: {Text(expected)})");
-        }
-        Check("family", c.Family.ToString().ToLowerInvariant(), info.FamilyName);
-        Check("dim", c.Dim, s.Dim);
-        Check("hidden_dim", c.HiddenDim, s.HiddenDim);
-        Check("layers", c.Layers, s.Layers);
-        Check("heads", c.Heads, s.Heads);
-        Check("kv_heads", c.KvHeads, s.KvHeads);
-        Check("vocab", c.Vocab, s.Vocab);
-        Check("activation", c.Activation, info.Activation);
-        Check("tie_embeddings", c.TiedEmbeddings, s.TiedEmbeddings);
-        if (Math.Abs(c.NormEps - info.NormEps) > 1e-3 * c.NormEps) Check("norm_eps", c.NormEps, (double)info.NormEps);
-        if (c.Family == ModelFamily.Llama && Math.Abs(c.RopeTheta - info.RopeTheta) > 1e-3 * c.RopeTheta) Check("rope_theta", c.RopeTheta, (double)info.RopeTheta);
-        if (mismatches.Count > 0)
-            throw new BadInputException($"{Folder}: checkpoint does not fit spec '{info.Name}': it has {string.Join(", ", mismatches)}");
-        if (c.MaxPositions < s.Context)
-            throw new BadInputException($"{Folder}: checkpoint was trained for {c.MaxPositions} positions, spec '{info.Name}' asks for context {s.Context}");
-
-        static string Text(object o) => o switch
-        {
-            bool b => b ? "true" : "false",
-            double d => d.ToString("R", CultureInfo.InvariantCulture),
-            _ => System.Convert.ToString(o, CultureInfo.InvariantCulture)!,
-        };
+        var fit = new SpecFit(info, Folder);
+        fit.CheckShape(c.Family.ToString().ToLowerInvariant(), c.Dim, c.HiddenDim, c.Layers, c.Heads, c.KvHeads, c.Vocab);
+        fit.Check("activation", c.Activation, info.Activation);
+        fit.Check("tie_embeddings", c.TiedEmbeddings, info.Shape.TiedEmbeddings);
+        if (Math.Abs(c.NormEps - info.NormEps) > 1e-3 * c.NormEps) fit.Check("norm_eps", c.NormEps, (double)info.NormEps);
+        if (c.Family == ModelFamily.Llama && Math.Abs(c.RopeTheta - info.RopeTheta) > 1e-3 * c.RopeTheta) fit.Check("rope_theta", c.RopeTheta, (double)info.RopeTheta);
+        fit.ThrowIfUnfit(c.MaxPositions);
     }
 
     /// <summary>A model spec (YAML) for this checkpoint, so a folder becomes a binary with <c>publish.sh</c>.</summary>

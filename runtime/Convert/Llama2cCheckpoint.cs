@@ -100,25 +100,11 @@ public sealed unsafe class Llama2cCheckpoint : IWeightSource
     /// <summary>Fails with every difference between this checkpoint's header and the model's spec.</summary>
     public void CheckFits(ModelInfo info)
     {
-        var s = info.Shape;
-        var mismatches = new List<string>();
-        void Check(string name, long actual, long expected)
-        {
-            if (actual != expected) mismatches.Add($"{name} {actual} (spec: {expected})");
-        }
-        if (info.Family != ModelFamily.Llama) mismatches.Add($"the llama family (spec: {info.FamilyName})");
-        Check("dim", Dim, s.Dim);
-        Check("hidden_dim", HiddenDim, s.HiddenDim);
-        Check("layers", Layers, s.Layers);
-        Check("heads", Heads, s.Heads);
-        Check("kv_heads", KvHeads, s.KvHeads);
-        Check("vocab", Vocab, s.Vocab);
-        if (SharedClassifier != s.TiedEmbeddings)
-            mismatches.Add(SharedClassifier ? "a shared classifier (spec: tie_embeddings false)" : "a separate classifier (spec: tie_embeddings true)");
-        if (mismatches.Count > 0)
-            throw new BadInputException($"{Path}: checkpoint does not fit spec '{info.Name}': it has {string.Join(", ", mismatches)}");
-        if (SeqLen < s.Context)
-            throw new BadInputException($"{Path}: checkpoint was trained for {SeqLen} positions, spec '{info.Name}' asks for context {s.Context}");
+        var fit = new SpecFit(info, Path);
+        fit.CheckShape("llama", Dim, HiddenDim, Layers, Heads, KvHeads, Vocab);
+        if (SharedClassifier != info.Shape.TiedEmbeddings)
+            fit.Mismatch(SharedClassifier ? "a shared classifier (spec: tie_embeddings false)" : "a separate classifier (spec: tie_embeddings true)");
+        fit.ThrowIfUnfit(SeqLen);
     }
 
     public ReadOnlySpan<float> Read(string name, int rows, int cols)

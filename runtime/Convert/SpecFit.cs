@@ -1,0 +1,48 @@
+using System.Globalization;
+using AotFlash.Inference;
+
+namespace AotFlash.Convert;
+
+/// <summary>What a checkpoint declares against the spec compiled into this binary: collects every difference and
+/// refuses the checkpoint with all of them in one line.</summary>
+internal sealed class SpecFit(ModelInfo info, string source)
+{
+    private readonly List<string> _mismatches = [];
+
+    /// <summary>Records "<paramref name="name"/> actual (spec: expected)" when the two differ.</summary>
+    public void Check(string name, object actual, object expected)
+    {
+        if (!actual.Equals(expected)) Mismatch($"{name} {Text(actual)} (spec: {Text(expected)})");
+    }
+
+    public void Mismatch(string what) => _mismatches.Add(what);
+
+    /// <summary>The family and the numbers every checkpoint header gives.</summary>
+    public void CheckShape(string family, int dim, int hidden, int layers, int heads, int kvHeads, int vocab)
+    {
+        var s = info.Shape;
+        Check("family", family, info.FamilyName);
+        Check("dim", dim, s.Dim);
+        Check("hidden_dim", hidden, s.HiddenDim);
+        Check("layers", layers, s.Layers);
+        Check("heads", heads, s.Heads);
+        Check("kv_heads", kvHeads, s.KvHeads);
+        Check("vocab", vocab, s.Vocab);
+    }
+
+    /// <summary>Throws with every difference found, or when the checkpoint knows fewer than the spec's context positions.</summary>
+    public void ThrowIfUnfit(int positions)
+    {
+        if (_mismatches.Count > 0)
+            throw new BadInputException($"{source}: checkpoint does not fit spec '{info.Name}': it has {string.Join(", ", _mismatches)}");
+        if (positions < info.Shape.Context)
+            throw new BadInputException($"{source}: checkpoint was trained for {positions} positions, spec '{info.Name}' asks for context {info.Shape.Context}");
+    }
+
+    private static string Text(object o) => o switch
+    {
+        bool b => b ? "true" : "false",
+        double d => d.ToString("R", CultureInfo.InvariantCulture),
+        _ => System.Convert.ToString(o, CultureInfo.InvariantCulture)!,
+    };
+}
