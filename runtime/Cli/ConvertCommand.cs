@@ -66,7 +66,7 @@ public static class ConvertCommand
         {
             using var checkpoint = HfCheckpoint.Open(hf!);
             checkpoint.CheckFits(ctx.Model);
-            byte[] tokenizerSection = TokenizerSection(ctx.Model, hf!, tokenizer);
+            byte[] tokenizerSection = BuildTokenizerSection(ctx.Model, hf!, tokenizer);
             errors = ModelConverter.Write(ctx.Model, checkpoint, hf!, tokenizerSection, output, force, Progress);
         }
         foreach (var e in errors)
@@ -77,13 +77,14 @@ public static class ConvertCommand
     }
 
     /// <summary>The tokenizer section for the spec's tokenizer kind.</summary>
-    private static byte[] TokenizerSection(ModelInfo model, string folder, string? tokenizer) => model.Tokenizer.Kind switch
+    private static byte[] BuildTokenizerSection(ModelInfo model, string folder, string? tokenizer) => model.Tokenizer.Kind switch
     {
-        "llama2c" => ModelConverter.ReadLlama2cTokenizer(tokenizer ?? (File.Exists(Path.Combine(folder, "tokenizer.model"))
+        TokenizerSection.Llama2c => ModelConverter.ReadLlama2cTokenizer(tokenizer ?? (File.Exists(Path.Combine(folder, "tokenizer.model"))
                 ? Path.Combine(folder, "tokenizer.model")
                 : throw new BadInputException($"{folder}: has no tokenizer.model; pass --tokenizer tokenizer.bin (or a SentencePiece .model)")),
             model.Shape.Vocab),
-        _ => Gpt2Section(model, folder, tokenizer),
+        TokenizerSection.Gpt2 => Gpt2Section(model, folder, tokenizer),
+        var kind => throw new InvalidOperationException($"no converter for tokenizer kind '{kind}'"),
     };
 
     /// <summary>A GPT-2 byte-level BPE tokenizer from --tokenizer (tokenizer.json), else the folder's tokenizer.json, else its
@@ -92,11 +93,12 @@ public static class ConvertCommand
     {
         string json = tokenizer ?? Path.Combine(folder, "tokenizer.json");
         string vocab = Path.Combine(folder, "vocab.json"), merges = Path.Combine(folder, "merges.txt");
-        string source = tokenizer is not null || File.Exists(json) ? json : vocab;
+        bool fromJson = tokenizer is not null || File.Exists(json);
+        string source = fromJson ? json : vocab;
         try
         {
             Gpt2BpeTokenizer bpe;
-            if (tokenizer is not null || File.Exists(json)) bpe = Gpt2BpeTokenizer.FromTokenizerJson(ModelConverter.ReadFile(json, "tokenizer"));
+            if (fromJson) bpe = Gpt2BpeTokenizer.FromTokenizerJson(ModelConverter.ReadFile(json, "tokenizer"));
             else if (File.Exists(vocab) && File.Exists(merges))
                 bpe = Gpt2BpeTokenizer.FromVocabAndMerges(ModelConverter.ReadFile(vocab, "vocabulary"), ModelConverter.ReadFile(merges, "merges"));
             else throw new BadInputException($"{folder}: has neither tokenizer.json nor vocab.json + merges.txt; pass --tokenizer tokenizer.json");
@@ -116,7 +118,7 @@ public static class ConvertCommand
         name ??= Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder)));
         if (!force && File.Exists(specPath)) throw new BadInputException($"{specPath} already exists (use --force to overwrite it)");
         string yaml = HfCheckpoint.SpecYaml(config, name, Path.Combine(folder, "config.json"),
-            config.Family == Flash.ModelFamily.Opt ? "gpt2" : "llama2c");
+            config.Family == Flash.ModelFamily.Opt ? TokenizerSection.Gpt2 : TokenizerSection.Llama2c);
         try { File.WriteAllText(specPath, yaml); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         { throw new BadInputException($"{specPath}: cannot write ({e.Message})"); }

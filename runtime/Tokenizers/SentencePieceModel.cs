@@ -12,6 +12,7 @@ namespace AotFlash.Tokenizers;
 public static class SentencePieceModel
 {
     private const int BosDefault = 1, EosDefault = 2;
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     /// <exception cref="InvalidDataException">The bytes are not a SentencePiece model.</exception>
     public static byte[] ToLlama2c(ReadOnlySpan<byte> model)
@@ -65,7 +66,7 @@ public static class SentencePieceModel
         {
             if (field == 1 && wire == ProtoReader.LengthDelimited)
             {
-                try { piece = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(reader.Bytes()); }
+                try { piece = StrictUtf8.GetString(reader.Bytes()); }
                 catch (DecoderFallbackException) { throw new InvalidDataException("tokenizer: a SentencePiece piece is not UTF-8"); }
             }
             else if (field == 2 && wire == ProtoReader.Fixed32Type) score = BinaryPrimitives.ReadSingleLittleEndian(reader.Fixed32());
