@@ -1,15 +1,19 @@
-using AotFlash.Flash;
-
 namespace AotFlash.Kernels;
 
 /// <summary>
-/// float rows → q8 and q4 rows (layout in <see cref="Layout.RowBytes"/>); the way back is
+/// float rows → q8 and q4 rows; the way back is
 /// <see cref="VectorOps.ToSingleQ8"/> and <see cref="VectorOps.ToSingleQ4"/>. Conversion runs once, offline, so these
 /// stay plain scalar code. Each group of 32 elements gets its own half-precision scale; the quants are computed from
 /// the scale as stored (rounded to half), so the rounding of the scale does not add to the error of every element.
 /// </summary>
 public static unsafe class Quantization
 {
+    /// <summary>Elements per group of a q8 or q4 row, each group with one half-precision scale. A row of n elements is
+    /// [n / Group half scales][quants]: q8 one int8 per element; q4 Group / 2 bytes per group, byte j holding element j
+    /// in its low nibble and element j + Group / 2 in its high nibble. The model file's layout (<c>Layout.QuantGroup</c>,
+    /// <c>Layout.RowBytes</c>) stores rows this way; a test keeps the two in step.</summary>
+    public const int Group = 32;
+
     /// <summary>dst = q8 row of src[n] (n a multiple of 32): symmetric, scale = max|x| / 127, q = round(x / scale)
     /// in [-127, 127]. Throws <see cref="OverflowException"/> for a weight that is not finite or a scale that does not fit a half.</summary>
     public static void QuantizeQ8(byte* dst, float* src, int n)
@@ -18,12 +22,12 @@ public static unsafe class Quantization
         sbyte* q = (sbyte*)(dst + 2L * groups);
         for (int g = 0; g < groups; g++)
         {
-            float* x = src + g * Layout.QuantGroup;
+            float* x = src + g * Quantization.Group;
             float max = 0f;
-            for (int j = 0; j < Layout.QuantGroup; j++) max = MathF.Max(max, MathF.Abs(Finite(x[j])));
+            for (int j = 0; j < Quantization.Group; j++) max = MathF.Max(max, MathF.Abs(Finite(x[j])));
             float scale = StoreScale(dst, g, max / 127f);
-            for (int j = 0; j < Layout.QuantGroup; j++)
-                q[g * Layout.QuantGroup + j] = (sbyte)(scale == 0f ? 0 : Math.Clamp(MathF.Round(x[j] / scale), -127f, 127f));
+            for (int j = 0; j < Quantization.Group; j++)
+                q[g * Quantization.Group + j] = (sbyte)(scale == 0f ? 0 : Math.Clamp(MathF.Round(x[j] / scale), -127f, 127f));
         }
     }
 
@@ -35,13 +39,13 @@ public static unsafe class Quantization
     public static void QuantizeQ4(byte* dst, float* src, int n)
     {
         int groups = GroupsOf(n);
-        const int HalfGroup = Layout.QuantGroup / 2;
+        const int HalfGroup = Quantization.Group / 2;
         byte* q = dst + 2L * groups;
         for (int g = 0; g < groups; g++)
         {
-            float* x = src + g * Layout.QuantGroup;
+            float* x = src + g * Quantization.Group;
             float extreme = 0f;
-            for (int j = 0; j < Layout.QuantGroup; j++)
+            for (int j = 0; j < Quantization.Group; j++)
                 if (MathF.Abs(Finite(x[j])) > MathF.Abs(extreme)) extreme = x[j];
             float scale = StoreScale(dst, g, LeastSquaresScale(x, extreme));
             for (int j = 0; j < HalfGroup; j++)
@@ -50,7 +54,7 @@ public static unsafe class Quantization
     }
 
     /// <summary>Bytes of an activation vector of n elements (n a multiple of 32) as <see cref="QuantizeActivations"/> writes it.</summary>
-    public static int ActivationBytes(int n) => n / Layout.QuantGroup * sizeof(float) + n;
+    public static int ActivationBytes(int n) => n / Quantization.Group * sizeof(float) + n;
 
     /// <summary>dst = x[n] (n a multiple of 32) as the q8·q8 and q4·q8 kernels read it: [n/32 f32 scales][n int8],
     /// symmetric per group of 32 as llama.cpp's Q8_0 (scale = max|x| / 127, q = round(x / scale)). Runs once per
@@ -59,17 +63,17 @@ public static unsafe class Quantization
     /// so the products are NaN as a float kernel's would be.</summary>
     public static void QuantizeActivations(byte* dst, float* x, int n)
     {
-        int groups = n / Layout.QuantGroup;
+        int groups = n / Quantization.Group;
         float* scales = (float*)dst;
         sbyte* q = (sbyte*)(dst + sizeof(float) * (long)groups);
-        for (int g = 0; g < groups; g++, x += Layout.QuantGroup, q += Layout.QuantGroup)
+        for (int g = 0; g < groups; g++, x += Quantization.Group, q += Quantization.Group)
         {
             float max = 0f;
-            for (int j = 0; j < Layout.QuantGroup; j++) max = MathF.Max(max, MathF.Abs(x[j]));
+            for (int j = 0; j < Quantization.Group; j++) max = MathF.Max(max, MathF.Abs(x[j]));
             float scale = max / 127f;
             scales[g] = float.IsFinite(scale) ? scale : float.NaN;
             float inverse = scale > 0f && float.IsFinite(scale) ? 1f / scale : 0f;
-            for (int j = 0; j < Layout.QuantGroup; j++) q[j] = (sbyte)Math.Clamp(MathF.Round(x[j] * inverse), -127f, 127f);
+            for (int j = 0; j < Quantization.Group; j++) q[j] = (sbyte)Math.Clamp(MathF.Round(x[j] * inverse), -127f, 127f);
         }
     }
 
@@ -81,7 +85,7 @@ public static unsafe class Quantization
         {
             double inverse = -(8 + 0.1 * k) / extreme;
             double sumXL = 0, sumLL = 0;
-            for (int j = 0; j < Layout.QuantGroup; j++)
+            for (int j = 0; j < Quantization.Group; j++)
             {
                 double l = Math.Clamp(Math.Round(x[j] * inverse), -8, 7);
                 sumXL += x[j] * l;
@@ -98,9 +102,9 @@ public static unsafe class Quantization
 
     private static int Quant4(float x, float scale) => scale == 0f ? 8 : (int)Math.Clamp(MathF.Round(x / scale) + 8f, 0f, 15f);
 
-    private static int GroupsOf(int n) => n % Layout.QuantGroup == 0
-        ? n / Layout.QuantGroup
-        : throw new ArgumentException($"quantised rows need a multiple of {Layout.QuantGroup} elements, not {n}", nameof(n));
+    private static int GroupsOf(int n) => n % Quantization.Group == 0
+        ? n / Quantization.Group
+        : throw new ArgumentException($"quantised rows need a multiple of {Quantization.Group} elements, not {n}", nameof(n));
 
     private static float Finite(float x) => float.IsFinite(x) ? x : throw new OverflowException($"a weight is {x}, which cannot be quantised");
 

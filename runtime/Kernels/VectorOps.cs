@@ -2,7 +2,6 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.Arm;
 using System.Runtime.Intrinsics.X86;
-using AotFlash.Flash;
 
 namespace AotFlash.Kernels;
 
@@ -713,13 +712,13 @@ internal static unsafe class SimdKernels<TF, TI, S>
     // y[n] += a · w[n], w one q8 row: a times the group's scale once per group, then multiply and add unfused as the reference
     public static void AxpyQ8(float* y, float a, byte* w, int n)
     {
-        int c = S.Count, groups = n / Layout.QuantGroup;
+        int c = S.Count, groups = n / Quantization.Group;
         Half* scales = (Half*)w;
         sbyte* q = (sbyte*)(w + 2L * groups);
-        for (int g = 0; g < groups; g++, q += Layout.QuantGroup, y += Layout.QuantGroup)
+        for (int g = 0; g < groups; g++, q += Quantization.Group, y += Quantization.Group)
         {
             TF av = S.Splat(a * (float)scales[g]);
-            for (int k = 0; k < Layout.QuantGroup; k += c)
+            for (int k = 0; k < Quantization.Group; k += c)
                 S.Store(y + k, S.Add(S.Load(y + k), S.Mul(av, S.ToFloat(S.LoadSBytes(q + k)))));
         }
     }
@@ -727,16 +726,16 @@ internal static unsafe class SimdKernels<TF, TI, S>
     // y[n] += a · w[n], w one q4 row; as AxpyQ8
     public static void AxpyQ4(float* y, float a, byte* w, int n)
     {
-        int c = S.Count, groups = n / Layout.QuantGroup;
+        int c = S.Count, groups = n / Quantization.Group;
         Half* scales = (Half*)w;
         byte* q = w + 2L * groups;
-        for (int g = 0; g < groups; g++, q += Layout.QuantGroup / 2, y += Layout.QuantGroup)
+        for (int g = 0; g < groups; g++, q += Quantization.Group / 2, y += Quantization.Group)
         {
             TF av = S.Splat(a * (float)scales[g]);
-            for (int k = 0; k < Layout.QuantGroup / 2; k += c)
+            for (int k = 0; k < Quantization.Group / 2; k += c)
             {
                 var (low, high) = Nibbles(S.LoadBytes(q + k));
-                float* upper = y + Layout.QuantGroup / 2 + k;
+                float* upper = y + Quantization.Group / 2 + k;
                 S.Store(y + k, S.Add(S.Load(y + k), S.Mul(av, low)));
                 S.Store(upper, S.Add(S.Load(upper), S.Mul(av, high)));
             }
@@ -834,30 +833,30 @@ internal static unsafe class SimdKernels<TF, TI, S>
     // dst[n] = w[n] dequantised, w one q8 row: q · scale, exactly as the reference
     public static void ToSingleQ8(float* dst, byte* w, int n)
     {
-        int c = S.Count, groups = n / Layout.QuantGroup;
+        int c = S.Count, groups = n / Quantization.Group;
         Half* scales = (Half*)w;
         sbyte* q = (sbyte*)(w + 2L * groups);
-        for (int g = 0; g < groups; g++, q += Layout.QuantGroup, dst += Layout.QuantGroup)
+        for (int g = 0; g < groups; g++, q += Quantization.Group, dst += Quantization.Group)
         {
             TF scale = S.Splat((float)scales[g]);
-            for (int k = 0; k < Layout.QuantGroup; k += c) S.Store(dst + k, S.Mul(S.ToFloat(S.LoadSBytes(q + k)), scale));
+            for (int k = 0; k < Quantization.Group; k += c) S.Store(dst + k, S.Mul(S.ToFloat(S.LoadSBytes(q + k)), scale));
         }
     }
 
     // dst[n] = w[n] dequantised, w one q4 row: (q - 8) · scale
     public static void ToSingleQ4(float* dst, byte* w, int n)
     {
-        int c = S.Count, groups = n / Layout.QuantGroup;
+        int c = S.Count, groups = n / Quantization.Group;
         Half* scales = (Half*)w;
         byte* q = w + 2L * groups;
-        for (int g = 0; g < groups; g++, q += Layout.QuantGroup / 2, dst += Layout.QuantGroup)
+        for (int g = 0; g < groups; g++, q += Quantization.Group / 2, dst += Quantization.Group)
         {
             TF scale = S.Splat((float)scales[g]);
-            for (int k = 0; k < Layout.QuantGroup / 2; k += c)
+            for (int k = 0; k < Quantization.Group / 2; k += c)
             {
                 var (low, high) = Nibbles(S.LoadBytes(q + k));
                 S.Store(dst + k, S.Mul(low, scale));
-                S.Store(dst + Layout.QuantGroup / 2 + k, S.Mul(high, scale));
+                S.Store(dst + Quantization.Group / 2 + k, S.Mul(high, scale));
             }
         }
     }
@@ -969,26 +968,26 @@ internal static unsafe class QuantKernels<TF, TI, S>
 
     private readonly struct Q8Groups : IGroups
     {
-        public static int Bytes => Layout.QuantGroup;
+        public static int Bytes => Quantization.Group;
         public static TF Dot(byte* quants, sbyte* x) => S.DotQ8Group((sbyte*)quants, x);
     }
 
     private readonly struct Q4Groups : IGroups
     {
-        public static int Bytes => Layout.QuantGroup / 2;
+        public static int Bytes => Quantization.Group / 2;
         public static TF Dot(byte* quants, sbyte* x) => S.DotQ4Group(quants, x);
     }
 
     // w[n] · x[n] for one row [n/32 half scales][quants]
     private static float Dot<G>(byte* w, byte* xq, int n) where G : struct, IGroups
     {
-        int groups = n / Layout.QuantGroup;
+        int groups = n / Quantization.Group;
         Half* scales = (Half*)w;
         float* xScales = (float*)xq;
         byte* q = w + 2L * groups;
         sbyte* x = (sbyte*)(xq + 4L * groups);
         TF total = S.Zero;
-        for (int g = 0; g < groups; g++, q += G.Bytes, x += Layout.QuantGroup)
+        for (int g = 0; g < groups; g++, q += G.Bytes, x += Quantization.Group)
             total = S.MulAdd(S.Splat((float)scales[g] * xScales[g]), G.Dot(q, x), total);
         return S.Sum(total);
     }
@@ -997,7 +996,7 @@ internal static unsafe class QuantKernels<TF, TI, S>
     // four independent accumulator chains in flight.
     private static void MatVec<G>(float* y, byte* w, long rowStride, byte* xq, int rows, int cols) where G : struct, IGroups
     {
-        int r = 0, groups = cols / Layout.QuantGroup;
+        int r = 0, groups = cols / Quantization.Group;
         float* xScales = (float*)xq;
         sbyte* x = (sbyte*)(xq + 4L * groups);
         long quants = 2L * groups;
@@ -1008,7 +1007,7 @@ internal static unsafe class QuantKernels<TF, TI, S>
             for (int g = 0; g < groups; g++)
             {
                 long q = quants + (long)g * G.Bytes;
-                sbyte* xg = x + g * Layout.QuantGroup;
+                sbyte* xg = x + g * Quantization.Group;
                 float xs = xScales[g];
                 t0 = S.MulAdd(S.Splat((float)((Half*)w0)[g] * xs), G.Dot(w0 + q, xg), t0);
                 t1 = S.MulAdd(S.Splat((float)((Half*)w1)[g] * xs), G.Dot(w1 + q, xg), t1);

@@ -1,4 +1,3 @@
-using AotFlash.Flash;
 
 namespace AotFlash.Kernels;
 
@@ -53,13 +52,13 @@ internal static unsafe class VectorOpsReference
     // (Quantization.QuantizeActivations): per group the integer Σ qw·qx, times both scales
     public static float DotQ8(byte* w, byte* xq, int n)
     {
-        int groups = n / Layout.QuantGroup;
+        int groups = n / Quantization.Group;
         sbyte* q = (sbyte*)(w + 2L * groups), x = (sbyte*)(xq + 4L * groups);
         float sum = 0f;
         for (int g = 0; g < groups; g++)
         {
             int group = 0;
-            for (int j = g * Layout.QuantGroup; j < (g + 1) * Layout.QuantGroup; j++) group += q[j] * x[j];
+            for (int j = g * Quantization.Group; j < (g + 1) * Quantization.Group; j++) group += q[j] * x[j];
             sum += (float)((Half*)w)[g] * ((float*)xq)[g] * group;
         }
         return sum;
@@ -68,13 +67,13 @@ internal static unsafe class VectorOpsReference
     // w[n] · x[n], w one q4 row, x prepared: per group the integer Σ (q - 8)·qx, times both scales
     public static float DotQ4(byte* w, byte* xq, int n)
     {
-        int groups = n / Layout.QuantGroup;
+        int groups = n / Quantization.Group;
         sbyte* x = (sbyte*)(xq + 4L * groups);
         float sum = 0f;
         for (int g = 0; g < groups; g++)
         {
             int group = 0;
-            for (int j = g * Layout.QuantGroup; j < (g + 1) * Layout.QuantGroup; j++) group += Q4Value(w, groups, j) * x[j];
+            for (int j = g * Quantization.Group; j < (g + 1) * Quantization.Group; j++) group += Q4Value(w, groups, j) * x[j];
             sum += (float)((Half*)w)[g] * ((float*)xq)[g] * group;
         }
         return sum;
@@ -83,16 +82,16 @@ internal static unsafe class VectorOpsReference
     // y[n] += a · w[n], w one q8 row: (a · scale) · q per element
     public static void AxpyQ8(float* y, float a, byte* w, int n)
     {
-        int groups = n / Layout.QuantGroup;
+        int groups = n / Quantization.Group;
         sbyte* q = (sbyte*)(w + 2L * groups);
-        for (int j = 0; j < n; j++) y[j] += a * (float)((Half*)w)[j / Layout.QuantGroup] * q[j];
+        for (int j = 0; j < n; j++) y[j] += a * (float)((Half*)w)[j / Quantization.Group] * q[j];
     }
 
     // y[n] += a · w[n], w one q4 row: (a · scale) · (q - 8) per element
     public static void AxpyQ4(float* y, float a, byte* w, int n)
     {
-        int groups = n / Layout.QuantGroup;
-        for (int j = 0; j < n; j++) y[j] += a * (float)((Half*)w)[j / Layout.QuantGroup] * Q4Value(w, groups, j);
+        int groups = n / Quantization.Group;
+        for (int j = 0; j < n; j++) y[j] += a * (float)((Half*)w)[j / Quantization.Group] * Q4Value(w, groups, j);
     }
 
     // y[rows] = W[rows, cols] · x[cols], W q8 rows at w + r·rowStride (bytes), x prepared
@@ -169,23 +168,23 @@ internal static unsafe class VectorOpsReference
     // dst[n] = w[n] dequantised, w one q8 row: q · scale
     public static void ToSingleQ8(float* dst, byte* w, int n)
     {
-        sbyte* q = (sbyte*)(w + 2L * (n / Layout.QuantGroup));
-        for (int j = 0; j < n; j++) dst[j] = q[j] * (float)((Half*)w)[j / Layout.QuantGroup];
+        sbyte* q = (sbyte*)(w + 2L * (n / Quantization.Group));
+        for (int j = 0; j < n; j++) dst[j] = q[j] * (float)((Half*)w)[j / Quantization.Group];
     }
 
     // dst[n] = w[n] dequantised, w one q4 row: (q - 8) · scale
     public static void ToSingleQ4(float* dst, byte* w, int n)
     {
-        int groups = n / Layout.QuantGroup;
-        for (int j = 0; j < n; j++) dst[j] = Q4Value(w, groups, j) * (float)((Half*)w)[j / Layout.QuantGroup];
+        int groups = n / Quantization.Group;
+        for (int j = 0; j < n; j++) dst[j] = Q4Value(w, groups, j) * (float)((Half*)w)[j / Quantization.Group];
     }
 
     // Element j of a q4 row as q - 8: in its group, byte j % 16 holds element j in the low nibble (j % 32 < 16)
     // or in the high nibble (j % 32 ≥ 16).
     static int Q4Value(byte* w, int groups, int j)
     {
-        int inGroup = j % Layout.QuantGroup;
-        byte b = w[2L * groups + j / Layout.QuantGroup * (Layout.QuantGroup / 2) + inGroup % (Layout.QuantGroup / 2)];
-        return (inGroup < Layout.QuantGroup / 2 ? b & 0xF : b >> 4) - 8;
+        int inGroup = j % Quantization.Group;
+        byte b = w[2L * groups + j / Quantization.Group * (Quantization.Group / 2) + inGroup % (Quantization.Group / 2)];
+        return (inGroup < Quantization.Group / 2 ? b & 0xF : b >> 4) - 8;
     }
 }
