@@ -33,5 +33,7 @@ namespace AotFlash.Generator
         public static readonly DiagnosticDescriptor DimNotDivisibleByQuantGroup =
             Error("AF0011", "dim not a multiple of the quantisation group",
                 "{0} weights are stored in groups of {2} elements per row, so dim ({1}) must be a multiple of {2}");
+        public static readonly DiagnosticDescriptor ImpliedByFamily =
+            Error("AF0012", "Key implied by the family", "'{0}' is implied by the family ({1}); remove it");
     }
 }

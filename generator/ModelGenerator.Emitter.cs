@@ -1,5 +1,5 @@
 using System.CodeDom.Compiler;
-using System.Collections.Immutable;
+using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
 using System.Linq;
@@ -15,19 +15,20 @@ namespace AotFlash.Generator
         {
             public static string EmitModel(ModelSpec spec, string specFile)
             {
-                bool opt = spec.Family == "opt";
-                var layout = new Layout(ShapeOf(spec), opt ? ModelFamily.Opt : ModelFamily.Llama);
+                bool opt = spec.Family == ModelFamily.Opt;
+                var layout = new Layout(ShapeOf(spec), spec.Family);
                 var (sw, w) = Begin();
-                string weights = "global::AotFlash.Inference." + WeightTypeOf(spec.Dtype);
-                string activation = spec.Activation switch
+                // The runtime's weight format structs are named as the WeightType values.
+                string weights = "global::AotFlash.Flash." + spec.Dtype;
+                var (activationKind, activation) = spec.Activation switch
                 {
-                    "relu" => "global::AotFlash.Inference.Relu",
-                    "silu" => "global::AotFlash.Inference.Silu",
-                    "gelu" => "global::AotFlash.Inference.Gelu",
-                    _ => spec.ClassName + ".FatRelu",
+                    "relu" => ("Relu", "global::AotFlash.Kernels.Relu"),
+                    "silu" => ("Silu", "global::AotFlash.Kernels.Silu"),
+                    "gelu" => ("Gelu", "global::AotFlash.Kernels.Gelu"),
+                    _ => ("FatRelu", spec.ClassName + ".FatRelu"),
                 };
-                w.WriteLine($"/// <summary>{spec.Name}: {spec.Family}, dim {spec.Dim}, hidden {spec.HiddenDim}, {spec.Layers} layers, " +
-                            $"{spec.Heads} heads ({spec.KvHeads} kv), vocab {spec.Vocab}, context {spec.Context}, {spec.Activation}, {spec.Dtype}. " +
+                w.WriteLine($"/// <summary>{spec.Name}: {Parser.Word(spec.Family)}, dim {spec.Dim}, hidden {spec.HiddenDim}, {spec.Layers} layers, " +
+                            $"{spec.Heads} heads ({spec.KvHeads} kv), vocab {spec.Vocab}, context {spec.Context}, {spec.Activation}, {Parser.Word(spec.Dtype)}. " +
                             $"Generated from {specFile}.</summary>");
                 string baseClass = opt ? "OptTransformer" : "LlamaTransformer";
                 w.WriteLine($"public sealed unsafe partial class {spec.ClassName} : global::AotFlash.Inference.{baseClass}<{weights}, {activation}>");
@@ -75,11 +76,12 @@ namespace AotFlash.Generator
 
                 w.WriteLine("public static global::AotFlash.Inference.ModelInfo Definition { get; } = new global::AotFlash.Inference.ModelInfo(");
                 w.Indent++;
-                w.WriteLine($"ModelName, SpecHash, global::AotFlash.Flash.ModelFamily.{(opt ? "Opt" : "Llama")},");
+                w.WriteLine($"ModelName, SpecHash, global::AotFlash.Flash.ModelFamily.{spec.Family},");
                 w.WriteLine($"new global::AotFlash.Flash.ModelShape(Dim, HiddenDim, Layers, Heads, KvHeads, Vocab, Context, " +
-                            $"global::AotFlash.Flash.WeightType.{WeightTypeOf(spec.Dtype)}, tiedEmbeddings: {(spec.TieEmbeddings ? "true" : "false")}),");
-                w.WriteLine($"NormEps, RopeTheta, activation: {Literal(ActivationText(spec))},");
-                w.WriteLine($"new global::AotFlash.Inference.TokenizerConfig({Literal(spec.Tokenizer.Kind)}, Bos: {Int(spec.Tokenizer.Bos)}, Eos: {Int(spec.Tokenizer.Eos)}, " +
+                            $"global::AotFlash.Flash.WeightType.{spec.Dtype}, tiedEmbeddings: {(spec.TieEmbeddings ? "true" : "false")}),");
+                w.WriteLine($"NormEps, RopeTheta, new global::AotFlash.Inference.Activation(global::AotFlash.Inference.ActivationKind.{activationKind}" +
+                            (spec.Activation == "fatrelu" ? $", Threshold: {Float(spec.ActivationThreshold)})," : "),"));
+                w.WriteLine($"new global::AotFlash.Inference.TokenizerConfig(global::AotFlash.Tokenizers.TokenizerKind.{TokenizerKindOf(spec.Tokenizer.Kind)}, Bos: {Int(spec.Tokenizer.Bos)}, Eos: {Int(spec.Tokenizer.Eos)}, " +
                             $"Stop: new int[] {{ {string.Join(", ", spec.Tokenizer.Stop)} }}),");
                 w.WriteLine($"new global::AotFlash.Inference.FlashDefaults(Window: {Int(spec.Flash.Window)}, PredictorRank: {Int(spec.Flash.PredictorRank)}, " +
                             $"IoThreads: {Int(spec.Flash.IoThreads)}, DramBudget: {Literal(spec.Flash.DramBudget)}),");
@@ -87,14 +89,14 @@ namespace AotFlash.Generator
                 w.Indent--;
                 w.WriteLine();
 
-                w.WriteLine($"private {spec.ClassName}(global::AotFlash.Inference.ModelWeights weights, global::AotFlash.Inference.IFfnSource ffn, int threads)");
+                w.WriteLine($"private {spec.ClassName}(global::AotFlash.Inference.ModelWeights weights, global::AotFlash.Ffn.IFfnSource ffn, int threads)");
                 w.WriteLine("    : base(Definition, weights, ffn, threads) { }");
                 w.WriteLine();
 
                 if (spec.Activation == "fatrelu")
                 {
                     w.WriteLine($"/// <summary>FATReLU: x above {spec.ActivationThreshold.ToString("R", CultureInfo.InvariantCulture)} passes, everything else is 0.</summary>");
-                    w.WriteLine("public readonly struct FatRelu : global::AotFlash.Inference.IActivation");
+                    w.WriteLine("public readonly struct FatRelu : global::AotFlash.Kernels.IActivation");
                     w.WriteLine("{");
                     w.Indent++;
                     w.WriteLine($"public static float Apply(float x) => x > {Float(spec.ActivationThreshold)} ? x : 0f;");
@@ -205,7 +207,7 @@ namespace AotFlash.Generator
                 w.WriteLine("}");
             }
 
-            public static string EmitCatalog(ImmutableArray<ModelSpec> specs)
+            public static string EmitCatalog(IEnumerable<string> classNames)
             {
                 var (sw, w) = Begin();
                 w.WriteLine("/// <summary>Every model compiled into this assembly (one per spec in AdditionalFiles).</summary>");
@@ -217,7 +219,7 @@ namespace AotFlash.Generator
                 w.WriteLine("new global::AotFlash.Inference.ModelInfo[]");
                 w.WriteLine("{");
                 w.Indent++;
-                foreach (var spec in specs) w.WriteLine(spec.ClassName + ".Definition,");
+                foreach (var className in classNames) w.WriteLine(className + ".Definition,");
                 w.Indent--;
                 w.WriteLine("};");
                 w.Indent -= 2;
@@ -243,21 +245,15 @@ namespace AotFlash.Generator
 
             internal static ModelShape ShapeOf(ModelSpec s) =>
                 new ModelShape(s.Dim, s.HiddenDim, s.Layers, s.Heads, s.KvHeads, s.Vocab, s.Context,
-                    WeightTypeOf(s.Dtype), s.TieEmbeddings);
+                    s.Dtype, s.TieEmbeddings);
 
-            /// <summary>The spec's dtype (f32, f16, q8, q4) as a <see cref="WeightType"/>, whose names are also those of the
-            /// runtime's weight format structs.</summary>
-            private static WeightType WeightTypeOf(string dtype) => dtype switch
+            /// <summary>The runtime's TokenizerKind member for a spec's tokenizer kind.</summary>
+            private static string TokenizerKindOf(string kind) => kind switch
             {
-                "f16" => WeightType.F16,
-                "q8" => WeightType.Q8,
-                "q4" => WeightType.Q4,
-                _ => WeightType.F32,
+                "llama2c" => "Llama2c",
+                "gpt2" => "Gpt2",
+                _ => throw new System.ArgumentException("tokenizer kind '" + kind + "' passed the parser but has no runtime member", nameof(kind)),
             };
-
-            private static string ActivationText(ModelSpec s) => s.Activation == "fatrelu"
-                ? "fatrelu(" + s.ActivationThreshold.ToString("R", CultureInfo.InvariantCulture) + ")"
-                : s.Activation;
 
             private static string Int(int v) => v.ToString(CultureInfo.InvariantCulture);
             private static string Long(long v) => v.ToString(CultureInfo.InvariantCulture);

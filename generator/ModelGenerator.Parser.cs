@@ -17,16 +17,30 @@ namespace AotFlash.Generator
         internal static class Parser
         {
             private static readonly string[] Families = { "llama", "opt" };
-            private static readonly string[] Norms = { "rmsnorm", "layernorm" };
-            private static readonly string[] Positions = { "rope", "learned" };
-            private static readonly string[] Ffns = { "gated", "plain" };
             private static readonly string[] Activations = { "relu", "silu", "gelu", "fatrelu(t)" };
             private static readonly string[] Dtypes = { "f32", "f16", "q8", "q4" };
             private static readonly string[] TokenizerKinds = { "llama2c", "gpt2" };
 
-            /// <summary>The norm, position encoding and FFN each family is built from (and the defaults when a spec omits them).</summary>
-            private static (string Norm, string Position, string Ffn) Architecture(string? family) =>
-                family == "opt" ? ("layernorm", "learned", "plain") : ("rmsnorm", "rope", "gated");
+            /// <summary>The norm, position encoding and FFN each family is built from, as spec hashes name them: the
+            /// family implies them, so a spec does not write them.</summary>
+            private static (string Norm, string Position, string Ffn) Architecture(ModelFamily family) =>
+                family == ModelFamily.Opt ? ("layernorm", "learned", "plain") : ("rmsnorm", "rope", "gated");
+
+            private static ModelFamily? FamilyOf(string? word) => word switch
+            {
+                "llama" => ModelFamily.Llama,
+                "opt" => ModelFamily.Opt,
+                _ => null,
+            };
+
+            private static WeightType? WeightTypeOf(string? word) => word switch
+            {
+                "f32" => WeightType.F32,
+                "f16" => WeightType.F16,
+                "q8" => WeightType.Q8,
+                "q4" => WeightType.Q4,
+                _ => null,
+            };
 
             public static ParseResult Parse(string path, string text)
             {
@@ -67,7 +81,7 @@ namespace AotFlash.Generator
                 var top = new MappingReader(path, root, "the spec", diagnostics);
                 string? name = top.String("name", required: true);
                 var nameSite = top.SiteOf("name") ?? Site(path, root);
-                string? family = top.Choice("family", Families, required: true);
+                ModelFamily? family = FamilyOf(top.Choice("family", Families, required: true));
                 int? dim = top.Size("dim", required: true);
                 int? hidden = top.Size("hidden_dim", required: true);
                 int? layers = top.Size("layers", required: true);
@@ -75,12 +89,10 @@ namespace AotFlash.Generator
                 int? kvHeads = top.Size("kv_heads", required: false) ?? heads;
                 int? vocab = top.Size("vocab", required: true);
                 int? context = top.Size("context", required: true);
-                var architecture = Architecture(family);
-                string? norm = top.Choice("norm", Norms, required: false) ?? architecture.Norm;
+                foreach (var key in new[] { "norm", "position", "ffn" })
+                    top.ImpliedByFamily(key, "llama: rmsnorm, rope, gated FFN; opt: layernorm, learned positions, plain FFN");
                 double? normEps = top.PositiveNumber("norm_eps") ?? 1e-5;
-                string? position = top.Choice("position", Positions, required: false) ?? architecture.Position;
                 double? ropeTheta = top.PositiveNumber("rope_theta") ?? 10000.0;
-                string? ffn = top.Choice("ffn", Ffns, required: false) ?? architecture.Ffn;
                 (string kind, double threshold)? activation = top.Activation("activation", Activations);
                 bool? tie = top.Bool("tie_embeddings") ?? true;
 
@@ -97,22 +109,22 @@ namespace AotFlash.Generator
                         tokenizer = new TokenizerSpec(kind, bos.Value, eos.Value, new EquatableArray<int>(stop));
                 }
 
-                string? dtype = "f32";
+                WeightType? dtype = WeightType.F32;
                 var weightsReader = top.Mapping("weights", required: false);
                 if (weightsReader is not null)
                 {
-                    dtype = weightsReader.Choice("dtype", Dtypes, required: false) ?? "f32";
+                    dtype = WeightTypeOf(weightsReader.Choice("dtype", Dtypes, required: false) ?? "f32");
                     weightsReader.RejectUnknownKeys();
                 }
 
-                FlashSpec? flash = new FlashSpec(4, 32, 8, "50%");
+                FlashSpec? flash = FlashSpec.Default;
                 var flashReader = top.Mapping("flash", required: false);
                 if (flashReader is not null)
                 {
-                    int? window = flashReader.Size("window", required: false) ?? 4;
-                    int? rank = flashReader.Size("predictor_rank", required: false) ?? 32;
-                    int? ioThreads = flashReader.Size("io_threads", required: false) ?? 8;
-                    string? budget = flashReader.DramBudget("dram_budget") ?? "50%";
+                    int? window = flashReader.Size("window", required: false) ?? flash.Window;
+                    int? rank = flashReader.Size("predictor_rank", required: false) ?? flash.PredictorRank;
+                    int? ioThreads = flashReader.Size("io_threads", required: false) ?? flash.IoThreads;
+                    string? budget = flashReader.DramBudget("dram_budget") ?? flash.DramBudget;
                     flashReader.RejectUnknownKeys();
                     flash = window is null || rank is null || ioThreads is null || budget is null
                         ? null : new FlashSpec(window.Value, rank.Value, ioThreads.Value, budget);
@@ -122,59 +134,47 @@ namespace AotFlash.Generator
                 if (name is not null && !IsValidName(name))
                     diagnostics.Add(Info(DiagnosticDescriptors.InvalidValue, nameSite, "name",
                         "'" + name + "' must start with a letter or digit, hold only letters, digits, '.', '-' and '_', and be shorter than 64 characters"));
-                if (family is not null)
-                {
-                    void Fits(string key, string? value, string wanted)
-                    {
-                        if (value is not null && value != wanted)
-                            diagnostics.Add(Info(DiagnosticDescriptors.InvalidValue, top.SiteOf(key)!, key,
-                                "family " + family + " is built with " + key + " " + wanted + ", not " + value));
-                    }
-                    Fits("norm", norm, architecture.Norm);
-                    Fits("position", position, architecture.Position);
-                    Fits("ffn", ffn, architecture.Ffn);
-                    if (family == "opt" && heads is not null && kvHeads is not null && kvHeads != heads)
-                        diagnostics.Add(Info(DiagnosticDescriptors.InvalidValue, top.SiteOf("kv_heads")!, "kv_heads",
-                            "family opt has multi-head attention, so kv_heads must equal heads (" + Str(heads.Value) + ")"));
-                }
+                if (family == ModelFamily.Opt && heads is not null && kvHeads is not null && kvHeads != heads)
+                    diagnostics.Add(Info(DiagnosticDescriptors.InvalidValue, top.SiteOf("kv_heads")!, "kv_heads",
+                        "family opt has multi-head attention, so kv_heads must equal heads (" + Str(heads.Value) + ")"));
                 if (dim is not null && heads is not null && dim % heads != 0)
                     diagnostics.Add(Info(DiagnosticDescriptors.DimNotDivisibleByHeads, top.SiteOf("heads")!, Str(dim.Value), Str(heads.Value)));
-                else if (position == "rope" && dim is not null && heads is not null && dim / heads % 2 != 0)
+                else if (family == ModelFamily.Llama && dim is not null && heads is not null && dim / heads % 2 != 0)
                     diagnostics.Add(Info(DiagnosticDescriptors.InvalidValue, top.SiteOf("heads")!, "heads",
                         "RoPE needs an even head size, but dim / heads = " + Str(dim.Value / heads.Value)));
-                if (dim is not null && (dtype == "q8" || dtype == "q4") && dim % Layout.QuantGroup != 0)
-                    diagnostics.Add(Info(DiagnosticDescriptors.DimNotDivisibleByQuantGroup, weightsReader!.SiteOf("dtype")!, dtype,
+                if (dim is not null && (dtype == WeightType.Q8 || dtype == WeightType.Q4) && dim % Layout.QuantGroup != 0)
+                    diagnostics.Add(Info(DiagnosticDescriptors.DimNotDivisibleByQuantGroup, weightsReader!.SiteOf("dtype")!, Word(dtype.Value),
                         Str(dim.Value), Str(Layout.QuantGroup)));
                 if (heads is not null && kvHeads is not null && heads % kvHeads != 0)
                     diagnostics.Add(Info(DiagnosticDescriptors.HeadsNotDivisibleByKvHeads, top.SiteOf("kv_heads") ?? top.SiteOf("heads")!,
                         Str(heads.Value), Str(kvHeads.Value)));
 
                 if (diagnostics.Count > 0 || name is null || family is null || dim is null || hidden is null || layers is null
-                    || heads is null || kvHeads is null || vocab is null || context is null || norm is null || normEps is null
-                    || position is null || ropeTheta is null || ffn is null || activation is null || tie is null
+                    || heads is null || kvHeads is null || vocab is null || context is null || normEps is null
+                    || ropeTheta is null || activation is null || tie is null
                     || tokenizer is null || dtype is null || flash is null)
                     return Result(null, diagnostics, nameSite);
 
-                string hash = SpecHash(family, dim.Value, hidden.Value, layers.Value, heads.Value, kvHeads.Value, vocab.Value,
-                    context.Value, norm, normEps.Value, position, ropeTheta.Value, ffn, activation.Value.kind,
-                    activation.Value.threshold, tie.Value, dtype);
-                var spec = new ModelSpec(name, ClassNameOf(name), family, dim.Value, hidden.Value, layers.Value, heads.Value,
-                    kvHeads.Value, vocab.Value, context.Value, norm, normEps.Value, position, ropeTheta.Value, ffn,
-                    activation.Value.kind, activation.Value.threshold, tie.Value, tokenizer, dtype, flash, hash);
+                string hash = SpecHash(family.Value, dim.Value, hidden.Value, layers.Value, heads.Value, kvHeads.Value, vocab.Value,
+                    context.Value, normEps.Value, ropeTheta.Value, activation.Value.kind, activation.Value.threshold, tie.Value, dtype.Value);
+                var spec = new ModelSpec(name, ClassNameOf(name), family.Value, dim.Value, hidden.Value, layers.Value, heads.Value,
+                    kvHeads.Value, vocab.Value, context.Value, normEps.Value, ropeTheta.Value,
+                    activation.Value.kind, activation.Value.threshold, tie.Value, tokenizer, dtype.Value, flash, hash);
                 return Result(spec, diagnostics, nameSite);
             }
 
             /// <summary>Hash of everything that decides the math and the byte layout (not the name, not flash defaults),
-            /// written into model files so a binary refuses weights made for another shape.</summary>
-            internal static string SpecHash(string family, int dim, int hidden, int layers, int heads, int kvHeads, int vocab,
-                int context, string norm, double normEps, string position, double ropeTheta, string ffn, string activation,
-                double threshold, bool tie, string dtype)
+            /// written into model files so a binary refuses weights made for another shape. It still names the family's
+            /// norm, position encoding and FFN, as it did when specs wrote them, so model files made then keep their hash.</summary>
+            internal static string SpecHash(ModelFamily family, int dim, int hidden, int layers, int heads, int kvHeads, int vocab,
+                int context, double normEps, double ropeTheta, string activation, double threshold, bool tie, WeightType dtype)
             {
+                var (norm, position, ffn) = Architecture(family);
                 string canonical = string.Join(";", new[]
                 {
-                    "aotflash-spec-v1", family, Str(dim), Str(hidden), Str(layers), Str(heads), Str(kvHeads), Str(vocab), Str(context),
+                    "aotflash-spec-v1", Word(family), Str(dim), Str(hidden), Str(layers), Str(heads), Str(kvHeads), Str(vocab), Str(context),
                     norm, normEps.ToString("R", CultureInfo.InvariantCulture), position, ropeTheta.ToString("R", CultureInfo.InvariantCulture),
-                    ffn, activation, threshold.ToString("R", CultureInfo.InvariantCulture), tie ? "tied" : "untied", dtype,
+                    ffn, activation, threshold.ToString("R", CultureInfo.InvariantCulture), tie ? "tied" : "untied", Word(dtype),
                 });
                 using var sha = SHA256.Create();
                 byte[] digest = sha.ComputeHash(Encoding.UTF8.GetBytes(canonical));
@@ -204,6 +204,9 @@ namespace AotFlash.Generator
 
             private static string Str(int v) => v.ToString(CultureInfo.InvariantCulture);
 
+            /// <summary>An enum value as specs write it: ModelFamily.Opt → "opt", WeightType.Q8 → "q8".</summary>
+            internal static string Word(Enum value) => value.ToString().ToLowerInvariant();
+
             internal static SourceSite Site(string path, YamlNode node) =>
                 new SourceSite(path, (int)node.Start.Index, Math.Max(0, (int)(node.End.Index - node.Start.Index)),
                     (int)node.Start.Line - 1, (int)node.Start.Column - 1, (int)node.End.Line - 1, (int)node.End.Column - 1);
@@ -224,11 +227,21 @@ namespace AotFlash.Generator
                 private readonly string _where;
                 private readonly List<DiagnosticInfo> _diagnostics;
                 private readonly List<string> _known = new List<string>();
+                private readonly List<string> _implied = new List<string>();
 
                 public MappingReader(string path, YamlMappingNode node, string where, List<DiagnosticInfo> diagnostics)
                 { _path = path; _node = node; _where = where; _diagnostics = diagnostics; }
 
                 public SourceSite? SiteOf(string key) => Find(key) is { } v ? Site(_path, v) : null;
+
+                /// <summary>Reports <paramref name="key"/>, when present, as one the family decides.</summary>
+                public void ImpliedByFamily(string key, string families)
+                {
+                    _implied.Add(key);
+                    foreach (var pair in _node.Children)
+                        if (pair.Key is YamlScalarNode k && k.Value == key)
+                            Report(DiagnosticDescriptors.ImpliedByFamily, Site(_path, pair.Key), key, families);
+                }
 
                 private YamlNode? Find(string key)
                 {
@@ -410,7 +423,7 @@ namespace AotFlash.Generator
                 {
                     foreach (var pair in _node.Children)
                     {
-                        if (pair.Key is YamlScalarNode k && k.Value is { } name && _known.Contains(name)) continue;
+                        if (pair.Key is YamlScalarNode k && k.Value is { } name && (_known.Contains(name) || _implied.Contains(name))) continue;
                         Report(DiagnosticDescriptors.UnknownKey, Site(_path, pair.Key), Describe(pair.Key), _where, string.Join(", ", _known));
                     }
                 }

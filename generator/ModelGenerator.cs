@@ -1,4 +1,3 @@
-using System.Collections.Immutable;
 using System.IO;
 using System.Linq;
 using Microsoft.CodeAnalysis;
@@ -22,27 +21,46 @@ namespace AotFlash.Generator
                 {
                     string text = file.GetText(ct)?.ToString() ?? "";
                     return Parser.Parse(file.Path, text);
-                });
+                })
+                .WithTrackingName(TrackingNames.Parsed);
 
-            // Collected so that two specs declaring the same model are reported instead of emitting the class twice.
-            context.RegisterSourceOutput(parsed.Collect(), static (spc, results) =>
+            // What each spec needs to know of the others: which file declares each model class first (in path order), so
+            // that a second spec declaring the same model is reported instead of emitting the class twice. An edit that
+            // keeps a spec's name leaves this list equal, so every other spec's output stays cached.
+            var declared = parsed
+                .Select(static (result, _) => new DeclaredModel(result.Spec?.ClassName, result.NameSite.FilePath))
+                .Collect()
+                .Select(static (all, _) => new EquatableArray<DeclaredModel>(all
+                    .Where(d => d.ClassName is not null)
+                    .OrderBy(d => d.FilePath, System.StringComparer.Ordinal)
+                    .GroupBy(d => d.ClassName)
+                    .Select(g => g.First())));
+
+            context.RegisterSourceOutput(parsed.Combine(declared).WithTrackingName(TrackingNames.ModelInputs), static (spc, input) =>
             {
-                var names = new System.Collections.Generic.HashSet<string>();
-                var emitted = ImmutableArray.CreateBuilder<ModelSpec>();
-                foreach (var result in results.OrderBy(r => r.NameSite.FilePath, System.StringComparer.Ordinal))
+                var (result, owners) = input;
+                foreach (var d in result.Diagnostics) spc.ReportDiagnostic(d.ToDiagnostic());
+                if (result.Spec is not { } spec) return;
+                if (owners.First(o => o.ClassName == spec.ClassName).FilePath != result.NameSite.FilePath)
                 {
-                    foreach (var d in result.Diagnostics) spc.ReportDiagnostic(d.ToDiagnostic());
-                    if (result.Spec is not { } spec) continue;
-                    if (!names.Add(spec.ClassName))
-                    {
-                        spc.ReportDiagnostic(Parser.Info(DiagnosticDescriptors.DuplicateModelName, result.NameSite, spec.Name, spec.ClassName).ToDiagnostic());
-                        continue;
-                    }
-                    spc.AddSource(spec.ClassName + ".g.cs", Emitter.EmitModel(spec, Path.GetFileName(result.NameSite.FilePath)));
-                    emitted.Add(spec);
+                    spc.ReportDiagnostic(Parser.Info(DiagnosticDescriptors.DuplicateModelName, result.NameSite, spec.Name, spec.ClassName).ToDiagnostic());
+                    return;
                 }
-                spc.AddSource("ModelCatalog.g.cs", Emitter.EmitCatalog(emitted.ToImmutable()));
+                spc.AddSource(spec.ClassName + ".g.cs", Emitter.EmitModel(spec, Path.GetFileName(result.NameSite.FilePath)));
             });
+
+            context.RegisterSourceOutput(declared, static (spc, owners) =>
+                spc.AddSource("ModelCatalog.g.cs", Emitter.EmitCatalog(owners.Select(o => o.ClassName!))));
         }
+
+        /// <summary>Names of the pipeline's steps, for tests of its caching.</summary>
+        public static class TrackingNames
+        {
+            public const string Parsed = "Parsed";
+            public const string ModelInputs = "ModelInputs";
+        }
+
+        /// <summary>A model class and the spec file that declares it (no class when the spec is invalid).</summary>
+        private sealed record DeclaredModel(string? ClassName, string FilePath);
     }
 }

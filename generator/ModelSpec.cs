@@ -1,4 +1,5 @@
 using System;
+using AotFlash.Flash;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.Text;
 
@@ -8,7 +9,7 @@ namespace AotFlash.Generator
     internal sealed record ModelSpec(
         string Name,
         string ClassName,
-        string Family,
+        ModelFamily Family,
         int Dim,
         int HiddenDim,
         int Layers,
@@ -16,22 +17,23 @@ namespace AotFlash.Generator
         int KvHeads,
         int Vocab,
         int Context,
-        string Norm,
         double NormEps,
-        string Position,
         double RopeTheta,
-        string Ffn,
         string Activation,
         double ActivationThreshold,
         bool TieEmbeddings,
         TokenizerSpec Tokenizer,
-        string Dtype,
+        WeightType Dtype,
         FlashSpec Flash,
         string SpecHash);
 
     internal sealed record TokenizerSpec(string Kind, int Bos, int Eos, EquatableArray<int> Stop);
 
-    internal sealed record FlashSpec(int Window, int PredictorRank, int IoThreads, string DramBudget);
+    internal sealed record FlashSpec(int Window, int PredictorRank, int IoThreads, string DramBudget)
+    {
+        /// <summary>What a spec without a <c>flash:</c> block (or without one of its keys) gets.</summary>
+        public static readonly FlashSpec Default = new FlashSpec(Window: 4, PredictorRank: 32, IoThreads: 8, DramBudget: "50%");
+    }
 
     /// <summary>Where in a YAML file something was written; plain data, turned into a Location when reported.</summary>
     internal sealed record SourceSite(string FilePath, int Start, int Length, int Line, int Column, int EndLine, int EndColumn)

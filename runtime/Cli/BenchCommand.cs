@@ -79,7 +79,7 @@ public static class BenchCommand
             var model = Engine.Load(info, file, options);
             using var weights = model.Weights;
             using var _ = model;
-            var tokenizer = TokenizerSection.Load(info, weights, file.Source);
+            var tokenizer = info.LoadTokenizer(weights, file.Source);
             var session = new Session(model, tokenizer, new Sampler(info.Shape.Vocab, SamplerOptions.Greedy));
             var generation = session.Generate(session.Tokenize(prompt), n, 0);
             var st = TokenStats.Of(generation, model);

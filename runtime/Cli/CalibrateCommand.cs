@@ -1,3 +1,4 @@
+using AotFlash.Calibration;
 using AotFlash.Flash;
 using AotFlash.Inference;
 using AotFlash.Sparsity;
@@ -55,7 +56,7 @@ public static class CalibrateCommand
         var model = Engine.Load(ctx.Model, file, new EngineOptions { Mode = EngineMode.Dense, Threads = a.Int("--threads", RunCommand.DefaultThreads, min: 1) });
         using var weights = model.Weights;
         using var _ = model;
-        var tokenizer = TokenizerSection.Load(ctx.Model.Tokenizer.Kind, weights.TokenizerData, ctx.Model.Shape.Vocab);
+        var tokenizer = ctx.Model.LoadTokenizer(weights, file.Source);
         var (set, layers) = Calibrator.Run(model, tokenizer, text, tokens, recall, a.ULong("--seed", 1), line => ctx.Stderr.WriteLine(line));
 
         var o = new System.Text.StringBuilder();

@@ -1,4 +1,5 @@
 using AotFlash.Inference;
+using AotFlash.Sampling;
 
 namespace AotFlash.Cli;
 
@@ -69,9 +70,9 @@ public static class CommandLine
         {
             return Fail(ctx, e.Message, 2);
         }
-        catch (ArgumentException e) when (e.ParamName is not null && e.Message.StartsWith("sampler:", StringComparison.Ordinal))
+        catch (InvalidSamplerOptionException e)
         {
-            return Fail(ctx, e.Message.Split(" (Parameter")[0], 2);
+            return Fail(ctx, e.Message, 2);
         }
         catch (Exception e)
         {

@@ -79,11 +79,11 @@ public static class ConvertCommand
     /// <summary>The tokenizer section for the spec's tokenizer kind.</summary>
     private static byte[] BuildTokenizerSection(ModelInfo model, string folder, string? tokenizer) => model.Tokenizer.Kind switch
     {
-        TokenizerSection.Llama2c => ModelConverter.ReadLlama2cTokenizer(tokenizer ?? (File.Exists(Path.Combine(folder, "tokenizer.model"))
+        TokenizerKind.Llama2c => ModelConverter.ReadLlama2cTokenizer(tokenizer ?? (File.Exists(Path.Combine(folder, "tokenizer.model"))
                 ? Path.Combine(folder, "tokenizer.model")
                 : throw new BadInputException($"{folder}: has no tokenizer.model; pass --tokenizer tokenizer.bin (or a SentencePiece .model)")),
             model.Shape.Vocab),
-        TokenizerSection.Gpt2 => Gpt2Section(model, folder, tokenizer),
+        TokenizerKind.Gpt2 => Gpt2Section(model, folder, tokenizer),
         var kind => throw new InvalidOperationException($"no converter for tokenizer kind '{kind}'"),
     };
 
@@ -118,7 +118,7 @@ public static class ConvertCommand
         name ??= Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder)));
         if (!force && File.Exists(specPath)) throw new BadInputException($"{specPath} already exists (use --force to overwrite it)");
         string yaml = HfCheckpoint.SpecYaml(config, name, Path.Combine(folder, "config.json"),
-            config.Family == Flash.ModelFamily.Opt ? TokenizerSection.Gpt2 : TokenizerSection.Llama2c);
+            config.Family == Flash.ModelFamily.Opt ? TokenizerKind.Gpt2 : TokenizerKind.Llama2c);
         try { File.WriteAllText(specPath, yaml); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         { throw new BadInputException($"{specPath}: cannot write ({e.Message})"); }

@@ -1,7 +1,9 @@
 using System.Text;
+using AotFlash.Ffn;
 using AotFlash.Flash;
 using AotFlash.Inference;
 using AotFlash.Kernels;
+using AotFlash.Sparsity;
 
 namespace AotFlash.Cli;
 
@@ -96,9 +98,9 @@ public static class InfoCommand
         if (predictors > 0) o.AppendLine($"  predictors   {DramAccount.Format(predictors)}");
         o.AppendLine($"  kv cache     {DramAccount.Format(kv)}");
         long other = account.Current - layout.ResidentBytes - kv - predictors - (model.Mode == EngineMode.Dense ? layout.FlashBytes : 0);
-        if (model.FfnSource is Sparsity.FlashFfnSource flash)
+        if (model.FfnSource is FlashFfnSource flash)
         {
-            long caches = Sparsity.NeuronCache.BytesFor(s.HiddenDim, flash.CacheRows, layout.BundleStride) * s.Layers;
+            long caches = NeuronCache.BytesFor(s.HiddenDim, flash.CacheRows, layout.BundleStride) * s.Layers;
             other -= caches;
             o.AppendLine($"  neuron cache {DramAccount.Format(caches)}: {flash.CacheRows} of {s.HiddenDim} neurons per layer " +
                          $"({100.0 * flash.CacheRows / s.HiddenDim:F1}%), window {(ctx.Model.Flash.Window)} tokens");

@@ -28,7 +28,7 @@ public static class ModelLoader
         var model = Engine.Load(ctx.Model, file, options);
         try
         {
-            return (model, TokenizerSection.Load(ctx.Model, model.Weights, file.Source), clock.Elapsed.TotalMilliseconds);
+            return (model, ctx.Model.LoadTokenizer(model.Weights, file.Source), clock.Elapsed.TotalMilliseconds);
         }
         catch
         {

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using AotFlash.Flash;
 using AotFlash.Inference;
+using AotFlash.Tokenizers;
 
 namespace AotFlash.Convert;
 
@@ -96,8 +97,8 @@ public sealed class HfCheckpoint : IWeightSource
     {
         var c = Config;
         var fit = new SpecFit(info, Folder);
-        fit.CheckShape(c.Family.ToString().ToLowerInvariant(), c.Dim, c.HiddenDim, c.Layers, c.Heads, c.KvHeads, c.Vocab);
-        fit.Check("activation", c.Activation, info.Activation);
+        fit.CheckShape(c.Family, c.Dim, c.HiddenDim, c.Layers, c.Heads, c.KvHeads, c.Vocab);
+        fit.Check("activation", c.Activation, info.Activation.ToString());
         fit.Check("tie_embeddings", c.TiedEmbeddings, info.Shape.TiedEmbeddings);
         if (Math.Abs(c.NormEps - info.NormEps) > 1e-3 * c.NormEps) fit.Check("norm_eps", c.NormEps, (double)info.NormEps);
         if (c.Family == ModelFamily.Llama && Math.Abs(c.RopeTheta - info.RopeTheta) > 1e-3 * c.RopeTheta) fit.Check("rope_theta", c.RopeTheta, (double)info.RopeTheta);
@@ -105,7 +106,7 @@ public sealed class HfCheckpoint : IWeightSource
     }
 
     /// <summary>A model spec (YAML) for this checkpoint, so a folder becomes a binary with <c>publish.sh</c>.</summary>
-    public static string SpecYaml(HfConfig c, string name, string source, string tokenizerKind)
+    public static string SpecYaml(HfConfig c, string name, string source, TokenizerKind tokenizer)
     {
         string F(double v) => v.ToString("R", CultureInfo.InvariantCulture);
         var y = new StringBuilder();
@@ -123,7 +124,7 @@ public sealed class HfCheckpoint : IWeightSource
         if (c.Family == ModelFamily.Llama) y.AppendLine($"rope_theta: {F(c.RopeTheta)}");
         y.AppendLine($"activation: {c.Activation}");
         y.AppendLine($"tie_embeddings: {(c.TiedEmbeddings ? "true" : "false")}");
-        y.AppendLine($"tokenizer: {{ kind: {tokenizerKind}, bos: {c.Bos}, eos: {c.Eos[0]}, stop: [{string.Join(", ", c.Eos)}] }}");
+        y.AppendLine($"tokenizer: {{ kind: {tokenizer.ToString().ToLowerInvariant()}, bos: {c.Bos}, eos: {c.Eos[0]}, stop: [{string.Join(", ", c.Eos)}] }}");
         y.AppendLine($"weights: {{ dtype: {c.Dtype} }}");
         y.AppendLine("flash: { window: 4, predictor_rank: 32, io_threads: 8, dram_budget: 50% }");
         return y.ToString();

@@ -101,7 +101,7 @@ public sealed unsafe class Llama2cCheckpoint : IWeightSource
     public void CheckFits(ModelInfo info)
     {
         var fit = new SpecFit(info, Path);
-        fit.CheckShape("llama", Dim, HiddenDim, Layers, Heads, KvHeads, Vocab);
+        fit.CheckShape(ModelFamily.Llama, Dim, HiddenDim, Layers, Heads, KvHeads, Vocab);
         if (SharedClassifier != info.Shape.TiedEmbeddings)
             fit.Mismatch(SharedClassifier ? "a shared classifier (spec: tie_embeddings false)" : "a separate classifier (spec: tie_embeddings true)");
         fit.ThrowIfUnfit(SeqLen);

@@ -1,4 +1,5 @@
 using System.Globalization;
+using AotFlash.Flash;
 using AotFlash.Inference;
 
 namespace AotFlash.Convert;
@@ -18,10 +19,10 @@ internal sealed class SpecFit(ModelInfo info, string source)
     public void Mismatch(string what) => _mismatches.Add(what);
 
     /// <summary>The family and the numbers every checkpoint header gives.</summary>
-    public void CheckShape(string family, int dim, int hidden, int layers, int heads, int kvHeads, int vocab)
+    public void CheckShape(ModelFamily family, int dim, int hidden, int layers, int heads, int kvHeads, int vocab)
     {
         var s = info.Shape;
-        Check("family", family, info.FamilyName);
+        Check("family", family, info.Family);
         Check("dim", dim, s.Dim);
         Check("hidden_dim", hidden, s.HiddenDim);
         Check("layers", layers, s.Layers);
@@ -42,6 +43,7 @@ internal sealed class SpecFit(ModelInfo info, string source)
     private static string Text(object o) => o switch
     {
         bool b => b ? "true" : "false",
+        Enum e => e.ToString().ToLowerInvariant(),
         double d => d.ToString("R", CultureInfo.InvariantCulture),
         _ => System.Convert.ToString(o, CultureInfo.InvariantCulture)!,
     };

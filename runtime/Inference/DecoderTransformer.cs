@@ -1,3 +1,4 @@
+using AotFlash.Ffn;
 using AotFlash.Flash;
 using AotFlash.Kernels;
 using AotFlash.Threading;

@@ -1,3 +1,4 @@
+using AotFlash.Ffn;
 using AotFlash.Flash;
 using AotFlash.Sparsity;
 
@@ -109,7 +110,7 @@ public sealed unsafe class LoadedModel : IDisposable
             }
             var flash = new FlashFfnSource(FlashReader.Open(_path, _baseOffset, ioThreads, account, options.Warn), _flashSection,
                 Info.Layout, predictors, options.Window > 0 ? options.Window : Info.Flash.Window, account,
-                Calibrator.ActiveThreshold(Info.Activation) ?? 0f, options.MeasureRecall, options.SelectAllNeurons);
+                Info.Activation.ActiveThreshold ?? 0f, options.MeasureRecall, options.SelectAllNeurons);
             source = flash;
             model = Create(weights, source, options);
             // The caches get what the budget has left once everything else is allocated.

@@ -1,3 +1,5 @@
+using AotFlash.Ffn;
+using AotFlash.Flash;
 using AotFlash.Kernels;
 
 namespace AotFlash.Inference;

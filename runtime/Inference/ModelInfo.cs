@@ -1,15 +1,39 @@
+using System.Globalization;
+using AotFlash.Ffn;
 using AotFlash.Flash;
+using AotFlash.Tokenizers;
 
 namespace AotFlash.Inference;
 
-public sealed record TokenizerConfig(string Kind, int Bos, int Eos, int[] Stop);
+public sealed record TokenizerConfig(TokenizerKind Kind, int Bos, int Eos, int[] Stop);
+
+/// <summary>The FFN activations a spec can name.</summary>
+public enum ActivationKind { Relu, Silu, Gelu, FatRelu }
+
+/// <summary>A model's FFN activation: its kind and, for FATReLU, the threshold at or below which it gives 0.</summary>
+public readonly record struct Activation(ActivationKind Kind, float Threshold = 0f)
+{
+    /// <summary>The gate pre-activation a neuron must exceed to be active (its output not exactly zero); null for
+    /// activations that are never exactly zero (silu, gelu), whose neurons cannot be predicted away.</summary>
+    public float? ActiveThreshold => Kind switch
+    {
+        ActivationKind.Relu => 0f,
+        ActivationKind.FatRelu => Threshold,
+        _ => null,
+    };
+
+    /// <summary>As specs write it: relu, silu, gelu or fatrelu(t).</summary>
+    public override string ToString() => Kind == ActivationKind.FatRelu
+        ? "fatrelu(" + Threshold.ToString("R", CultureInfo.InvariantCulture) + ")"
+        : Kind.ToString().ToLowerInvariant();
+}
 
 /// <summary>Flash-mode defaults from the spec's <c>flash:</c> block.</summary>
 public sealed record FlashDefaults(int Window, int PredictorRank, int IoThreads, string DramBudget);
 
 /// <summary>Everything the runtime knows about a model compiled into this binary; one per spec, emitted by the generator.</summary>
 public sealed class ModelInfo(
-    string name, string specHash, ModelFamily family, ModelShape shape, float normEps, float ropeTheta, string activation,
+    string name, string specHash, ModelFamily family, ModelShape shape, float normEps, float ropeTheta, Activation activation,
     TokenizerConfig tokenizer, FlashDefaults flash, Func<ModelWeights, IFfnSource, int, Transformer> create)
 {
     public string Name { get; } = name;
@@ -20,7 +44,7 @@ public sealed class ModelInfo(
     public ModelShape Shape { get; } = shape;
     public float NormEps { get; } = normEps;
     public float RopeTheta { get; } = ropeTheta;
-    public string Activation { get; } = activation;
+    public Activation Activation { get; } = activation;
     public TokenizerConfig Tokenizer { get; } = tokenizer;
     public FlashDefaults Flash { get; } = flash;
     public Layout Layout { get; } = new(shape, family);
@@ -28,4 +52,11 @@ public sealed class ModelInfo(
     /// <summary>The generated model class over loaded weights, its FFN fed by <paramref name="ffn"/> (which it then owns),
     /// computing with <paramref name="threads"/> threads.</summary>
     public Transformer Create(ModelWeights weights, IFfnSource ffn, int threads) => create(weights, ffn, threads);
+
+    /// <summary>The tokenizer stored in loaded weights of this model (<paramref name="source"/> names the file in messages).</summary>
+    public ITokenizer LoadTokenizer(ModelWeights weights, string source)
+    {
+        try { return TokenizerSection.Load(Tokenizer.Kind, weights.TokenizerData, Shape.Vocab); }
+        catch (InvalidDataException e) { throw new BadInputException($"{source}: {e.Message}"); }
+    }
 }

@@ -1,16 +1,34 @@
 using System.Diagnostics;
+using AotFlash.Ffn;
 using AotFlash.Sampling;
 using AotFlash.Tokenizers;
 
 namespace AotFlash.Inference;
 
-public static class StopReason
+/// <summary>Why a generation ended.</summary>
+public enum StopReason
 {
-    public const string StopToken = "stop_token";
-    public const string Length = "length";
-    public const string Context = "context";
+    /// <summary>The model sampled one of the spec's stop tokens.</summary>
+    StopToken,
+    /// <summary>The requested number of new tokens was reached.</summary>
+    Length,
+    /// <summary>The context was full.</summary>
+    Context,
     /// <summary>The caller's token callback asked to stop.</summary>
-    public const string Callback = "callback";
+    Callback,
+}
+
+public static class StopReasonNames
+{
+    /// <summary>The reason as <c>run --json</c> writes it: stop_token, length, context or callback.</summary>
+    public static string Name(this StopReason reason) => reason switch
+    {
+        StopReason.StopToken => "stop_token",
+        StopReason.Length => "length",
+        StopReason.Context => "context",
+        StopReason.Callback => "callback",
+        _ => throw new ArgumentOutOfRangeException(nameof(reason), reason, null),
+    };
 }
 
 /// <summary>What one generation produced, with its timings.</summary>
@@ -18,7 +36,7 @@ public sealed class Generation
 {
     public required int[] PromptIds { get; init; }
     public List<int> GeneratedIds { get; } = [];
-    public string StopReason { get; set; } = Inference.StopReason.Length;
+    public StopReason StopReason { get; set; } = StopReason.Length;
     /// <summary>Logits after positions 0, 1, … (only as many as were asked for).</summary>
     public List<float[]> Logits { get; } = [];
     /// <summary>From the start of generation to the first generated token (prompt processing included).</summary>

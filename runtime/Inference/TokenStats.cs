@@ -1,3 +1,5 @@
+using AotFlash.Ffn;
+
 namespace AotFlash.Inference;
 
 /// <summary>The per-forward-pass breakdown of a generation (prompt and generated tokens alike).</summary>

@@ -1,4 +1,6 @@
+using AotFlash.Ffn;
 using AotFlash.Flash;
+using AotFlash.Kernels;
 
 namespace AotFlash.Inference;
 

@@ -1,3 +1,4 @@
+using AotFlash.Sampling;
 using System.Runtime.InteropServices;
 using System.Text;
 
@@ -39,8 +40,7 @@ internal static unsafe class LastError
             BadInputException => (Status.BadInput, e.Message),
             // A model closed on another thread while this call was using it.
             ObjectDisposedException => (Status.InvalidHandle, "the model was closed"),
-            ArgumentException { ParamName: not null } when e.Message.StartsWith("sampler:", StringComparison.Ordinal)
-                => (Status.InvalidArgument, e.Message.Split(" (Parameter")[0]),
+            InvalidSamplerOptionException => (Status.InvalidArgument, e.Message),
             OutOfMemoryException => (Status.Runtime, "out of memory"),
             _ => (Status.Runtime, e.Message),
         };

@@ -32,7 +32,7 @@ internal sealed class NativeModel : IDisposable
         try
         {
             settings.Report(0.9f);
-            var tokenizer = TokenizerSection.Load(info, loaded.Weights, file.Source);
+            var tokenizer = info.LoadTokenizer(loaded.Weights, file.Source);
             settings.Report(1f);
             return new NativeModel(loaded, tokenizer, settings, clock.Elapsed.TotalMilliseconds);
         }

@@ -85,7 +85,8 @@ internal sealed unsafe class NativeSession
                 StopReason.StopToken => NativeStopReason.Token,
                 StopReason.Length => NativeStopReason.Length,
                 StopReason.Context => NativeStopReason.Context,
-                _ => NativeStopReason.Callback,
+                StopReason.Callback => NativeStopReason.Callback,
+                _ => throw new ArgumentOutOfRangeException(nameof(result.StopReason), result.StopReason, null),
             };
             _last = new NativeSessionStats
             {

@@ -1,5 +1,12 @@
 namespace AotFlash.Sampling;
 
+/// <summary>A sampling setting out of its range: the caller's input, which the CLI and the C API report as such.</summary>
+public sealed class InvalidSamplerOptionException(string message, string option) : ArgumentException(message)
+{
+    /// <summary>The <see cref="SamplerOptions"/> property at fault.</summary>
+    public string Option { get; } = option;
+}
+
 /// <summary>Sampling settings. The defaults are plain sampling at temperature 1 with every filter off.</summary>
 public sealed class SamplerOptions
 {
@@ -21,17 +28,17 @@ public sealed class SamplerOptions
     /// <summary>Greedy decoding (temperature 0).</summary>
     public static SamplerOptions Greedy => new() { Temperature = 0f };
 
-    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
+    /// <summary>Throws <see cref="InvalidSamplerOptionException"/> naming the first invalid setting.</summary>
     public void Validate()
     {
         if (!(Temperature >= 0f) || float.IsPositiveInfinity(Temperature))
-            throw new ArgumentException($"sampler: temperature must be a finite number >= 0 (got {Temperature}).", nameof(Temperature));
+            throw new InvalidSamplerOptionException($"sampler: temperature must be a finite number >= 0 (got {Temperature}).", nameof(Temperature));
         if (TopK < 0)
-            throw new ArgumentException($"sampler: top-k must be >= 0, 0 meaning off (got {TopK}).", nameof(TopK));
+            throw new InvalidSamplerOptionException($"sampler: top-k must be >= 0, 0 meaning off (got {TopK}).", nameof(TopK));
         if (!(TopP > 0f && TopP <= 1f))
-            throw new ArgumentException($"sampler: top-p must be in (0, 1], 1 meaning off (got {TopP}).", nameof(TopP));
+            throw new InvalidSamplerOptionException($"sampler: top-p must be in (0, 1], 1 meaning off (got {TopP}).", nameof(TopP));
         if (!(MinP >= 0f && MinP < 1f))
-            throw new ArgumentException($"sampler: min-p must be in [0, 1), 0 meaning off (got {MinP}).", nameof(MinP));
+            throw new InvalidSamplerOptionException($"sampler: min-p must be in [0, 1), 0 meaning off (got {MinP}).", nameof(MinP));
     }
 }
 

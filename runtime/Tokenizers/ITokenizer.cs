@@ -1,5 +1,3 @@
-using AotFlash.Inference;
-
 namespace AotFlash.Tokenizers;
 
 /// <summary>
@@ -22,24 +20,23 @@ public interface ITokenizer
     ReadOnlySpan<byte> Decode(int previousToken, int token, int bos);
 }
 
+/// <summary>The tokenizers a spec's <c>tokenizer: { kind: … }</c> may name.</summary>
+public enum TokenizerKind
+{
+    /// <summary>llama2.c's tokenizer.bin (SentencePiece pieces with scores).</summary>
+    Llama2c,
+    /// <summary>GPT-2's byte-level BPE.</summary>
+    Gpt2,
+}
+
 /// <summary>The tokenizer section of a model file, read as the spec's tokenizer kind says.</summary>
 public static class TokenizerSection
 {
-    /// <summary>Kinds a spec's <c>tokenizer: { kind: … }</c> may name.</summary>
-    public const string Llama2c = "llama2c", Gpt2 = "gpt2";
-
-    /// <summary>The tokenizer of a loaded model file (<paramref name="source"/> names the file in messages).</summary>
-    public static ITokenizer Load(ModelInfo info, ModelWeights weights, string source)
-    {
-        try { return Load(info.Tokenizer.Kind, weights.TokenizerData, info.Shape.Vocab); }
-        catch (InvalidDataException e) { throw new BadInputException($"{source}: {e.Message}"); }
-    }
-
     /// <exception cref="InvalidDataException">The section does not hold a tokenizer of that kind for this vocabulary.</exception>
-    public static ITokenizer Load(string kind, ReadOnlySpan<byte> data, int vocabSize) => kind switch
+    public static ITokenizer Load(TokenizerKind kind, ReadOnlySpan<byte> data, int vocabSize) => kind switch
     {
-        Llama2c => Llama2cTokenizer.Load(data, vocabSize),
-        Gpt2 => Gpt2BpeTokenizer.Load(data, vocabSize),
+        TokenizerKind.Llama2c => Llama2cTokenizer.Load(data, vocabSize),
+        TokenizerKind.Gpt2 => Gpt2BpeTokenizer.Load(data, vocabSize),
         _ => throw new InvalidDataException($"tokenizer kind '{kind}' is not known to this build"),
     };
 }

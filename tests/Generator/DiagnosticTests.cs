@@ -105,7 +105,6 @@ public sealed class DiagnosticTests
     [InlineData("family", "family: gpt", 2, 9)]
     [InlineData("activation", "activation: tanh", 10, 13)]
     [InlineData("weights", "weights: { dtype: q3 }", 12, 19)]
-    [InlineData(null, "norm: groupnorm", 14, 7)]
     public void AF0008_Unsupported(string? key, string line, int row, int column) =>
         Assert.Equal((row, column), At(Single(With(key, line), "AF0008")));
 
@@ -114,10 +113,19 @@ public sealed class DiagnosticTests
     {
         Assert.Contains("outside the vocabulary", Single(With("tokenizer", "tokenizer: { kind: llama2c, bos: 1, eos: 2, stop: [600] }"), "AF0009").GetMessage());
         Assert.Contains("even head size", Single(With("heads", "heads: 64"), "AF0009").GetMessage()); // head size 1
-        var norm = Single(With(null, "norm: layernorm"), "AF0009");
-        Assert.Equal((14, 7), At(norm));
-        Assert.Contains("family llama is built with norm rmsnorm, not layernorm", norm.GetMessage());
         Assert.Contains("kv_heads must equal heads", Single(With("family", "family: opt"), "AF0009").GetMessage()); // Valid has kv_heads 4 of 8
+    }
+
+    // The family decides norm, position encoding and FFN; a spec that writes one is told so, whatever the value.
+    [Theory]
+    [InlineData("norm: rmsnorm")]
+    [InlineData("position: learned")]
+    [InlineData("ffn: gated")]
+    public void AF0012_ImpliedByFamily(string line)
+    {
+        var d = Single(With(null, line), "AF0012");
+        Assert.Equal((14, 1), At(d));
+        Assert.Contains($"'{line.Split(':')[0]}' is implied by the family (llama: rmsnorm, rope, gated FFN", d.GetMessage());
     }
 
     [Fact]

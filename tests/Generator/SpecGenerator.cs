@@ -9,10 +9,11 @@ namespace AotFlash.Tests.Generator;
 /// <summary>Runs the model-spec generator in memory over YAML texts and compiles its output against the runtime.</summary>
 internal static class SpecGenerator
 {
-    private sealed class YamlFile(string path, string text) : AdditionalText
+    internal sealed class YamlFile(string path, string text) : AdditionalText
     {
         public override string Path { get; } = path;
-        public override SourceText GetText(CancellationToken cancellationToken = default) => SourceText.From(text);
+        public string Text { get; } = text;
+        public override SourceText GetText(CancellationToken cancellationToken = default) => SourceText.From(Text);
     }
 
     public sealed record Result(ImmutableArray<Diagnostic> GeneratorDiagnostics, ImmutableArray<Diagnostic> CompileErrors,

@@ -64,7 +64,7 @@ public sealed class FlashModeTests(ITestOutputHelper output)
             {
                 var g = Greedy(t, reference);
                 Assert.Equal(reference.Generated, g.GeneratedIds);
-                var run = new RunOutput(g.PromptIds, [.. g.GeneratedIds], "", g.StopReason, [.. g.Logits], default);
+                var run = new RunOutput(g.PromptIds, [.. g.GeneratedIds], "", g.StopReason.Name(), [.. g.Logits], default);
                 run.AssertLogits(reference, 1e-4f);
             }
             Assert.True(t.FfnSource.Stats.BytesRead > 0);
@@ -89,7 +89,7 @@ public sealed class FlashModeTests(ITestOutputHelper output)
             var got = Greedy(flash, reference);
             Assert.Equal(want.GeneratedIds, got.GeneratedIds);
             // Cached bundles may sit in another order than in the file, which only reorders the FFN's sum.
-            var run = new RunOutput(got.PromptIds, [.. got.GeneratedIds], "", got.StopReason, [.. got.Logits], default);
+            var run = new RunOutput(got.PromptIds, [.. got.GeneratedIds], "", got.StopReason.Name(), [.. got.Logits], default);
             run.AssertLogits(new GreedyReference(reference.Prompt, want.PromptIds, [], [.. want.Logits]), 1e-4f);
             Assert.True(flash.FfnSource.Stats.BytesRead > 0);
         }
@@ -221,7 +221,7 @@ public sealed class FlashModeTests(ITestOutputHelper output)
             {
                 var g = Greedy(t, GreedyReference.Load(model)[1], dumpLogits: 0);
                 var account = t.Weights.Account;
-                output.WriteLine($"smallest budget {budget} B: peak {account.Peak} B, cache rows {((AotFlash.Sparsity.FlashFfnSource)t.FfnSource).CacheRows} of 172, " +
+                output.WriteLine($"smallest budget {budget} B: peak {account.Peak} B, cache rows {((AotFlash.Ffn.FlashFfnSource)t.FfnSource).CacheRows} of 172, " +
                                  $"{g.GeneratedIds.Count} tokens");
                 Assert.True(account.Peak <= budget);
                 Assert.True(g.GeneratedIds.Count > 100);

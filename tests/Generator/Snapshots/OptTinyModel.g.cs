@@ -4,7 +4,7 @@
 namespace AotFlash.Models
 {
     /// <summary>opt-tiny: opt, dim 64, hidden 256, 2 layers, 4 heads (4 kv), vocab 50257, context 128, relu, f32. Generated from opt-tiny.yaml.</summary>
-    public sealed unsafe partial class OptTinyModel : global::AotFlash.Inference.OptTransformer<global::AotFlash.Inference.F32, global::AotFlash.Inference.Relu>
+    public sealed unsafe partial class OptTinyModel : global::AotFlash.Inference.OptTransformer<global::AotFlash.Flash.F32, global::AotFlash.Kernels.Relu>
     {
         public const string ModelName = "opt-tiny";
         /// <summary>Hash of the math- and layout-relevant part of the spec; model files carry it.</summary>
@@ -36,12 +36,12 @@ namespace AotFlash.Models
         public static global::AotFlash.Inference.ModelInfo Definition { get; } = new global::AotFlash.Inference.ModelInfo(
             ModelName, SpecHash, global::AotFlash.Flash.ModelFamily.Opt,
             new global::AotFlash.Flash.ModelShape(Dim, HiddenDim, Layers, Heads, KvHeads, Vocab, Context, global::AotFlash.Flash.WeightType.F32, tiedEmbeddings: true),
-            NormEps, RopeTheta, activation: "relu",
-            new global::AotFlash.Inference.TokenizerConfig("gpt2", Bos: 50256, Eos: 50256, Stop: new int[] { 50256 }),
+            NormEps, RopeTheta, new global::AotFlash.Inference.Activation(global::AotFlash.Inference.ActivationKind.Relu),
+            new global::AotFlash.Inference.TokenizerConfig(global::AotFlash.Tokenizers.TokenizerKind.Gpt2, Bos: 50256, Eos: 50256, Stop: new int[] { 50256 }),
             new global::AotFlash.Inference.FlashDefaults(Window: 4, PredictorRank: 32, IoThreads: 4, DramBudget: "16MiB"),
             static (weights, ffn, threads) => new OptTinyModel(weights, ffn, threads));
         
-        private OptTinyModel(global::AotFlash.Inference.ModelWeights weights, global::AotFlash.Inference.IFfnSource ffn, int threads)
+        private OptTinyModel(global::AotFlash.Inference.ModelWeights weights, global::AotFlash.Ffn.IFfnSource ffn, int threads)
             : base(Definition, weights, ffn, threads) { }
         
         /// <summary>One token through the whole model: logits[vocab] for <paramref name="token"/> at <paramref name="pos"/>.</summary>

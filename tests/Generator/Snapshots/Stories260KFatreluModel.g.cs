@@ -4,7 +4,7 @@
 namespace AotFlash.Models
 {
     /// <summary>stories260K-fatrelu: llama, dim 64, hidden 172, 5 layers, 8 heads (4 kv), vocab 512, context 512, fatrelu, f16. Generated from stories260K-fatrelu.yaml.</summary>
-    public sealed unsafe partial class Stories260KFatreluModel : global::AotFlash.Inference.LlamaTransformer<global::AotFlash.Inference.F16, Stories260KFatreluModel.FatRelu>
+    public sealed unsafe partial class Stories260KFatreluModel : global::AotFlash.Inference.LlamaTransformer<global::AotFlash.Flash.F16, Stories260KFatreluModel.FatRelu>
     {
         public const string ModelName = "stories260K-fatrelu";
         /// <summary>Hash of the math- and layout-relevant part of the spec; model files carry it.</summary>
@@ -33,16 +33,16 @@ namespace AotFlash.Models
         public static global::AotFlash.Inference.ModelInfo Definition { get; } = new global::AotFlash.Inference.ModelInfo(
             ModelName, SpecHash, global::AotFlash.Flash.ModelFamily.Llama,
             new global::AotFlash.Flash.ModelShape(Dim, HiddenDim, Layers, Heads, KvHeads, Vocab, Context, global::AotFlash.Flash.WeightType.F16, tiedEmbeddings: true),
-            NormEps, RopeTheta, activation: "fatrelu(0.25)",
-            new global::AotFlash.Inference.TokenizerConfig("llama2c", Bos: 1, Eos: 2, Stop: new int[] { 1 }),
+            NormEps, RopeTheta, new global::AotFlash.Inference.Activation(global::AotFlash.Inference.ActivationKind.FatRelu, Threshold: 0.25f),
+            new global::AotFlash.Inference.TokenizerConfig(global::AotFlash.Tokenizers.TokenizerKind.Llama2c, Bos: 1, Eos: 2, Stop: new int[] { 1 }),
             new global::AotFlash.Inference.FlashDefaults(Window: 4, PredictorRank: 32, IoThreads: 8, DramBudget: "50%"),
             static (weights, ffn, threads) => new Stories260KFatreluModel(weights, ffn, threads));
         
-        private Stories260KFatreluModel(global::AotFlash.Inference.ModelWeights weights, global::AotFlash.Inference.IFfnSource ffn, int threads)
+        private Stories260KFatreluModel(global::AotFlash.Inference.ModelWeights weights, global::AotFlash.Ffn.IFfnSource ffn, int threads)
             : base(Definition, weights, ffn, threads) { }
         
         /// <summary>FATReLU: x above 0.25 passes, everything else is 0.</summary>
-        public readonly struct FatRelu : global::AotFlash.Inference.IActivation
+        public readonly struct FatRelu : global::AotFlash.Kernels.IActivation
         {
             public static float Apply(float x) => x > 0.25f ? x : 0f;
         }

@@ -4,7 +4,7 @@
 namespace AotFlash.Models
 {
     /// <summary>stories260K-relu-q4: llama, dim 64, hidden 172, 5 layers, 8 heads (4 kv), vocab 512, context 512, relu, q4. Generated from stories260K-relu-q4.yaml.</summary>
-    public sealed unsafe partial class Stories260KReluQ4Model : global::AotFlash.Inference.LlamaTransformer<global::AotFlash.Inference.Q4, global::AotFlash.Inference.Relu>
+    public sealed unsafe partial class Stories260KReluQ4Model : global::AotFlash.Inference.LlamaTransformer<global::AotFlash.Flash.Q4, global::AotFlash.Kernels.Relu>
     {
         public const string ModelName = "stories260K-relu-q4";
         /// <summary>Hash of the math- and layout-relevant part of the spec; model files carry it.</summary>
@@ -33,12 +33,12 @@ namespace AotFlash.Models
         public static global::AotFlash.Inference.ModelInfo Definition { get; } = new global::AotFlash.Inference.ModelInfo(
             ModelName, SpecHash, global::AotFlash.Flash.ModelFamily.Llama,
             new global::AotFlash.Flash.ModelShape(Dim, HiddenDim, Layers, Heads, KvHeads, Vocab, Context, global::AotFlash.Flash.WeightType.Q4, tiedEmbeddings: true),
-            NormEps, RopeTheta, activation: "relu",
-            new global::AotFlash.Inference.TokenizerConfig("llama2c", Bos: 1, Eos: 2, Stop: new int[] { 1 }),
+            NormEps, RopeTheta, new global::AotFlash.Inference.Activation(global::AotFlash.Inference.ActivationKind.Relu),
+            new global::AotFlash.Inference.TokenizerConfig(global::AotFlash.Tokenizers.TokenizerKind.Llama2c, Bos: 1, Eos: 2, Stop: new int[] { 1 }),
             new global::AotFlash.Inference.FlashDefaults(Window: 4, PredictorRank: 32, IoThreads: 4, DramBudget: "4MiB"),
             static (weights, ffn, threads) => new Stories260KReluQ4Model(weights, ffn, threads));
         
-        private Stories260KReluQ4Model(global::AotFlash.Inference.ModelWeights weights, global::AotFlash.Inference.IFfnSource ffn, int threads)
+        private Stories260KReluQ4Model(global::AotFlash.Inference.ModelWeights weights, global::AotFlash.Ffn.IFfnSource ffn, int threads)
             : base(Definition, weights, ffn, threads) { }
         
         /// <summary>One token through the whole model: logits[vocab] for <paramref name="token"/> at <paramref name="pos"/>.</summary>

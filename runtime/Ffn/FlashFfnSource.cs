@@ -1,49 +1,8 @@
 using System.Diagnostics;
 using AotFlash.Flash;
-using AotFlash.Inference;
+using AotFlash.Sparsity;
 
-namespace AotFlash.Sparsity;
-
-/// <summary>The paper's baseline: every token, each layer's whole FFN is read from flash (O_DIRECT, the same I/O pool)
-/// into one layer buffer and computed densely. Only one layer's FFN is in DRAM at a time.</summary>
-public sealed unsafe class NaiveFfnSource : IFfnSource
-{
-    private readonly FlashReader _reader;
-    private readonly long _flashSection;
-    private readonly long _layerBytes;
-    private readonly NativeArray<byte> _layer;
-    private readonly EveryNeuron _all;
-
-    public NaiveFfnSource(FlashReader reader, long flashSection, Layout layout, DramAccount account)
-    {
-        _reader = reader;
-        _flashSection = flashSection;
-        _layerBytes = layout.FlashLayerBytes;
-        _layer = new NativeArray<byte>(_layerBytes, account, "the naive mode's layer buffer", Layout.FlashAlignment);
-        _all = new EveryNeuron(layout.Shape.HiddenDim, account);
-        Stats.DirectIo = reader.Direct;
-    }
-
-    public FfnStats Stats { get; } = new();
-
-    public FfnSelection Prepare(FfnLayer layer, float* x)
-    {
-        long start = Stopwatch.GetTimestamp(), before = _reader.BytesRead;
-        _reader.ReadContiguous(_flashSection + layer.Offset, _layerBytes, _layer.Pointer);
-        Stats.IoTicks += Stopwatch.GetTimestamp() - start;
-        Stats.BytesRead += _reader.BytesRead - before;
-        return _all.At(_layer.Pointer, layer.BundleStride, Stats);
-    }
-
-    public void Reset() { }
-
-    public void Dispose()
-    {
-        _layer.Dispose();
-        _all.Dispose();
-        _reader.Dispose();
-    }
-}
+namespace AotFlash.Ffn;
 
 /// <summary>
 /// LLM in a flash: per layer, the low-rank predictor picks the neurons this token will use; the layer's
@@ -208,7 +167,7 @@ public sealed unsafe class FlashFfnSource : IFfnSource
             {
                 byte* bundle = _layer.Pointer + i * layer.BundleStride;
                 float g;
-                fixed (float* row = _row) g = Calibrator.PreActivation(bundle, x, row, layout);
+                fixed (float* row = _row) g = NeuronGate.PreActivation(bundle, x, row, layout);
                 while (j < selected.Length && selected[j] < i) j++;
                 if (g <= threshold) continue;
                 stats.TrueActive++;

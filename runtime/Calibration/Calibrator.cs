@@ -1,11 +1,10 @@
 using System.Diagnostics;
-using System.Globalization;
-using AotFlash.Flash;
 using AotFlash.Inference;
 using AotFlash.Sampling;
+using AotFlash.Sparsity;
 using AotFlash.Tokenizers;
 
-namespace AotFlash.Sparsity;
+namespace AotFlash.Calibration;
 
 /// <summary>Per-layer result of calibration, measured on held-out tokens.</summary>
 public sealed record LayerCalibration(int Layer, int Rank, PredictorQuality Quality, long Bytes);
@@ -17,31 +16,10 @@ public sealed record LayerCalibration(int Layer, int Rank, PredictorQuality Qual
 /// </summary>
 public static unsafe class Calibrator
 {
-    /// <summary>The activation's "active" threshold (gate pre-activation above it), or null when it never produces exact zeros.</summary>
-    public static float? ActiveThreshold(string activation) => activation switch
-    {
-        "relu" => 0f,
-        _ when activation.StartsWith("fatrelu(", StringComparison.Ordinal) =>
-            float.Parse(activation[8..^1], NumberStyles.Float, CultureInfo.InvariantCulture),
-        _ => null,
-    };
-
     /// <summary>The active threshold of a model that can be calibrated; a clear error for one whose activation never gives zeros.</summary>
-    public static float RequireActiveThreshold(ModelInfo info) => ActiveThreshold(info.Activation) ?? throw new BadInputException($"calibrate needs a ReLU-family activation (relu or fatrelu(t)); '{info.Name}' uses " +
-                                       $"{info.Activation}, whose activations are never exactly zero, so there is nothing to predict");
-
-    /// <summary>dst[dim] = the gate row of a bundle (its first dim elements), as floats.</summary>
-    public static void GateRow(float* dst, byte* bundle, int dim, WeightType type) => WeightRows.ToSingle(type, dst, bundle, dim);
-
-    /// <summary>The gate's bias of a bundle (OPT's fc1 bias); 0 for families without one.</summary>
-    public static float GateBias(byte* bundle, Layout layout) => layout.BundleBias >= 0 ? *(float*)(bundle + layout.BundleBias) : 0f;
-
-    /// <summary>gate · x + bias of one bundle: the value the activation decides on. <paramref name="row"/> is dim floats of scratch.</summary>
-    public static float PreActivation(byte* bundle, float* x, float* row, Layout layout)
-    {
-        GateRow(row, bundle, layout.Shape.Dim, layout.Shape.Weights);
-        return Kernels.VectorOps.Dot(row, x, layout.Shape.Dim) + GateBias(bundle, layout);
-    }
+    public static float RequireActiveThreshold(ModelInfo info) => info.Activation.ActiveThreshold ?? throw new BadInputException(
+        $"calibrate needs a ReLU-family activation (relu or fatrelu(t)); '{info.Name}' uses {info.Activation}, " +
+        "whose activations are never exactly zero, so there is nothing to predict");
 
     /// <summary>x[n, dim] → [n, dim + 1] with a last column of ones.</summary>
     private static float[] WithConstantInput(float[] x, int n, int dim)
@@ -140,8 +118,8 @@ public static unsafe class Calibrator
                 for (int i = 0; i < shape.HiddenDim; i++)
                 {
                     byte* bundle = first + i * layout.BundleStride;
-                    GateRow(g + (long)i * width, bundle, shape.Dim, shape.Weights);
-                    if (biased) g[(long)i * width + shape.Dim] = GateBias(bundle, layout);
+                    NeuronGate.Row(g + (long)i * width, bundle, shape.Dim, shape.Weights);
+                    if (biased) g[(long)i * width + shape.Dim] = NeuronGate.Bias(bundle, layout);
                 }
             }
             float[] x = biased ? WithConstantInput(inputs[l], tokens, shape.Dim) : inputs[l];

@@ -1,7 +1,6 @@
-using AotFlash.Flash;
 using AotFlash.Kernels;
 
-namespace AotFlash.Inference;
+namespace AotFlash.Flash;
 
 /// <summary>How weights of one element type are multiplied; a struct type argument, so every model gets its own
 /// specialised code and no dispatch per call.</summary>
@@ -87,26 +86,4 @@ public static unsafe class WeightRows
             default: throw new ArgumentOutOfRangeException(nameof(type), type, null);
         }
     }
-}
-
-/// <summary>The FFN activation, applied per neuron; a struct type argument like <see cref="IWeightFormat"/>.</summary>
-public interface IActivation
-{
-    static abstract float Apply(float x);
-}
-
-public readonly struct Relu : IActivation
-{
-    public static float Apply(float x) => x > 0f ? x : 0f;
-}
-
-public readonly struct Silu : IActivation
-{
-    // The form llama2.c uses, so results agree to the last bit where expf does.
-    public static float Apply(float x) => x * (1.0f / (1.0f + MathF.Exp(-x)));
-}
-
-public readonly struct Gelu : IActivation
-{
-    public static float Apply(float x) => 0.5f * x * (1f + MathF.Tanh(0.7978845608f * (x + 0.044715f * x * x * x)));
 }
