@@ -1,0 +1,13 @@
+namespace AotFlash.Kernels;
+
+/// <summary>
+/// One group of 32 quantised weights times 32 int8 activations, for <see cref="QuantKernels{TF,TI,S}"/>: the exact
+/// integer Σ w_j·x_j, spread over the lanes of the result (lane sums stay below 2^24, so the floats are exact).
+/// </summary>
+internal unsafe interface IQuantDot<TF> where TF : struct
+{
+    /// <summary>w: 32 int8 quants.</summary>
+    static abstract TF DotQ8Group(sbyte* w, sbyte* x);
+    /// <summary>w: 16 bytes of q4 quants, values q - 8.</summary>
+    static abstract TF DotQ4Group(byte* w, sbyte* x);
+}

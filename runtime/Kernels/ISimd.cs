@@ -1,0 +1,49 @@
+namespace AotFlash.Kernels;
+
+/// <summary>
+/// The vector operations the kernels need, over float lanes (TF) and int lanes of the same width (TI).
+/// (The vector types' operators cannot be reached through generic constraints: the interfaces that carry them are not in the reference assemblies.)
+/// Implemented by <see cref="Simd128"/>, <see cref="Simd256"/> and <see cref="Simd512"/>, each a thin
+/// forwarder to the cross-platform Vector128/256/512 API, so the JIT specialises every kernel per width.
+/// </summary>
+internal unsafe interface ISimd<TF, TI> where TF : struct where TI : struct
+{
+    static abstract int Count { get; }
+    static abstract TF Zero { get; }
+    static abstract TF Splat(float value);
+    static abstract TI Splat(int value);
+    static abstract TF Load(float* p);
+    static abstract void Store(float* p, TF v);
+    static abstract TF Add(TF a, TF b);
+    static abstract TF Sub(TF a, TF b);
+    static abstract TF Mul(TF a, TF b);
+    static abstract TF Div(TF a, TF b);
+    /// <summary>a·b + c, fused where the hardware has FMA.</summary>
+    static abstract TF MulAdd(TF a, TF b, TF c);
+    static abstract float Sum(TF v);
+    static abstract TF GreaterThan(TF a, TF b);
+    static abstract TF Select(TF mask, TF ifTrue, TF ifFalse);
+    /// <summary>First lane equal (IEEE ==) to value, or -1.</summary>
+    static abstract TI Add(TI a, TI b);
+    static abstract TI Sub(TI a, TI b);
+    static abstract TI And(TI a, TI b);
+    static abstract TI Or(TI a, TI b);
+    static abstract TI Xor(TI a, TI b);
+    static abstract TI ShiftLeft(TI v, int count);
+    static abstract TI ShiftRightLogical(TI v, int count);
+    static abstract TI GreaterThan(TI a, TI b);
+    static abstract TI LessThan(TI a, TI b);
+    static abstract TI Select(TI mask, TI ifTrue, TI ifFalse);
+    static abstract TI AsInt(TF v);
+    static abstract TF AsFloat(TI v);
+    /// <summary>Loads 2·Count halves, zero-extending their bit patterns into two int vectors.</summary>
+    static abstract (TI Lower, TI Upper) LoadHalves(Half* p);
+    /// <summary>Stores the low 16 bits of each lane of lower then upper as 2·Count halves.</summary>
+    static abstract void StoreHalves(Half* p, TI lower, TI upper);
+    /// <summary>Loads Count signed bytes, sign-extended into the int lanes.</summary>
+    static abstract TI LoadSBytes(sbyte* p);
+    /// <summary>Loads Count bytes, zero-extended into the int lanes.</summary>
+    static abstract TI LoadBytes(byte* p);
+    /// <summary>Each int lane converted to float (exact for the small integers quants hold).</summary>
+    static abstract TF ToFloat(TI v);
+}

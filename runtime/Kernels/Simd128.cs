@@ -1,0 +1,87 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.Arm;
+using System.Runtime.Intrinsics.X86;
+
+namespace AotFlash.Kernels;
+
+internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>>, IQuantDot<Vector128<float>>
+{
+    public static int Count => Vector128<float>.Count;
+    public static Vector128<float> Zero => Vector128<float>.Zero;
+    public static Vector128<float> Splat(float value) => Vector128.Create(value);
+    public static Vector128<int> Splat(int value) => Vector128.Create(value);
+    public static Vector128<float> Load(float* p) => Vector128.Load(p);
+    public static void Store(float* p, Vector128<float> v) => v.Store(p);
+    public static Vector128<float> Add(Vector128<float> a, Vector128<float> b) => a + b;
+    public static Vector128<float> Sub(Vector128<float> a, Vector128<float> b) => a - b;
+    public static Vector128<float> Mul(Vector128<float> a, Vector128<float> b) => a * b;
+    public static Vector128<float> Div(Vector128<float> a, Vector128<float> b) => a / b;
+    public static Vector128<float> MulAdd(Vector128<float> a, Vector128<float> b, Vector128<float> c) => Vector128.MultiplyAddEstimate(a, b, c);
+    public static float Sum(Vector128<float> v) => Vector128.Sum(v);
+    public static Vector128<float> GreaterThan(Vector128<float> a, Vector128<float> b) => Vector128.GreaterThan(a, b);
+    public static Vector128<float> Select(Vector128<float> mask, Vector128<float> ifTrue, Vector128<float> ifFalse) => Vector128.ConditionalSelect(mask, ifTrue, ifFalse);
+    public static Vector128<int> Add(Vector128<int> a, Vector128<int> b) => a + b;
+    public static Vector128<int> Sub(Vector128<int> a, Vector128<int> b) => a - b;
+    public static Vector128<int> And(Vector128<int> a, Vector128<int> b) => a & b;
+    public static Vector128<int> Or(Vector128<int> a, Vector128<int> b) => a | b;
+    public static Vector128<int> Xor(Vector128<int> a, Vector128<int> b) => a ^ b;
+    public static Vector128<int> ShiftLeft(Vector128<int> v, int count) => v << count;
+    public static Vector128<int> ShiftRightLogical(Vector128<int> v, int count) => v >>> count;
+    public static Vector128<int> GreaterThan(Vector128<int> a, Vector128<int> b) => Vector128.GreaterThan(a, b);
+    public static Vector128<int> LessThan(Vector128<int> a, Vector128<int> b) => Vector128.LessThan(a, b);
+    public static Vector128<int> Select(Vector128<int> mask, Vector128<int> ifTrue, Vector128<int> ifFalse) => Vector128.ConditionalSelect(mask, ifTrue, ifFalse);
+    public static Vector128<int> AsInt(Vector128<float> v) => v.AsInt32();
+    public static Vector128<float> AsFloat(Vector128<int> v) => v.AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static (Vector128<int> Lower, Vector128<int> Upper) LoadHalves(Half* p)
+    {
+        var (lower, upper) = Vector128.Widen(Vector128.Load((ushort*)p));
+        return (lower.AsInt32(), upper.AsInt32());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreHalves(Half* p, Vector128<int> lower, Vector128<int> upper) =>
+        Vector128.Narrow(lower.AsUInt32(), upper.AsUInt32()).Store((ushort*)p);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> LoadSBytes(sbyte* p) =>
+        Vector128.WidenLower(Vector128.WidenLower(Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<int>(p)).AsSByte()));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> LoadBytes(byte* p) =>
+        Vector128.WidenLower(Vector128.WidenLower(Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<int>(p)).AsByte())).AsInt32();
+
+    public static Vector128<float> ToFloat(Vector128<int> v) => Vector128.ConvertToSingle(v);
+
+    // A group as two 16-byte halves.
+    public static Vector128<float> DotQ8Group(sbyte* w, sbyte* x) =>
+        Vector128.ConvertToSingle(DotBytes(DotBytes(Vector128<int>.Zero, Vector128.Load(w), Vector128.Load(x)), Vector128.Load(w + 16), Vector128.Load(x + 16)));
+
+    // The group's 16 bytes hold its first half in the low nibbles and its second half in the high ones.
+    public static Vector128<float> DotQ4Group(byte* w, sbyte* x)
+    {
+        var bytes = Vector128.Load(w);
+        var eight = Vector128.Create((sbyte)8);
+        var low = (bytes & Vector128.Create((byte)0xF)).AsSByte() - eight;
+        var high = (Vector128.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte() & Vector128.Create((byte)0xF)).AsSByte() - eight;
+        return Vector128.ConvertToSingle(DotBytes(DotBytes(Vector128<int>.Zero, low, Vector128.Load(x)), high, Vector128.Load(x + 16)));
+    }
+
+    // acc + the 16 products w·x summed into 4 int lanes. SSSE3 multiplies unsigned by signed bytes, so |w| meets x with
+    // w's sign moved onto it; adjacent pairs sum to int16 without saturating (2·127·127 < 2^15), then pairs again to int32.
+    // arm64 has SDOT where the dot-product extension is present, else widening multiplies.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector128<int> DotBytes(Vector128<int> acc, Vector128<sbyte> w, Vector128<sbyte> x)
+    {
+        if (Ssse3.IsSupported)
+            return acc + Sse2.MultiplyAddAdjacent(Ssse3.MultiplyAddAdjacent(Ssse3.Abs(w), Ssse3.Sign(x, w)), Vector128.Create((short)1));
+        if (Dp.IsSupported) return Dp.DotProduct(acc, w, x);
+        var (wLow, wHigh) = Vector128.Widen(w);
+        var (xLow, xHigh) = Vector128.Widen(x);
+        var (a, b) = Vector128.Widen(wLow * xLow); // each product fits int16: |w·x| ≤ 127·127
+        var (c, d) = Vector128.Widen(wHigh * xHigh);
+        return acc + (a + b) + (c + d);
+    }
+}

@@ -1,0 +1,80 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace AotFlash.Kernels;
+
+internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>>, IQuantDot<Vector256<float>>
+{
+    public static int Count => Vector256<float>.Count;
+    public static Vector256<float> Zero => Vector256<float>.Zero;
+    public static Vector256<float> Splat(float value) => Vector256.Create(value);
+    public static Vector256<int> Splat(int value) => Vector256.Create(value);
+    public static Vector256<float> Load(float* p) => Vector256.Load(p);
+    public static void Store(float* p, Vector256<float> v) => v.Store(p);
+    public static Vector256<float> Add(Vector256<float> a, Vector256<float> b) => a + b;
+    public static Vector256<float> Sub(Vector256<float> a, Vector256<float> b) => a - b;
+    public static Vector256<float> Mul(Vector256<float> a, Vector256<float> b) => a * b;
+    public static Vector256<float> Div(Vector256<float> a, Vector256<float> b) => a / b;
+    public static Vector256<float> MulAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Vector256.MultiplyAddEstimate(a, b, c);
+    public static float Sum(Vector256<float> v) => Vector256.Sum(v);
+    public static Vector256<float> GreaterThan(Vector256<float> a, Vector256<float> b) => Vector256.GreaterThan(a, b);
+    public static Vector256<float> Select(Vector256<float> mask, Vector256<float> ifTrue, Vector256<float> ifFalse) => Vector256.ConditionalSelect(mask, ifTrue, ifFalse);
+    public static Vector256<int> Add(Vector256<int> a, Vector256<int> b) => a + b;
+    public static Vector256<int> Sub(Vector256<int> a, Vector256<int> b) => a - b;
+    public static Vector256<int> And(Vector256<int> a, Vector256<int> b) => a & b;
+    public static Vector256<int> Or(Vector256<int> a, Vector256<int> b) => a | b;
+    public static Vector256<int> Xor(Vector256<int> a, Vector256<int> b) => a ^ b;
+    public static Vector256<int> ShiftLeft(Vector256<int> v, int count) => v << count;
+    public static Vector256<int> ShiftRightLogical(Vector256<int> v, int count) => v >>> count;
+    public static Vector256<int> GreaterThan(Vector256<int> a, Vector256<int> b) => Vector256.GreaterThan(a, b);
+    public static Vector256<int> LessThan(Vector256<int> a, Vector256<int> b) => Vector256.LessThan(a, b);
+    public static Vector256<int> Select(Vector256<int> mask, Vector256<int> ifTrue, Vector256<int> ifFalse) => Vector256.ConditionalSelect(mask, ifTrue, ifFalse);
+    public static Vector256<int> AsInt(Vector256<float> v) => v.AsInt32();
+    public static Vector256<float> AsFloat(Vector256<int> v) => v.AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static (Vector256<int> Lower, Vector256<int> Upper) LoadHalves(Half* p)
+    {
+        var (lower, upper) = Vector256.Widen(Vector256.Load((ushort*)p));
+        return (lower.AsInt32(), upper.AsInt32());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreHalves(Half* p, Vector256<int> lower, Vector256<int> upper) =>
+        Vector256.Narrow(lower.AsUInt32(), upper.AsUInt32()).Store((ushort*)p);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> LoadSBytes(sbyte* p) =>
+        Vector256.WidenLower(Vector128.WidenLower(Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(p)).AsSByte()).ToVector256Unsafe());
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> LoadBytes(byte* p) =>
+        Vector256.WidenLower(Vector128.WidenLower(Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(p)).AsByte()).ToVector256Unsafe()).AsInt32();
+
+    public static Vector256<float> ToFloat(Vector256<int> v) => Vector256.ConvertToSingle(v);
+
+    public static Vector256<float> DotQ8Group(sbyte* w, sbyte* x) => Vector256.ConvertToSingle(DotBytes(Vector256.Load(w), Vector256.Load(x)));
+
+    // The group's 16 bytes hold its first half in the low nibbles and its second half in the high ones.
+    public static Vector256<float> DotQ4Group(byte* w, sbyte* x)
+    {
+        var bytes = Vector128.Load(w);
+        var nibble = Vector128.Create((byte)0xF);
+        var quants = Vector256.Create(bytes & nibble, Vector128.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte() & nibble).AsSByte();
+        return Vector256.ConvertToSingle(DotBytes(quants - Vector256.Create((sbyte)8), Vector256.Load(x)));
+    }
+
+    // The 32 products w·x summed into 8 int lanes; with AVX2 as Simd128.DotBytes does with SSSE3.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<int> DotBytes(Vector256<sbyte> w, Vector256<sbyte> x)
+    {
+        if (Avx2.IsSupported)
+            return Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.Abs(w), Avx2.Sign(x, w)), Vector256.Create((short)1));
+        var (wLow, wHigh) = Vector256.Widen(w);
+        var (xLow, xHigh) = Vector256.Widen(x);
+        var (a, b) = Vector256.Widen(wLow * xLow); // each product fits int16: |w·x| ≤ 127·127
+        var (c, d) = Vector256.Widen(wHigh * xHigh);
+        return (a + b) + (c + d);
+    }
+}

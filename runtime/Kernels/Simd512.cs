@@ -1,0 +1,63 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace AotFlash.Kernels;
+
+internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<int>>
+{
+    public static int Count => Vector512<float>.Count;
+    public static Vector512<float> Zero => Vector512<float>.Zero;
+    public static Vector512<float> Splat(float value) => Vector512.Create(value);
+    public static Vector512<int> Splat(int value) => Vector512.Create(value);
+    public static Vector512<float> Load(float* p) => Vector512.Load(p);
+    public static void Store(float* p, Vector512<float> v) => v.Store(p);
+    public static Vector512<float> Add(Vector512<float> a, Vector512<float> b) => a + b;
+    public static Vector512<float> Sub(Vector512<float> a, Vector512<float> b) => a - b;
+    public static Vector512<float> Mul(Vector512<float> a, Vector512<float> b) => a * b;
+    public static Vector512<float> Div(Vector512<float> a, Vector512<float> b) => a / b;
+    public static Vector512<float> MulAdd(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Vector512.MultiplyAddEstimate(a, b, c);
+    public static float Sum(Vector512<float> v) => Vector512.Sum(v);
+    public static Vector512<float> GreaterThan(Vector512<float> a, Vector512<float> b) => Vector512.GreaterThan(a, b);
+    public static Vector512<float> Select(Vector512<float> mask, Vector512<float> ifTrue, Vector512<float> ifFalse) => Vector512.ConditionalSelect(mask, ifTrue, ifFalse);
+    public static Vector512<int> Add(Vector512<int> a, Vector512<int> b) => a + b;
+    public static Vector512<int> Sub(Vector512<int> a, Vector512<int> b) => a - b;
+    public static Vector512<int> And(Vector512<int> a, Vector512<int> b) => a & b;
+    public static Vector512<int> Or(Vector512<int> a, Vector512<int> b) => a | b;
+    public static Vector512<int> Xor(Vector512<int> a, Vector512<int> b) => a ^ b;
+    public static Vector512<int> ShiftLeft(Vector512<int> v, int count) => v << count;
+    public static Vector512<int> ShiftRightLogical(Vector512<int> v, int count) => v >>> count;
+    public static Vector512<int> GreaterThan(Vector512<int> a, Vector512<int> b) => Vector512.GreaterThan(a, b);
+    public static Vector512<int> LessThan(Vector512<int> a, Vector512<int> b) => Vector512.LessThan(a, b);
+    public static Vector512<int> Select(Vector512<int> mask, Vector512<int> ifTrue, Vector512<int> ifFalse) => Vector512.ConditionalSelect(mask, ifTrue, ifFalse);
+    public static Vector512<int> AsInt(Vector512<float> v) => v.AsInt32();
+    public static Vector512<float> AsFloat(Vector512<int> v) => v.AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static (Vector512<int> Lower, Vector512<int> Upper) LoadHalves(Half* p)
+    {
+        var (lower, upper) = Vector512.Widen(Vector512.Load((ushort*)p));
+        return (lower.AsInt32(), upper.AsInt32());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreHalves(Half* p, Vector512<int> lower, Vector512<int> upper) =>
+        Vector512.Narrow(lower.AsUInt32(), upper.AsUInt32()).Store((ushort*)p);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<int> LoadSBytes(sbyte* p)
+    {
+        var (lower, upper) = Vector128.Widen(Vector128.Load(p));
+        var shorts = Vector256.Create(lower, upper);
+        return Vector512.Create(Vector256.WidenLower(shorts), Vector256.WidenUpper(shorts));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<int> LoadBytes(byte* p)
+    {
+        var (lower, upper) = Vector128.Widen(Vector128.Load(p));
+        var shorts = Vector256.Create(lower, upper);
+        return Vector512.Create(Vector256.WidenLower(shorts), Vector256.WidenUpper(shorts)).AsInt32();
+    }
+
+    public static Vector512<float> ToFloat(Vector512<int> v) => Vector512.ConvertToSingle(v);
+}

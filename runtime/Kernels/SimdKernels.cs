@@ -1,0 +1,370 @@
+using System.Runtime.CompilerServices;
+
+namespace AotFlash.Kernels;
+
+/// <summary>
+/// Every kernel body, written once over the vector width: S supplies Count lanes of float (TF) and int (TI).
+/// Main loops take whole vectors; the last n mod Count elements go through a scalar tail.
+/// </summary>
+internal static unsafe class SimdKernels<TF, TI, S>
+    where TF : struct
+    where TI : struct
+    where S : struct, ISimd<TF, TI>
+{
+    // a[n] · b[n]
+    public static float Dot(float* a, float* b, int n)
+    {
+        int c = S.Count, i = 0;
+        // Four independent accumulators, so consecutive FMAs don't wait on each other's latency.
+        TF acc0 = S.Zero, acc1 = S.Zero, acc2 = S.Zero, acc3 = S.Zero;
+        for (; i <= n - 4 * c; i += 4 * c)
+        {
+            acc0 = S.MulAdd(S.Load(a + i), S.Load(b + i), acc0);
+            acc1 = S.MulAdd(S.Load(a + i + c), S.Load(b + i + c), acc1);
+            acc2 = S.MulAdd(S.Load(a + i + 2 * c), S.Load(b + i + 2 * c), acc2);
+            acc3 = S.MulAdd(S.Load(a + i + 3 * c), S.Load(b + i + 3 * c), acc3);
+        }
+        for (; i <= n - c; i += c) acc0 = S.MulAdd(S.Load(a + i), S.Load(b + i), acc0);
+        float sum = S.Sum(S.Add(S.Add(acc0, acc1), S.Add(acc2, acc3)));
+        for (; i < n; i++) sum += a[i] * b[i];
+        return sum;
+    }
+
+    // w[n] (half) · x[n]
+    public static float DotF16(Half* w, float* x, int n)
+    {
+        int c = S.Count, i = 0;
+        TF acc0 = S.Zero, acc1 = S.Zero;
+        // One load of 2·Count halves widens into two float vectors.
+        for (; i <= n - 2 * c; i += 2 * c)
+        {
+            var (lower, upper) = S.LoadHalves(w + i);
+            acc0 = S.MulAdd(HalfToSingle(lower), S.Load(x + i), acc0);
+            acc1 = S.MulAdd(HalfToSingle(upper), S.Load(x + i + c), acc1);
+        }
+        float sum = S.Sum(S.Add(acc0, acc1));
+        for (; i < n; i++) sum += (float)w[i] * x[i];
+        return sum;
+    }
+
+    // y[n] += a · x[n]. Multiply then add, not fused, so each element rounds exactly as the scalar reference does.
+    public static void Axpy(float* y, float a, float* x, int n)
+    {
+        int c = S.Count, i = 0;
+        TF av = S.Splat(a);
+        for (; i <= n - c; i += c) S.Store(y + i, S.Add(S.Load(y + i), S.Mul(av, S.Load(x + i))));
+        for (; i < n; i++) y[i] += a * x[i];
+    }
+
+    // y[n] += a · x[n] (x half); not fused, as in Axpy
+    public static void AxpyF16(float* y, float a, Half* x, int n)
+    {
+        int c = S.Count, i = 0;
+        TF av = S.Splat(a);
+        for (; i <= n - 2 * c; i += 2 * c)
+        {
+            var (lower, upper) = S.LoadHalves(x + i);
+            S.Store(y + i, S.Add(S.Load(y + i), S.Mul(av, HalfToSingle(lower))));
+            S.Store(y + i + c, S.Add(S.Load(y + i + c), S.Mul(av, HalfToSingle(upper))));
+        }
+        for (; i < n; i++) y[i] += a * (float)x[i];
+    }
+
+    // y[rows] = W[rows, cols] · x[cols]; row r at w + r·rowStride. y must not overlap x.
+    // Four rows per pass share each load of x: matvec is memory-bound, and this halves the loads per FMA
+    // while keeping four independent accumulator chains in flight.
+    public static void MatVec(float* y, float* w, long rowStride, float* x, int rows, int cols)
+    {
+        int c = S.Count, r = 0;
+        for (; r <= rows - 4; r += 4)
+        {
+            float* w0 = w + r * rowStride, w1 = w0 + rowStride, w2 = w1 + rowStride, w3 = w2 + rowStride;
+            TF acc0 = S.Zero, acc1 = S.Zero, acc2 = S.Zero, acc3 = S.Zero;
+            int j = 0;
+            for (; j <= cols - c; j += c)
+            {
+                TF xv = S.Load(x + j);
+                acc0 = S.MulAdd(S.Load(w0 + j), xv, acc0);
+                acc1 = S.MulAdd(S.Load(w1 + j), xv, acc1);
+                acc2 = S.MulAdd(S.Load(w2 + j), xv, acc2);
+                acc3 = S.MulAdd(S.Load(w3 + j), xv, acc3);
+            }
+            float s0 = S.Sum(acc0), s1 = S.Sum(acc1), s2 = S.Sum(acc2), s3 = S.Sum(acc3);
+            for (; j < cols; j++)
+            {
+                float xj = x[j];
+                s0 += w0[j] * xj;
+                s1 += w1[j] * xj;
+                s2 += w2[j] * xj;
+                s3 += w3[j] * xj;
+            }
+            y[r] = s0;
+            y[r + 1] = s1;
+            y[r + 2] = s2;
+            y[r + 3] = s3;
+        }
+        for (; r < rows; r++) y[r] = Dot(w + r * rowStride, x, cols);
+    }
+
+    // y[rows] = W[rows, cols] · x[cols], W half; row r at w + r·rowStride. Blocked by four rows as MatVec.
+    public static void MatVecF16(float* y, Half* w, long rowStride, float* x, int rows, int cols)
+    {
+        int c = S.Count, r = 0;
+        for (; r <= rows - 4; r += 4)
+        {
+            Half* w0 = w + r * rowStride, w1 = w0 + rowStride, w2 = w1 + rowStride, w3 = w2 + rowStride;
+            TF acc0 = S.Zero, acc1 = S.Zero, acc2 = S.Zero, acc3 = S.Zero;
+            int j = 0;
+            for (; j <= cols - 2 * c; j += 2 * c)
+            {
+                TF xLower = S.Load(x + j), xUpper = S.Load(x + j + c);
+                var (lower, upper) = S.LoadHalves(w0 + j);
+                acc0 = S.MulAdd(HalfToSingle(upper), xUpper, S.MulAdd(HalfToSingle(lower), xLower, acc0));
+                (lower, upper) = S.LoadHalves(w1 + j);
+                acc1 = S.MulAdd(HalfToSingle(upper), xUpper, S.MulAdd(HalfToSingle(lower), xLower, acc1));
+                (lower, upper) = S.LoadHalves(w2 + j);
+                acc2 = S.MulAdd(HalfToSingle(upper), xUpper, S.MulAdd(HalfToSingle(lower), xLower, acc2));
+                (lower, upper) = S.LoadHalves(w3 + j);
+                acc3 = S.MulAdd(HalfToSingle(upper), xUpper, S.MulAdd(HalfToSingle(lower), xLower, acc3));
+            }
+            float s0 = S.Sum(acc0), s1 = S.Sum(acc1), s2 = S.Sum(acc2), s3 = S.Sum(acc3);
+            for (; j < cols; j++)
+            {
+                float xj = x[j];
+                s0 += (float)w0[j] * xj;
+                s1 += (float)w1[j] * xj;
+                s2 += (float)w2[j] * xj;
+                s3 += (float)w3[j] * xj;
+            }
+            y[r] = s0;
+            y[r + 1] = s1;
+            y[r + 2] = s2;
+            y[r + 3] = s3;
+        }
+        for (; r < rows; r++) y[r] = DotF16(w + r * rowStride, x, cols);
+    }
+
+    // y[n] += a · w[n], w one q8 row: a times the group's scale once per group, then multiply and add unfused as the reference
+    public static void AxpyQ8(float* y, float a, byte* w, int n)
+    {
+        int c = S.Count, groups = n / Quantization.Group;
+        Half* scales = (Half*)w;
+        sbyte* q = (sbyte*)(w + 2L * groups);
+        for (int g = 0; g < groups; g++, q += Quantization.Group, y += Quantization.Group)
+        {
+            TF av = S.Splat(a * (float)scales[g]);
+            for (int k = 0; k < Quantization.Group; k += c)
+                S.Store(y + k, S.Add(S.Load(y + k), S.Mul(av, S.ToFloat(S.LoadSBytes(q + k)))));
+        }
+    }
+
+    // y[n] += a · w[n], w one q4 row; as AxpyQ8
+    public static void AxpyQ4(float* y, float a, byte* w, int n)
+    {
+        int c = S.Count, groups = n / Quantization.Group;
+        Half* scales = (Half*)w;
+        byte* q = w + 2L * groups;
+        for (int g = 0; g < groups; g++, q += Quantization.Group / 2, y += Quantization.Group)
+        {
+            TF av = S.Splat(a * (float)scales[g]);
+            for (int k = 0; k < Quantization.Group / 2; k += c)
+            {
+                var (low, high) = Nibbles(S.LoadBytes(q + k));
+                float* upper = y + Quantization.Group / 2 + k;
+                S.Store(y + k, S.Add(S.Load(y + k), S.Mul(av, low)));
+                S.Store(upper, S.Add(S.Load(upper), S.Mul(av, high)));
+            }
+        }
+    }
+
+    // o[n] = weight[n] ⊙ (x[n] / sqrt(Σx²/n + eps)); o may alias x. Only Σx² is reordered; the rest is llama2.c's formula.
+    public static void RmsNorm(float* o, float* x, float* weight, int n, float eps)
+    {
+        float ss = Dot(x, x, n);
+        ss /= n;
+        ss += eps;
+        ss = 1f / MathF.Sqrt(ss);
+        int c = S.Count, i = 0;
+        TF sv = S.Splat(ss);
+        for (; i <= n - c; i += c) S.Store(o + i, S.Mul(S.Load(weight + i), S.Mul(sv, S.Load(x + i))));
+        for (; i < n; i++) o[i] = weight[i] * (ss * x[i]);
+    }
+
+    // o[n] = (x - mean) * rstd * weight + bias: two passes (mean, then the variance of x - mean, which stays accurate
+    // where the mean is large), then one fused pass.
+    public static void LayerNorm(float* o, float* x, float* weight, float* bias, int n, float eps)
+    {
+        int c = S.Count, i = 0;
+        TF acc = S.Zero;
+        for (; i <= n - c; i += c) acc = S.Add(acc, S.Load(x + i));
+        float sum = S.Sum(acc);
+        for (; i < n; i++) sum += x[i];
+        float mean = sum / n;
+        TF mv = S.Splat(mean);
+        acc = S.Zero;
+        for (i = 0; i <= n - c; i += c)
+        {
+            TF d = S.Sub(S.Load(x + i), mv);
+            acc = S.MulAdd(d, d, acc);
+        }
+        float ss = S.Sum(acc);
+        for (; i < n; i++) ss += (x[i] - mean) * (x[i] - mean);
+        float rstd = 1f / MathF.Sqrt(ss / n + eps);
+        TF rv = S.Splat(rstd);
+        for (i = 0; i <= n - c; i += c)
+            S.Store(o + i, S.MulAdd(S.Mul(S.Sub(S.Load(x + i), mv), rv), S.Load(weight + i), S.Load(bias + i)));
+        for (; i < n; i++) o[i] = (x[i] - mean) * rstd * weight[i] + bias[i];
+    }
+
+    // x[n] = exp(x - max) / Σ exp(x - max), in place. The exp and the sum stay scalar and in order, so the
+    // result matches C bit for bit; only the max (order-free) and the division are vectorised.
+    public static void Softmax(float* x, int n)
+    {
+        if (n == 0) return;
+        float max = Max(x, n);
+        float sum = 0f;
+        for (int k = 0; k < n; k++)
+        {
+            x[k] = MathF.Exp(x[k] - max);
+            sum += x[k];
+        }
+        int c = S.Count, i = 0;
+        TF sv = S.Splat(sum);
+        for (; i <= n - c; i += c) S.Store(x + i, S.Div(S.Load(x + i), sv));
+        for (; i < n; i++) x[i] /= sum;
+    }
+
+    // y[n] += x[n]
+    public static void Add(float* y, float* x, int n)
+    {
+        int c = S.Count, i = 0;
+        for (; i <= n - c; i += c) S.Store(y + i, S.Add(S.Load(y + i), S.Load(x + i)));
+        for (; i < n; i++) y[i] += x[i];
+    }
+
+    // dst[n] = (Half)src[n]
+    public static void ToHalf(Half* dst, float* src, long n)
+    {
+        int c = S.Count;
+        long i = 0;
+        for (; i <= n - 2 * c; i += 2 * c) S.StoreHalves(dst + i, SingleToHalf(S.Load(src + i)), SingleToHalf(S.Load(src + i + c)));
+        for (; i < n; i++) dst[i] = (Half)src[i];
+    }
+
+    // dst[n] = (float)src[n]
+    public static void ToSingle(float* dst, Half* src, long n)
+    {
+        int c = S.Count;
+        long i = 0;
+        for (; i <= n - 2 * c; i += 2 * c)
+        {
+            var (lower, upper) = S.LoadHalves(src + i);
+            S.Store(dst + i, HalfToSingle(lower));
+            S.Store(dst + i + c, HalfToSingle(upper));
+        }
+        for (; i < n; i++) dst[i] = (float)src[i];
+    }
+
+    // dst[n] = w[n] dequantised, w one q8 row: q · scale, exactly as the reference
+    public static void ToSingleQ8(float* dst, byte* w, int n)
+    {
+        int c = S.Count, groups = n / Quantization.Group;
+        Half* scales = (Half*)w;
+        sbyte* q = (sbyte*)(w + 2L * groups);
+        for (int g = 0; g < groups; g++, q += Quantization.Group, dst += Quantization.Group)
+        {
+            TF scale = S.Splat((float)scales[g]);
+            for (int k = 0; k < Quantization.Group; k += c) S.Store(dst + k, S.Mul(S.ToFloat(S.LoadSBytes(q + k)), scale));
+        }
+    }
+
+    // dst[n] = w[n] dequantised, w one q4 row: (q - 8) · scale
+    public static void ToSingleQ4(float* dst, byte* w, int n)
+    {
+        int c = S.Count, groups = n / Quantization.Group;
+        Half* scales = (Half*)w;
+        byte* q = w + 2L * groups;
+        for (int g = 0; g < groups; g++, q += Quantization.Group / 2, dst += Quantization.Group)
+        {
+            TF scale = S.Splat((float)scales[g]);
+            for (int k = 0; k < Quantization.Group / 2; k += c)
+            {
+                var (low, high) = Nibbles(S.LoadBytes(q + k));
+                S.Store(dst + k, S.Mul(low, scale));
+                S.Store(dst + Quantization.Group / 2 + k, S.Mul(high, scale));
+            }
+        }
+    }
+
+    // q4 bytes (one per int lane) → their low and high nibbles as the signed values q - 8, in float
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static (TF Low, TF High) Nibbles(TI bytes)
+    {
+        TI eight = S.Splat(8);
+        return (S.ToFloat(S.Sub(S.And(bytes, S.Splat(0xF)), eight)), S.ToFloat(S.Sub(S.ShiftRightLogical(bytes, 4), eight)));
+    }
+
+    // max of x[n], n ≥ 1, as C's `m = x[0]; if (x[i] > m) m = x[i]` finds it: NaNs after x[0] are skipped
+    static float Max(float* x, int n)
+    {
+        int c = S.Count, i = 0;
+        float max = x[0];
+        if (n >= c)
+        {
+            TF m = S.Splat(max);
+            for (; i <= n - c; i += c)
+            {
+                TF v = S.Load(x + i);
+                m = S.Select(S.GreaterThan(v, m), v, m);
+            }
+            float* lanes = stackalloc float[c];
+            S.Store(lanes, m);
+            for (int k = 0; k < c; k++)
+                if (lanes[k] > max) max = lanes[k];
+        }
+        for (; i < n; i++)
+            if (x[i] > max) max = x[i];
+        return max;
+    }
+
+    // Half bit patterns (one per int lane, zero-extended) to floats, exact for every input including
+    // subnormals, ±0, ±inf and NaN (quieted, payload kept, as (float)Half does). No float subnormal is ever
+    // an operand, as those are slow on some x86 cores. After Maratyszcza's FP16 library (fp16_ieee_to_fp32_value).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static TF HalfToSingle(TI h)
+    {
+        TI sign = S.ShiftLeft(S.And(h, S.Splat(0x8000)), 16);
+        TI magnitude = S.ShiftLeft(h, 17); // exponent and mantissa at the top, sign shifted out
+        // Normal, inf and NaN halves: exponent rebased by 224 (so 31 lands on 255), then scaled by 2^-112.
+        // The product is exact; inf stays inf and a NaN stays NaN, quieted by the multiply.
+        TF normal = S.Mul(S.AsFloat(S.Add(S.ShiftRightLogical(magnitude, 4), S.Splat(0xE0 << 23))), S.AsFloat(S.Splat(15 << 23))); // 2^-112
+        // Zero and subnormal halves (magnitude m < 0x400): m under 0.5's exponent, minus 0.5, is m·2^-24 exactly.
+        TI m = S.ShiftRightLogical(magnitude, 17);
+        TF tiny = S.Sub(S.AsFloat(S.Or(m, S.Splat(126 << 23))), S.Splat(0.5f));
+        TI bits = S.Select(S.LessThan(m, S.Splat(0x400)), S.AsInt(tiny), S.AsInt(normal));
+        return S.AsFloat(S.Or(bits, sign));
+    }
+
+    // Floats to half bit patterns (in the low 16 bits of each int lane), rounding to nearest even exactly as
+    // (Half)float does, including subnormal results, overflow to inf, and NaN (quieted, top payload bits kept).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static TI SingleToHalf(TF x)
+    {
+        TI f = S.AsInt(x);
+        TI magnitude = S.And(f, S.Splat(0x7FFFFFFF));
+        TI sign = S.ShiftRightLogical(S.Xor(f, magnitude), 16);
+        // |x| < 2^-14 (subnormal or zero half): adding 0.5 puts the half's ulp, 2^-24, at the float's last
+        // mantissa bit, so the FPU's own round-to-nearest-even rounds; subtracting 0.5's bits leaves the half.
+        TI tiny = S.Sub(S.AsInt(S.Add(S.AsFloat(magnitude), S.Splat(0.5f))), S.Splat(0x3F000000));
+        // Normal half: rebias the exponent (127 to 15, as -112 << 23), add 0xFFF plus the lowest kept bit
+        // (ties to even), and drop 13 mantissa bits. A carry rounds up into the exponent, to inf from 65520.
+        TI odd = S.And(S.ShiftRightLogical(magnitude, 13), S.Splat(1));
+        TI normal = S.ShiftRightLogical(S.Add(S.Add(magnitude, S.Splat(unchecked((int)0xC8000FFF))), odd), 13);
+        // |x| ≥ 65536, inf or NaN.
+        TI special = S.Select(S.GreaterThan(magnitude, S.Splat(0x7F800000)),
+            S.Or(S.Splat(0x7E00), S.And(S.ShiftRightLogical(magnitude, 13), S.Splat(0x3FF))), S.Splat(0x7C00));
+        TI h = S.Select(S.LessThan(magnitude, S.Splat(0x38800000)), tiny, normal);
+        h = S.Select(S.LessThan(magnitude, S.Splat(0x47800000)), h, special);
+        return S.Or(h, sign);
+    }
+}

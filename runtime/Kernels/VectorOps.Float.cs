@@ -1,0 +1,154 @@
+using System.Runtime.Intrinsics;
+
+namespace AotFlash.Kernels;
+
+using K128 = SimdKernels<Vector128<float>, Vector128<int>, Simd128>;
+using K256 = SimdKernels<Vector256<float>, Vector256<int>, Simd256>;
+using K512 = SimdKernels<Vector512<float>, Vector512<int>, Simd512>;
+
+/// <summary>
+/// The numeric kernels of inference. Each operation dispatches on <see cref="IsaSupport.Best"/> to one
+/// body written once over the vector width (<see cref="SimdKernels{TF,TI,S}"/>); Isa.Scalar runs
+/// <see cref="VectorOpsReference"/>. The internal overloads taking an <see cref="Isa"/> let tests force each body.
+/// Pointers need no alignment; sizes may be any value ≥ 0. Outputs must not overlap inputs unless stated.
+/// </summary>
+public static unsafe partial class VectorOps
+{
+    // a[n] · b[n]
+    public static float Dot(float* a, float* b, int n) => Dot(IsaSupport.Best, a, b, n);
+
+    internal static float Dot(Isa isa, float* a, float* b, int n) => isa switch
+    {
+        Isa.V512 => K512.Dot(a, b, n),
+        Isa.V256 => K256.Dot(a, b, n),
+        Isa.V128 => K128.Dot(a, b, n),
+        _ => VectorOpsReference.Dot(a, b, n),
+    };
+
+    // w[n] (IEEE half) · x[n]
+    public static float DotF16(Half* w, float* x, int n) => DotF16(IsaSupport.Best, w, x, n);
+
+    internal static float DotF16(Isa isa, Half* w, float* x, int n) => isa switch
+    {
+        Isa.V512 => K512.DotF16(w, x, n),
+        Isa.V256 => K256.DotF16(w, x, n),
+        Isa.V128 => K128.DotF16(w, x, n),
+        _ => VectorOpsReference.DotF16(w, x, n),
+    };
+
+    // y[n] += a · x[n]
+    public static void Axpy(float* y, float a, float* x, int n) => Axpy(IsaSupport.Best, y, a, x, n);
+
+    internal static void Axpy(Isa isa, float* y, float a, float* x, int n)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.Axpy(y, a, x, n); break;
+            case Isa.V256: K256.Axpy(y, a, x, n); break;
+            case Isa.V128: K128.Axpy(y, a, x, n); break;
+            default: VectorOpsReference.Axpy(y, a, x, n); break;
+        }
+    }
+
+    // y[n] += a · x[n] (x in IEEE half)
+    public static void AxpyF16(float* y, float a, Half* x, int n) => AxpyF16(IsaSupport.Best, y, a, x, n);
+
+    internal static void AxpyF16(Isa isa, float* y, float a, Half* x, int n)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.AxpyF16(y, a, x, n); break;
+            case Isa.V256: K256.AxpyF16(y, a, x, n); break;
+            case Isa.V128: K128.AxpyF16(y, a, x, n); break;
+            default: VectorOpsReference.AxpyF16(y, a, x, n); break;
+        }
+    }
+
+    // y[rows] = W[rows, cols] · x[cols]; row r of W starts at w + r·rowStride (elements)
+    public static void MatVec(float* y, float* w, long rowStride, float* x, int rows, int cols) =>
+        MatVec(IsaSupport.Best, y, w, rowStride, x, rows, cols);
+
+    internal static void MatVec(Isa isa, float* y, float* w, long rowStride, float* x, int rows, int cols)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.MatVec(y, w, rowStride, x, rows, cols); break;
+            case Isa.V256: K256.MatVec(y, w, rowStride, x, rows, cols); break;
+            case Isa.V128: K128.MatVec(y, w, rowStride, x, rows, cols); break;
+            default: VectorOpsReference.MatVec(y, w, rowStride, x, rows, cols); break;
+        }
+    }
+
+    // y[rows] = W[rows, cols] · x[cols], W in IEEE half; row r of W starts at w + r·rowStride (elements)
+    public static void MatVecF16(float* y, Half* w, long rowStride, float* x, int rows, int cols) =>
+        MatVecF16(IsaSupport.Best, y, w, rowStride, x, rows, cols);
+
+    internal static void MatVecF16(Isa isa, float* y, Half* w, long rowStride, float* x, int rows, int cols)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.MatVecF16(y, w, rowStride, x, rows, cols); break;
+            case Isa.V256: K256.MatVecF16(y, w, rowStride, x, rows, cols); break;
+            case Isa.V128: K128.MatVecF16(y, w, rowStride, x, rows, cols); break;
+            default: VectorOpsReference.MatVecF16(y, w, rowStride, x, rows, cols); break;
+        }
+    }
+
+    // o[n] = weight[n] ⊙ x[n] / sqrt(mean(x²) + eps), llama2.c's rmsnorm; o may alias x
+    public static void RmsNorm(float* o, float* x, float* weight, int n, float eps) =>
+        RmsNorm(IsaSupport.Best, o, x, weight, n, eps);
+
+    internal static void RmsNorm(Isa isa, float* o, float* x, float* weight, int n, float eps)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.RmsNorm(o, x, weight, n, eps); break;
+            case Isa.V256: K256.RmsNorm(o, x, weight, n, eps); break;
+            case Isa.V128: K128.RmsNorm(o, x, weight, n, eps); break;
+            default: VectorOpsReference.RmsNorm(o, x, weight, n, eps); break;
+        }
+    }
+
+    // o[n] = (x - mean(x)) / sqrt(var(x) + eps) * weight[n] + bias[n]; o may be x
+    public static void LayerNorm(float* o, float* x, float* weight, float* bias, int n, float eps) =>
+        LayerNorm(IsaSupport.Best, o, x, weight, bias, n, eps);
+
+    internal static void LayerNorm(Isa isa, float* o, float* x, float* weight, float* bias, int n, float eps)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.LayerNorm(o, x, weight, bias, n, eps); break;
+            case Isa.V256: K256.LayerNorm(o, x, weight, bias, n, eps); break;
+            case Isa.V128: K128.LayerNorm(o, x, weight, bias, n, eps); break;
+            default: VectorOpsReference.LayerNorm(o, x, weight, bias, n, eps); break;
+        }
+    }
+
+    // x[n] = exp(x - max) / Σ exp(x - max), in place
+    public static void Softmax(float* x, int n) => Softmax(IsaSupport.Best, x, n);
+
+    internal static void Softmax(Isa isa, float* x, int n)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.Softmax(x, n); break;
+            case Isa.V256: K256.Softmax(x, n); break;
+            case Isa.V128: K128.Softmax(x, n); break;
+            default: VectorOpsReference.Softmax(x, n); break;
+        }
+    }
+
+    // y[n] += x[n]
+    public static void Add(float* y, float* x, int n) => Add(IsaSupport.Best, y, x, n);
+
+    internal static void Add(Isa isa, float* y, float* x, int n)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.Add(y, x, n); break;
+            case Isa.V256: K256.Add(y, x, n); break;
+            case Isa.V128: K128.Add(y, x, n); break;
+            default: VectorOpsReference.Add(y, x, n); break;
+        }
+    }
+}

@@ -1,0 +1,90 @@
+using System.Runtime.Intrinsics;
+
+namespace AotFlash.Kernels;
+
+using K128 = SimdKernels<Vector128<float>, Vector128<int>, Simd128>;
+using K256 = SimdKernels<Vector256<float>, Vector256<int>, Simd256>;
+using K512 = SimdKernels<Vector512<float>, Vector512<int>, Simd512>;
+using Q128 = QuantKernels<Vector128<float>, Vector128<int>, Simd128>;
+using Q256 = QuantKernels<Vector256<float>, Vector256<int>, Simd256>;
+
+public static unsafe partial class VectorOps
+{
+    // w[n] · x[n], w one q8 row (see Layout.RowBytes; n a multiple of 32), x prepared by Quantization.QuantizeActivations.
+    // A group of 32 int8 is one 256-bit register, so V512 runs the V256 body (two groups per register would need two
+    // scales per register and a lane shuffle per group).
+    public static float DotQ8(byte* w, byte* xq, int n) => DotQ8(IsaSupport.Best, w, xq, n);
+
+    internal static float DotQ8(Isa isa, byte* w, byte* xq, int n) => isa switch
+    {
+        Isa.V512 or Isa.V256 => Q256.DotQ8(w, xq, n),
+        Isa.V128 => Q128.DotQ8(w, xq, n),
+        _ => VectorOpsReference.DotQ8(w, xq, n),
+    };
+
+    // w[n] · x[n], w one q4 row, x prepared; as DotQ8
+    public static float DotQ4(byte* w, byte* xq, int n) => DotQ4(IsaSupport.Best, w, xq, n);
+
+    internal static float DotQ4(Isa isa, byte* w, byte* xq, int n) => isa switch
+    {
+        Isa.V512 or Isa.V256 => Q256.DotQ4(w, xq, n),
+        Isa.V128 => Q128.DotQ4(w, xq, n),
+        _ => VectorOpsReference.DotQ4(w, xq, n),
+    };
+
+    // y[n] += a · w[n], w one q8 row
+    public static void AxpyQ8(float* y, float a, byte* w, int n) => AxpyQ8(IsaSupport.Best, y, a, w, n);
+
+    internal static void AxpyQ8(Isa isa, float* y, float a, byte* w, int n)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.AxpyQ8(y, a, w, n); break;
+            case Isa.V256: K256.AxpyQ8(y, a, w, n); break;
+            case Isa.V128: K128.AxpyQ8(y, a, w, n); break;
+            default: VectorOpsReference.AxpyQ8(y, a, w, n); break;
+        }
+    }
+
+    // y[n] += a · w[n], w one q4 row
+    public static void AxpyQ4(float* y, float a, byte* w, int n) => AxpyQ4(IsaSupport.Best, y, a, w, n);
+
+    internal static void AxpyQ4(Isa isa, float* y, float a, byte* w, int n)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.AxpyQ4(y, a, w, n); break;
+            case Isa.V256: K256.AxpyQ4(y, a, w, n); break;
+            case Isa.V128: K128.AxpyQ4(y, a, w, n); break;
+            default: VectorOpsReference.AxpyQ4(y, a, w, n); break;
+        }
+    }
+
+    // y[rows] = W[rows, cols] · x[cols], W q8 rows; row r at w + r·rowStride (bytes); x prepared, as DotQ8
+    public static void MatVecQ8(float* y, byte* w, long rowStride, byte* xq, int rows, int cols) =>
+        MatVecQ8(IsaSupport.Best, y, w, rowStride, xq, rows, cols);
+
+    internal static void MatVecQ8(Isa isa, float* y, byte* w, long rowStride, byte* xq, int rows, int cols)
+    {
+        switch (isa)
+        {
+            case Isa.V512 or Isa.V256: Q256.MatVecQ8(y, w, rowStride, xq, rows, cols); break;
+            case Isa.V128: Q128.MatVecQ8(y, w, rowStride, xq, rows, cols); break;
+            default: VectorOpsReference.MatVecQ8(y, w, rowStride, xq, rows, cols); break;
+        }
+    }
+
+    // y[rows] = W[rows, cols] · x[cols], W q4 rows; as MatVecQ8
+    public static void MatVecQ4(float* y, byte* w, long rowStride, byte* xq, int rows, int cols) =>
+        MatVecQ4(IsaSupport.Best, y, w, rowStride, xq, rows, cols);
+
+    internal static void MatVecQ4(Isa isa, float* y, byte* w, long rowStride, byte* xq, int rows, int cols)
+    {
+        switch (isa)
+        {
+            case Isa.V512 or Isa.V256: Q256.MatVecQ4(y, w, rowStride, xq, rows, cols); break;
+            case Isa.V128: Q128.MatVecQ4(y, w, rowStride, xq, rows, cols); break;
+            default: VectorOpsReference.MatVecQ4(y, w, rowStride, xq, rows, cols); break;
+        }
+    }
+}
