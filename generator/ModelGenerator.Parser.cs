@@ -386,28 +386,17 @@ namespace AotFlash.Generator
                     return ok ? ids.ToArray() : null;
                 }
 
-                /// <summary>"50%" of the model file, or a byte count with an optional KiB/MiB/GiB (or K/M/G) suffix.</summary>
+                /// <summary>A <see cref="AotFlash.Flash.DramBudget"/> of at most 100% (a spec cannot ask for more than the model).</summary>
                 public string? DramBudget(string key)
                 {
                     var node = Get(key, required: false);
                     if (node is null) return null;
-                    const string Expected = "a percentage like 50% or a size like 512MiB";
+                    const string Expected = AotFlash.Flash.DramBudget.Syntax + ", at most 100%";
                     string? text = Scalar(key, node, Expected, plainOnly: false);
                     if (text is null) return null;
-                    if (IsBudget(text)) return text;
+                    if (AotFlash.Flash.DramBudget.TryParse(text, maxPercent: 100, out _)) return text;
                     Report(DiagnosticDescriptors.WrongType, Site(_path, node), key, Expected, text);
                     return null;
-                }
-
-                private static bool IsBudget(string text)
-                {
-                    if (text.EndsWith("%", StringComparison.Ordinal))
-                        return double.TryParse(text.Substring(0, text.Length - 1), NumberStyles.Float, CultureInfo.InvariantCulture, out double p)
-                            && p > 0 && p <= 100;
-                    string digits = text.TrimEnd('B', 'i', 'K', 'M', 'G', 'k');
-                    string suffix = text.Substring(digits.Length);
-                    return long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out long n) && n > 0
-                        && (suffix.Length == 0 || new[] { "B", "K", "M", "G", "KiB", "MiB", "GiB", "KB", "MB", "GB", "k", "kB" }.Contains(suffix));
                 }
 
                 public MappingReader? Mapping(string key, bool required)

@@ -58,30 +58,9 @@ public sealed unsafe class DramAccount(long limit = long.MaxValue)
         _ => bytes.ToString(CultureInfo.InvariantCulture) + " B",
     };
 
-    /// <summary>"50%" (of <paramref name="modelBytes"/>), "512MiB", "2G", "3000000" → bytes.</summary>
-    public static long ParseBudget(string text, long modelBytes)
-    {
-        string t = text.Trim();
-        if (t.EndsWith('%'))
-        {
-            if (double.TryParse(t[..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out double percent) && percent > 0 && percent <= 1000)
-                return (long)(modelBytes * percent / 100);
-        }
-        else
-        {
-            int split = t.Length;
-            while (split > 0 && !char.IsDigit(t[split - 1])) split--;
-            long unit = t[split..].ToUpperInvariant() switch
-            {
-                "" or "B" => 1,
-                "K" or "KB" or "KIB" => 1L << 10,
-                "M" or "MB" or "MIB" => 1L << 20,
-                "G" or "GB" or "GIB" => 1L << 30,
-                _ => 0,
-            };
-            if (unit > 0 && long.TryParse(t[..split], NumberStyles.None, CultureInfo.InvariantCulture, out long n) && n > 0 && n <= long.MaxValue / unit)
-                return n * unit;
-        }
-        throw new BadInputException($"bad DRAM budget '{text}': use a percentage of the model file (50%) or a size (512MiB, 2G, bytes)");
-    }
+    /// <summary>A budget of the command line or the spec (<see cref="DramBudget"/>) in bytes for a model file of
+    /// <paramref name="modelBytes"/>; a percentage may exceed 100 (up to 1000), so a tiny model can be given room.</summary>
+    public static long ParseBudget(string text, long modelBytes) => DramBudget.TryParse(text, maxPercent: 1000, out var budget)
+        ? budget.Resolve(modelBytes)
+        : throw new BadInputException($"bad DRAM budget '{text}': use {DramBudget.Syntax}");
 }

@@ -23,7 +23,6 @@ internal unsafe interface ISimd<TF, TI> where TF : struct where TI : struct
     static abstract float Sum(TF v);
     static abstract TF GreaterThan(TF a, TF b);
     static abstract TF Select(TF mask, TF ifTrue, TF ifFalse);
-    /// <summary>First lane equal (IEEE ==) to value, or -1.</summary>
     static abstract TI Add(TI a, TI b);
     static abstract TI Sub(TI a, TI b);
     static abstract TI And(TI a, TI b);

@@ -1,10 +1,10 @@
 namespace AotFlash.Sampling;
 
 /// <summary>A sampling setting out of its range: the caller's input, which the CLI and the C API report as such.</summary>
-public sealed class InvalidSamplerOptionException(string message, string option) : ArgumentException(message)
+public sealed class InvalidSamplerOptionException(string message, string setting) : ArgumentException(message)
 {
     /// <summary>The <see cref="SamplerOptions"/> property at fault.</summary>
-    public string Option { get; } = option;
+    public string Setting { get; } = setting;
 }
 
 /// <summary>Sampling settings. The defaults are plain sampling at temperature 1 with every filter off.</summary>
