@@ -11,14 +11,10 @@ public static class ModelLoader
     public static readonly Option ModelOption = new(["-m", "--model"], "FILE",
         "model file (.afm); default: the model packed into this executable");
 
-    public static ModelFile Open(CliContext ctx, string? modelPath)
-    {
-        if (modelPath is not null) return ModelFile.Open(modelPath);
-        if (ctx.ExecutablePath is not null && Payload.Find(ctx.ExecutablePath) is { } payload)
-            return ModelFile.Open(ctx.ExecutablePath, payload.Offset, payload.Length);
-        throw new BadInputException($"no model: this executable carries no model file; pass --model FILE " +
-                                    $"(make one with '{ctx.ProgramName} convert')");
-    }
+    public static ModelFile Open(CliContext ctx, string? modelPath) =>
+        ModelFile.OpenOrPacked(modelPath, () => ctx.ExecutablePath)
+        ?? throw new BadInputException($"no model: this executable carries no model file; pass --model FILE " +
+                                       $"(make one with '{ctx.ProgramName} convert')");
 
     /// <summary>The loaded model with its tokenizer, and how long loading took.</summary>
     public static (Transformer Model, ITokenizer Tokenizer, double LoadMs) Load(CliContext ctx, string? modelPath, EngineOptions options)

@@ -22,6 +22,15 @@ public sealed unsafe class ModelFile : IDisposable
     /// <summary>How the file is named in messages ("model.afm", or "payload of ./bin").</summary>
     public string Source => BaseOffset == 0 ? Path : $"payload of {Path}";
 
+    /// <summary>The model file at <paramref name="path"/> when one is given, else the one packed into
+    /// <paramref name="container"/>() (the running executable or library; see <see cref="Payload"/>), else null.</summary>
+    public static ModelFile? OpenOrPacked(string? path, Func<string?> container)
+    {
+        if (path is not null) return Open(path);
+        string? packedIn = container();
+        return packedIn is not null && Payload.Find(packedIn) is { } payload ? Open(packedIn, payload.Offset, payload.Length) : null;
+    }
+
     public static ModelFile Open(string path, long baseOffset = 0, long? length = null)
     {
         SafeFileHandle handle;

@@ -22,13 +22,10 @@ public static unsafe partial class LibraryModel
         var models => throw new ApiException(Status.Runtime, $"this library was built with {models.Count} model specs; publish exactly one"),
     };
 
-    /// <summary>The model file packed into this library (see <c>pack --binary</c>).</summary>
-    internal static ModelFile OpenPacked()
-    {
-        string library = LibraryPath();
-        if (Payload.Find(library) is { } payload) return ModelFile.Open(library, payload.Offset, payload.Length);
-        throw new BadInputException($"no model: {library} carries no model file; pass the path of a model file (.afm)");
-    }
+    /// <summary>The model file at <paramref name="path"/>, or with null the one packed into this library (see <c>pack --binary</c>).</summary>
+    internal static ModelFile Open(string? path) =>
+        ModelFile.OpenOrPacked(path, LibraryPath)
+        ?? throw new BadInputException($"no model: {LibraryPath()} carries no model file; pass the path of a model file (.afm)");
 
     /// <summary>This shared library's file, found from the address of one of its own functions.</summary>
     private static string LibraryPath()

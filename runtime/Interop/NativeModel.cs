@@ -26,7 +26,7 @@ internal sealed class NativeModel : IDisposable
         var clock = Stopwatch.StartNew();
         settings.Report(0f);
         var info = LibraryModel.Info;
-        using var file = path is null ? LibraryModel.OpenPacked() : ModelFile.Open(path);
+        using var file = LibraryModel.Open(path);
         settings.Report(0.1f);
         var loaded = LoadedModel.Load(info, file, settings.Engine);
         try
