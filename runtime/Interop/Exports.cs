@@ -12,8 +12,8 @@ namespace AotFlash.Interop;
 /// </summary>
 public static unsafe class Exports
 {
-    private static readonly HandleTable<NativeModel> Models = new(0xA1, "model");
-    private static readonly HandleTable<NativeSession> Sessions = new(0xA5, "session");
+    private static readonly HandleTable<NativeModel> Models = new(0xA1, "model", static m => m.Dispose());
+    private static readonly HandleTable<NativeSession> Sessions = new(0xA5, "session", static s => s.Free());
 
     // Strings handed to C live as long as the library.
     private static readonly byte* VersionText = NativeText(ProductVersion.Text);
@@ -60,16 +60,7 @@ public static unsafe class Exports
         {
             if (outModel is null) throw Null("out_model");
             var settings = Settings.From(parameters);
-            var model = NativeModel.Open(path is null ? null : Marshal.PtrToStringUTF8((nint)path), settings);
-            try
-            {
-                *outModel = Models.Add(model);
-            }
-            catch
-            {
-                model.Dispose();
-                throw;
-            }
+            *outModel = Models.Add(NativeModel.Open(path is null ? null : Marshal.PtrToStringUTF8((nint)path), settings));
             return LastError.Success();
         }
         catch (Exception e) { return LastError.Set(e); }
@@ -165,16 +156,7 @@ public static unsafe class Exports
         {
             var m = Models.Get(model);
             if (outSession is null) throw Null("out_session");
-            var session = NativeSession.Create(m, parameters is null ? m.Settings : Settings.From(parameters));
-            try
-            {
-                *outSession = Sessions.Add(session);
-            }
-            catch
-            {
-                session.Free();
-                throw;
-            }
+            *outSession = Sessions.Add(NativeSession.Create(m, parameters is null ? m.Settings : Settings.From(parameters)));
             return LastError.Success();
         }
         catch (Exception e) { return LastError.Set(e); }

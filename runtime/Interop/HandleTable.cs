@@ -6,7 +6,8 @@ namespace AotFlash.Interop;
 /// slot's generation has moved on), a handle of the other kind, or any foreign pointer is refused with
 /// <see cref="Status.InvalidHandle"/> instead of crashing. Thread-safe.
 /// </summary>
-internal sealed class HandleTable<T>(byte tag, string what) where T : class
+/// <param name="release">Frees an object that could not be given a handle, so that nothing leaks.</param>
+internal sealed class HandleTable<T>(byte tag, string what, Action<T> release) where T : class
 {
     private const int SlotBits = 24;
     private const ulong SlotMask = (1UL << SlotBits) - 1;
@@ -17,19 +18,28 @@ internal sealed class HandleTable<T>(byte tag, string what) where T : class
 
     private record struct Entry(T? Target, uint Generation);
 
+    /// <summary>A new handle for <paramref name="target"/>; when none can be made, the target is released.</summary>
     public nint Add(T target)
     {
-        lock (_lock)
+        try
         {
-            if (!_free.TryPop(out int slot))
+            lock (_lock)
             {
-                slot = _slots.Count;
-                if ((ulong)slot + 1 > SlotMask) throw new ApiException(Status.Runtime, $"too many open {what}s");
-                _slots.Add(default);
+                if (!_free.TryPop(out int slot))
+                {
+                    slot = _slots.Count;
+                    if ((ulong)slot + 1 > SlotMask) throw new ApiException(Status.Runtime, $"too many open {what}s");
+                    _slots.Add(default);
+                }
+                uint generation = _slots[slot].Generation;
+                _slots[slot] = new Entry(target, generation);
+                return (nint)(((ulong)tag << 56) | ((ulong)generation << SlotBits) | ((ulong)slot + 1));
             }
-            uint generation = _slots[slot].Generation;
-            _slots[slot] = new Entry(target, generation);
-            return (nint)(((ulong)tag << 56) | ((ulong)generation << SlotBits) | ((ulong)slot + 1));
+        }
+        catch
+        {
+            release(target);
+            throw;
         }
     }
 
