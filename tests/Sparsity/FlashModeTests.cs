@@ -50,6 +50,15 @@ public sealed class FlashModeTests(ITestOutputHelper output)
 
     private static readonly Dictionary<string, string> CalibratedFiles = [];
 
+    // Bound on the mean next-token KL(dense || flash) of CalibratedFlashModeFollowsTheReference, about 3x what it
+    // measured (640 positions, one thread; calibration and generation are deterministic): stories260K-relu 0.007268
+    // nats, babyllama-relu 0.000829 nats.
+    private static readonly Dictionary<string, double> MaxMeanKl = new()
+    {
+        ["stories260K-relu"] = 0.022,
+        ["babyllama-relu"] = 0.0025,
+    };
+
     [SkippableTheory]
     [MemberData(nameof(Models))]
     public void FlashModeSelectingEveryNeuronGivesTheDenseOutput(string model)
@@ -192,10 +201,12 @@ public sealed class FlashModeTests(ITestOutputHelper output)
             }
             var s = flash.FfnSource.Stats;
             output.WriteLine($"{model}: greedy tokens before first divergence per prompt [{string.Join(", ", agreement)}]; " +
-                             $"{long64}/{prompts} prompts agree for 64+ tokens; mean KL(dense||flash) {kl / klCount:F4} nats; " +
+                             $"{long64}/{prompts} prompts agree for 64+ tokens; mean KL(dense||flash) {kl / klCount:F6} nats ({klCount} positions); " +
                              $"FFN density {s.NeuronsUsed / (double)s.NeuronsTotal:F4}; predictor recall {s.TrueSelected / (double)s.TrueActive:F4}; " +
                              $"cache hit rate {s.CacheHits / (double)(s.CacheHits + s.CacheMisses):F3}; peak DRAM {flash.Weights.Account.Peak} of {flash.Weights.Account.Limit}");
             Assert.True(long64 * 2 > prompts, $"only {long64} of {prompts} prompts agree with the reference for 64 tokens");
+            Assert.True(klCount > 0);
+            Assert.InRange(kl / klCount, 0, MaxMeanKl[model]);
             Assert.True(flash.Weights.Account.Peak <= flash.Weights.Account.Limit);
         }
         finally
