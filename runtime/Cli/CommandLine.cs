@@ -13,14 +13,14 @@ public sealed class CliContext(ModelInfo model, Stream stdout, TextWriter stderr
     public string ProgramName => ExecutablePath is null ? Model.Name : Path.GetFileName(ExecutablePath);
 }
 
-/// <summary>The executable's entry point: <c>run</c>, <c>convert</c>, <c>pack</c>, <c>info</c>.</summary>
+/// <summary>The executable's entry point: <c>run</c>, <c>convert</c>, <c>calibrate</c>, <c>pack</c>, <c>bench</c>, <c>info</c>.</summary>
 public static class CommandLine
 {
 
     private static readonly (string Name, string Summary, Func<CliContext, string[], int> Run, Func<CliContext, string> Help, Option[] Options)[] Commands =
     [
         ("run", "generate text from a prompt", RunCommand.Execute, RunCommand.Help, RunCommand.Options),
-        ("convert", "turn a llama2.c checkpoint + tokenizer.bin into a model file", ConvertCommand.Execute, ConvertCommand.Help, ConvertCommand.Options),
+        ("convert", "turn a llama2.c checkpoint or a Hugging Face folder into a model file", ConvertCommand.Execute, ConvertCommand.Help, ConvertCommand.Options),
         ("calibrate", "train the activation predictors flash mode needs (ReLU models)", CalibrateCommand.Execute, CalibrateCommand.Help, CalibrateCommand.Options),
         ("pack", "append a model file to a copy of this executable (one file ships)", PackCommand.Execute, PackCommand.Help, PackCommand.Options),
         ("bench", "measure naive vs flash (vs dense) side by side, with an I/O probe", BenchCommand.Execute, BenchCommand.Help, BenchCommand.Options),
