@@ -22,16 +22,12 @@ public sealed class Arguments
         _command = command;
         for (int i = 0; i < args.Count; i++)
         {
-            string a = args[i];
-            if (a.Length < 2 || a[0] != '-' || a == "--" || IsNumber(a))
+            var (name, inline) = Split(args[i]);
+            if (name is null)
             {
-                Positional.Add(a);
+                Positional.Add(args[i]);
                 continue;
             }
-            string name = a;
-            string? inline = null;
-            int eq = a.IndexOf('=');
-            if (a.StartsWith("--", StringComparison.Ordinal) && eq > 0) { name = a[..eq]; inline = a[(eq + 1)..]; }
             var option = options.FirstOrDefault(o => o.Names.Contains(name))
                 ?? throw new BadInputException($"unknown option '{name}' for '{command}' (see '{command} --help')");
             if (option.ValueName is null)
@@ -45,6 +41,28 @@ public sealed class Arguments
                 _values[option.Key] = value ?? throw new BadInputException($"option '{name}' needs a value ({option.ValueName})");
             }
         }
+    }
+
+    /// <summary>Whether <c>-h</c> or <c>--help</c> stands where an option name is expected, read as the constructor reads
+    /// <paramref name="args"/>: the value of an option that takes one (<c>-p --help</c>) is not a request for help.</summary>
+    public static bool AsksForHelp(IReadOnlyList<string> args, IReadOnlyList<Option> options)
+    {
+        for (int i = 0; i < args.Count; i++)
+        {
+            var (name, inline) = Split(args[i]);
+            if (name is null || inline is not null) continue;
+            if (name is "-h" or "--help") return true;
+            if (options.FirstOrDefault(o => o.Names.Contains(name))?.ValueName is not null) i++;
+        }
+        return false;
+    }
+
+    /// <summary>An option's name and its inline value (<c>--name=value</c>); a null name for a positional argument.</summary>
+    private static (string? Name, string? Inline) Split(string a)
+    {
+        if (a.Length < 2 || a[0] != '-' || a == "--" || IsNumber(a)) return (null, null);
+        int eq = a.IndexOf('=');
+        return a.StartsWith("--", StringComparison.Ordinal) && eq > 0 ? (a[..eq], a[(eq + 1)..]) : (a, null);
     }
 
     private static bool IsNumber(string s) => double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out _);

@@ -14,7 +14,7 @@ namespace AotFlash.Cli;
 /// </summary>
 public static class BenchCommand
 {
-    private static readonly Option[] Options =
+    internal static readonly Option[] Options =
     [
         ModelLoader.ModelOption,
         new(["--modes"], "LIST", "modes to run, in order (default naive,flash)"),

@@ -9,7 +9,7 @@ namespace AotFlash.Cli;
 /// <summary><c>calibrate</c>: trains the per-layer activation predictors that flash mode needs and stores them in the model file.</summary>
 public static class CalibrateCommand
 {
-    private static readonly Option[] Options =
+    internal static readonly Option[] Options =
     [
         ModelLoader.ModelOption,
         new(["-o", "--output"], "FILE", "write the calibrated model file here (default: update --model in place)"),

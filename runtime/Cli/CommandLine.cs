@@ -14,18 +14,18 @@ public sealed class CliContext(ModelInfo model, Stream stdout, TextWriter stderr
     public string ProgramName => ExecutablePath is null ? Model.Name : Path.GetFileName(ExecutablePath);
 }
 
-/// <summary>The executable's entry point: <c>run</c>, <c>convert</c>, <c>pack</c>, <c>info</c>.</summary>
+/// <summary>The executable's entry point: <c>run</c>, <c>convert</c>, <c>calibrate</c>, <c>pack</c>, <c>bench</c>, <c>info</c>.</summary>
 public static class CommandLine
 {
 
-    private static readonly (string Name, string Summary, Func<CliContext, string[], int> Run, Func<CliContext, string> Help)[] Commands =
+    private static readonly (string Name, string Summary, Func<CliContext, string[], int> Run, Func<CliContext, string> Help, Option[] Options)[] Commands =
     [
-        ("run", "generate text from a prompt", RunCommand.Execute, RunCommand.Help),
-        ("convert", "turn a llama2.c checkpoint + tokenizer.bin into a model file", ConvertCommand.Execute, ConvertCommand.Help),
-        ("calibrate", "train the activation predictors flash mode needs (ReLU models)", CalibrateCommand.Execute, CalibrateCommand.Help),
-        ("pack", "append a model file to a copy of this executable (one file ships)", PackCommand.Execute, PackCommand.Help),
-        ("bench", "measure naive vs flash (vs dense) side by side, with an I/O probe", BenchCommand.Execute, BenchCommand.Help),
-        ("info", "show the compiled-in spec, the weight layout and the model file", InfoCommand.Execute, InfoCommand.Help),
+        ("run", "generate text from a prompt", RunCommand.Execute, RunCommand.Help, RunCommand.Options),
+        ("convert", "turn a llama2.c checkpoint or a Hugging Face folder into a model file", ConvertCommand.Execute, ConvertCommand.Help, ConvertCommand.Options),
+        ("calibrate", "train the activation predictors flash mode needs (ReLU models)", CalibrateCommand.Execute, CalibrateCommand.Help, CalibrateCommand.Options),
+        ("pack", "append a model file to a copy of this executable (one file ships)", PackCommand.Execute, PackCommand.Help, PackCommand.Options),
+        ("bench", "measure naive vs flash (vs dense) side by side, with an I/O probe", BenchCommand.Execute, BenchCommand.Help, BenchCommand.Options),
+        ("info", "show the compiled-in spec, the weight layout and the model file", InfoCommand.Execute, InfoCommand.Help, InfoCommand.Options),
     ];
 
     /// <summary>Process entry: exit code 0 ok, 1 runtime failure, 2 bad input or usage.</summary>
@@ -59,7 +59,7 @@ public static class CommandLine
             if (command.Name is null)
                 throw new BadInputException($"unknown command '{args[0]}' (commands: {string.Join(", ", Commands.Select(c => c.Name))}; see --help)");
             string[] rest = args[1..];
-            if (rest.Contains("--help") || rest.Contains("-h"))
+            if (Arguments.AsksForHelp(rest, command.Options))
             {
                 Write(ctx, command.Help(ctx));
                 return 0;

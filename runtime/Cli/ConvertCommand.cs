@@ -9,7 +9,7 @@ namespace AotFlash.Cli;
 /// with <c>--emit-spec</c>, a spec for a Hugging Face folder.</summary>
 public static class ConvertCommand
 {
-    private static readonly Option[] Options =
+    internal static readonly Option[] Options =
     [
         new(["-w", "--weights"], "FILE", "llama2.c checkpoint (.bin, format v0 or v1, float32)"),
         new(["--hf"], "DIR", "Hugging Face folder: config.json + model.safetensors or a sharded model.safetensors.index.json " +

@@ -10,7 +10,7 @@ namespace AotFlash.Cli;
 /// <summary><c>info</c>: the compiled-in spec, the weight layout, and the model file if one is found.</summary>
 public static class InfoCommand
 {
-    private static readonly Option[] Options =
+    internal static readonly Option[] Options =
     [
         ModelLoader.ModelOption,
         new(["--tensors"], null, "list every tensor of the resident section with its offset"),

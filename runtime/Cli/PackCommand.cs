@@ -5,7 +5,7 @@ namespace AotFlash.Cli;
 /// <summary><c>pack</c>: a copy of this executable with a model file appended, so one file ships.</summary>
 public static class PackCommand
 {
-    private static readonly Option[] Options =
+    internal static readonly Option[] Options =
     [
         new(["-o", "--output"], "FILE", "executable to write"),
         new(["--binary"], "FILE", "append to a copy of FILE instead of this executable (lib<name>.so built from the same spec)"),

@@ -9,7 +9,7 @@ namespace AotFlash.Cli;
 /// <summary><c>run</c>: prompt → generated text, streamed as it comes, or one JSON object with <c>--json</c>.</summary>
 public static class RunCommand
 {
-    private static readonly Option[] Options =
+    internal static readonly Option[] Options =
     [
         new(["-p", "--prompt"], "TEXT", "prompt text (default: empty, i.e. start from BOS)"),
         new(["-f", "--file"], "FILE", "read the prompt from a file (raw bytes)"),

@@ -47,10 +47,6 @@ public static class ReadPlanner
     /// <summary>The most ranges <see cref="Plan"/> can produce for <paramref name="bundleCount"/> bundles.</summary>
     public static int MaxRanges(int bundleCount) => bundleCount;
 
-    /// <summary>The aligned span [start, end) that holds one bundle at <paramref name="offset"/>.</summary>
-    public static (long Start, long End) AlignedSpan(long offset, int bundleBytes) =>
-        (AlignDown(offset), AlignUp(offset + bundleBytes));
-
     /// <summary>
     /// Plans the reads of <paramref name="bundles"/> (ascending; bundle <c>i</c> is the <paramref name="bundleBytes"/>
     /// bytes at <c>firstBundleOffset + i * bundleStride</c>) into <paramref name="ranges"/>, which needs room for

@@ -57,9 +57,6 @@ public sealed unsafe class LowRankPredictor
     /// <summary>Floats of scratch <see cref="Select"/> needs: Hidden for the scores, then Rank for B·x.</summary>
     public int ScratchLength => Hidden + Rank;
 
-    /// <summary>Multiply-adds per token.</summary>
-    public long MultiplyAdds => (long)Rank * Dim + (long)Hidden * Rank;
-
     /// <summary>Bytes of <see cref="WriteTo"/>'s output.</summary>
     public long SerializedLength => SizeFor(Dim, Hidden, Rank);
 

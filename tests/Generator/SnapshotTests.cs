@@ -1,8 +1,9 @@
 namespace AotFlash.Tests.Generator;
 
 /// <summary>
-/// The emitted code of three specs (f32, f16, q4) against checked-in snapshots. When the emitter changes on purpose, the test writes
-/// the new output beside the snapshot as <c>*.received.cs</c>; review it and copy it over the snapshot.
+/// The emitted code of four specs (Llama f32, Llama FATReLU f16, OPT f32, Llama q4) against checked-in snapshots. When
+/// the emitter changes on purpose, the test writes the new output beside the snapshot as <c>*.received.cs</c>; review it
+/// and copy it over the snapshot.
 /// </summary>
 public sealed class SnapshotTests
 {

@@ -1,6 +1,6 @@
 using AotFlash.Threading;
 
-namespace AotFlash.Tests.Inference;
+namespace AotFlash.Tests.Threading;
 
 public sealed class ThreadTeamTests
 {
