@@ -97,7 +97,7 @@ public sealed class HfCheckpoint : IWeightSource
     {
         var c = Config;
         var fit = new SpecFit(info, Folder);
-        fit.CheckShape(c.Family, c.Dim, c.HiddenDim, c.Layers, c.Heads, c.KvHeads, c.Vocab);
+        fit.CheckShape(c.Family, new ModelShape(c.Dim, c.HiddenDim, c.Layers, c.Heads, c.KvHeads, c.Vocab, c.MaxPositions, WeightType.F32, c.TiedEmbeddings));
         fit.Check("activation", c.Activation, info.Activation.ToString());
         fit.Check("tie_embeddings", c.TiedEmbeddings, info.Shape.TiedEmbeddings);
         if (Math.Abs(c.NormEps - info.NormEps) > 1e-3 * c.NormEps) fit.Check("norm_eps", c.NormEps, (double)info.NormEps);

@@ -23,15 +23,8 @@ public sealed unsafe class Llama2cCheckpoint : IWeightSource
     private readonly float* _tokenEmbedding, _rmsAtt, _wq, _wk, _wv, _wo, _rmsFfn, _w1, _w2, _w3, _rmsFinal, _classifier;
 
     public int Version { get; }
-    public int Dim { get; }
-    public int HiddenDim { get; }
-    public int Layers { get; }
-    public int Heads { get; }
-    public int KvHeads { get; }
-    public int Vocab { get; }
-    public int SeqLen { get; }
-    public bool SharedClassifier { get; }
-    private int KvDim => Dim / Heads * KvHeads;
+    /// <summary>The header's shape: seq_len is the context, a shared classifier means tied embeddings; always f32.</summary>
+    public ModelShape Shape { get; }
 
     private Llama2cCheckpoint(string path)
     {
@@ -42,31 +35,34 @@ public sealed unsafe class Llama2cCheckpoint : IWeightSource
         h.Clear();
         RandomAccess.Read(handle, h, 0);
         long offset;
+        int dim, hidden, layers, heads, kvHeads, vocab, seqLen;
+        bool shared;
         if (_length >= 256 && BinaryPrimitives.ReadUInt32LittleEndian(h) == V1Magic)
         {
             Version = BinaryPrimitives.ReadInt32LittleEndian(h[4..]);
             if (Version != 1)
                 throw new BadInputException($"{path}: llama2.c checkpoint version {Version} is not supported (only v0 and v1 float32)");
-            (Dim, HiddenDim, Layers, Heads, KvHeads, Vocab, SeqLen) = ReadConfig(h[8..]);
-            SharedClassifier = h[36] != 0;
+            (dim, hidden, layers, heads, kvHeads, vocab, seqLen) = ReadConfig(h[8..]);
+            shared = h[36] != 0;
             offset = 256;
         }
         else
         {
             if (_length < 28) throw new BadInputException($"{path}: too short for a llama2.c checkpoint ({_length} bytes)");
-            (Dim, HiddenDim, Layers, Heads, KvHeads, Vocab, SeqLen) = ReadConfig(h);
-            SharedClassifier = Vocab > 0;
-            Vocab = Math.Abs(Vocab);
+            (dim, hidden, layers, heads, kvHeads, vocab, seqLen) = ReadConfig(h);
+            shared = vocab > 0;
+            vocab = Math.Abs(vocab);
             offset = 28;
         }
-        if (Dim <= 0 || HiddenDim <= 0 || Layers <= 0 || Heads <= 0 || KvHeads <= 0 || Vocab <= 0 || SeqLen <= 0
-            || Dim % Heads != 0 || Heads % KvHeads != 0 || Dim / Heads % 2 != 0)
-            throw new BadInputException($"{path}: not a llama2.c checkpoint (implausible header: dim {Dim}, hidden {HiddenDim}, " +
-                                        $"layers {Layers}, heads {Heads}, kv_heads {KvHeads}, vocab {Vocab}, seq_len {SeqLen})");
+        if (dim <= 0 || hidden <= 0 || layers <= 0 || heads <= 0 || kvHeads <= 0 || vocab <= 0 || seqLen <= 0
+            || dim % heads != 0 || heads % kvHeads != 0 || dim / heads % 2 != 0)
+            throw new BadInputException($"{path}: not a llama2.c checkpoint (implausible header: dim {dim}, hidden {hidden}, " +
+                                        $"layers {layers}, heads {heads}, kv_heads {kvHeads}, vocab {vocab}, seq_len {seqLen})");
+        Shape = new ModelShape(dim, hidden, layers, heads, kvHeads, vocab, seqLen, WeightType.F32, tiedEmbeddings: shared);
 
-        long d = Dim, l = Layers, kv = KvDim, hd = HiddenDim, v = Vocab;
-        long floats = v * d + 2 * l * d + d + l * (2 * d * d + 2 * kv * d + 3 * hd * d) + (SharedClassifier ? 0 : v * d)
-                      + (Version == 0 ? SeqLen * (d / Heads) : 0);
+        long d = dim, l = layers, kv = Shape.KvDim, hd = hidden, v = vocab;
+        long floats = v * d + 2 * l * d + d + l * (2 * d * d + 2 * kv * d + 3 * hd * d) + (shared ? 0 : v * d)
+                      + (Version == 0 ? seqLen * (d / heads) : 0);
         long expected = offset + floats * 4;
         if (_length != expected)
             throw new BadInputException($"{path}: {(_length < expected ? "truncated" : "unexpected size for")} llama2.c v{Version} checkpoint " +
@@ -81,7 +77,7 @@ public sealed unsafe class Llama2cCheckpoint : IWeightSource
             _tokenEmbedding = Take(v * d); _rmsAtt = Take(l * d); _wq = Take(l * d * d); _wk = Take(l * kv * d); _wv = Take(l * kv * d);
             _wo = Take(l * d * d); _rmsFfn = Take(l * d); _w1 = Take(l * hd * d); _w2 = Take(l * d * hd); _w3 = Take(l * hd * d);
             _rmsFinal = Take(d);
-            Take(SeqLen * (d / Heads)); // freq_cis_real and _imag: RoPE is computed, not read
+            Take(seqLen * (d / heads)); // freq_cis_real and _imag: RoPE is computed, not read
         }
         else
         {
@@ -89,7 +85,7 @@ public sealed unsafe class Llama2cCheckpoint : IWeightSource
             _wq = Take(l * d * d); _wk = Take(l * kv * d); _wv = Take(l * kv * d); _wo = Take(l * d * d);
             _w1 = Take(l * hd * d); _w2 = Take(l * d * hd); _w3 = Take(l * hd * d);
         }
-        _classifier = SharedClassifier ? _tokenEmbedding : Take(v * d);
+        _classifier = shared ? _tokenEmbedding : Take(v * d);
     }
 
     public static Llama2cCheckpoint Open(string path) => new(path);
@@ -101,10 +97,10 @@ public sealed unsafe class Llama2cCheckpoint : IWeightSource
     public void CheckFits(ModelInfo info)
     {
         var fit = new SpecFit(info, Path);
-        fit.CheckShape(ModelFamily.Llama, Dim, HiddenDim, Layers, Heads, KvHeads, Vocab);
-        if (SharedClassifier != info.Shape.TiedEmbeddings)
-            fit.Mismatch(SharedClassifier ? "a shared classifier (spec: tie_embeddings false)" : "a separate classifier (spec: tie_embeddings true)");
-        fit.ThrowIfUnfit(SeqLen);
+        fit.CheckShape(ModelFamily.Llama, Shape);
+        if (Shape.TiedEmbeddings != info.Shape.TiedEmbeddings)
+            fit.Mismatch(Shape.TiedEmbeddings ? "a shared classifier (spec: tie_embeddings false)" : "a separate classifier (spec: tie_embeddings true)");
+        fit.ThrowIfUnfit(Shape.Context);
     }
 
     public ReadOnlySpan<float> Read(string name, int rows, int cols)
@@ -147,18 +143,18 @@ public sealed unsafe class Llama2cCheckpoint : IWeightSource
     public float* TokenEmbedding => _tokenEmbedding;
     public float* Classifier => _classifier;
     public float* RmsFinal => _rmsFinal;
-    public float* RmsAtt(int layer) => _rmsAtt + (long)layer * Dim;
-    public float* RmsFfn(int layer) => _rmsFfn + (long)layer * Dim;
-    public float* Wq(int layer) => _wq + (long)layer * Dim * Dim;
-    public float* Wk(int layer) => _wk + (long)layer * KvDim * Dim;
-    public float* Wv(int layer) => _wv + (long)layer * KvDim * Dim;
-    public float* Wo(int layer) => _wo + (long)layer * Dim * Dim;
+    public float* RmsAtt(int layer) => _rmsAtt + (long)layer * Shape.Dim;
+    public float* RmsFfn(int layer) => _rmsFfn + (long)layer * Shape.Dim;
+    public float* Wq(int layer) => _wq + (long)layer * Shape.Dim * Shape.Dim;
+    public float* Wk(int layer) => _wk + (long)layer * Shape.KvDim * Shape.Dim;
+    public float* Wv(int layer) => _wv + (long)layer * Shape.KvDim * Shape.Dim;
+    public float* Wo(int layer) => _wo + (long)layer * Shape.Dim * Shape.Dim;
     /// <summary>Gate projection [hidden, dim].</summary>
-    public float* W1(int layer) => _w1 + (long)layer * HiddenDim * Dim;
+    public float* W1(int layer) => _w1 + (long)layer * Shape.HiddenDim * Shape.Dim;
     /// <summary>Down projection [dim, hidden].</summary>
-    public float* W2(int layer) => _w2 + (long)layer * Dim * HiddenDim;
+    public float* W2(int layer) => _w2 + (long)layer * Shape.Dim * Shape.HiddenDim;
     /// <summary>Up projection [hidden, dim].</summary>
-    public float* W3(int layer) => _w3 + (long)layer * HiddenDim * Dim;
+    public float* W3(int layer) => _w3 + (long)layer * Shape.HiddenDim * Shape.Dim;
 
     public void Dispose() => Libc.munmap(_map, (nuint)_length);
 }

@@ -18,17 +18,18 @@ internal sealed class SpecFit(ModelInfo info, string source)
 
     public void Mismatch(string what) => _mismatches.Add(what);
 
-    /// <summary>The family and the numbers every checkpoint header gives.</summary>
-    public void CheckShape(ModelFamily family, int dim, int hidden, int layers, int heads, int kvHeads, int vocab)
+    /// <summary>The family and the numbers every checkpoint header gives (the context and the classifier are each
+    /// checkpoint's own business: see <see cref="ThrowIfUnfit"/>).</summary>
+    public void CheckShape(ModelFamily family, ModelShape shape)
     {
         var s = info.Shape;
         Check("family", family, info.Family);
-        Check("dim", dim, s.Dim);
-        Check("hidden_dim", hidden, s.HiddenDim);
-        Check("layers", layers, s.Layers);
-        Check("heads", heads, s.Heads);
-        Check("kv_heads", kvHeads, s.KvHeads);
-        Check("vocab", vocab, s.Vocab);
+        Check("dim", shape.Dim, s.Dim);
+        Check("hidden_dim", shape.HiddenDim, s.HiddenDim);
+        Check("layers", shape.Layers, s.Layers);
+        Check("heads", shape.Heads, s.Heads);
+        Check("kv_heads", shape.KvHeads, s.KvHeads);
+        Check("vocab", shape.Vocab, s.Vocab);
     }
 
     /// <summary>Throws with every difference found, or when the checkpoint knows fewer than the spec's context positions.</summary>

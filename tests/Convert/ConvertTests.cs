@@ -56,7 +56,7 @@ public sealed class ConvertTests
         BitConverter.GetBytes(-512).CopyTo(b, 20);
         string untied = Path.Combine(dir, "untied.bin");
         File.WriteAllBytes(untied, [.. b, .. b.AsSpan(28, 512 * 64 * 4)]);
-        using (var ckpt = Llama2cCheckpoint.Open(untied)) Assert.False(ckpt.SharedClassifier);
+        using (var ckpt = Llama2cCheckpoint.Open(untied)) Assert.False(ckpt.Shape.TiedEmbeddings);
         InProcess.Run("stories260K", "convert", "-w", untied, "-k", tokenizer, "-o", Path.Combine(dir, "x.afm"))
             .AssertBadInput("a separate classifier (spec: tie_embeddings true)");
         Assert.Empty(Directory.GetFiles(dir, "*.afm"));
