@@ -126,7 +126,7 @@ public sealed class HfCheckpoint : IWeightSource
         y.AppendLine($"tie_embeddings: {(c.TiedEmbeddings ? "true" : "false")}");
         y.AppendLine($"tokenizer: {{ kind: {tokenizer.ToString().ToLowerInvariant()}, bos: {c.Bos}, eos: {c.Eos[0]}, stop: [{string.Join(", ", c.Eos)}] }}");
         y.AppendLine($"weights: {{ dtype: {c.Dtype} }}");
-        y.AppendLine("flash: { window: 4, predictor_rank: 32, io_threads: 8, dram_budget: 50% }");
+        // No flash block: the spec's defaults apply (window, predictor_rank, io_threads, dram_budget; see the README).
         return y.ToString();
     }
 
