@@ -4,7 +4,6 @@ using System.Text.Json;
 using AotFlash.Flash;
 using AotFlash.Inference;
 using AotFlash.Sampling;
-using AotFlash.Tokenizers;
 
 namespace AotFlash.Cli;
 

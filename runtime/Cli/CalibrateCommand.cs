@@ -1,8 +1,6 @@
 using AotFlash.Calibration;
 using AotFlash.Flash;
 using AotFlash.Inference;
-using AotFlash.Sparsity;
-using AotFlash.Tokenizers;
 
 namespace AotFlash.Cli;
 

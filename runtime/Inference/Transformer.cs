@@ -1,6 +1,4 @@
 using AotFlash.Ffn;
-using AotFlash.Flash;
-using AotFlash.Kernels;
 
 namespace AotFlash.Inference;
 

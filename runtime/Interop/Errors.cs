@@ -1,6 +1,6 @@
-using AotFlash.Sampling;
 using System.Runtime.InteropServices;
 using System.Text;
+using AotFlash.Sampling;
 
 namespace AotFlash.Interop;
 

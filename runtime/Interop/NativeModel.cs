@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using AotFlash.Flash;
 using AotFlash.Inference;
 using AotFlash.Tokenizers;
 

@@ -2,7 +2,6 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using AotFlash.Flash;
 using AotFlash.Kernels;
-using Xunit;
 using Xunit.Abstractions;
 
 namespace AotFlash.Tests.Kernels;

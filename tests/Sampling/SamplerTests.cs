@@ -1,5 +1,4 @@
 using AotFlash.Sampling;
-using Xunit;
 
 namespace AotFlash.Tests.Sampling;
 

@@ -1,6 +1,5 @@
 using AotFlash.Flash;
 using AotFlash.Sparsity;
-using Xunit;
 
 namespace AotFlash.Tests.Sparsity;
 

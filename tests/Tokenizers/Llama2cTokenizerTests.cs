@@ -2,7 +2,6 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Unicode;
 using AotFlash.Tokenizers;
-using Xunit;
 using Xunit.Abstractions;
 
 namespace AotFlash.Tests.Tokenizers;
