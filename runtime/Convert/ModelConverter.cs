@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using AotFlash.Flash;
 using AotFlash.Inference;
 using AotFlash.Kernels;
@@ -63,6 +64,7 @@ public static unsafe class ModelConverter
         writer.BeginSection(SectionKind.Flash);
         var parts = layout.BundleParts;
         var column = new float[shape.Dim];
+        var checksums = new byte[FlashChecksums.SectionLength(layout)];
         for (int l = 0; l < shape.Layers; l++)
         {
             progress?.Invoke($"flash section: layer {l + 1}/{shape.Layers} ({shape.HiddenDim} neuron bundles)");
@@ -81,6 +83,8 @@ public static unsafe class ModelConverter
             for (int i = 0; i < shape.HiddenDim; i++)
             {
                 long bundle = layout.Layers[l].FfnBundles + i * layout.BundleStride;
+                writer.PadTo(bundle);
+                writer.Mark();
                 for (int p = 0; p < parts.Count; p++)
                 {
                     // Each slice is stored (and, when lossy, quantised) on its own, and reports its own error.
@@ -102,9 +106,16 @@ public static unsafe class ModelConverter
                             break;
                     }
                 }
+                if (writer.SectionPosition != bundle + layout.BundleBytes)
+                    throw new InvalidOperationException($"bundle {i} of layer {l} is {writer.SectionPosition - bundle} bytes, the layout says {layout.BundleBytes}");
+                BinaryPrimitives.WriteUInt32LittleEndian(checksums.AsSpan(4 * (l * shape.HiddenDim + i)), writer.ChecksumSinceMark);
             }
         }
         writer.EndSection(layout.FlashBytes);
+
+        writer.BeginSection(SectionKind.FlashChecksums);
+        writer.Write(checksums);
+        writer.EndSection(checksums.Length);
         writer.Commit(info.Name, info.SpecHash, shape);
         return tensors.Errors;
     }

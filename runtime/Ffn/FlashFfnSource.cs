@@ -12,6 +12,8 @@ namespace AotFlash.Ffn;
 public sealed unsafe class FlashFfnSource : IFfnSource
 {
     private readonly FlashReader _reader;
+    private readonly FlashChecksums _checksums;
+    private readonly string _source;
     private readonly long _flashSection;
     private readonly Layout _layout;
     private readonly PredictorSet? _predictors;
@@ -27,11 +29,14 @@ public sealed unsafe class FlashFfnSource : IFfnSource
     private readonly long[] _tokens;
     private readonly RecallProbe? _probe;
 
+    /// <param name="source">The model file's name, for errors.</param>
     /// <param name="activeThreshold">A neuron is truly active when its gate pre-activation is above this (0 for ReLU).</param>
-    public FlashFfnSource(FlashReader reader, long flashSection, Layout layout, PredictorSet? predictors, int window, DramAccount account,
-                          float activeThreshold, bool measureRecall, bool selectAll)
+    public FlashFfnSource(FlashReader reader, long flashSection, FlashChecksums checksums, string source, Layout layout, PredictorSet? predictors,
+                          int window, DramAccount account, float activeThreshold, bool measureRecall, bool selectAll)
     {
         _reader = reader;
+        _checksums = checksums;
+        _source = source;
         _flashSection = flashSection;
         _layout = layout;
         _predictors = predictors;
@@ -104,8 +109,21 @@ public sealed unsafe class FlashFfnSource : IFfnSource
         for (int j = 0; j < missing; j++) _destinations.Pointer[j] = (nint)cache.Row(_missingRows.Pointer[j]);
         long t2 = Stopwatch.GetTimestamp(), before = _reader.BytesRead;
         if (missing > 0)
-            _reader.ReadBundles(_flashSection + layer.Offset, layer.BundleStride, _bundleBytes,
-                new ReadOnlySpan<int>(_missing.Pointer, missing), new ReadOnlySpan<nint>(_destinations.Pointer, missing));
+        {
+            try
+            {
+                _reader.ReadBundles(_flashSection + layer.Offset, layer.BundleStride, _bundleBytes,
+                    new ReadOnlySpan<int>(_missing.Pointer, missing), new ReadOnlySpan<nint>(_destinations.Pointer, missing),
+                    _checksums.Layer(layer.Index));
+            }
+            catch (Exception e)
+            {
+                // The cache already counts the missing neurons as present; their rows hold nothing that can be trusted.
+                cache.Clear();
+                if (e is FlashChecksumException corrupt) throw FlashChecksums.Corrupt(_source, layer.Index, corrupt);
+                throw;
+            }
+        }
         long t3 = Stopwatch.GetTimestamp();
         for (int j = 0; j < count; j++) _bundles.Pointer[j] = (nint)cache.Row(cache.RowOf(active[j]));
         long t4 = Stopwatch.GetTimestamp();

@@ -8,14 +8,21 @@ namespace AotFlash.Ffn;
 public sealed unsafe class NaiveFfnSource : IFfnSource
 {
     private readonly FlashReader _reader;
+    private readonly FlashChecksums _checksums;
+    private readonly string _source;
+    private readonly int _bundleBytes;
     private readonly long _flashSection;
     private readonly long _layerBytes;
     private readonly NativeArray<byte> _layer;
     private readonly EveryNeuron _all;
 
-    public NaiveFfnSource(FlashReader reader, long flashSection, Layout layout, DramAccount account)
+    /// <param name="source">The model file's name, for errors.</param>
+    public NaiveFfnSource(FlashReader reader, long flashSection, FlashChecksums checksums, string source, Layout layout, DramAccount account)
     {
         _reader = reader;
+        _checksums = checksums;
+        _source = source;
+        _bundleBytes = checked((int)layout.BundleBytes);
         _flashSection = flashSection;
         _layerBytes = layout.FlashLayerBytes;
         _layer = new NativeArray<byte>(_layerBytes, account, "the naive mode's layer buffer", Layout.FlashAlignment);
@@ -29,6 +36,8 @@ public sealed unsafe class NaiveFfnSource : IFfnSource
     {
         long start = Stopwatch.GetTimestamp(), before = _reader.BytesRead;
         _reader.ReadContiguous(_flashSection + layer.Offset, _layerBytes, _layer.Pointer);
+        try { _checksums.VerifyLayer(layer.Index, _layer.Pointer, layer.BundleStride, _bundleBytes); }
+        catch (FlashChecksumException e) { throw FlashChecksums.Corrupt(_source, layer.Index, e); }
         Stats.IoTicks += Stopwatch.GetTimestamp() - start;
         Stats.BytesRead += _reader.BytesRead - before;
         return _all.At(_layer.Pointer, layer.BundleStride, Stats);

@@ -173,8 +173,13 @@ public sealed unsafe class FlashReader : IDisposable
     /// Reads <paramref name="bundleBytes"/> bytes of each bundle in <paramref name="bundles"/> (ascending) into
     /// <paramref name="destinations"/> (one pointer per bundle); bundle <c>i</c> starts at
     /// <c>firstBundleOffset + i * bundleStride</c>, relative to <see cref="BaseOffset"/>. Destinations need no alignment.
+    /// With <paramref name="checksums"/> (indexed by bundle), each bundle's CRC-32C is checked as it arrives, on the I/O
+    /// threads.
     /// </summary>
-    public void ReadBundles(long firstBundleOffset, long bundleStride, int bundleBytes, ReadOnlySpan<int> bundles, ReadOnlySpan<nint> destinations)
+    /// <exception cref="FlashChecksumException">A bundle does not match its checksum (the destinations then hold
+    /// unchecked bytes).</exception>
+    public void ReadBundles(long firstBundleOffset, long bundleStride, int bundleBytes, ReadOnlySpan<int> bundles, ReadOnlySpan<nint> destinations,
+                            uint* checksums = null)
     {
         if (destinations.Length != bundles.Length)
             throw new ArgumentException($"{destinations.Length} destinations for {bundles.Length} bundles", nameof(destinations));
@@ -192,7 +197,7 @@ public sealed unsafe class FlashReader : IDisposable
             fixed (nint* d = destinations)
             {
                 var work = _bundleWork;
-                work.Set(count, first, bundleStride, bundleBytes, b, d);
+                work.Set(count, first, bundleStride, bundleBytes, b, d, checksums);
                 try
                 {
                     if (count == 1 || IoThreads == 1) work.Execute(0, 1);
@@ -363,18 +368,20 @@ public sealed unsafe class FlashReader : IDisposable
         private int _bundleBytes;
         private int* _bundles;
         private nint* _destinations;
+        private uint* _checksums;
 
-        public void Set(int count, long first, long stride, int bundleBytes, int* bundles, nint* destinations)
+        public void Set(int count, long first, long stride, int bundleBytes, int* bundles, nint* destinations, uint* checksums)
         {
             Reset();
             _count = count; _first = first; _stride = stride; _bundleBytes = bundleBytes;
-            _bundles = bundles; _destinations = destinations;
+            _bundles = bundles; _destinations = destinations; _checksums = checksums;
         }
 
         public void Clear()
         {
             _bundles = null;
             _destinations = null;
+            _checksums = null;
         }
 
         protected override void Run(int member)
@@ -392,6 +399,8 @@ public sealed unsafe class FlashReader : IDisposable
                 for (int k = range.FirstBundle; k <= last; k++)
                 {
                     long at = _first + _bundles[k] * _stride - range.Offset;
+                    if (_checksums != null && Crc32C.Compute(staging + at, _bundleBytes) != _checksums[_bundles[k]])
+                        throw new FlashChecksumException(_bundles[k]);
                     Buffer.MemoryCopy(staging + at, (void*)_destinations[k], _bundleBytes, _bundleBytes);
                 }
             }

@@ -4,7 +4,7 @@ using System.Text;
 namespace AotFlash.Flash;
 
 /// <summary>Sections of a model file; <see cref="Predictors"/> appears once <c>calibrate</c> has run.</summary>
-public enum SectionKind : uint { Resident = 1, Tokenizer = 2, Flash = 3, Predictors = 4 }
+public enum SectionKind : uint { Resident = 1, Tokenizer = 2, Flash = 3, Predictors = 4, FlashChecksums = 5 }
 
 /// <summary>One section of a model file: where it is (relative to the file start) and its CRC-32C.</summary>
 public readonly record struct Section(SectionKind Kind, long Offset, long Length, uint Crc);
@@ -19,7 +19,8 @@ public readonly record struct Section(SectionKind Kind, long Offset, long Length
 /// 152  sections, 32 bytes each: u32 kind, u32 crc32c, u64 offset, u64 length, u64 reserved
 /// 4092 u32 CRC-32C of bytes [0, 4092)
 /// </code>
-/// Sections start on 4 KiB boundaries: header · resident · tokenizer · flash.
+/// Sections start on 4 KiB boundaries: header · resident · tokenizer · flash · flash checksums (<see cref="FlashChecksums"/>)
+/// · predictors (after <c>calibrate</c>).
 /// </summary>
 public sealed class ModelFileHeader
 {

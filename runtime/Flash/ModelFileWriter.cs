@@ -17,6 +17,7 @@ public sealed class ModelFileWriter : IDisposable
     private SectionKind? _open;
     private long _sectionStart;
     private uint _crc;
+    private uint _markCrc;
     private bool _committed;
 
     private ModelFileWriter(string path, string tempPath, SafeFileHandle handle)
@@ -60,6 +61,7 @@ public sealed class ModelFileWriter : IDisposable
         if (_open is null) throw new InvalidOperationException("no section is open");
         RandomAccess.Write(_handle, data, _position);
         _crc = Crc32C.Append(_crc, data);
+        _markCrc = Crc32C.Append(_markCrc, data);
         _position += data.Length;
     }
 
@@ -77,6 +79,12 @@ public sealed class ModelFileWriter : IDisposable
             gap -= n;
         }
     }
+
+    /// <summary>Starts a checksum of what is written from here on (one neuron bundle); see <see cref="ChecksumSinceMark"/>.</summary>
+    public void Mark() => _markCrc = ~0u;
+
+    /// <summary>CRC-32C of the bytes written since <see cref="Mark"/>.</summary>
+    public uint ChecksumSinceMark => ~_markCrc;
 
     public void EndSection(long length)
     {

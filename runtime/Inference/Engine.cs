@@ -47,12 +47,14 @@ public sealed unsafe class LoadedModel : IDisposable
     private readonly long _baseOffset;
     private readonly long _flashSection;
     private readonly string _source;
+    private readonly FlashChecksums? _checksums;
 
-    private LoadedModel(ModelInfo info, ModelWeights weights, EngineMode mode, long budget, ModelFile file)
+    private LoadedModel(ModelInfo info, ModelWeights weights, EngineMode mode, long budget, ModelFile file, FlashChecksums? checksums)
     {
         Info = info; Weights = weights; Mode = mode; Budget = budget;
         _path = file.Path; _baseOffset = file.BaseOffset; _flashSection = file.Header.Get(SectionKind.Flash, file.Source).Offset;
         _source = file.Source;
+        _checksums = checksums;
     }
 
     public ModelInfo Info { get; }
@@ -69,13 +71,20 @@ public sealed unsafe class LoadedModel : IDisposable
         string? budget = options.DramBudget ?? (mode == EngineMode.Flash ? info.Flash.DramBudget : null);
         long limit = budget is null ? long.MaxValue : DramAccount.ParseBudget(budget, file.Header.FileLength);
         var weights = ModelWeights.Load(file, info, new DramAccount(limit), mapFlash: mode == EngineMode.Dense);
-        if (mode == EngineMode.Flash && weights.PredictorData is null && !options.SelectAllNeurons)
+        try
+        {
+            if (mode == EngineMode.Flash && weights.PredictorData is null && !options.SelectAllNeurons)
+                throw new BadInputException($"{file.Source} has no activation predictors, which flash mode needs: run " +
+                                            "'calibrate --model FILE' first (or use --mode dense)");
+            // Dense mode checked the whole flash section's checksum when it mapped it; the others check each read.
+            var checksums = mode == EngineMode.Dense ? null : FlashChecksums.Load(file, info.Layout);
+            return new LoadedModel(info, weights, mode, limit, file, checksums);
+        }
+        catch
         {
             weights.Dispose();
-            throw new BadInputException($"{file.Source} has no activation predictors, which flash mode needs: run " +
-                                        "'calibrate --model FILE' first (or use --mode dense)");
+            throw;
         }
-        return new LoadedModel(info, weights, mode, limit, file);
     }
 
     /// <summary>A new transformer over the weights, charged to a DRAM account of its own under <see cref="Budget"/>
@@ -96,9 +105,12 @@ public sealed unsafe class LoadedModel : IDisposable
                 return model = Create(weights, source, options);
             }
             int ioThreads = options.IoThreads > 0 ? options.IoThreads : Info.Flash.IoThreads;
+            var checksums = _checksums!;
+            account.Charge(checksums.Bytes, "the flash checksums");
             if (Mode == EngineMode.Naive)
             {
-                source = new NaiveFfnSource(FlashReader.Open(_path, _baseOffset, ioThreads, account, options.Warn), _flashSection, Info.Layout, account);
+                source = new NaiveFfnSource(FlashReader.Open(_path, _baseOffset, ioThreads, account, options.Warn), _flashSection, checksums, _source,
+                    Info.Layout, account);
                 return model = Create(weights, source, options);
             }
             var s = Info.Shape;
@@ -108,7 +120,7 @@ public sealed unsafe class LoadedModel : IDisposable
                 predictors = PredictorSet.Parse(weights.PredictorData, s.Layers, s.Dim, s.HiddenDim, _source);
                 account.Charge(predictors.Bytes, "the predictors");
             }
-            var flash = new FlashFfnSource(FlashReader.Open(_path, _baseOffset, ioThreads, account, options.Warn), _flashSection,
+            var flash = new FlashFfnSource(FlashReader.Open(_path, _baseOffset, ioThreads, account, options.Warn), _flashSection, checksums, _source,
                 Info.Layout, predictors, options.Window > 0 ? options.Window : Info.Flash.Window, account,
                 Info.Activation.ActiveThreshold ?? 0f, options.MeasureRecall, options.SelectAllNeurons);
             source = flash;

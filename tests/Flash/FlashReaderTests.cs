@@ -85,6 +85,40 @@ public sealed unsafe class FlashReaderTests : IDisposable
         finally { account.Free(buffer, (long)slot * Math.Max(bundles.Length, 1)); }
     }
 
+    // With checksums, each bundle is checked as it arrives: the right ones pass, and a wrong one names its bundle.
+    [Theory]
+    [InlineData(1)]
+    [InlineData(4)]
+    public void ChecksummedReadsNameTheBundleThatDoesNotMatch(int threads)
+    {
+        const int stride = 768, bytes = 700, count = 300;
+        var (path, content) = WriteFile(RealDiskFolder(), 1 << 20);
+        var checksums = new uint[count];
+        for (int i = 0; i < count; i++) checksums[i] = Crc32C.Compute(content.AsSpan(i * stride, bytes));
+        int[] bundles = [.. Enumerable.Range(0, count).Where(i => i % 3 != 1)];
+        var account = new DramAccount();
+        using var reader = FlashReader.Open(path, 0, threads, account, null);
+        byte* buffer = (byte*)account.Allocate((long)bytes * count, "test");
+        try
+        {
+            var destinations = bundles.Select(k => (nint)(buffer + (long)k * bytes)).ToArray();
+            fixed (uint* crcs = checksums)
+            {
+                reader.ReadBundles(0, stride, bytes, bundles, destinations, crcs);
+                foreach (int k in bundles)
+                    Assert.True(new ReadOnlySpan<byte>(buffer + (long)k * bytes, bytes).SequenceEqual(content.AsSpan(k * stride, bytes)));
+                checksums[200] ^= 1u << 7;
+                uint* pinned = crcs;
+                var e = Assert.Throws<FlashChecksumException>(() => reader.ReadBundles(0, stride, bytes, bundles, destinations, pinned));
+                Assert.Equal(200, e.Neuron);
+                // The reader stays usable after a failed call.
+                checksums[200] ^= 1u << 7;
+                reader.ReadBundles(0, stride, bytes, bundles, destinations, crcs);
+            }
+        }
+        finally { account.Free(buffer, (long)bytes * count); }
+    }
+
     [SkippableFact]
     public void RealDiskReadsAreDirect()
     {

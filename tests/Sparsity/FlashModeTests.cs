@@ -250,6 +250,42 @@ public sealed class FlashModeTests(ITestOutputHelper output)
         Assert.Fail("no budget under 8 MiB could load the model");
     }
 
+    // One flipped bit in one neuron's bundle on flash: flash and naive modes stop with an error naming the layer and the
+    // neuron (the run's own reads are checked against the bundle checksums), dense mode refuses the file at load.
+    [SkippableFact]
+    public void AFlippedBitInAFlashBundleIsAnErrorNamingItInEveryMode()
+    {
+        ModelSource.RequireShared();
+        const string model = "stories260K-relu";
+        const int layer = 3, neuron = 101;
+        string afm = Path.Combine(Published.TempDirectory(), "flipped-bundle.afm");
+        File.Copy(Calibrated(model), afm, overwrite: true);
+        var layout = InProcess.Model(model).Layout;
+        long at;
+        using (var file = ModelFile.Open(afm))
+            at = file.Header.Get(SectionKind.Flash, afm).Offset + layout.Layers[layer].FfnBundles + neuron * layout.BundleStride + layout.BundleDown + 9;
+        using (var stream = File.Open(afm, FileMode.Open, FileAccess.ReadWrite))
+        {
+            stream.Position = at;
+            int b = stream.ReadByte();
+            stream.Position = at;
+            stream.WriteByte((byte)(b ^ 0x40));
+        }
+        foreach (var mode in new[] { "naive", "flash" })
+        {
+            // --measure-recall is off: only the run's own reads may find it. Flash mode reads the neuron when the
+            // predictor picks it; a long enough run does (it is among the layer's most often active ones, or the test
+            // says so).
+            var r = InProcess.Run(model, "run", "--model", afm, "--mode", mode, "-p", "Once upon a time", "-n", "200", "--temp", "0");
+            output.WriteLine($"{mode}: exit {r.ExitCode}: {r.Stderr.Trim()}");
+            Assert.Equal(2, r.ExitCode);
+            Assert.Contains($"flash section is corrupt: layer {layer}, neuron {neuron} does not match its checksum", r.Stderr);
+        }
+        var dense = InProcess.Run(model, "run", "--model", afm, "--mode", "dense", "-p", "Once upon a time", "-n", "4");
+        Assert.Equal(2, dense.ExitCode);
+        Assert.Contains("flash section is corrupt (checksum mismatch)", dense.Stderr);
+    }
+
     [SkippableFact]
     public void FlashModeWithoutPredictorsAndCalibratingSiluAreClearErrors()
     {
