@@ -106,10 +106,9 @@ namespace AotFlash.Generator
                 }
 
                 w.WriteLine("/// <summary>One token through the whole model: logits[vocab] for <paramref name=\"token\"/> at <paramref name=\"pos\"/>.</summary>");
-                w.WriteLine("public override void Forward(int token, int pos)");
+                w.WriteLine("protected override void Compute(int token, int pos)");
                 w.WriteLine("{");
                 w.Indent++;
-                w.WriteLine("CheckInput(token, pos);");
                 if (opt) EmitOptForward(w, layout);
                 else EmitLlamaForward(w, layout);
                 w.WriteLine("// logits[vocab] = Classifier[vocab, dim] · x[dim]");

@@ -45,9 +45,8 @@ namespace AotFlash.Models
             : base(Definition, weights, ffn, threads) { }
         
         /// <summary>One token through the whole model: logits[vocab] for <paramref name="token"/> at <paramref name="pos"/>.</summary>
-        public override void Forward(int token, int pos)
+        protected override void Compute(int token, int pos)
         {
-            CheckInput(token, pos);
             // x = token embedding + learned position embedding
             Embed(X, TokenEmbedding, token, Dim);
             Embed(Xb, PositionEmbedding, pos + PositionOffset, Dim);

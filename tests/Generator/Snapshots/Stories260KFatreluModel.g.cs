@@ -48,9 +48,8 @@ namespace AotFlash.Models
         }
         
         /// <summary>One token through the whole model: logits[vocab] for <paramref name="token"/> at <paramref name="pos"/>.</summary>
-        public override void Forward(int token, int pos)
+        protected override void Compute(int token, int pos)
         {
-            CheckInput(token, pos);
             Embed(X, TokenEmbedding, token, Dim);
             Layer(pos, 0, attnNorm: 65536, wq: 65792, wk: 73984, wv: 78080, wo: 82176, ffnNorm: 90368, ffn: 0);
             Layer(pos, 1, attnNorm: 90624, wq: 90880, wk: 99072, wv: 103168, wo: 107264, ffnNorm: 115456, ffn: 69632);

@@ -42,9 +42,8 @@ namespace AotFlash.Models
             : base(Definition, weights, ffn, threads) { }
         
         /// <summary>One token through the whole model: logits[vocab] for <paramref name="token"/> at <paramref name="pos"/>.</summary>
-        public override void Forward(int token, int pos)
+        protected override void Compute(int token, int pos)
         {
-            CheckInput(token, pos);
             Embed(X, TokenEmbedding, token, Dim);
             Layer(pos, 0, attnNorm: 131072, wq: 131328, wk: 147712, wv: 155904, wo: 164096, ffnNorm: 180480, ffn: 0);
             Layer(pos, 1, attnNorm: 180736, wq: 180992, wk: 197376, wv: 205568, wo: 213760, ffnNorm: 230144, ffn: 135168);

@@ -42,9 +42,8 @@ namespace AotFlash.Models
             : base(Definition, weights, ffn, threads) { }
         
         /// <summary>One token through the whole model: logits[vocab] for <paramref name="token"/> at <paramref name="pos"/>.</summary>
-        public override void Forward(int token, int pos)
+        protected override void Compute(int token, int pos)
         {
-            CheckInput(token, pos);
             Embed(X, TokenEmbedding, token, Dim);
             Layer(pos, 0, attnNorm: 18432, wq: 18688, wk: 20992, wv: 22144, wo: 23296, ffnNorm: 25600, ffn: 0);
             Layer(pos, 1, attnNorm: 25856, wq: 26112, wk: 28416, wv: 29568, wo: 30720, ffnNorm: 33024, ffn: 24576);
