@@ -67,6 +67,7 @@ public sealed partial class Gpt2BpeTokenizer : ITokenizer
             ReadOnlySpan<byte> bytes = Piece(id);
             if (bytes.IsEmpty)
                 throw new InvalidDataException($"tokenizer: token {id} is empty.");
+            LongestTokenBytes = Math.Max(LongestTokenBytes, bytes.Length);
             if (bytes.Length != 1) continue;
             if (_byteTokens[bytes[0]] >= 0)
                 throw new InvalidDataException($"tokenizer: tokens {_byteTokens[bytes[0]]} and {id} both stand for byte 0x{bytes[0]:X2}.");
@@ -103,6 +104,9 @@ public sealed partial class Gpt2BpeTokenizer : ITokenizer
 
     /// <summary>Number of token ids: the model's vocabulary given to <see cref="Load"/>, else the tokens read.</summary>
     public int VocabSize => _vocabSize;
+
+    /// <summary>The longest ordinary token (special tokens are never matched in text).</summary>
+    public int LongestTokenBytes { get; }
 
     /// <summary>Number of merges (ranks 0 .. MergeCount-1).</summary>
     public int MergeCount => _mergeLeft.Length;
@@ -231,8 +235,8 @@ public sealed partial class Gpt2BpeTokenizer : ITokenizer
 
             while (heapCount > 0)
             {
-                long top = Pop(heap, ref heapCount);
-                int rank = (int)(top >> 32), pos = (int)top;
+                var (priority, pos) = MergeQueue.Pop(heap, ref heapCount);
+                int rank = (int)priority;
                 int right = next[pos];
                 if (ids[pos] < 0 || right < 0 || Rank(ids[pos], ids[right]) != rank) continue;
 
@@ -272,38 +276,11 @@ public sealed partial class Gpt2BpeTokenizer : ITokenizer
 
     int PairSlot(ulong key) => (int)((key * 0x9E3779B97F4A7C15UL) >> 32) & _pairMask;
 
-    // A binary min-heap of rank << 32 | position: lowest rank first, then leftmost.
+    /// <summary>Queues the pair at <paramref name="pos"/> by its merge rank (lowest first); a pair that never merges
+    /// (rank -1) is not queued.</summary>
     static void Push(long[] heap, ref int count, int rank, int pos)
     {
-        if (rank < 0) return;
-        long item = (long)rank << 32 | (uint)pos;
-        int i = count++;
-        while (i > 0)
-        {
-            int parent = (i - 1) >> 1;
-            if (heap[parent] <= item) break;
-            heap[i] = heap[parent];
-            i = parent;
-        }
-        heap[i] = item;
-    }
-
-    static long Pop(long[] heap, ref int count)
-    {
-        long top = heap[0];
-        long last = heap[--count];
-        int i = 0;
-        while (true)
-        {
-            int child = 2 * i + 1;
-            if (child >= count) break;
-            if (child + 1 < count && heap[child + 1] < heap[child]) child++;
-            if (heap[child] >= last) break;
-            heap[i] = heap[child];
-            i = child;
-        }
-        if (count > 0) heap[i] = last;
-        return top;
+        if (rank >= 0) MergeQueue.Push(heap, ref count, (uint)rank, pos);
     }
 
     static string InvalidUtf8Message(ReadOnlySpan<byte> utf8)

@@ -10,6 +10,10 @@ public interface ITokenizer
     /// <summary>Number of token ids the tokenizer accepts (0 .. VocabSize-1).</summary>
     int VocabSize { get; }
 
+    /// <summary>The most bytes of text one token can stand for, so that a text of more than n times this many bytes
+    /// is known to need more than n tokens before it is encoded.</summary>
+    int LongestTokenBytes { get; }
+
     /// <summary>The ids of <paramref name="utf8"/>, after <paramref name="bos"/> when <paramref name="addBos"/>.</summary>
     int[] Encode(ReadOnlySpan<byte> utf8, bool addBos, int bos);
 

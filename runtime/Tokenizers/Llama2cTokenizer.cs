@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 
@@ -58,6 +59,9 @@ public sealed class Llama2cTokenizer : ITokenizer
 
     /// <summary>Number of tokens.</summary>
     public int VocabSize => _scores.Length;
+
+    /// <summary>The longest piece (at least 1: a byte-fallback or unknown token stands for one byte).</summary>
+    public int LongestTokenBytes => Math.Max(1, _longestPiece);
 
     /// <summary>The <c>max_token_length</c> field of the file header (as written by the exporter).</summary>
     public int MaxTokenLength { get; }
@@ -199,45 +203,70 @@ public sealed class Llama2cTokenizer : ITokenizer
 
     int Merge(int[] tokens, int n)
     {
-        // pairId[i] / pairScore[i] cache the lookup of tokens[i] ++ tokens[i + 1]; only the
-        // neighbours of a merge are looked up again. The choice is run.c's: the first index with
-        // the strictly greatest score above -1e10.
-        var pairId = new int[n - 1];
-        var pairScore = new float[n - 1];
-        byte[]? heap = _longestPiece > 1024 ? new byte[_longestPiece] : null;
-        Span<byte> scratch = heap is not null ? heap : stackalloc byte[1024];
-
-        for (int i = 0; i < n - 1; i++)
-            pairId[i] = LookupPair(tokens[i], tokens[i + 1], scratch, out pairScore[i]);
-
-        while (true)
+        // run.c merges, while any pair applies, the adjacent pair whose merged piece has the strictly greatest score
+        // above -1e10, the first on ties. Here symbols sit at their first token's index and a merged symbol keeps its
+        // left index, so positions stay in text order, and a queue of (score, position) finds each merge in O(log n)
+        // instead of run.c's scan of every pair (quadratic in the prompt); entries whose pair has changed since they were
+        // queued are skipped when popped. tokens[i] = -1 once symbol i is merged into its left neighbour.
+        int[] links = ArrayPool<int>.Shared.Rent(2 * n);
+        // Each merge queues at most two pairs onto the n - 1 it starts with.
+        long[] heap = ArrayPool<long>.Shared.Rent(3 * n);
+        byte[]? longPieces = _longestPiece > 1024 ? new byte[_longestPiece] : null;
+        Span<byte> scratch = longPieces is not null ? longPieces : stackalloc byte[1024];
+        try
         {
-            float best = NoMergeScore;
-            int bestIdx = -1;
-            for (int i = 0; i < n - 1; i++)
+            Span<int> next = links.AsSpan(0, n), prev = links.AsSpan(n, n);
+            int queued = 0;
+            for (int i = 0; i < n; i++)
             {
-                if (pairId[i] >= 0 && pairScore[i] > best)
-                {
-                    best = pairScore[i];
-                    bestIdx = i;
-                }
+                prev[i] = i - 1;
+                next[i] = i + 1 < n ? i + 1 : -1;
             }
-            if (bestIdx < 0) return n;
+            for (int i = 0; i + 1 < n; i++) Queue(heap, ref queued, tokens[i], tokens[i + 1], i, scratch);
 
-            tokens[bestIdx] = pairId[bestIdx];
-            int tail = n - bestIdx - 2;
-            Array.Copy(tokens, bestIdx + 2, tokens, bestIdx + 1, tail);
-            if (tail > 1)
+            while (queued > 0)
             {
-                Array.Copy(pairId, bestIdx + 2, pairId, bestIdx + 1, tail - 1);
-                Array.Copy(pairScore, bestIdx + 2, pairScore, bestIdx + 1, tail - 1);
+                var (priority, pos) = MergeQueue.Pop(heap, ref queued);
+                int right = next[pos];
+                if (tokens[pos] < 0 || right < 0) continue;
+                int merged = LookupPair(tokens[pos], tokens[right], scratch, out float score);
+                if (merged < 0 || !Merges(score) || Priority(score) != priority) continue;
+
+                tokens[pos] = merged;
+                tokens[right] = -1;
+                int after = next[right];
+                next[pos] = after;
+                if (after >= 0) prev[after] = pos;
+                if (prev[pos] >= 0) Queue(heap, ref queued, tokens[prev[pos]], tokens[pos], prev[pos], scratch);
+                if (after >= 0) Queue(heap, ref queued, tokens[pos], tokens[after], pos, scratch);
             }
-            n--;
-            if (bestIdx > 0)
-                pairId[bestIdx - 1] = LookupPair(tokens[bestIdx - 1], tokens[bestIdx], scratch, out pairScore[bestIdx - 1]);
-            if (bestIdx < n - 1)
-                pairId[bestIdx] = LookupPair(tokens[bestIdx], tokens[bestIdx + 1], scratch, out pairScore[bestIdx]);
+
+            int count = 0;
+            for (int i = 0; i >= 0; i = next[i]) tokens[count++] = tokens[i];
+            return count;
         }
+        finally
+        {
+            ArrayPool<int>.Shared.Return(links);
+            ArrayPool<long>.Shared.Return(heap);
+        }
+    }
+
+    /// <summary>Queues the pair (<paramref name="a"/>, <paramref name="b"/>) at <paramref name="pos"/> when it merges.</summary>
+    void Queue(long[] heap, ref int queued, int a, int b, int pos, Span<byte> scratch)
+    {
+        if (LookupPair(a, b, scratch, out float score) >= 0 && Merges(score)) MergeQueue.Push(heap, ref queued, Priority(score), pos);
+    }
+
+    /// <summary>run.c takes a merge only when its score beats -1e10 (so never a NaN).</summary>
+    static bool Merges(float score) => score > NoMergeScore;
+
+    /// <summary>The queue's priority of a score: greater scores first, equal scores (+0 and -0 too) equal.</summary>
+    static uint Priority(float score)
+    {
+        uint bits = BitConverter.SingleToUInt32Bits(score == 0f ? 0f : score);
+        uint ascending = (bits & 0x8000_0000u) != 0 ? ~bits : bits | 0x8000_0000u;
+        return ~ascending;
     }
 
     int LookupPair(int a, int b, Span<byte> scratch, out float score)

@@ -210,6 +210,79 @@ public sealed class Llama2cTokenizerTests
         }
     }
 
+    // run.c's encode written out plainly: one dictionary lookup per piece, and a merge loop that scans every adjacent
+    // pair for each merge (quadratic). The tokenizer's queue of merges must pick the same merge every time.
+    static int[] RunCEncode(byte[] file, int vocabSize, byte[] text)
+    {
+        var pieces = new Dictionary<string, int>();
+        var scores = new float[vocabSize];
+        int at = 4;
+        for (int id = 0; id < vocabSize; id++)
+        {
+            scores[id] = BitConverter.ToSingle(file, at);
+            int length = BitConverter.ToInt32(file, at + 4);
+            pieces.TryAdd(Encoding.Latin1.GetString(file, at + 8, length), id);
+            at += 8 + length;
+        }
+        int Find(IEnumerable<byte> bytes) => pieces.TryGetValue(Encoding.Latin1.GetString(bytes.ToArray()), out int id) ? id : -1;
+        var tokens = new List<int>();
+        void Add(byte[] codePoint)
+        {
+            int id = Find(codePoint);
+            if (id >= 0) { tokens.Add(id); return; }
+            foreach (byte b in codePoint) tokens.Add(Math.Max(0, Find(Encoding.ASCII.GetBytes($"<0x{b:X2}>"))));
+        }
+        if (text.Length > 0) Add(" "u8.ToArray());
+        for (int i = 0; i < text.Length;)
+        {
+            int len = 1;
+            while (len < 4 && i + len < text.Length && (text[i + len] & 0xC0) == 0x80) len++;
+            Add(text[i..(i + len)]);
+            i += len;
+        }
+        string PieceOf(int id) => pieces.First(p => p.Value == id).Key;
+        var pieceOf = new Dictionary<int, string>();
+        while (true)
+        {
+            float best = -1e10f;
+            int bestAt = -1, bestId = -1;
+            for (int i = 0; i + 1 < tokens.Count; i++)
+            {
+                string a = pieceOf.TryGetValue(tokens[i], out var pa) ? pa : pieceOf[tokens[i]] = PieceOf(tokens[i]);
+                string b = pieceOf.TryGetValue(tokens[i + 1], out var pb) ? pb : pieceOf[tokens[i + 1]] = PieceOf(tokens[i + 1]);
+                if (pieces.TryGetValue(a + b, out int id) && scores[id] > best) { best = scores[id]; bestAt = i; bestId = id; }
+            }
+            if (bestAt < 0) return [.. tokens];
+            tokens[bestAt] = bestId;
+            tokens.RemoveAt(bestAt + 1);
+        }
+    }
+
+    [Theory]
+    [InlineData("models/llama2-tokenizer/tokenizer.bin", 32000)]
+    [InlineData("models/stories260K/tok512.bin", 512)]
+    [InlineData("models/babyllama-tok105/tok105.bin", 105)]
+    public void LongTextsMergeAsRunCDoes(string relative, int vocabSize)
+    {
+        var tok = LoadShared(relative, vocabSize);
+        if (tok is null) return; // SKIPPED (logged): no shared/
+        byte[] file = File.ReadAllBytes(TestPaths.SharedFile(relative)!);
+        var rng = new Random(7);
+        string[] words = ["Once", " upon", " a", " time", " there", " was", " little", " girl", "  ", "\n", " Lily", ".", ",",
+                          " the", " sun", " zzz", "é", " 😀", "ing", " anti", "dis", "establish", "ment", "aaaa", " x9"];
+        for (int round = 0; round < 6; round++)
+        {
+            var text = new List<byte>();
+            while (text.Count < 1500 + 500 * round)
+            {
+                if (rng.Next(20) == 0) text.Add((byte)rng.Next(256));
+                else text.AddRange(Encoding.UTF8.GetBytes(words[rng.Next(words.Length)]));
+            }
+            byte[] bytes = [.. text];
+            Assert.Equal(RunCEncode(file, vocabSize, bytes), tok.Encode(bytes, addBos: false, Bos));
+        }
+    }
+
     // ---------- vocabulary without byte tokens ----------
 
     [Fact]
