@@ -1,4 +1,5 @@
 using AotFlash.Calibration;
+using AotFlash.Convert;
 using AotFlash.Flash;
 using AotFlash.Inference;
 
@@ -41,13 +42,7 @@ public static class CalibrateCommand
         float recall = a.Float("--recall", 0.95f);
         if (recall is <= 0f or > 1f) throw new BadInputException("--recall must be in (0, 1]");
         string? textPath = a.String("--text");
-        byte[]? text = null;
-        if (textPath is not null)
-        {
-            try { text = File.ReadAllBytes(textPath); }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            { throw new BadInputException($"{textPath}: cannot read calibration text ({e.Message})"); }
-        }
+        byte[]? text = textPath is null ? null : ModelConverter.ReadFile(textPath, "calibration text");
         Calibrator.RequireActiveThreshold(ctx.Model); // before loading anything
 
         using var file = ModelLoader.Open(ctx, modelPath);

@@ -4,9 +4,11 @@ using AotFlash.Sampling;
 namespace AotFlash.Cli;
 
 /// <summary>Where a command writes and which binary it is, so commands also run inside tests.</summary>
-public sealed class CliContext(ModelInfo model, Stream stdout, TextWriter stderr, string? executablePath)
+public sealed class CliContext(ModelInfo model, Stream stdin, Stream stdout, TextWriter stderr, string? executablePath)
 {
     public ModelInfo Model { get; } = model;
+    /// <summary>What <c>run -f -</c> reads.</summary>
+    public Stream Stdin { get; } = stdin;
     public Stream Stdout { get; } = stdout;
     public TextWriter Stderr { get; } = stderr;
     /// <summary>The running executable (which may carry the model as payload); null inside tests.</summary>
@@ -37,8 +39,9 @@ public static class CommandLine
             stderr.WriteLine($"error: this executable was built with {models.Count} model specs; publish exactly one");
             return 1;
         }
+        using var stdin = Console.OpenStandardInput();
         using var stdout = Console.OpenStandardOutput();
-        return Run(new CliContext(models[0], stdout, stderr, Environment.ProcessPath), args);
+        return Run(new CliContext(models[0], stdin, stdout, stderr, Environment.ProcessPath), args);
     }
 
     public static int Run(CliContext ctx, string[] args)

@@ -12,7 +12,7 @@ public static class RunCommand
     internal static readonly Option[] Options =
     [
         new(["-p", "--prompt"], "TEXT", "prompt text (default: empty, i.e. start from BOS)"),
-        new(["-f", "--file"], "FILE", "read the prompt from a file (raw bytes)"),
+        new(["-f", "--file"], "FILE", "read the prompt from a file (raw bytes; - for standard input)"),
         new(["-n", "--n-predict"], "N", "most tokens to generate (default -1: until a stop token or the context is full)"),
         new(["-t", "--threads"], "N", $"compute threads (default: the physical cores, {DefaultThreads} here)"),
         new(["-s", "--seed"], "S", "random seed (default: from the clock)"),
@@ -49,7 +49,6 @@ public static class RunCommand
         string? promptText = a.String("--prompt");
         string? promptFile = a.String("--file");
         if (promptText is not null && promptFile is not null) throw new BadInputException("give the prompt with -p or -f, not both");
-        byte[] prompt = promptFile is null ? Encoding.UTF8.GetBytes(promptText ?? "") : ReadPrompt(promptFile);
         int maxNew = a.Int("--n-predict", -1, min: -1);
         int threads = a.Int("--threads", DefaultThreads, min: 1, max: 1024);
         EngineMode? mode = a.String("--mode") switch
@@ -87,6 +86,7 @@ public static class RunCommand
         using var weights = model.Weights;
         using var _ = model;
         var session = new Session(model, tokenizer, new Sampler(info.Shape.Vocab, sampling));
+        byte[] prompt = promptFile is null ? Encoding.UTF8.GetBytes(promptText ?? "") : ReadPrompt(ctx, promptFile, session.MaxPromptBytes);
         int[] promptIds = session.Tokenize(prompt);
 
         var text = new MemoryStream();
@@ -118,11 +118,32 @@ public static class RunCommand
         return 0;
     }
 
-    private static byte[] ReadPrompt(string path)
+    /// <summary>The prompt file (or standard input for "-"), read no further than <paramref name="maxBytes"/> + 1 bytes:
+    /// a longer prompt cannot fit the context, so an endless source (/dev/zero, a pipe that never ends) is refused
+    /// instead of filling memory.</summary>
+    private static byte[] ReadPrompt(CliContext ctx, string path, long maxBytes)
     {
-        try { return File.ReadAllBytes(path); }
+        string name = path == "-" ? "standard input" : path;
+        if (path.Length == 0) throw new BadInputException("the prompt file's path is empty");
+        // A FIFO would wait for a writer, a device may never end: only regular files, or a pipe given as -f -.
+        if (path != "-" && Libc.NotARegularFile(path) is { } what)
+            throw new BadInputException($"{path}: is {what}, not a prompt file (to read a pipe, give it as standard input with -f -)");
+        try
+        {
+            using var stream = path == "-" ? null : File.OpenRead(path);
+            var source = stream ?? ctx.Stdin;
+            var prompt = new MemoryStream();
+            var buffer = new byte[64 * 1024];
+            int n;
+            while (prompt.Length <= maxBytes && (n = source.Read(buffer, 0, (int)Math.Min(buffer.Length, maxBytes + 1 - prompt.Length))) > 0)
+                prompt.Write(buffer, 0, n);
+            if (prompt.Length > maxBytes)
+                throw new BadInputException($"{name}: the prompt is more than {maxBytes} bytes, more than the model's context of " +
+                                            $"{ctx.Model.Shape.Context} tokens can hold");
+            return prompt.ToArray();
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        { throw new BadInputException($"{path}: cannot read prompt file ({e.Message})"); }
+        { throw new BadInputException($"{name}: cannot read prompt file ({e.Message})"); }
     }
 
     private static void WriteJson(CliContext ctx, Generation r, byte[] text, double loadMs, Transformer model, int threads)

@@ -134,8 +134,12 @@ public static unsafe class ModelConverter
         return data;
     }
 
-    internal static byte[] ReadFile(string path, string what)
+    /// <summary>A whole input file (a tokenizer, a vocabulary, a calibration text); a FIFO, device or directory is
+    /// refused before it is opened, since reading it could wait or grow forever.</summary>
+    public static byte[] ReadFile(string path, string what)
     {
+        if (path.Length == 0) throw new BadInputException($"the {what} file's path is empty");
+        if (Libc.NotARegularFile(path) is { } kind) throw new BadInputException($"{path}: is {kind}, not a {what} file");
         try { return File.ReadAllBytes(path); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         { throw new BadInputException($"{path}: cannot read {what} ({e.Message})"); }

@@ -37,6 +37,32 @@ internal static unsafe partial class Libc
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int open(string path, int flags);
 
+    /// <summary>statx(2) into a buffer of 256 bytes (struct statx, the same on every architecture).</summary>
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int statx(int dirfd, string path, int flags, uint mask, byte* buffer);
+
+    /// <summary>What <paramref name="path"/> is when it exists and is not a regular file (after following links), in
+    /// words for an error message ("a directory", "a FIFO (named pipe)", …); null for a regular file or when it cannot
+    /// be told (a missing file: opening it will say so).</summary>
+    public static string? NotARegularFile(string path)
+    {
+        const int AtFdCwd = -100;
+        const uint StatxType = 1;
+        byte* buffer = stackalloc byte[256];
+        if (statx(AtFdCwd, path, 0, StatxType, buffer) != 0) return null;
+        int type = *(ushort*)(buffer + 28) & 0xF000; // stx_mode & S_IFMT
+        return type switch
+        {
+            0x8000 => null,
+            0x4000 => "a directory",
+            0x1000 => "a FIFO (named pipe)",
+            0x2000 => "a character device",
+            0x6000 => "a block device",
+            0xC000 => "a socket",
+            _ => "not a regular file",
+        };
+    }
+
     /// <summary>fstatfs(2) into a buffer of at least 128 bytes (sizeof(struct statfs) is 120 on x64 and arm64);
     /// <c>f_type</c> is its first field, a long on both.</summary>
     [LibraryImport("libc", SetLastError = true)]

@@ -33,6 +33,9 @@ public sealed unsafe class ModelFile : IDisposable
 
     public static ModelFile Open(string path, long baseOffset = 0, long? length = null)
     {
+        if (path.Length == 0) throw new BadInputException("the model file's path is empty");
+        // Opening a FIFO would wait for a writer, and a directory or device is never a model file.
+        if (Libc.NotARegularFile(path) is { } what) throw new BadInputException($"{path}: is {what}, not a model file");
         SafeFileHandle handle;
         try { handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -47,6 +50,8 @@ public sealed unsafe class ModelFile : IDisposable
             var header = ModelFileHeader.Parse(buffer, source);
             if (header.FileLength > available)
                 throw new BadInputException($"{source}: truncated model file ({available} bytes, its header needs {header.FileLength})");
+            if (header.FileLength < available)
+                throw new BadInputException($"{source}: model file has {available - header.FileLength} bytes after its last section (damaged, or not one file)");
             return new ModelFile(path, handle, baseOffset, header);
         }
         catch
@@ -73,18 +78,18 @@ public sealed unsafe class ModelFile : IDisposable
         long fileOffset = BaseOffset + section.Offset;
         long pageOffset = fileOffset % Environment.SystemPageSize;
         long mapLength = section.Length + pageOffset;
-        account.Charge(mapLength, $"the {kind.ToString().ToLowerInvariant()} section");
+        account.Charge(mapLength, $"the {ModelFileHeader.Name(kind)} section");
         void* map = Libc.mmap(null, (nuint)mapLength, Libc.ProtRead, Libc.MapPrivate, (int)_handle.DangerousGetHandle(), fileOffset - pageOffset);
         if (map == Libc.MapFailed)
         {
             account.Release(mapLength);
-            throw new IOException($"{Source}: cannot map the {kind.ToString().ToLowerInvariant()} section (errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()})");
+            throw new IOException($"{Source}: cannot map the {ModelFileHeader.Name(kind)} section (errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()})");
         }
         var mapped = new MappedSection(map, (byte*)map + pageOffset, section.Length, mapLength, account);
         if (Crc32C.Compute(mapped.Data, mapped.Length) != section.Crc)
         {
             mapped.Dispose();
-            throw new BadInputException($"{Source}: {kind.ToString().ToLowerInvariant()} section is corrupt (checksum mismatch)");
+            throw new BadInputException($"{Source}: {ModelFileHeader.Name(kind)} section is corrupt (checksum mismatch)");
         }
         return mapped;
     }

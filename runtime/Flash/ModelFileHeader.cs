@@ -40,7 +40,7 @@ public sealed class ModelFileHeader
     {
         foreach (var s in Sections)
             if (s.Kind == kind) return s;
-        throw new BadInputException($"{source}: model file has no {kind.ToString().ToLowerInvariant()} section");
+        throw new BadInputException($"{source}: model file has no {Name(kind)} section");
     }
 
     /// <summary>Byte length of the whole file: the end of its last section.</summary>
@@ -94,18 +94,34 @@ public sealed class ModelFileHeader
             var e = b[(SectionTable + SectionEntry * i)..];
             sections[i] = new Section((SectionKind)BinaryPrimitives.ReadUInt32LittleEndian(e), BinaryPrimitives.ReadInt64LittleEndian(e[8..]),
                 BinaryPrimitives.ReadInt64LittleEndian(e[16..]), BinaryPrimitives.ReadUInt32LittleEndian(e[4..]));
-            if (sections[i].Offset < Size || sections[i].Length < 0 || sections[i].Offset % Layout.FlashAlignment != 0)
+            if (!Enum.IsDefined(sections[i].Kind))
+                throw new BadInputException($"{source}: model file header is corrupt (section {i} has unknown kind {(uint)sections[i].Kind})");
+            if (sections[..i].Any(s => s.Kind == sections[i].Kind))
+                throw new BadInputException($"{source}: model file header is corrupt (two {Name(sections[i].Kind)} sections)");
+            if (sections[i].Offset < Size || sections[i].Length < 0 || sections[i].Offset % Layout.FlashAlignment != 0
+                || sections[i].Length > long.MaxValue - sections[i].Offset)
                 throw new BadInputException($"{source}: model file header is corrupt (section {i} out of place)");
         }
+        var byOffset = sections.OrderBy(s => s.Offset).ToArray();
+        for (int i = 1; i < byOffset.Length; i++)
+            if (byOffset[i].Offset < byOffset[i - 1].Offset + byOffset[i - 1].Length)
+                throw new BadInputException($"{source}: model file header is corrupt (the {Name(byOffset[i - 1].Kind)} and {Name(byOffset[i].Kind)} sections overlap)");
+        string name = ReadText(b.Slice(48, 64)), hash = ReadText(b.Slice(16, 32));
+        // Names and hashes are printed: only what a spec may hold gets through (no control characters, no escapes).
+        if (name.Length == 0 || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '_') || !hash.All(char.IsAsciiHexDigitLower))
+            throw new BadInputException($"{source}: model file header is corrupt (the model name or spec hash holds characters a spec never has)");
         return new ModelFileHeader
         {
-            SpecHash = ReadText(b.Slice(16, 32)),
-            ModelName = ReadText(b.Slice(48, 64)),
+            SpecHash = hash,
+            ModelName = name,
             Shape = new ModelShape(dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], (WeightType)weightType,
                 BinaryPrimitives.ReadUInt32LittleEndian(b[144..]) != 0),
             Sections = sections,
         };
     }
+
+    /// <summary>A section kind as messages name it ("flash checksums").</summary>
+    public static string Name(SectionKind kind) => kind == SectionKind.FlashChecksums ? "flash checksums" : kind.ToString().ToLowerInvariant();
 
     private static void WriteText(Span<byte> field, string text)
     {

@@ -70,7 +70,7 @@ public sealed unsafe class LoadedModel : IDisposable
         var mode = options.Mode ?? (file.Has(SectionKind.Predictors) ? EngineMode.Flash : EngineMode.Dense);
         string? budget = options.DramBudget ?? (mode == EngineMode.Flash ? info.Flash.DramBudget : null);
         long limit = budget is null ? long.MaxValue : DramAccount.ParseBudget(budget, file.Header.FileLength);
-        var weights = ModelWeights.Load(file, info, new DramAccount(limit), mapFlash: mode == EngineMode.Dense);
+        var weights = ModelWeights.Load(file, info, new DramAccount(limit), mapFlash: mode == EngineMode.Dense, readPredictors: mode == EngineMode.Flash);
         try
         {
             if (mode == EngineMode.Flash && weights.PredictorData is null && !options.SelectAllNeurons)

@@ -1,4 +1,5 @@
 using AotFlash.Flash;
+using AotFlash.Sparsity;
 
 namespace AotFlash.Inference;
 
@@ -34,8 +35,8 @@ public sealed unsafe class ModelWeights : IDisposable
     public DramAccount Account { get; }
 
     /// <summary>Checks that <paramref name="file"/> is for <paramref name="info"/> and maps its sections, verifying each
-    /// checksum (the flash section's only when it is mapped).</summary>
-    public static ModelWeights Load(ModelFile file, ModelInfo info, DramAccount account, bool mapFlash)
+    /// checksum (the flash section's only when it is mapped, the predictors' only when they are read).</summary>
+    public static ModelWeights Load(ModelFile file, ModelInfo info, DramAccount account, bool mapFlash, bool readPredictors)
     {
         file.CheckMatches(info.Name, info.SpecHash, info.Shape);
         var layout = info.Layout;
@@ -43,7 +44,7 @@ public sealed unsafe class ModelWeights : IDisposable
         {
             long actual = file.Header.Get(kind, file.Source).Length;
             if (actual != expected)
-                throw new BadInputException($"{file.Source}: {kind.ToString().ToLowerInvariant()} section is {actual} bytes, the layout needs {expected}");
+                throw new BadInputException($"{file.Source}: {ModelFileHeader.Name(kind)} section is {actual} bytes, the layout needs {expected}");
         }
         MappedSection? resident = null, flash = null;
         try
@@ -51,7 +52,7 @@ public sealed unsafe class ModelWeights : IDisposable
             resident = file.Map(SectionKind.Resident, account);
             if (mapFlash) flash = file.Map(SectionKind.Flash, account);
             byte[] tokenizer = ReadSmall(file, SectionKind.Tokenizer, account);
-            byte[]? predictors = file.Has(SectionKind.Predictors) ? ReadSmall(file, SectionKind.Predictors, account) : null;
+            byte[]? predictors = readPredictors && file.Has(SectionKind.Predictors) ? ReadPredictors(file, info, account) : null;
             // The mappings charge this account themselves.
             return new ModelWeights(new Mappings(resident, flash), tokenizer, predictors, account, charged: 0);
         }
@@ -61,6 +62,15 @@ public sealed unsafe class ModelWeights : IDisposable
             flash?.Dispose();
             throw;
         }
+    }
+
+    private static byte[] ReadPredictors(ModelFile file, ModelInfo info, DramAccount account)
+    {
+        var s = info.Shape;
+        long length = file.Header.Get(SectionKind.Predictors, file.Source).Length, most = PredictorSet.MaxSectionLength(s.Layers, s.Dim, s.HiddenDim);
+        if (length > most)
+            throw new BadInputException($"{file.Source}: predictors section is {length} bytes, more than predictors of full rank take ({most})");
+        return ReadSmall(file, SectionKind.Predictors, account);
     }
 
     private static byte[] ReadSmall(ModelFile file, SectionKind kind, DramAccount account)

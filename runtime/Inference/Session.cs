@@ -55,9 +55,16 @@ public sealed class Session(Transformer model, ITokenizer tokenizer, Sampler sam
     public Transformer Model { get; } = model;
     public ITokenizer Tokenizer { get; } = tokenizer;
 
+    /// <summary>The longest prompt, in bytes, that could fit the context: one more byte needs more tokens than the
+    /// context holds, so longer prompts are refused before they are read or tokenized.</summary>
+    public long MaxPromptBytes => (long)Model.Info.Shape.Context * Tokenizer.LongestTokenBytes;
+
     /// <summary>BOS + the prompt's tokens; fails when they do not fit the context.</summary>
     public int[] Tokenize(ReadOnlySpan<byte> prompt)
     {
+        if (prompt.Length > MaxPromptBytes)
+            throw new BadInputException($"the prompt is {prompt.Length} bytes, more than the model's context of {Model.Info.Shape.Context} " +
+                                        $"tokens can hold (a token stands for at most {Tokenizer.LongestTokenBytes} bytes)");
         int[] ids = Tokenizer.Encode(prompt, addBos: true, Model.Info.Tokenizer.Bos);
         CheckFits(ids);
         return ids;

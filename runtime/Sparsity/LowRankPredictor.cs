@@ -142,7 +142,7 @@ public sealed unsafe class LowRankPredictor
         return new LowRankPredictor(dim, hidden, rank, a, b, thresholds);
     }
 
-    static long SizeFor(int dim, int hidden, int rank) =>
+    internal static long SizeFor(int dim, int hidden, int rank) =>
         HeaderBytes + 4 * ((long)hidden * rank + (long)rank * dim + hidden) + TrailerBytes;
 
     static int WriteFloats(Span<byte> dst, float[] values)

@@ -27,6 +27,11 @@ public sealed class PredictorSet(LowRankPredictor[] layers, float targetRecall, 
         return stream.ToArray();
     }
 
+    /// <summary>The longest a valid section can be for a model: every layer's predictor at full rank, min(dim, hidden).
+    /// A header that claims more is refused before the section is read.</summary>
+    public static long MaxSectionLength(int layers, int dim, int hidden) =>
+        20 + layers * LowRankPredictor.SizeFor(dim, hidden, Math.Min(dim, hidden));
+
     /// <summary>Parses the section and checks every predictor against the model's shape.</summary>
     public static PredictorSet Parse(ReadOnlySpan<byte> data, int layers, int dim, int hidden, string source)
     {
@@ -45,6 +50,8 @@ public sealed class PredictorSet(LowRankPredictor[] layers, float targetRecall, 
                 at += consumed;
                 if (result[l].Dim != dim || result[l].Hidden != hidden)
                     throw new InvalidDataException($"layer {l}'s predictor is for dim {result[l].Dim}, hidden {result[l].Hidden}");
+                if (result[l].Rank > Math.Min(dim, hidden))
+                    throw new InvalidDataException($"layer {l}'s predictor has rank {result[l].Rank}, more than min(dim, hidden)");
             }
             if (at != data.Length) throw new InvalidDataException("trailing bytes");
             return new PredictorSet(result, recall, tokens);

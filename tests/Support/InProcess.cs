@@ -10,11 +10,14 @@ public static class InProcess
 {
     public static ModelInfo Model(string name) => ModelCatalog.All.Single(m => m.Name == name);
 
-    public static ProcessResult Run(string model, params string[] args)
+    public static ProcessResult Run(string model, params string[] args) => RunWithInput(model, [], args);
+
+    /// <summary>As <see cref="Run"/>, with <paramref name="stdin"/> as standard input.</summary>
+    public static ProcessResult RunWithInput(string model, byte[] stdin, params string[] args)
     {
         var stdout = new MemoryStream();
         var stderr = new StringWriter();
-        int code = CommandLine.Run(new CliContext(Model(model), stdout, stderr, executablePath: null), args);
+        int code = CommandLine.Run(new CliContext(Model(model), new MemoryStream(stdin), stdout, stderr, executablePath: null), args);
         return new ProcessResult(code, Encoding.UTF8.GetString(stdout.ToArray()), stderr.ToString());
     }
 
