@@ -59,7 +59,7 @@ public static class CalibrateCommand
                          $"{l.Quality.TrueDensity,13:F4}  {DramAccount.Format(l.Bytes)}");
         o.AppendLine($"(measured on held-out calibration tokens; {tokens} tokens, target recall {recall})");
         CommandLine.Write(ctx, o.ToString());
-        ModelFileWriter.CopyWithSection(file, output, force: inPlace || a.Flag("--force"), SectionKind.Predictors, set.Serialize());
+        ModelFileWriter.CopyWithSection(file, output, a.Flag("--force"), inPlace, SectionKind.Predictors, set.Serialize());
         ctx.Stderr.WriteLine($"calibrate: wrote predictors ({DramAccount.Format(set.Bytes)}) into {output}");
         return 0;
     }

@@ -67,7 +67,8 @@ public static class ConvertCommand
             using var checkpoint = HfCheckpoint.Open(hf!);
             checkpoint.CheckFits(ctx.Model);
             byte[] tokenizerSection = BuildTokenizerSection(ctx.Model, hf!, tokenizer);
-            errors = ModelConverter.Write(ctx.Model, checkpoint, hf!, tokenizerSection, output, force, Progress);
+            string[] inputs = [.. Directory.GetFiles(hf!), .. tokenizer is null ? Array.Empty<string>() : [tokenizer]];
+            errors = ModelConverter.Write(ctx.Model, checkpoint, hf!, tokenizerSection, output, force, inputs, Progress);
         }
         foreach (var e in errors)
             ctx.Stderr.WriteLine(string.Create(CultureInfo.InvariantCulture,

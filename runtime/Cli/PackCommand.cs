@@ -15,7 +15,8 @@ public static class PackCommand
     public static string Help(CliContext ctx) => CommandLine.HelpText(
         $"{ctx.ProgramName} pack MODEL.afm -o OUTPUT [--binary FILE] [--force]",
         "Writes OUTPUT: this executable (without any model it already carries) with MODEL.afm appended, 4 KiB aligned,\n" +
-        "and a trailer; OUTPUT then runs without --model. The model file is checked against this binary's spec first.",
+        "and a trailer; OUTPUT then runs without --model. The model file is checked against this binary's spec, and every\n" +
+        "section against its checksum, first.",
         Options);
 
     public static int Execute(CliContext ctx, string[] args)
@@ -27,7 +28,10 @@ public static class PackCommand
         string exe = a.String("--binary") ?? ctx.ExecutablePath ?? throw new BadInputException("pack works only from the published executable");
         if (!File.Exists(exe)) throw new BadInputException($"{exe}: no such file");
         using (var file = ModelFile.Open(model))
+        {
             file.CheckMatches(ctx.Model.Name, ctx.Model.SpecHash, ctx.Model.Shape);
+            file.VerifyAll(); // a damaged file is refused here, not shipped
+        }
         Payload.Pack(exe, model, output, a.Flag("--force"));
         ctx.Stderr.WriteLine($"pack: wrote {output} ({new FileInfo(output).Length} bytes)");
         return 0;

@@ -33,19 +33,21 @@ public static unsafe class ModelConverter
     {
         using var ckpt = Llama2cCheckpoint.Open(checkpointPath);
         ckpt.CheckFits(info);
-        return Write(info, ckpt, checkpointPath, ReadLlama2cTokenizer(tokenizerPath, info.Shape.Vocab), outputPath, force, progress);
+        return Write(info, ckpt, checkpointPath, ReadLlama2cTokenizer(tokenizerPath, info.Shape.Vocab), outputPath, force,
+                     [checkpointPath, tokenizerPath], progress);
     }
 
     /// <summary>Writes the resident section, the tokenizer section (<paramref name="tokenizer"/>, as the runtime reads
     /// it for the spec's tokenizer kind) and the flash section of neuron bundles, atomically.</summary>
     /// <param name="sourceName">The checkpoint's path, for error messages.</param>
+    /// <param name="inputs">The files read, which the output may not replace.</param>
     /// <returns>The error of each kind of weight matrix when the spec stores them in a lossy type (empty for f32).</returns>
     public static IReadOnlyList<ConversionError> Write(ModelInfo info, IWeightSource source, string sourceName, byte[] tokenizer,
-                                                       string outputPath, bool force, Action<string>? progress = null)
+                                                       string outputPath, bool force, string[] inputs, Action<string>? progress = null)
     {
         var shape = info.Shape;
         var layout = info.Layout;
-        using var writer = ModelFileWriter.Create(outputPath, force);
+        using var writer = ModelFileWriter.Create(outputPath, force, inputs);
         var tensors = new TensorWriter(writer, sourceName);
 
         progress?.Invoke("resident section (embeddings, attention, norms)");

@@ -63,6 +63,52 @@ internal static unsafe partial class Libc
         };
     }
 
+    /// <summary>Whether two paths name the same file (device and inode, after following links); false when either
+    /// cannot be looked at.</summary>
+    public static bool SameFile(string a, string b)
+    {
+        const int AtFdCwd = -100;
+        const uint StatxIno = 0x100;
+        byte* x = stackalloc byte[256], y = stackalloc byte[256];
+        if (statx(AtFdCwd, a, 0, StatxIno, x) != 0 || statx(AtFdCwd, b, 0, StatxIno, y) != 0) return false;
+        // stx_ino at 32, stx_dev_major and stx_dev_minor at 136 and 140.
+        return *(ulong*)(x + 32) == *(ulong*)(y + 32) && *(ulong*)(x + 136) == *(ulong*)(y + 136);
+    }
+
+    /// <summary>O_TMPFILE (with O_DIRECTORY, which it includes) differs by architecture; null where unknown.</summary>
+    private static int? OTmpFile => RuntimeInformation.ProcessArchitecture switch
+    {
+        Architecture.X64 => 0x410000,
+        Architecture.Arm64 => 0x404000,
+        _ => null,
+    };
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int open(string path, int flags, int mode);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int linkat(int olddirfd, string oldpath, int newdirfd, string newpath, int flags);
+
+    /// <summary>An unnamed regular file in <paramref name="dir"/> (open with O_TMPFILE, mode 0644 before the umask),
+    /// or null where the file system or kernel has none.</summary>
+    public static Microsoft.Win32.SafeHandles.SafeFileHandle? OpenUnnamed(string dir)
+    {
+        const int ORdWr = 2;
+        if (OTmpFile is not int tmpFile) return null;
+        int fd = open(dir, tmpFile | ORdWr | OCloExec, 0b110_100_100);
+        return fd < 0 ? null : new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true);
+    }
+
+    /// <summary>Gives a file opened by <see cref="OpenUnnamed"/> the name <paramref name="path"/> (which must not exist).</summary>
+    public static bool NameUnnamed(Microsoft.Win32.SafeHandles.SafeFileHandle handle, string path, out int errno)
+    {
+        const int AtFdCwd = -100, AtSymlinkFollow = 0x400;
+        errno = 0;
+        if (linkat(AtFdCwd, $"/proc/self/fd/{handle.DangerousGetHandle()}", AtFdCwd, path, AtSymlinkFollow) == 0) return true;
+        errno = Marshal.GetLastPInvokeError();
+        return false;
+    }
+
     /// <summary>fstatfs(2) into a buffer of at least 128 bytes (sizeof(struct statfs) is 120 on x64 and arm64);
     /// <c>f_type</c> is its first field, a long on both.</summary>
     [LibraryImport("libc", SetLastError = true)]

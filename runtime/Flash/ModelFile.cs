@@ -94,6 +94,25 @@ public sealed unsafe class ModelFile : IDisposable
         return mapped;
     }
 
+    /// <summary>Reads every section and checks its checksum (without mapping or charging anything).</summary>
+    public void VerifyAll()
+    {
+        var buffer = new byte[1 << 20];
+        foreach (var section in Header.Sections)
+        {
+            uint crc = ~0u;
+            for (long done = 0; done < section.Length;)
+            {
+                int n = RandomAccess.Read(_handle, buffer.AsSpan(0, (int)Math.Min(buffer.Length, section.Length - done)), BaseOffset + section.Offset + done);
+                if (n <= 0) throw new BadInputException($"{Source}: truncated model file (the {ModelFileHeader.Name(section.Kind)} section ends early)");
+                crc = Crc32C.Append(crc, buffer.AsSpan(0, n));
+                done += n;
+            }
+            if (~crc != section.Crc)
+                throw new BadInputException($"{Source}: {ModelFileHeader.Name(section.Kind)} section is corrupt (checksum mismatch)");
+        }
+    }
+
     /// <summary>Whether the file has a section of this kind.</summary>
     public bool Has(SectionKind kind) => Header.Sections.Any(s => s.Kind == kind);
 

@@ -3,46 +3,25 @@ using Microsoft.Win32.SafeHandles;
 namespace AotFlash.Flash;
 
 /// <summary>
-/// Writes a model file atomically: everything goes to a temporary file beside the target, which is fsynced and
-/// renamed over the target only by <see cref="Commit"/>. Disposing without committing deletes the temporary file,
-/// so a failed or interrupted conversion never leaves half a model behind.
+/// Writes a model file atomically (<see cref="AtomicFile"/>): nothing is in place of the target until
+/// <see cref="Commit"/>, so a failed, interrupted or killed conversion never leaves half a model behind.
 /// </summary>
 public sealed class ModelFileWriter : IDisposable
 {
-    private readonly string _path;
-    private readonly string _tempPath;
-    private readonly SafeFileHandle _handle;
+    private readonly AtomicFile _file;
     private readonly List<Section> _sections = [];
     private long _position = ModelFileHeader.Size;
     private SectionKind? _open;
     private long _sectionStart;
     private uint _crc;
     private uint _markCrc;
-    private bool _committed;
 
-    private ModelFileWriter(string path, string tempPath, SafeFileHandle handle)
-    {
-        _path = path; _tempPath = tempPath; _handle = handle;
-    }
+    private ModelFileWriter(AtomicFile file) => _file = file;
 
-    /// <summary>Starts a model file at <paramref name="path"/>; refuses to replace an existing file unless <paramref name="force"/>.</summary>
-    public static ModelFileWriter Create(string path, bool force)
-    {
-        if (!force && (File.Exists(path) || Directory.Exists(path)))
-            throw new BadInputException($"{path} already exists (use --force to overwrite it)");
-        string full = System.IO.Path.GetFullPath(path);
-        string dir = System.IO.Path.GetDirectoryName(full)!;
-        if (!Directory.Exists(dir)) throw new BadInputException($"{path}: directory {dir} does not exist");
-        string temp = System.IO.Path.Combine(dir, $".{System.IO.Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
-        try
-        {
-            return new ModelFileWriter(full, temp, File.OpenHandle(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None));
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new BadInputException($"{path}: cannot write ({e.Message})");
-        }
-    }
+    private SafeFileHandle Handle => _file.Handle;
+
+    /// <summary>Starts a model file at <paramref name="path"/>, on the terms of <see cref="AtomicFile.Create"/>.</summary>
+    public static ModelFileWriter Create(string path, bool force, params string[] inputs) => new(AtomicFile.Create(path, force, inputs));
 
     /// <summary>Where the next byte would go, relative to the start of the open section.</summary>
     public long SectionPosition => _position - _sectionStart;
@@ -59,7 +38,7 @@ public sealed class ModelFileWriter : IDisposable
     public void Write(ReadOnlySpan<byte> data)
     {
         if (_open is null) throw new InvalidOperationException("no section is open");
-        RandomAccess.Write(_handle, data, _position);
+        RandomAccess.Write(Handle, data, _position);
         _crc = Crc32C.Append(_crc, data);
         _markCrc = Crc32C.Append(_markCrc, data);
         _position += data.Length;
@@ -98,18 +77,16 @@ public sealed class ModelFileWriter : IDisposable
     {
         if (_open is not null) throw new InvalidOperationException("a section is still open");
         var header = new ModelFileHeader { ModelName = modelName, SpecHash = specHash, Shape = shape, Sections = _sections };
-        RandomAccess.Write(_handle, header.Serialize(), 0);
-        RandomAccess.FlushToDisk(_handle);
-        _handle.Dispose();
-        File.Move(_tempPath, _path, overwrite: true);
-        _committed = true;
+        RandomAccess.Write(Handle, header.Serialize(), 0);
+        _file.Commit();
     }
 
     /// <summary>Writes a copy of <paramref name="source"/> in which section <paramref name="kind"/> holds
-    /// <paramref name="data"/> (added, or replaced); atomically, so <paramref name="output"/> may be the source itself.</summary>
-    public static void CopyWithSection(ModelFile source, string output, bool force, SectionKind kind, ReadOnlySpan<byte> data)
+    /// <paramref name="data"/> (added, or replaced); atomically, so <paramref name="output"/> may be the source itself
+    /// (<paramref name="inPlace"/>; otherwise an output that is the source is refused).</summary>
+    public static void CopyWithSection(ModelFile source, string output, bool force, bool inPlace, SectionKind kind, ReadOnlySpan<byte> data)
     {
-        using var writer = Create(output, force);
+        using var writer = inPlace ? Create(output, force: true) : Create(output, force, source.Path);
         var buffer = new byte[1 << 20];
         foreach (var section in source.Header.Sections.Where(s => s.Kind != kind))
         {
@@ -132,9 +109,5 @@ public sealed class ModelFileWriter : IDisposable
         writer.Commit(h.ModelName, h.SpecHash, h.Shape);
     }
 
-    public void Dispose()
-    {
-        _handle.Dispose();
-        if (!_committed) File.Delete(_tempPath);
-    }
+    public void Dispose() => _file.Dispose();
 }

@@ -35,49 +35,41 @@ public static class Payload
     /// it already carries) + <paramref name="modelPath"/> + trailer; atomically, executable.</summary>
     public static void Pack(string exePath, string modelPath, string outPath, bool force)
     {
-        if (!force && File.Exists(outPath)) throw new BadInputException($"{outPath} already exists (use --force to overwrite it)");
         long programLength = Find(exePath)?.Offset ?? new FileInfo(exePath).Length;
-        string full = Path.GetFullPath(outPath);
-        string temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
-        try
+        using var file = AtomicFile.Create(outPath, force, exePath, modelPath);
+        long at = 0;
+        void Write(ReadOnlySpan<byte> data)
         {
-            using (var output = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
-            {
-                using (var exe = File.OpenRead(exePath)) CopyExactly(exe, output, programLength);
-                long offset = Layout.AlignUp(programLength, Layout.FlashAlignment);
-                output.Write(new byte[offset - programLength]);
-                long length;
-                using (var model = File.OpenRead(modelPath))
-                {
-                    length = model.Length;
-                    model.CopyTo(output);
-                }
-                var t = new byte[TrailerSize];
-                Magic.CopyTo(t);
-                BinaryPrimitives.WriteInt64LittleEndian(t.AsSpan(8), offset);
-                BinaryPrimitives.WriteInt64LittleEndian(t.AsSpan(16), length);
-                BinaryPrimitives.WriteUInt32LittleEndian(t.AsSpan(24), Version);
-                BinaryPrimitives.WriteUInt32LittleEndian(t.AsSpan(28), Crc32C.Compute(t.AsSpan(0, 28)));
-                output.Write(t);
-                output.Flush(flushToDisk: true);
-            }
-            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(temp, (UnixFileMode)0b111_101_101);
-            File.Move(temp, full, overwrite: true);
+            RandomAccess.Write(file.Handle, data, at);
+            at += data.Length;
         }
-        finally
+        using (var exe = File.OpenRead(exePath)) Copy(exe, programLength, Write, "the executable");
+        long offset = Layout.AlignUp(programLength, Layout.FlashAlignment);
+        Write(new byte[offset - programLength]);
+        long length;
+        using (var model = File.OpenRead(modelPath))
         {
-            File.Delete(temp);
+            length = model.Length;
+            Copy(model, length, Write, "the model file");
         }
+        var t = new byte[TrailerSize];
+        Magic.CopyTo(t);
+        BinaryPrimitives.WriteInt64LittleEndian(t.AsSpan(8), offset);
+        BinaryPrimitives.WriteInt64LittleEndian(t.AsSpan(16), length);
+        BinaryPrimitives.WriteUInt32LittleEndian(t.AsSpan(24), Version);
+        BinaryPrimitives.WriteUInt32LittleEndian(t.AsSpan(28), Crc32C.Compute(t.AsSpan(0, 28)));
+        Write(t);
+        file.Commit((UnixFileMode)0b111_101_101);
     }
 
-    private static void CopyExactly(Stream from, Stream to, long length)
+    private static void Copy(Stream from, long length, Action<ReadOnlySpan<byte>> write, string what)
     {
         var buffer = new byte[1 << 20];
         while (length > 0)
         {
             int n = from.Read(buffer, 0, (int)Math.Min(buffer.Length, length));
-            if (n == 0) throw new IOException("unexpected end of the executable");
-            to.Write(buffer, 0, n);
+            if (n == 0) throw new IOException($"unexpected end of {what}");
+            write(buffer.AsSpan(0, n));
             length -= n;
         }
     }

@@ -67,6 +67,66 @@ public sealed class HostileInputTests
     }
 
     [SkippableFact]
+    public void OutputsThatWouldDestroyAnInputOrADeviceAreRefused()
+    {
+        ModelSource.RequireShared();
+        string dir = Published.TempDirectory();
+        var (weights, tokenizer) = ModelSource.Of(Model);
+        string checkpoint = Path.Combine(dir, "own-input.bin");
+        File.Copy(weights, checkpoint, overwrite: true);
+        byte[] original = File.ReadAllBytes(checkpoint);
+        AssertRefused(InProcess.Run(Model, "convert", "--weights", checkpoint, "--tokenizer", tokenizer, "-o", checkpoint, "--force"),
+            $"is this command's input {checkpoint}");
+        Assert.Equal(original, File.ReadAllBytes(checkpoint));
+        AssertRefused(InProcess.Run(Model, "convert", "--weights", checkpoint, "--tokenizer", tokenizer, "-o", "/dev/null", "--force"),
+            "/dev/null: is a character device; refusing to replace it");
+        Assert.Equal("a character device", Libc.NotARegularFile("/dev/null"));
+
+        // pack: onto the model it packs, or onto the binary it copies.
+        string model = Path.Combine(dir, "own-input.afm");
+        File.Copy(Afm(), model, overwrite: true);
+        string binary = Path.Combine(dir, "binary");
+        File.WriteAllBytes(binary, new byte[12345]);
+        AssertRefused(InProcess.Run(Model, "pack", model, "-o", model, "--binary", binary, "--force"), $"is this command's input {model}");
+        AssertRefused(InProcess.Run(Model, "pack", model, "-o", binary, "--binary", binary, "--force"), $"is this command's input {binary}");
+        Assert.Equal(12345, new FileInfo(binary).Length);
+    }
+
+    [SkippableFact]
+    public void PackRefusesADamagedModelFile()
+    {
+        ModelSource.RequireShared();
+        string dir = Published.TempDirectory();
+        string model = Path.Combine(dir, "damaged.afm"), binary = Path.Combine(dir, "binary-for-damaged"), output = Path.Combine(dir, "packed");
+        File.Copy(Afm(), model, overwrite: true);
+        File.WriteAllBytes(binary, new byte[100]);
+        using (var f = File.Open(model, FileMode.Open, FileAccess.ReadWrite))
+        {
+            f.Position = f.Length - 100; // in the last section (the flash checksums)
+            int b = f.ReadByte();
+            f.Position = f.Length - 100;
+            f.WriteByte((byte)(b ^ 1));
+        }
+        AssertRefused(InProcess.Run(Model, "pack", model, "-o", output, "--binary", binary), "section is corrupt (checksum mismatch)");
+        Assert.False(File.Exists(output));
+        Assert.Empty(Directory.GetFiles(dir, ".packed.*"));
+    }
+
+    [SkippableFact]
+    public void TemporaryFilesOfAKilledWriterAreRemovedByTheNext()
+    {
+        ModelSource.RequireShared();
+        string dir = Directory.CreateTempSubdirectory("aotflash-stale").FullName;
+        string stale = Path.Combine(dir, ".model.afm.999999999.tmp"); // no such process
+        File.WriteAllBytes(stale, [1, 2, 3]);
+        var (weights, tokenizer) = ModelSource.Of(Model);
+        var r = InProcess.Run(Model, "convert", "--weights", weights, "--tokenizer", tokenizer, "-o", Path.Combine(dir, "model.afm"));
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Equal(["model.afm"], Directory.GetFileSystemEntries(dir).Select(Path.GetFileName));
+        Directory.Delete(dir, recursive: true);
+    }
+
+    [SkippableFact]
     public void StandardInputIsReadUpToWhatTheContextCanHold()
     {
         ModelSource.RequireShared();

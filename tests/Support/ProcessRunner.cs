@@ -7,6 +7,8 @@ public sealed record ProcessResult(int ExitCode, string Stdout, string Stderr)
 {
     public string[] StderrLines => Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
 
+    public void AssertSucceeded() => Assert.True(ExitCode == 0, $"exit code {ExitCode}, stderr: {Stderr}");
+
     /// <summary>The bad-input contract: exit code 2, nothing on stdout, exactly one "error: ..." line on stderr.</summary>
     public void AssertBadInput(string expectedFragment)
     {

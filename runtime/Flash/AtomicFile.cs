@@ -1,0 +1,95 @@
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
+
+namespace AotFlash.Flash;
+
+/// <summary>
+/// A file written whole or not at all. The content goes to an unnamed file in the target's folder (O_TMPFILE), which
+/// only <see cref="Commit"/> names: fsync, link under a temporary name, rename over the target. A process killed at
+/// any moment before that leaves nothing behind (the kernel drops an unnamed file with its last descriptor) and the
+/// target as it was. Where the file system has no unnamed files, a named temporary file stands in; those left by a
+/// killed process are removed by the next writer to the same target.
+/// </summary>
+public sealed class AtomicFile : IDisposable
+{
+    private readonly string _path;
+    private readonly string _tempPath; // named at commit (unnamed files), or from the start (the fallback)
+    private readonly bool _unnamed;
+    private bool _committed;
+
+    private AtomicFile(string path, string tempPath, SafeFileHandle handle, bool unnamed)
+    {
+        _path = path; _tempPath = tempPath; Handle = handle; _unnamed = unnamed;
+    }
+
+    /// <summary>Where to write; positions are the caller's (RandomAccess).</summary>
+    public SafeFileHandle Handle { get; }
+
+    /// <summary>Starts replacing <paramref name="path"/>: refuses an existing file unless <paramref name="force"/>, and
+    /// always refuses one that is not a regular file (a device, a FIFO) or that is one of <paramref name="inputs"/> (the
+    /// files the command reads), so a slip of -o never destroys what it was made from.</summary>
+    public static AtomicFile Create(string path, bool force, params string[] inputs)
+    {
+        if (path.Length == 0) throw new BadInputException("the output path is empty");
+        string full = Path.GetFullPath(path);
+        if (File.Exists(full) || Directory.Exists(full))
+        {
+            if (Libc.NotARegularFile(full) is { } what) throw new BadInputException($"{path}: is {what}; refusing to replace it");
+            if (inputs.FirstOrDefault(input => Libc.SameFile(input, full)) is { } input)
+                throw new BadInputException($"{path}: is this command's input {input}; write the output elsewhere");
+            if (!force) throw new BadInputException($"{path} already exists (use --force to overwrite it)");
+        }
+        string dir = Path.GetDirectoryName(full)!;
+        if (!Directory.Exists(dir)) throw new BadInputException($"{path}: directory {dir} does not exist");
+        string temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
+        RemoveStaleTemporaries(dir, Path.GetFileName(full));
+        if (Libc.OpenUnnamed(dir) is { } unnamed) return new AtomicFile(full, temp, unnamed, unnamed: true);
+        try
+        {
+            return new AtomicFile(full, temp, File.OpenHandle(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None), unnamed: false);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new BadInputException($"{path}: cannot write ({e.Message})");
+        }
+    }
+
+    /// <summary>Flushes the content to disk and puts it in place of the target, with <paramref name="mode"/> if given.</summary>
+    public void Commit(UnixFileMode? mode = null)
+    {
+        RandomAccess.FlushToDisk(Handle);
+        if (_unnamed && !Libc.NameUnnamed(Handle, _tempPath, out int errno))
+            throw new IOException($"{_path}: cannot name the written file ({Marshal.GetPInvokeErrorMessage(errno)})");
+        Handle.Dispose();
+        try
+        {
+            if (mode is { } m && !OperatingSystem.IsWindows()) File.SetUnixFileMode(_tempPath, m);
+            File.Move(_tempPath, _path, overwrite: true);
+            _committed = true;
+        }
+        finally
+        {
+            if (!_committed) File.Delete(_tempPath);
+        }
+    }
+
+    public void Dispose()
+    {
+        Handle.Dispose();
+        if (!_unnamed && !_committed) File.Delete(_tempPath);
+    }
+
+    /// <summary>Named temporaries of <paramref name="name"/> whose process is gone (".name.PID.tmp").</summary>
+    private static void RemoveStaleTemporaries(string dir, string name)
+    {
+        foreach (string stale in Directory.EnumerateFiles(dir, $".{name}.*.tmp"))
+        {
+            string pid = Path.GetFileName(stale)[(name.Length + 2)..^4];
+            if (int.TryParse(pid, out int id) && id != Environment.ProcessId && !Directory.Exists($"/proc/{id}"))
+            {
+                try { File.Delete(stale); }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException) { } // someone else's: leave it
+            }
+        }
+    }
+}
