@@ -48,10 +48,12 @@ public static class CommandLine
     {
         try
         {
-            if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+            if (args.Length == 0)
+                throw new BadInputException($"no command given (commands: {string.Join(", ", Commands.Select(c => c.Name))}; see --help)");
+            if (args[0] is "-h" or "--help" or "help")
             {
                 Write(ctx, Usage(ctx));
-                return args.Length == 0 ? 2 : 0;
+                return 0;
             }
             if (args[0] is "--version" or "version")
             {

@@ -46,4 +46,18 @@ public sealed class HelpTests
         InProcess.Run(Model, "info", "--model", "--help").AssertBadInput("--help: cannot open model file");
         InProcess.Run(Model, "run", "-n", "-h").AssertBadInput("'--n-predict' must be an integer");
     }
+
+    // Nothing to do is a usage error like any other: one line on stderr, exit 2, nothing on stdout.
+    [Fact]
+    public void NoArgumentsIsOneErrorLine() => InProcess.Run(Model).AssertBadInput(
+        "no command given (commands: run, convert, calibrate, pack, bench, info; see --help)");
+
+    [Fact]
+    public void TopLevelHelpGoesToStdout()
+    {
+        var r = InProcess.Run(Model, "--help");
+        Assert.Equal(0, r.ExitCode);
+        Assert.Contains("usage: " + Model + " <command> [options]", r.Stdout);
+        Assert.Equal("", r.Stderr);
+    }
 }
