@@ -38,8 +38,12 @@ public sealed class BadInputTests
     [SkippableFact]
     public void PromptLongerThanTheContext()
     {
-        string prompt = string.Concat(Enumerable.Repeat("Once upon a time there was a dog. ", 120));
+        // Short enough in bytes to be tokenized, too many tokens: "7 " is two tokens.
+        string prompt = string.Concat(Enumerable.Repeat("7 ", 400));
         ProcessRunner.Run(Exe(), ["run", "-p", prompt, "-n", "1"]).AssertBadInput("longer than the model's context of 512");
+        // Too long in bytes for any tokenization to fit: refused before it is tokenized.
+        prompt = string.Concat(Enumerable.Repeat("Once upon a time there was a dog. ", 120));
+        ProcessRunner.Run(Exe(), ["run", "-p", prompt, "-n", "1"]).AssertBadInput("the prompt is 4080 bytes, more than the model's context of 512 tokens can hold");
     }
 
     [SkippableFact]
