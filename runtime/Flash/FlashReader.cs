@@ -14,6 +14,9 @@ public sealed class ReaderOptions
     public int MaxGapBytes { get; init; } = ReadPlanner.DefaultMaxGapBytes;
     /// <summary>False: plain buffered reads through the page cache, without a warning (for comparisons).</summary>
     public bool UseDirectIO { get; init; } = true;
+    /// <summary>For tests: stands in for pread(2) (<see cref="RandomAccess.Read(SafeFileHandle, Span{byte}, long)"/>),
+    /// to inject short reads, device errors and delays.</summary>
+    internal FlashReader.ReadFunction? Read { get; init; }
 }
 
 /// <summary>
@@ -29,6 +32,11 @@ public sealed class ReaderOptions
 public sealed unsafe class FlashReader : IDisposable
 {
     private const int Alignment = ReadPlanner.Alignment;
+    /// <summary>Tries of one read that fails with a device error before the error is final.</summary>
+    internal const int MaxAttempts = 3;
+
+    /// <summary>pread(2): reads into <paramref name="buffer"/> at <paramref name="offset"/>, returns the bytes read.</summary>
+    internal delegate int ReadFunction(SafeFileHandle handle, Span<byte> buffer, long offset);
 
     private readonly string _path;
     private readonly SafeFileHandle _handle;
@@ -36,6 +44,8 @@ public sealed unsafe class FlashReader : IDisposable
     private readonly ThreadTeam _team;
     private readonly int _maxChunk;
     private readonly int _maxGap;
+    private readonly ReadFunction _read;
+    private readonly long _fileLength;
     private readonly byte*[] _staging;
     private int _stagingBytes;
     private ReadRange* _ranges;
@@ -51,6 +61,8 @@ public sealed unsafe class FlashReader : IDisposable
     {
         _path = path; _handle = handle; BaseOffset = baseOffset; Direct = direct; _account = account;
         _maxChunk = options.MaxChunkBytes; _maxGap = options.MaxGapBytes;
+        _read = options.Read ?? RandomAccess.Read;
+        _fileLength = RandomAccess.GetLength(handle);
         _staging = new byte*[ioThreads];
         _bundleWork = new BundleWork(this);
         _contiguousWork = new ContiguousWork(this);
@@ -239,10 +251,12 @@ public sealed unsafe class FlashReader : IDisposable
     }
 
     /// <summary>Reads [offset, offset + length) into <paramref name="buffer"/>; returns the bytes read, which fall
-    /// short of <paramref name="length"/> only at the end of the file. Throws unless at least <paramref name="needed"/> arrived.</summary>
+    /// short of <paramref name="length"/> only at the end of the file. Short reads are continued; a read that fails
+    /// with a device error <see cref="MaxAttempts"/> times in a row is final. Throws unless at least
+    /// <paramref name="needed"/> arrived.</summary>
     private int ReadAt(long offset, int length, byte* buffer, int needed)
     {
-        int done = 0;
+        int done = 0, failures = 0;
         while (done < length)
         {
             long at = offset + done;
@@ -250,17 +264,26 @@ public sealed unsafe class FlashReader : IDisposable
             if (Direct && (((nint)(buffer + done) | (nint)at | want) & (Alignment - 1)) != 0)
                 throw new InvalidOperationException($"{_path}: misaligned O_DIRECT read of {want} bytes at offset {at} (a reader bug)");
             int n;
-            try { n = RandomAccess.Read(_handle, new Span<byte>(buffer + done, want), at); }
+            try { n = _read(_handle, new Span<byte>(buffer + done, want), at); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException)
             {
-                throw new IOException($"{_path}: read of {want} bytes at offset {at} failed: {e.Message}", e);
+                // A device error can pass (a bus reset, a flaky card): the same read is tried again before it is final.
+                if (e is IOException && ++failures < MaxAttempts) continue;
+                throw new IOException($"{_path}: read of {want} bytes at offset {at} failed" +
+                                      (failures > 1 ? $" {failures} times" : "") + $": {e.Message}", e);
             }
             Interlocked.Increment(ref _requests);
+            failures = 0;
             if (n <= 0) break;
             Interlocked.Add(ref _bytesRead, n);
             done += n;
-            // O_DIRECT returns a partial block only at the end of the file; the next read would be misaligned.
-            if (Direct && (n & (Alignment - 1)) != 0) break;
+            if (Direct && (done & (Alignment - 1)) != 0)
+            {
+                // O_DIRECT reads start on a block: one that stopped inside a block before the end of the file is
+                // continued from that block's start.
+                if (offset + done >= _fileLength) break;
+                done &= ~(Alignment - 1);
+            }
         }
         if (done < needed)
             throw new IOException($"{_path}: unexpected end of file at offset {offset + done}: needed {needed} bytes from offset {offset}, got {done} (truncated model file?)");

@@ -23,6 +23,8 @@ public sealed class EngineOptions
     public bool MeasureRecall { get; init; }
     /// <summary>Flash mode with every neuron selected instead of the predictor's choice: for tests only.</summary>
     internal bool SelectAllNeurons { get; init; }
+    /// <summary>How flash reads are made: for tests that inject faults.</summary>
+    internal ReaderOptions? Reader { get; init; }
     /// <summary>Receives one-line warnings (e.g. a fallback from O_DIRECT).</summary>
     public Action<string>? Warn { get; init; }
 }
@@ -109,7 +111,7 @@ public sealed unsafe class LoadedModel : IDisposable
             account.Charge(checksums.Bytes, "the flash checksums");
             if (Mode == EngineMode.Naive)
             {
-                source = new NaiveFfnSource(FlashReader.Open(_path, _baseOffset, ioThreads, account, options.Warn), _flashSection, checksums, _source,
+                source = new NaiveFfnSource(FlashReader.Open(_path, _baseOffset, ioThreads, account, options.Warn, options.Reader), _flashSection, checksums, _source,
                     Info.Layout, account);
                 return model = Create(weights, source, options);
             }
@@ -120,7 +122,7 @@ public sealed unsafe class LoadedModel : IDisposable
                 predictors = PredictorSet.Parse(weights.PredictorData, s.Layers, s.Dim, s.HiddenDim, _source);
                 account.Charge(predictors.Bytes, "the predictors");
             }
-            var flash = new FlashFfnSource(FlashReader.Open(_path, _baseOffset, ioThreads, account, options.Warn), _flashSection, checksums, _source,
+            var flash = new FlashFfnSource(FlashReader.Open(_path, _baseOffset, ioThreads, account, options.Warn, options.Reader), _flashSection, checksums, _source,
                 Info.Layout, predictors, options.Window > 0 ? options.Window : Info.Flash.Window, account,
                 Info.Activation.ActiveThreshold ?? 0f, options.MeasureRecall, options.SelectAllNeurons);
             source = flash;

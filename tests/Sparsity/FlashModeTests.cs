@@ -35,7 +35,7 @@ public sealed class FlashModeTests(ITestOutputHelper output)
     }
 
     /// <summary>Calibrated copy of a reference model's file (once per test run).</summary>
-    private static string Calibrated(string model)
+    internal static string Calibrated(string model)
     {
         lock (CalibratedFiles)
         {
