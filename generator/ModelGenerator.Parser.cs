@@ -46,6 +46,11 @@ namespace AotFlash.Generator
             {
                 var diagnostics = new List<DiagnosticInfo>();
                 var fileStart = new SourceSite(path, 0, 0, 0, 0, 0, 0);
+                if (ControlCharacter(path, text) is { } control)
+                {
+                    diagnostics.Add(Info(DiagnosticDescriptors.MalformedYaml, control.Site, control.Message));
+                    return Result(null, diagnostics, fileStart);
+                }
                 YamlMappingNode? root;
                 try
                 {
@@ -71,10 +76,10 @@ namespace AotFlash.Generator
                     diagnostics.Add(Info(DiagnosticDescriptors.MalformedYaml, site, e.Message));
                     return Result(null, diagnostics, fileStart);
                 }
-                catch (InvalidOperationException e)
+                catch (Exception e) when (e is InvalidOperationException or ArgumentException)
                 {
                     // YamlDotNet's scanner fails this way on some unterminated flow collections; it gives no position.
-                    diagnostics.Add(Info(DiagnosticDescriptors.MalformedYaml, fileStart, "the YAML scanner gave up (" + e.Message + "); look for an unclosed [ or {"));
+                    diagnostics.Add(Info(DiagnosticDescriptors.MalformedYaml, fileStart, "the YAML parser gave up (" + e.Message + "); look for an unclosed [ or {, or a stray character"));
                     return Result(null, diagnostics, fileStart);
                 }
 
@@ -161,6 +166,23 @@ namespace AotFlash.Generator
                     kvHeads.Value, vocab.Value, context.Value, normEps.Value, ropeTheta.Value,
                     activation.Value.kind, activation.Value.threshold, tie.Value, tokenizer, dtype.Value, flash, hash);
                 return Result(spec, diagnostics, nameSite);
+            }
+
+            /// <summary>The first character YAML does not allow in a file (C0 controls other than tab, line feed and
+            /// carriage return, and DEL), where it is.</summary>
+            private static (SourceSite Site, string Message)? ControlCharacter(string path, string text)
+            {
+                int line = 0, column = 0;
+                for (int i = 0; i < text.Length; i++)
+                {
+                    char c = text[i];
+                    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7F)
+                        return (new SourceSite(path, i, 1, line, column, line, column + 1),
+                                "control character U+" + ((int)c).ToString("X4", CultureInfo.InvariantCulture) + " is not allowed in YAML");
+                    if (c == '\n') { line++; column = 0; }
+                    else column++;
+                }
+                return null;
             }
 
             /// <summary>Hash of everything that decides the math and the byte layout (not the name, not flash defaults),

@@ -39,6 +39,8 @@ public sealed class Arguments
             {
                 string? value = inline ?? (i + 1 < args.Count ? args[++i] : null);
                 _values[option.Key] = value ?? throw new BadInputException($"option '{name}' needs a value ({option.ValueName})");
+                if (value.Length == 0 && option.ValueName is "FILE" or "DIR")
+                    throw new BadInputException($"option '{name}' needs a {option.ValueName}, not an empty string");
             }
         }
     }

@@ -124,7 +124,6 @@ public static class RunCommand
     private static byte[] ReadPrompt(CliContext ctx, string path, long maxBytes)
     {
         string name = path == "-" ? "standard input" : path;
-        if (path.Length == 0) throw new BadInputException("the prompt file's path is empty");
         // A FIFO would wait for a writer, a device may never end: only regular files, or a pipe given as -f -.
         if (path != "-" && Libc.NotARegularFile(path) is { } what)
             throw new BadInputException($"{path}: is {what}, not a prompt file (to read a pipe, give it as standard input with -f -)");

@@ -46,7 +46,8 @@ public sealed class HfCheckpoint : IWeightSource
         byte[] json = ModelConverter.ReadFile(path, "config");
         JsonDocument doc;
         try { doc = JsonDocument.Parse(json); }
-        catch (JsonException e) { throw new BadInputException($"{path}: not valid JSON ({e.Message})"); }
+        catch (Exception e) when (e is JsonException or InvalidOperationException) // InvalidOperation: a string that is not UTF-8
+        { throw new BadInputException($"{path}: not valid JSON ({e.Message})"); }
         using (doc)
         {
             var c = new ConfigReader(path, doc.RootElement);

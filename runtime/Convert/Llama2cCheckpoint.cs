@@ -51,7 +51,7 @@ public sealed unsafe class Llama2cCheckpoint : IWeightSource
             if (_length < 28) throw new BadInputException($"{path}: too short for a llama2.c checkpoint ({_length} bytes)");
             (dim, hidden, layers, heads, kvHeads, vocab, seqLen) = ReadConfig(h);
             shared = vocab > 0;
-            vocab = Math.Abs(vocab);
+            vocab = vocab == int.MinValue ? 0 : Math.Abs(vocab); // int.MinValue has no positive twin: implausible below
             offset = 28;
         }
         if (dim <= 0 || hidden <= 0 || layers <= 0 || heads <= 0 || kvHeads <= 0 || vocab <= 0 || seqLen <= 0

@@ -95,7 +95,7 @@ public sealed unsafe class SafeTensorsCheckpoint : IDisposable
                 names.Add(entry.Name);
             }
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or InvalidOperationException) // InvalidOperation: a string that is not UTF-8
         {
             throw new BadInputException($"{indexPath}: not valid JSON ({e.Message})");
         }
@@ -217,7 +217,7 @@ public sealed unsafe class SafeTensorsCheckpoint : IDisposable
                     tensors.Add(ParseTensor(entry, dataLength));
                 }
             }
-            catch (JsonException e)
+            catch (Exception e) when (e is JsonException or InvalidOperationException) // InvalidOperation: a string that is not UTF-8
             {
                 throw new BadInputException($"{Path}: safetensors header is not valid JSON ({e.Message})");
             }

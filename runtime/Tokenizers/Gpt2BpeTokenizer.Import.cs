@@ -15,6 +15,12 @@ public sealed partial class Gpt2BpeTokenizer
     /// <exception cref="InvalidDataException">A file is malformed or the two do not fit together.</exception>
     public static Gpt2BpeTokenizer FromVocabAndMerges(ReadOnlySpan<byte> vocabJson, ReadOnlySpan<byte> mergesText, IEnumerable<string>? specialTokens = null)
     {
+        try { return VocabAndMerges(vocabJson, mergesText, specialTokens); }
+        catch (InvalidOperationException e) { throw NotUnicode("vocab.json", e); }
+    }
+
+    static Gpt2BpeTokenizer VocabAndMerges(ReadOnlySpan<byte> vocabJson, ReadOnlySpan<byte> mergesText, IEnumerable<string>? specialTokens)
+    {
         using var doc = ParseJson(vocabJson, "vocab.json");
         var (tokens, ids) = ReadVocab(doc.RootElement, "vocab.json", extra: []);
         var special = new bool[tokens.Length];
@@ -42,6 +48,16 @@ public sealed partial class Gpt2BpeTokenizer
     /// </summary>
     /// <exception cref="InvalidDataException">The file is malformed or describes another kind of tokenizer.</exception>
     public static Gpt2BpeTokenizer FromTokenizerJson(ReadOnlySpan<byte> tokenizerJson)
+    {
+        try { return TokenizerJson(tokenizerJson); }
+        catch (InvalidOperationException e) { throw NotUnicode("tokenizer.json", e); }
+    }
+
+    /// <summary>System.Text.Json reads a string lazily and throws InvalidOperationException for one that is not valid
+    /// UTF-8 or holds an escaped lone surrogate: bad input like any other.</summary>
+    static InvalidDataException NotUnicode(string file, InvalidOperationException e) => Malformed(file, $"holds text that is not valid Unicode ({e.Message})");
+
+    static Gpt2BpeTokenizer TokenizerJson(ReadOnlySpan<byte> tokenizerJson)
     {
         using var doc = ParseJson(tokenizerJson, "tokenizer.json");
         JsonElement root = doc.RootElement;

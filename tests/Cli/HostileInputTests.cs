@@ -51,7 +51,7 @@ public sealed class HostileInputTests
         Assert.Equal(0, Process.Start("mkfifo", fifo)!.WaitForExitAndCode());
         AssertRefused(Bounded(() => InProcess.Run(Model, Run("-f", fifo))), $"{fifo}: is a FIFO (named pipe), not a prompt file");
         AssertRefused(Bounded(() => InProcess.Run(Model, Run("-f", Path.GetTempPath()))), "is a directory");
-        AssertRefused(InProcess.Run(Model, Run("-f", "")), "the prompt file's path is empty");
+        AssertRefused(InProcess.Run(Model, Run("-f", "")), "option '-f' needs a FILE, not an empty string");
     }
 
     [SkippableFact]
@@ -142,7 +142,7 @@ public sealed class HostileInputTests
     {
         ModelSource.RequireShared();
         string[] args(string model) => ["run", "--model", model, "-p", "x", "-n", "1"];
-        AssertRefused(InProcess.Run(Model, args("")), "the model file's path is empty");
+        AssertRefused(InProcess.Run(Model, args("")), "option '--model' needs a FILE, not an empty string");
         AssertRefused(InProcess.Run(Model, args(Path.GetTempPath())), "is a directory, not a model file");
         string fifo = Path.Combine(Published.TempDirectory(), "model.fifo");
         File.Delete(fifo);

@@ -93,6 +93,10 @@ public sealed class DiagnosticTests
         var d = Single(With("hidden_dim", "hidden_dim: 0"), "AF0005");
         Assert.Equal((4, 13), At(d));
         Assert.Equal("AF0005", Single(With("context", "context: -5"), "AF0005").Id);
+        // A control character (here NUL, which made YamlDotNet throw an ArgumentException) is named where it stands.
+        var control = Single(With("hidden_dim", "hidden_dim: \u000072"), "AF0001");
+        Assert.Equal((4, 13), At(control));
+        Assert.Contains("control character U+0000 is not allowed in YAML", control.GetMessage());
     }
 
     [Fact]
