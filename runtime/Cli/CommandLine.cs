@@ -28,6 +28,7 @@ public static class CommandLine
         ("pack", "append a model file to a copy of this executable (one file ships)", PackCommand.Execute, PackCommand.Help, PackCommand.Options),
         ("bench", "measure naive vs flash (vs dense) side by side, with an I/O probe", BenchCommand.Execute, BenchCommand.Help, BenchCommand.Options),
         ("info", "show the compiled-in spec, the weight layout and the model file", InfoCommand.Execute, InfoCommand.Help, InfoCommand.Options),
+        ("soak", "generate session after session for a long time, sampling memory (leaks, peak)", SoakCommand.Execute, SoakCommand.Help, SoakCommand.Options),
     ];
 
     /// <summary>Process entry: exit code 0 ok, 1 runtime failure, 2 bad input or usage.</summary>
