@@ -48,9 +48,12 @@ public static class BenchCommand
                 "flash" => EngineMode.Flash,
                 _ => throw new BadInputException($"unknown mode '{m}' in --modes (dense, naive, flash)"),
             }).ToArray();
+        if (modes.Length == 0) throw new BadInputException("--modes names no mode (dense, naive, flash)");
         int n = a.Int("--n-predict", 16, min: 1);
         int threads = a.Int("--threads", RunCommand.DefaultThreads, min: 1);
         int ioThreads = a.Int("--io-threads", 0, min: 1, max: 256);
+        int window = a.Int("--window", 0, min: 1);
+        string? budget = a.String("--dram-budget");
         byte[] prompt = Encoding.UTF8.GetBytes(a.String("--prompt") ?? "Once upon a time");
         bool json = a.Flag("--json");
         var info = ctx.Model;
@@ -61,6 +64,22 @@ public static class BenchCommand
         using (var file = ModelLoader.Open(ctx, a.String("--model")))
         {
             fileBytes = file.Header.FileLength;
+            // What would stop a mode is refused here, before the probe and the modes before it have run and printed: a
+            // file of another spec, damaged resident or tokenizer sections, a prompt over the context, a budget.
+            using (var weights = ModelWeights.Load(file, info, new DramAccount(), mapFlash: false, readPredictors: false))
+                Session.Tokenize(info, info.LoadTokenizer(weights, file.Source), prompt);
+            if (budget is not null) DramAccount.ParseBudget(budget, fileBytes);
+            if (modes.Contains(EngineMode.Flash))
+            {
+                if (!file.Has(SectionKind.Predictors))
+                    throw new BadInputException($"{file.Source} has no activation predictors, which flash mode needs: run 'calibrate --model FILE' " +
+                                                "first (or leave flash out of --modes)");
+                // Loaded once now, so that a budget it does not fit is refused here too.
+                var trial = Engine.Load(info, file, new EngineOptions
+                    { Mode = EngineMode.Flash, Threads = threads, IoThreads = ioThreads, Window = window, DramBudget = budget });
+                trial.Dispose();
+                trial.Weights.Dispose();
+            }
             if (!a.Flag("--no-probe")) probe = Probe(file, line => { if (!json) ctx.Stderr.WriteLine(line); });
         }
 
@@ -71,8 +90,8 @@ public static class BenchCommand
             using var file = ModelLoader.Open(ctx, a.String("--model"));
             var options = new EngineOptions
             {
-                Mode = mode, Threads = threads, IoThreads = ioThreads, Window = a.Int("--window", 0, min: 1),
-                DramBudget = mode == EngineMode.Flash ? a.String("--dram-budget") : null,
+                Mode = mode, Threads = threads, IoThreads = ioThreads, Window = window,
+                DramBudget = mode == EngineMode.Flash ? budget : null,
                 Warn = m => ctx.Stderr.WriteLine("warning: " + m),
             };
             var model = Engine.Load(info, file, options);

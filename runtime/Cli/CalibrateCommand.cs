@@ -36,8 +36,9 @@ public static class CalibrateCommand
         string? output = a.String("--output") ?? modelPath
             ?? throw new BadInputException("calibrate needs --model FILE (or -o FILE to calibrate the packed model into a new file)");
         bool inPlace = modelPath is not null && Path.GetFullPath(output) == Path.GetFullPath(modelPath);
-        if (!inPlace && !a.Flag("--force") && File.Exists(output))
-            throw new BadInputException($"{output} already exists (use --force to overwrite it)");
+        // Checked now, as the write at the end will check it: calibrating takes a while and prints its results first.
+        string? input = modelPath ?? ctx.ExecutablePath;
+        if (!inPlace) AtomicFile.CheckTarget(output, a.Flag("--force"), input is null ? [] : [input]);
         int tokens = a.Int("--tokens", 4096, min: 16, max: 1 << 20);
         float recall = a.Float("--recall", 0.95f);
         if (recall is <= 0f or > 1f) throw new BadInputException("--recall must be in (0, 1]");

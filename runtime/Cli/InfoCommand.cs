@@ -29,6 +29,7 @@ public static class InfoCommand
     {
         var a = new Arguments("info", args, Options);
         a.NoPositional();
+        int ioThreads = a.Int("--io-threads", 0, min: 1, max: 256);
         var m = ctx.Model;
         var s = m.Shape;
         var layout = m.Layout;
@@ -72,7 +73,7 @@ public static class InfoCommand
         if (a.String("--dram-budget") is { } budget)
         {
             if (modelPath is null && !embedded) throw new BadInputException("--dram-budget plans a model file: pass --model FILE");
-            o.Append(Plan(ctx, modelPath, budget, a.Int("--io-threads", 0, min: 1, max: 256)));
+            o.Append(Plan(ctx, modelPath, budget, ioThreads));
         }
         CommandLine.Write(ctx, o.ToString());
         return 0;

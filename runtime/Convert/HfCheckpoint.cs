@@ -63,7 +63,7 @@ public sealed class HfCheckpoint : IWeightSource
 
     private static HfConfig Llama(ConfigReader c, string architecture)
     {
-        int dim = c.Int("hidden_size"), heads = c.Int("num_attention_heads");
+        int dim = c.Int("hidden_size"), heads = c.Heads();
         int kvHeads = c.Int("num_key_value_heads", heads);
         if (dim % heads != 0) c.Unsupported("hidden_size", $"{dim} is not a multiple of num_attention_heads {heads}");
         if (c.Int("head_dim", dim / heads) != dim / heads) c.Unsupported("head_dim", "a head size other than hidden_size / num_attention_heads");
@@ -79,7 +79,7 @@ public sealed class HfCheckpoint : IWeightSource
 
     private static HfConfig Opt(ConfigReader c, string architecture)
     {
-        int dim = c.Int("hidden_size"), heads = c.Int("num_attention_heads");
+        int dim = c.Int("hidden_size"), heads = c.Heads();
         if (dim % heads != 0) c.Unsupported("hidden_size", $"{dim} is not a multiple of num_attention_heads {heads}");
         if (c.Int("word_embed_proj_dim", dim) != dim) c.Unsupported("word_embed_proj_dim", "embedding projections (project_in/project_out)");
         if (!c.Bool("do_layer_norm_before", true)) c.Unsupported("do_layer_norm_before", "LayerNorm after each block");
@@ -133,9 +133,29 @@ public sealed class HfCheckpoint : IWeightSource
 
     public ReadOnlySpan<float> Read(string name, int rows, int cols)
     {
+        string tensor = WeightNames.Split(name).Tensor;
+        string hf = HfName(name);
+        if (Config.Family == ModelFamily.Opt)
+            return tensor == "position_embedding"
+                ? _tensors.ReadF32(hf, PositionRows(hf, rows, cols), cols)[..(rows * cols)]
+                : _tensors.ReadF32(hf, rows, cols);
+        var values = _tensors.ReadF32(hf, rows, cols);
+        return tensor is "wq" or "wk" ? Interleave(values, rows / (Config.Dim / Config.Heads), cols) : values;
+    }
+
+    public void Check(string name, int rows, int cols)
+    {
+        string hf = HfName(name);
+        if (Config.Family == ModelFamily.Opt && WeightNames.Split(name).Tensor == "position_embedding") rows = PositionRows(hf, rows, cols);
+        _tensors.CheckShape(hf, rows, cols);
+    }
+
+    /// <summary>The Hugging Face name of the tensor the layout calls <paramref name="name"/>.</summary>
+    private string HfName(string name)
+    {
         var (layer, tensor) = WeightNames.Split(name);
-        if (Config.Family == ModelFamily.Opt) return ReadOpt(name, layer, tensor, rows, cols);
-        string hf = (layer, tensor) switch
+        if (Config.Family == ModelFamily.Opt) return OptName(name, layer, tensor);
+        return (layer, tensor) switch
         {
             (null, "token_embedding") => "model.embed_tokens.weight",
             (null, "classifier") => "lm_head.weight",
@@ -151,14 +171,12 @@ public sealed class HfCheckpoint : IWeightSource
             ({ } l, "w3") => $"model.layers.{l}.mlp.up_proj.weight",
             _ => throw new BadInputException($"{Folder}: a Llama checkpoint has no tensor for '{name}'"),
         };
-        var values = _tensors.ReadF32(hf, rows, cols);
-        return tensor is "wq" or "wk" ? Interleave(values, rows / (Config.Dim / Config.Heads), cols) : values;
     }
 
-    private ReadOnlySpan<float> ReadOpt(string name, int? layer, string tensor, int rows, int cols)
+    private string OptName(string name, int? layer, string tensor)
     {
         string p = $"model.decoder.layers.{layer}.";
-        string hf = (layer, tensor) switch
+        return (layer, tensor) switch
         {
             (null, "token_embedding") => "model.decoder.embed_tokens.weight",
             (null, "position_embedding") => "model.decoder.embed_positions.weight",
@@ -183,12 +201,16 @@ public sealed class HfCheckpoint : IWeightSource
             (_, "ffn_down_bias") => p + "fc2.bias",
             _ => throw new BadInputException($"{Folder}: an OPT checkpoint has no tensor for '{name}'"),
         };
-        if (tensor != "position_embedding") return _tensors.ReadF32(hf, rows, cols);
-        // The table has max_position_embeddings + 2 rows; a spec with a shorter context uses the first ones.
+    }
+
+    /// <summary>The rows of OPT's position table: max_position_embeddings + 2; a spec with a shorter context uses the
+    /// first <paramref name="rows"/>.</summary>
+    private int PositionRows(string hf, int rows, int cols)
+    {
         long[] shape = _tensors.Get(hf).Shape;
-        if (shape.Length != 2 || shape[0] < rows)
+        if (shape.Length != 2 || shape[0] < rows || shape[0] > int.MaxValue)
             throw new BadInputException($"{Folder}: tensor '{hf}' has shape {_tensors.Get(hf).ShapeText}, the model needs at least {rows} rows of {cols}");
-        return _tensors.ReadF32(hf, (int)shape[0], cols)[..(rows * cols)];
+        return (int)shape[0];
     }
 
     /// <summary>Hugging Face's q/k rows hold, per head, the first halves of all rotation pairs and then the second
@@ -236,6 +258,14 @@ public sealed class HfCheckpoint : IWeightSource
             if (Get(key) is not { } v) return fallback ?? throw new BadInputException($"{path}: has no \"{key}\"");
             return v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int i) && i >= 0 ? i
                 : throw new BadInputException($"{path}: \"{key}\" is not a count");
+        }
+
+        /// <summary>num_attention_heads, which everything else is divided by: at least 1.</summary>
+        public int Heads()
+        {
+            int heads = Int("num_attention_heads");
+            if (heads == 0) Unsupported("num_attention_heads", "a model without attention heads");
+            return heads;
         }
 
         public double Number(string key, double fallback)

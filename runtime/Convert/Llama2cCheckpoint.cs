@@ -51,7 +51,7 @@ public sealed unsafe class Llama2cCheckpoint : IWeightSource
             if (_length < 28) throw new BadInputException($"{path}: too short for a llama2.c checkpoint ({_length} bytes)");
             (dim, hidden, layers, heads, kvHeads, vocab, seqLen) = ReadConfig(h);
             shared = vocab > 0;
-            vocab = vocab == int.MinValue ? 0 : Math.Abs(vocab); // int.MinValue has no positive twin: implausible below
+            if (vocab != int.MinValue) vocab = Math.Abs(vocab); // int.MinValue has none: it stays negative, implausible below
             offset = 28;
         }
         if (dim <= 0 || hidden <= 0 || layers <= 0 || heads <= 0 || kvHeads <= 0 || vocab <= 0 || seqLen <= 0
@@ -61,9 +61,7 @@ public sealed unsafe class Llama2cCheckpoint : IWeightSource
         Shape = new ModelShape(dim, hidden, layers, heads, kvHeads, vocab, seqLen, WeightType.F32, tiedEmbeddings: shared);
 
         long d = dim, l = layers, kv = Shape.KvDim, hd = hidden, v = vocab;
-        long floats = v * d + 2 * l * d + d + l * (2 * d * d + 2 * kv * d + 3 * hd * d) + (shared ? 0 : v * d)
-                      + (Version == 0 ? seqLen * (d / heads) : 0);
-        long expected = offset + floats * 4;
+        Int128 expected = offset + Floats(d, hd, l, heads, kv, v, seqLen, shared, Version) * 4;
         if (_length != expected)
             throw new BadInputException($"{path}: {(_length < expected ? "truncated" : "unexpected size for")} llama2.c v{Version} checkpoint " +
                                         $"({_length} bytes, its header implies {expected})");
@@ -89,6 +87,11 @@ public sealed unsafe class Llama2cCheckpoint : IWeightSource
     }
 
     public static Llama2cCheckpoint Open(string path) => new(path);
+
+    /// <summary>The float32 values a checkpoint with this header holds; in 128 bits, so that the size a lying header
+    /// implies (dim 2^30) cannot wrap around.</summary>
+    private static Int128 Floats(Int128 d, Int128 hd, Int128 l, Int128 heads, Int128 kv, Int128 v, Int128 seqLen, bool shared, int version) =>
+        v * d + 2 * l * d + d + l * (2 * d * d + 2 * kv * d + 3 * hd * d) + (shared ? 0 : v * d) + (version == 0 ? seqLen * (d / heads) : 0);
 
     /// <summary>Where the checkpoint was read from (for error messages).</summary>
     public string Path { get; }
@@ -128,6 +131,8 @@ public sealed unsafe class Llama2cCheckpoint : IWeightSource
 
     private static SafeFileHandle OpenFile(string path)
     {
+        // A directory or device is never a checkpoint (and a FIFO would wait for a writer).
+        if (Libc.NotARegularFile(path) is { } what) throw new BadInputException($"{path}: is {what}, not a checkpoint file");
         try { return File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         { throw new BadInputException($"{path}: cannot open checkpoint ({e.Message})"); }

@@ -16,6 +16,10 @@ public interface IWeightSource : IDisposable
 {
     /// <summary>The tensor as [rows, cols] (a vector as [1, n]); valid until the next call.</summary>
     ReadOnlySpan<float> Read(string name, int rows, int cols);
+
+    /// <summary>Fails when the tensor is missing or is not [rows, cols], without reading it (every tensor is checked
+    /// before the output is created). Nothing to do for a source whose header was checked against the spec.</summary>
+    void Check(string name, int rows, int cols) { }
 }
 
 /// <summary>What storing one kind of tensor (e.g. every layer's wq) in a lossy weight type lost: the RMS of the error
@@ -47,6 +51,19 @@ public static unsafe class ModelConverter
     {
         var shape = info.Shape;
         var layout = info.Layout;
+        var parts = layout.BundleParts;
+        (int Rows, int Cols) Whole(BundlePart part) => part.Kind switch
+        {
+            BundlePartKind.Row => (shape.HiddenDim, shape.Dim),      // [hidden, dim]: neuron i is row i
+            BundlePartKind.Column => (shape.Dim, shape.HiddenDim),   // [dim, hidden]: neuron i is column i
+            _ => (1, shape.HiddenDim),                               // [hidden]: neuron i is element i
+        };
+        // A missing or misshapen tensor fails here, before the output exists and before any progress is reported.
+        foreach (var slot in layout.ResidentTensors) source.Check(slot.Name, slot.Rows, slot.Cols);
+        for (int l = 0; l < shape.Layers; l++)
+            foreach (var part in parts)
+                source.Check($"layers.{l}.{part.Tensor}", Whole(part).Rows, Whole(part).Cols);
+
         using var writer = ModelFileWriter.Create(outputPath, force, inputs);
         var tensors = new TensorWriter(writer, sourceName);
 
@@ -64,7 +81,6 @@ public static unsafe class ModelConverter
         writer.EndSection(tokenizer.Length);
 
         writer.BeginSection(SectionKind.Flash);
-        var parts = layout.BundleParts;
         var column = new float[shape.Dim];
         var checksums = new byte[FlashChecksums.SectionLength(layout)];
         for (int l = 0; l < shape.Layers; l++)
@@ -74,12 +90,7 @@ public static unsafe class ModelConverter
             var whole = new float[parts.Count][];
             for (int p = 0; p < parts.Count; p++)
             {
-                var (rows, cols) = parts[p].Kind switch
-                {
-                    BundlePartKind.Row => (shape.HiddenDim, shape.Dim),      // [hidden, dim]: neuron i is row i
-                    BundlePartKind.Column => (shape.Dim, shape.HiddenDim),   // [dim, hidden]: neuron i is column i
-                    _ => (1, shape.HiddenDim),                               // [hidden]: neuron i is element i
-                };
+                var (rows, cols) = Whole(parts[p]);
                 whole[p] = source.Read($"layers.{l}.{parts[p].Tensor}", rows, cols).ToArray();
             }
             for (int i = 0; i < shape.HiddenDim; i++)

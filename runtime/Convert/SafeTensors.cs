@@ -130,17 +130,7 @@ public sealed unsafe class SafeTensorsCheckpoint : IDisposable
     /// The span is valid until the next call.</summary>
     public ReadOnlySpan<float> ReadF32(string name, int rows, int cols)
     {
-        var (t, shard) = _tensors.TryGetValue(name, out var found) ? found
-            : throw new BadInputException($"{Source}: has no tensor '{name}'");
-        bool fits = t.Shape.Length switch
-        {
-            1 => rows == 1 && t.Shape[0] == cols,
-            2 => t.Shape[0] == rows && t.Shape[1] == cols,
-            _ => false,
-        };
-        if (!fits)
-            throw new BadInputException($"{shard.Path}: tensor '{name}' has shape {t.ShapeText}, the model needs " +
-                                        (rows == 1 ? $"[{cols}]" : $"[{rows}, {cols}]"));
+        var (t, shard) = Find(name, rows, cols);
         long n = (long)rows * cols;
         if (_scratch.Length < n) _scratch = new float[n];
         byte* data = shard.Data + t.Begin;
@@ -157,6 +147,25 @@ public sealed unsafe class SafeTensorsCheckpoint : IDisposable
             }
         }
         return _scratch.AsSpan(0, (int)n);
+    }
+
+    /// <summary>Fails unless the checkpoint holds <paramref name="name"/> as [rows, cols] (a vector as [1, n] or [n]).</summary>
+    public void CheckShape(string name, int rows, int cols) => Find(name, rows, cols);
+
+    private (SafeTensor Tensor, Shard Shard) Find(string name, int rows, int cols)
+    {
+        var (t, shard) = _tensors.TryGetValue(name, out var found) ? found
+            : throw new BadInputException($"{Source}: has no tensor '{name}'");
+        bool fits = t.Shape.Length switch
+        {
+            1 => rows == 1 && t.Shape[0] == cols,
+            2 => t.Shape[0] == rows && t.Shape[1] == cols,
+            _ => false,
+        };
+        if (!fits)
+            throw new BadInputException($"{shard.Path}: tensor '{name}' has shape {t.ShapeText}, the model needs " +
+                                        (rows == 1 ? $"[{cols}]" : $"[{rows}, {cols}]"));
+        return (t, shard);
     }
 
     public void Dispose()

@@ -30,17 +30,9 @@ public sealed class AtomicFile : IDisposable
     /// files the command reads), so a slip of -o never destroys what it was made from.</summary>
     public static AtomicFile Create(string path, bool force, params string[] inputs)
     {
-        if (path.Length == 0) throw new BadInputException("the output path is empty");
+        CheckTarget(path, force, inputs);
         string full = Path.GetFullPath(path);
-        if (File.Exists(full) || Directory.Exists(full))
-        {
-            if (Libc.NotARegularFile(full) is { } what) throw new BadInputException($"{path}: is {what}; refusing to replace it");
-            if (inputs.FirstOrDefault(input => Libc.SameFile(input, full)) is { } input)
-                throw new BadInputException($"{path}: is this command's input {input}; write the output elsewhere");
-            if (!force) throw new BadInputException($"{path} already exists (use --force to overwrite it)");
-        }
         string dir = Path.GetDirectoryName(full)!;
-        if (!Directory.Exists(dir)) throw new BadInputException($"{path}: directory {dir} does not exist");
         string temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
         RemoveStaleTemporaries(dir, Path.GetFileName(full));
         if (Libc.OpenUnnamed(dir) is { } unnamed) return new AtomicFile(full, temp, unnamed, unnamed: true);
@@ -52,6 +44,23 @@ public sealed class AtomicFile : IDisposable
         {
             throw new BadInputException($"{path}: cannot write ({e.Message})");
         }
+    }
+
+    /// <summary>The checks of <see cref="Create"/> on the target alone, for a command that works long before it writes
+    /// (so that a slip of -o is reported first, not after the work).</summary>
+    public static void CheckTarget(string path, bool force, params string[] inputs)
+    {
+        if (path.Length == 0) throw new BadInputException("the output path is empty");
+        string full = Path.GetFullPath(path);
+        if (File.Exists(full) || Directory.Exists(full))
+        {
+            if (Libc.NotARegularFile(full) is { } what) throw new BadInputException($"{path}: is {what}; refusing to replace it");
+            if (inputs.FirstOrDefault(input => Libc.SameFile(input, full)) is { } input)
+                throw new BadInputException($"{path}: is this command's input {input}; write the output elsewhere");
+            if (!force) throw new BadInputException($"{path} already exists (use --force to overwrite it)");
+        }
+        string dir = Path.GetDirectoryName(full)!;
+        if (!Directory.Exists(dir)) throw new BadInputException($"{path}: directory {dir} does not exist");
     }
 
     /// <summary>Flushes the content to disk and puts it in place of the target, with <paramref name="mode"/> if given.</summary>

@@ -64,9 +64,12 @@ public sealed unsafe class ModelFile : IDisposable
     /// <summary>Checks that this file was made for the model compiled into this binary.</summary>
     public void CheckMatches(string modelName, string specHash, ModelShape shape)
     {
-        if (Header.SpecHash != specHash || !Header.Shape.Equals(shape))
+        if (Header.SpecHash != specHash)
             throw new BadInputException($"{Source}: model file is for '{Header.ModelName}' (spec {Header.SpecHash}), " +
                                         $"but this binary runs '{modelName}' (spec {specHash})");
+        // The spec hash covers the shape: a header naming this spec with another shape lies.
+        if (!Header.Shape.Equals(shape))
+            throw new BadInputException($"{Source}: model file header is corrupt (it names spec {specHash} of '{modelName}', but not its shape)");
     }
 
     /// <summary>Maps a section read-only (no copy) after checking its CRC-32C; the caller owns the mapping.</summary>

@@ -30,6 +30,7 @@ public sealed class ModelFileHeader
     private const int SectionTable = 152;
     private const int SectionEntry = 32;
     private const int MaxSections = (Size - 4 - SectionTable) / SectionEntry;
+    private static readonly string[] DimNames = ["dim", "hidden_dim", "layers", "heads", "kv_heads", "vocab", "context"];
 
     public required string ModelName { get; init; }
     public required string SpecHash { get; init; }
@@ -84,6 +85,8 @@ public sealed class ModelFileHeader
             throw new BadInputException($"{source}: model file header is corrupt (checksum mismatch)");
         var dims = new int[7];
         for (int i = 0; i < dims.Length; i++) dims[i] = BinaryPrimitives.ReadInt32LittleEndian(b[(112 + 4 * i)..]);
+        for (int i = 0; i < dims.Length; i++)
+            if (dims[i] <= 0) throw new BadInputException($"{source}: model file header is corrupt ({DimNames[i]} {dims[i]})");
         uint weightType = BinaryPrimitives.ReadUInt32LittleEndian(b[140..]);
         uint count = BinaryPrimitives.ReadUInt32LittleEndian(b[148..]);
         if (weightType > (uint)WeightType.Q4 || count > MaxSections)

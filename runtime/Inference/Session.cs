@@ -60,19 +60,22 @@ public sealed class Session(Transformer model, ITokenizer tokenizer, Sampler sam
     public long MaxPromptBytes => (long)Model.Info.Shape.Context * Tokenizer.LongestTokenBytes;
 
     /// <summary>BOS + the prompt's tokens; fails when they do not fit the context.</summary>
-    public int[] Tokenize(ReadOnlySpan<byte> prompt)
+    public int[] Tokenize(ReadOnlySpan<byte> prompt) => Tokenize(Model.Info, Tokenizer, prompt);
+
+    /// <summary>As <see cref="Tokenize(ReadOnlySpan{byte})"/>, before any model is loaded.</summary>
+    public static int[] Tokenize(ModelInfo info, ITokenizer tokenizer, ReadOnlySpan<byte> prompt)
     {
-        if (prompt.Length > MaxPromptBytes)
-            throw new BadInputException($"the prompt is {prompt.Length} bytes, more than the model's context of {Model.Info.Shape.Context} " +
-                                        $"tokens can hold (a token stands for at most {Tokenizer.LongestTokenBytes} bytes)");
-        int[] ids = Tokenizer.Encode(prompt, addBos: true, Model.Info.Tokenizer.Bos);
-        CheckFits(ids);
+        if (prompt.Length > (long)info.Shape.Context * tokenizer.LongestTokenBytes)
+            throw new BadInputException($"the prompt is {prompt.Length} bytes, more than the model's context of {info.Shape.Context} " +
+                                        $"tokens can hold (a token stands for at most {tokenizer.LongestTokenBytes} bytes)");
+        int[] ids = tokenizer.Encode(prompt, addBos: true, info.Tokenizer.Bos);
+        CheckFits(info, ids);
         return ids;
     }
 
-    private void CheckFits(int[] promptIds)
+    private static void CheckFits(ModelInfo info, int[] promptIds)
     {
-        int context = Model.Info.Shape.Context;
+        int context = info.Shape.Context;
         if (promptIds.Length > context)
             throw new BadInputException($"the prompt is {promptIds.Length} tokens, longer than the model's context of {context}");
     }
@@ -86,7 +89,7 @@ public sealed class Session(Transformer model, ITokenizer tokenizer, Sampler sam
         var info = Model.Info;
         int context = info.Shape.Context;
         if (promptIds.Length == 0) throw new ArgumentException("the prompt has no tokens (not even BOS)", nameof(promptIds));
-        CheckFits(promptIds);
+        CheckFits(info, promptIds);
 
         var result = new Generation { PromptIds = promptIds };
         Model.FfnSource.Reset(); // a new sequence: the neuron caches' window starts over

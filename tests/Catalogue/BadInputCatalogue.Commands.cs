@@ -1,0 +1,151 @@
+using System.Diagnostics;
+using System.Text;
+using AotFlash.Tests.Support;
+
+namespace AotFlash.Tests.Catalogue;
+
+// Group 7: prompts and prompt files, model paths that cannot be a model file, and the misuse of convert, calibrate,
+// pack, bench and info (missing or surplus arguments, outputs that exist, that are inputs or that cannot be written).
+public sealed partial class BadInputCatalogue
+{
+    private static string Fifo(string dir)
+    {
+        string path = Path.Combine(dir, "pipe");
+        using var mkfifo = Process.Start("mkfifo", path)!;
+        mkfifo.WaitForExit();
+        Assert.Equal(0, mkfifo.ExitCode);
+        return path;
+    }
+
+    private static IEnumerable<(string, Case)> CommandCases()
+    {
+        // Prompts.
+        string[] Run(params string[] extra) => ["run", "--model", AfmPath(), "--mode", "dense", "-n", "1", .. extra];
+        yield return C("prompt: -p and -f", "give the prompt with -p or -f, not both", dir => Run("-p", "x", "-f", Put(dir, "prompt.txt", "x")));
+        yield return C("prompt: file missing", "cannot read prompt file", dir => Run("-f", Path.Combine(dir, "missing.txt")));
+        yield return C("prompt: file is a directory", "is a directory, not a prompt file", dir => Run("-f", dir));
+        yield return C("prompt: file path empty", "option '-f' needs a FILE, not an empty string", _ => Run("-f", ""));
+        yield return C("prompt: file is /dev/zero", "/dev/zero: is a character device, not a prompt file", _ => Run("-f", "/dev/zero"));
+        yield return C("prompt: file is a FIFO", "is a FIFO (named pipe), not a prompt file", dir => Run("-f", Fifo(dir)));
+        yield return C("prompt: -p over the context in bytes", "the prompt is 1048576 bytes, more than the model's context of 512 tokens can hold",
+            _ => Run("-p", new string('a', 1 << 20)));
+        yield return C("prompt: -p over the context in tokens", "the prompt is 802 tokens, longer than the model's context of 512",
+            _ => Run("-p", string.Concat(Enumerable.Repeat("7 ", 400))));
+        yield return C("prompt: file over the context in bytes", "the prompt is more than", dir => Run("-f", Put(dir, "prompt.txt", new byte[1 << 20])));
+        yield return C("prompt: file over the context in tokens", "tokens, longer than the model's context of 512",
+            dir => Run("-f", Put(dir, "prompt.txt", string.Concat(Enumerable.Repeat("7 ", 400)))));
+        yield return C("prompt: standard input over the context", "standard input: the prompt is more than", _ => Run("-f", "-"), stdin: new byte[1 << 20]);
+
+        // Model paths that cannot be a model file (run, info, bench).
+        yield return C("run: model missing", "cannot open model file", dir => Run("--model", Path.Combine(dir, "missing.afm")));
+        yield return C("run: model path empty", "option '--model' needs a FILE, not an empty string", _ => Run("--model", ""));
+        yield return C("run: model is a directory", "is a directory, not a model file", dir => Run("--model", dir));
+        yield return C("run: model is /dev/zero", "/dev/zero: is a character device, not a model file", _ => Run("--model", "/dev/zero"));
+        yield return C("run: model is a FIFO", "is a FIFO (named pipe), not a model file", dir => Run("--model", Fifo(dir)));
+        yield return C("run: model is a llama2.c checkpoint", "not an AotFlash model file (bad magic)", _ => Run("--model", ModelSource.Of(Relu).Weights));
+        yield return C("run: model of another spec", "model file is for 'stories260K'", _ => Run("--model", AfmPath(Silu)));
+        yield return C("run: model of another family", "model file is for 'stories260K-relu'",
+            _ => ["run", "--model", AfmPath(), "-p", "x", "-n", "1"], "opt-tiny");
+        yield return C("run: no model packed and no --model", "no model: this executable carries no model file", _ => ["run", "-p", "x"]);
+        yield return C("info: model missing", "cannot open model file", dir => ["info", "--model", Path.Combine(dir, "missing.afm")]);
+        yield return C("info: model is a llama2.c checkpoint", "not an AotFlash model file (bad magic)", _ => ["info", "--model", ModelSource.Of(Relu).Weights]);
+        yield return C("bench: no model packed and no --model", "no model: this executable carries no model file", _ => ["bench", "--modes", "dense"]);
+        yield return C("bench: model missing", "cannot open model file", dir => ["bench", "--model", Path.Combine(dir, "missing.afm"), "--modes", "dense"]);
+        // bench prints an I/O probe and each mode's progress as it goes: these are refused before any of it.
+        yield return C("bench: model of another spec", "model file is for 'stories260K'", _ => ["bench", "--model", AfmPath(Silu), "--modes", "dense"]);
+        yield return C("bench: resident bit flipped", "resident section is corrupt (checksum mismatch)", dir =>
+        {
+            byte[] b = AfmBytes();
+            return ["bench", "--model", Put(dir, "flipped.afm", Flip(b, SectionOf(b, AotFlash.Flash.SectionKind.Resident).Offset + 100)), "--modes", "naive"];
+        });
+        yield return C("bench: -p over the context in bytes", "the prompt is 1048576 bytes, more than the model's context of 512 tokens can hold",
+            _ => ["bench", "--model", AfmPath(), "--modes", "dense", "-p", new string('a', 1 << 20)]);
+        yield return C("bench: -p over the context in tokens", "the prompt is 802 tokens, longer than the model's context of 512",
+            _ => ["bench", "--model", AfmPath(), "--modes", "dense", "-p", string.Concat(Enumerable.Repeat("7 ", 400))]);
+
+        // convert
+        string W() => ModelSource.Of(Relu).Weights;
+        string T() => ModelSource.Of(Relu).Tokenizer;
+        string Out(string dir) => Path.Combine(dir, "out.afm");
+        yield return C("convert: neither --weights nor --hf", "convert needs one of --weights CKPT and --hf DIR", dir => ["convert", "-o", Out(dir)]);
+        yield return C("convert: both --weights and --hf", "convert needs one of --weights CKPT and --hf DIR",
+            dir => ["convert", "-w", W(), "--hf", HfFolder("stories260K-relu-hf"), "-k", T(), "-o", Out(dir)]);
+        yield return C("convert: no -o", "convert needs -o MODEL.afm", _ => ["convert", "-w", W(), "-k", T()]);
+        yield return C("convert: no --tokenizer", "convert needs --tokenizer TOK", dir => ["convert", "-w", W(), "-o", Out(dir)]);
+        yield return C("convert: --dtype f16 for an f32 spec", "this binary's spec 'stories260K-relu' stores f32 weights",
+            dir => ["convert", "-w", W(), "-k", T(), "-o", Out(dir), "--dtype", "f16"]);
+        yield return C("convert: --dtype q7", "convert --dtype q7: unknown weight type (f32, f16, q8 or q4)",
+            dir => ["convert", "-w", W(), "-k", T(), "-o", Out(dir), "--dtype", "q7"]);
+        yield return C("convert: --emit-spec without --hf", "--emit-spec needs --hf DIR",
+            dir => ["convert", "-w", W(), "--emit-spec", Path.Combine(dir, "spec.yaml")]);
+        yield return C("convert: output exists", "already exists (use --force to overwrite it)",
+            dir => ["convert", "-w", W(), "-k", T(), "-o", Put(dir, "out.afm", "old")]);
+        yield return C("convert: output is its own checkpoint", "is this command's input", dir =>
+        {
+            string copy = Put(dir, "model.bin", Checkpoint());
+            return ["convert", "-w", copy, "-k", T(), "-o", copy, "--force"];
+        });
+        yield return C("convert: output is its own tokenizer", "is this command's input", dir =>
+        {
+            string copy = Put(dir, "tok.bin", Tokenizer());
+            return ["convert", "-w", W(), "-k", copy, "-o", copy, "--force"];
+        });
+        yield return C("convert: output in a missing folder", "does not exist", dir => ["convert", "-w", W(), "-k", T(), "-o", Path.Combine(dir, "no", "out.afm")]);
+        yield return C("convert: output is a directory", "is a directory; refusing to replace it", dir =>
+        {
+            Directory.CreateDirectory(Path.Combine(dir, "sub"));
+            return ["convert", "-w", W(), "-k", T(), "-o", Path.Combine(dir, "sub"), "--force"];
+        });
+        yield return C("convert: output path empty", "option '-o' needs a FILE, not an empty string", _ => ["convert", "-w", W(), "-k", T(), "-o", ""]);
+
+        // calibrate
+        string[] Calibrate(string dir, params string[] extra) => ["calibrate", "--model", AfmPath(), "-o", Out(dir), .. extra];
+        yield return C("calibrate: a silu model", "calibrate needs a ReLU-family activation (relu or fatrelu(t)); 'stories260K' uses",
+            dir => ["calibrate", "--model", AfmPath(Silu), "-o", Out(dir)], Silu);
+        yield return C("calibrate: empty --text", "the calibration text holds no tokens", dir => Calibrate(dir, "--text", Put(dir, "text.txt", "")));
+        yield return C("calibrate: --text missing", "cannot read calibration text", dir => Calibrate(dir, "--text", Path.Combine(dir, "missing.txt")));
+        yield return C("calibrate: --text a directory", "is a directory, not a calibration text file", dir => Calibrate(dir, "--text", dir));
+        yield return C("calibrate: output in a missing folder", "does not exist",
+            dir => ["calibrate", "--model", AfmPath(), "-o", Path.Combine(dir, "no", "out.afm"), "--tokens", "16"]);
+        yield return C("calibrate: output is a directory", "is a directory; refusing to replace it", dir =>
+        {
+            Directory.CreateDirectory(Path.Combine(dir, "sub"));
+            return ["calibrate", "--model", AfmPath(), "-o", Path.Combine(dir, "sub"), "--force", "--tokens", "16"];
+        });
+        yield return C("calibrate: output exists", "already exists (use --force to overwrite it)",
+            dir => ["calibrate", "--model", AfmPath(), "-o", Put(dir, "out.afm", "old")]);
+        yield return C("calibrate: neither --model nor -o", "calibrate needs --model FILE", _ => ["calibrate"]);
+        yield return C("calibrate: -o without --model or a packed model", "no model: this executable carries no model file",
+            dir => ["calibrate", "-o", Out(dir)]);
+        yield return C("calibrate: model of another spec", "model file is for 'stories260K'", dir => ["calibrate", "--model", AfmPath(Silu), "-o", Out(dir)]);
+        yield return C("calibrate: model missing", "cannot open model file", dir => ["calibrate", "--model", Path.Combine(dir, "missing.afm"), "-o", Out(dir)]);
+
+        // pack (in-process there is no executable to copy: --binary names one)
+        string Binary(string dir) => Put(dir, "binary", new byte[12345]);
+        string Packed(string dir) => Path.Combine(dir, "packed");
+        yield return C("pack: no model", "pack needs exactly one model file", dir => ["pack", "-o", Packed(dir), "--binary", Binary(dir)]);
+        yield return C("pack: two models", "pack needs exactly one model file", dir => ["pack", AfmPath(), AfmPath(), "-o", Packed(dir), "--binary", Binary(dir)]);
+        yield return C("pack: no -o", "pack needs -o OUTPUT", dir => ["pack", AfmPath(), "--binary", Binary(dir)]);
+        yield return C("pack: no executable to copy", "pack works only from the published executable", dir => ["pack", AfmPath(), "-o", Packed(dir)]);
+        yield return C("pack: --binary missing", "no such file", dir => ["pack", AfmPath(), "-o", Packed(dir), "--binary", Path.Combine(dir, "missing")]);
+        yield return C("pack: model missing", "cannot open model file", dir => ["pack", Path.Combine(dir, "missing.afm"), "-o", Packed(dir), "--binary", Binary(dir)]);
+        yield return C("pack: a truncated model", "truncated model file (",
+            dir => ["pack", Put(dir, "cut.afm", Cut(AfmBytes(), 100_000)), "-o", Packed(dir), "--binary", Binary(dir)]);
+        yield return C("pack: model of another spec", "model file is for 'stories260K'", dir => ["pack", AfmPath(Silu), "-o", Packed(dir), "--binary", Binary(dir)]);
+        yield return C("pack: output exists", "already exists (use --force to overwrite it)",
+            dir => ["pack", AfmPath(), "-o", Put(dir, "packed", "old"), "--binary", Binary(dir)]);
+        yield return C("pack: output is its model", "is this command's input", dir =>
+        {
+            string model = Put(dir, "model.afm", AfmBytes());
+            return ["pack", model, "-o", model, "--binary", Binary(dir), "--force"];
+        });
+        yield return C("pack: output is its binary", "is this command's input", dir =>
+        {
+            string binary = Binary(dir);
+            return ["pack", AfmPath(), "-o", binary, "--binary", binary, "--force"];
+        });
+        yield return C("pack: output in a missing folder", "does not exist", dir => ["pack", AfmPath(), "-o", Path.Combine(dir, "no", "packed"), "--binary", Binary(dir)]);
+        yield return C("pack: binary with a corrupt payload trailer", "the model payload trailer is corrupt",
+            dir => ["pack", AfmPath(), "-o", Packed(dir), "--binary", Put(dir, "binary", [.. new byte[1000], .. "AOTFLPAY"u8, .. new byte[24]])]);
+    }
+}
