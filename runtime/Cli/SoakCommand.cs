@@ -30,12 +30,12 @@ public static class SoakCommand
         $"{ctx.ProgramName} soak [--model FILE] [--seconds 60] [--mode flash] [--dram-budget B] [--json]",
         "Runs session after session (each samples from BOS until the context is full, at temperature 1) for the given time,\n" +
         "and samples after each session: seconds, sessions, tokens, the process's resident memory (VmRSS) and its peak\n" +
-        "(VmHWM), the engine's DRAM account, and the managed heap with its collections so far. Memory that grows from\n" +
+        "(VmHWM), the engine's DRAM account, and the managed heap with its collections and allocations so far. Memory that grows from\n" +
         "session to session is a leak.",
         Options);
 
     private sealed record Sample(double Seconds, int Sessions, long Tokens, long RssBytes, long PeakRssBytes, long AccountBytes, long AccountPeakBytes,
-                                 long ManagedHeapBytes, int Collections);
+                                 long ManagedHeapBytes, long AllocatedBytes, int Collections);
 
     public static int Execute(CliContext ctx, string[] args)
     {
@@ -89,10 +89,11 @@ public static class SoakCommand
             sessions++;
             var (rss, peak) = ProcessMemory();
             long heap = GC.GetGCMemoryInfo().HeapSizeBytes;
-            samples.Add(new Sample(clock.Elapsed.TotalSeconds, sessions, tokens, rss, peak, account, accountPeak, heap, GC.CollectionCount(0)));
+            long allocated = GC.GetTotalAllocatedBytes();
+            samples.Add(new Sample(clock.Elapsed.TotalSeconds, sessions, tokens, rss, peak, account, accountPeak, heap, allocated, GC.CollectionCount(0)));
             if (!json) ctx.Stderr.WriteLine($"soak: {clock.Elapsed.TotalSeconds,6:F1} s, {sessions} sessions, {tokens} tokens, RSS {DramAccount.Format(rss)} " +
                                             $"(peak {DramAccount.Format(peak)}), account {DramAccount.Format(account)} (peak {DramAccount.Format(accountPeak)}), " +
-                                            $"managed heap {DramAccount.Format(heap)} after {GC.CollectionCount(0)} collections");
+                                            $"managed heap {DramAccount.Format(heap)} after {GC.CollectionCount(0)} collections, {DramAccount.Format(allocated)} allocated");
         }
 
         if (json) WriteJson(ctx, model, samples);
@@ -128,6 +129,7 @@ public static class SoakCommand
             w.WriteNumber("account_bytes", s.AccountBytes);
             w.WriteNumber("account_peak_bytes", s.AccountPeakBytes);
             w.WriteNumber("managed_heap_bytes", s.ManagedHeapBytes);
+            w.WriteNumber("allocated_bytes", s.AllocatedBytes);
             w.WriteNumber("collections", s.Collections);
             w.WriteEndObject();
         }
