@@ -1,4 +1,5 @@
 using System.Globalization;
+using AotFlash.Inference;
 
 namespace AotFlash.Cli;
 
@@ -96,6 +97,19 @@ public sealed class Arguments
             throw new BadInputException($"option '{key}' must be a number, got '{text}'");
         return v;
     }
+
+    /// <summary>An engine mode as the command line names it (dense, naive, flash); null for any other word.</summary>
+    public static EngineMode? ModeNamed(string word) => word switch
+    {
+        "dense" => EngineMode.Dense,
+        "naive" => EngineMode.Naive,
+        "flash" => EngineMode.Flash,
+        _ => null,
+    };
+
+    /// <summary>The mode option <paramref name="key"/>; null when it is not given.</summary>
+    public EngineMode? Mode(string key) => String(key) is not { } word ? null
+        : ModeNamed(word) ?? throw new BadInputException($"unknown {key} '{word}' (dense, naive, flash)");
 
     public void NoPositional()
     {

@@ -41,13 +41,8 @@ public static class BenchCommand
         var a = new Arguments("bench", args, Options);
         a.NoPositional();
         var modes = (a.String("--modes") ?? "naive,flash").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Select(m => m switch
-            {
-                "dense" => EngineMode.Dense,
-                "naive" => EngineMode.Naive,
-                "flash" => EngineMode.Flash,
-                _ => throw new BadInputException($"unknown mode '{m}' in --modes (dense, naive, flash)"),
-            }).ToArray();
+            .Select(m => Arguments.ModeNamed(m) ?? throw new BadInputException($"unknown mode '{m}' in --modes (dense, naive, flash)"))
+            .ToArray();
         if (modes.Length == 0) throw new BadInputException("--modes names no mode (dense, naive, flash)");
         int n = a.Int("--n-predict", 16, min: 1);
         int threads = a.Int("--threads", RunCommand.DefaultThreads, min: 1);

@@ -51,14 +51,7 @@ public static class RunCommand
         if (promptText is not null && promptFile is not null) throw new BadInputException("give the prompt with -p or -f, not both");
         int maxNew = a.Int("--n-predict", -1, min: -1);
         int threads = a.Int("--threads", DefaultThreads, min: 1, max: 1024);
-        EngineMode? mode = a.String("--mode") switch
-        {
-            null => null,
-            "dense" => EngineMode.Dense,
-            "naive" => EngineMode.Naive,
-            "flash" => EngineMode.Flash,
-            var other => throw new BadInputException($"unknown --mode '{other}' (dense, naive, flash)"),
-        };
+        EngineMode? mode = a.Mode("--mode");
         bool json = a.Flag("--json");
         int dumpLogits = a.Int("--dump-logits", 0, min: 0, max: info.Shape.Context);
         if (dumpLogits > 0 && !json) throw new BadInputException("--dump-logits needs --json");

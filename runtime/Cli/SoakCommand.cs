@@ -19,6 +19,7 @@ public static class SoakCommand
     [
         ModelLoader.ModelOption,
         new(["--seconds"], "S", "how long to run (default 60)"),
+        new(["--sessions"], "N", "stop after N sessions, if that comes first (default: no limit)"),
         new(["--mode"], "MODE", "dense, naive or flash (default: flash when the model file has predictors, else dense)"),
         new(["--dram-budget"], "B", "the budget (default in flash mode: the spec's)"),
         new(["-t", "--threads"], "N", $"compute threads (default {RunCommand.DefaultThreads})"),
@@ -27,7 +28,7 @@ public static class SoakCommand
     ];
 
     public static string Help(CliContext ctx) => CommandLine.HelpText(
-        $"{ctx.ProgramName} soak [--model FILE] [--seconds 60] [--mode flash] [--dram-budget B] [--json]",
+        $"{ctx.ProgramName} soak [--model FILE] [--seconds 60] [--sessions N] [--mode flash] [--dram-budget B] [--json]",
         "Runs session after session (each samples from BOS until the context is full, at temperature 1) for the given time,\n" +
         "and samples after each session: seconds, sessions, tokens, the process's resident memory (VmRSS) and its peak\n" +
         "(VmHWM), the engine's DRAM account, and the managed heap with its collections and allocations so far. Memory that grows from\n" +
@@ -42,19 +43,13 @@ public static class SoakCommand
         var a = new Arguments("soak", args, Options);
         a.NoPositional();
         double seconds = a.Int("--seconds", 60, min: 1, max: 7 * 24 * 3600);
+        int maxSessions = a.Int("--sessions", int.MaxValue, min: 1);
         int threads = a.Int("--threads", RunCommand.DefaultThreads, min: 1, max: 1024);
         ulong seed = a.ULong("--seed", 1);
         bool json = a.Flag("--json");
         var options = new EngineOptions
         {
-            Mode = a.String("--mode") switch
-            {
-                null => null,
-                "dense" => EngineMode.Dense,
-                "naive" => EngineMode.Naive,
-                "flash" => EngineMode.Flash,
-                var other => throw new BadInputException($"unknown --mode '{other}' (dense, naive, flash)"),
-            },
+            Mode = a.Mode("--mode"),
             Threads = threads,
             DramBudget = a.String("--dram-budget"),
             Warn = message => ctx.Stderr.WriteLine("warning: " + message),
@@ -68,7 +63,7 @@ public static class SoakCommand
         var clock = Stopwatch.StartNew();
         long tokens = 0, accountPeak = 0;
         int sessions = 0;
-        while (clock.Elapsed.TotalSeconds < seconds)
+        while (clock.Elapsed.TotalSeconds < seconds && sessions < maxSessions)
         {
             // A new session each time: its own transformer (KV cache, FFN source, caches, reader) and account.
             var transformer = model.NewTransformer(options);
