@@ -52,6 +52,9 @@ public static class CalibrateCommand
         using var _ = model;
         var tokenizer = ctx.Model.LoadTokenizer(weights, file.Source);
         var (set, layers) = Calibrator.Run(model, tokenizer, text, tokens, recall, a.ULong("--seed", 1), line => ctx.Stderr.WriteLine(line));
+        // Written before the results are printed: the copy checks the sections dense mode did not read, and a damaged
+        // one ends the command with its error alone.
+        ModelFileWriter.CopyWithSection(file, output, a.Flag("--force"), inPlace, SectionKind.Predictors, set.Serialize());
 
         var o = new System.Text.StringBuilder();
         o.AppendLine($"layer  rank   recall  precision  density(predicted)  density(true)  size");
@@ -60,7 +63,6 @@ public static class CalibrateCommand
                          $"{l.Quality.TrueDensity,13:F4}  {DramAccount.Format(l.Bytes)}");
         o.AppendLine($"(measured on held-out calibration tokens; {tokens} tokens, target recall {recall})");
         CommandLine.Write(ctx, o.ToString());
-        ModelFileWriter.CopyWithSection(file, output, a.Flag("--force"), inPlace, SectionKind.Predictors, set.Serialize());
         ctx.Stderr.WriteLine($"calibrate: wrote predictors ({DramAccount.Format(set.Bytes)}) into {output}");
         return 0;
     }

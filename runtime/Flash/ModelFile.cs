@@ -97,23 +97,31 @@ public sealed unsafe class ModelFile : IDisposable
         return mapped;
     }
 
-    /// <summary>Reads every section and checks its checksum (without mapping or charging anything).</summary>
+    /// <summary>Receives a section's bytes piece by piece, in order.</summary>
+    public delegate void SectionChunk(ReadOnlySpan<byte> data);
+
+    /// <summary>Streams <paramref name="section"/> to <paramref name="consume"/> (without mapping or charging anything)
+    /// and then checks its checksum: whatever the bytes went into is to be thrown away when this throws.</summary>
+    public void ReadSection(Section section, SectionChunk consume)
+    {
+        var buffer = new byte[(int)Math.Min(1 << 20, Math.Max(section.Length, 1))];
+        uint crc = ~0u;
+        for (long done = 0; done < section.Length;)
+        {
+            int n = RandomAccess.Read(_handle, buffer.AsSpan(0, (int)Math.Min(buffer.Length, section.Length - done)), BaseOffset + section.Offset + done);
+            if (n <= 0) throw new BadInputException($"{Source}: truncated model file (the {ModelFileHeader.Name(section.Kind)} section ends early)");
+            crc = Crc32C.Append(crc, buffer.AsSpan(0, n));
+            consume(buffer.AsSpan(0, n));
+            done += n;
+        }
+        if (~crc != section.Crc)
+            throw new BadInputException($"{Source}: {ModelFileHeader.Name(section.Kind)} section is corrupt (checksum mismatch)");
+    }
+
+    /// <summary>Reads every section and checks its checksum.</summary>
     public void VerifyAll()
     {
-        var buffer = new byte[1 << 20];
-        foreach (var section in Header.Sections)
-        {
-            uint crc = ~0u;
-            for (long done = 0; done < section.Length;)
-            {
-                int n = RandomAccess.Read(_handle, buffer.AsSpan(0, (int)Math.Min(buffer.Length, section.Length - done)), BaseOffset + section.Offset + done);
-                if (n <= 0) throw new BadInputException($"{Source}: truncated model file (the {ModelFileHeader.Name(section.Kind)} section ends early)");
-                crc = Crc32C.Append(crc, buffer.AsSpan(0, n));
-                done += n;
-            }
-            if (~crc != section.Crc)
-                throw new BadInputException($"{Source}: {ModelFileHeader.Name(section.Kind)} section is corrupt (checksum mismatch)");
-        }
+        foreach (var section in Header.Sections) ReadSection(section, static _ => { });
     }
 
     /// <summary>Whether the file has a section of this kind.</summary>

@@ -87,19 +87,11 @@ public sealed class ModelFileWriter : IDisposable
     public static void CopyWithSection(ModelFile source, string output, bool force, bool inPlace, SectionKind kind, ReadOnlySpan<byte> data)
     {
         using var writer = inPlace ? Create(output, force: true) : Create(output, force, source.Path);
-        var buffer = new byte[1 << 20];
         foreach (var section in source.Header.Sections.Where(s => s.Kind != kind))
         {
+            // Checked as it is copied: the copy gets a new checksum, which must not vouch for damaged bytes.
             writer.BeginSection(section.Kind);
-            using var handle = File.OpenHandle(source.Path, FileMode.Open, FileAccess.Read, FileShare.Read);
-            for (long done = 0; done < section.Length;)
-            {
-                int n = RandomAccess.Read(handle, buffer.AsSpan(0, (int)Math.Min(buffer.Length, section.Length - done)),
-                    source.BaseOffset + section.Offset + done);
-                if (n <= 0) throw new IOException($"{source.Source}: unexpected end of file while copying it");
-                writer.Write(buffer.AsSpan(0, n));
-                done += n;
-            }
+            source.ReadSection(section, writer.Write);
             writer.EndSection(section.Length);
         }
         writer.BeginSection(kind);

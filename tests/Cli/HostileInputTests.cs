@@ -112,6 +112,30 @@ public sealed class HostileInputTests
         Assert.Empty(Directory.GetFiles(dir, ".packed.*"));
     }
 
+    // calibrate copies the sections it does not rewrite under a new checksum: one that dense mode never read (the flash
+    // checksums) is checked as it is copied, so damage is refused rather than given a valid checksum.
+    [SkippableFact]
+    public void CalibrateRefusesToCopyADamagedSection()
+    {
+        ModelSource.RequireShared();
+        string dir = Published.TempDirectory();
+        string model = Path.Combine(dir, "damaged-checksums.afm"), output = Path.Combine(dir, "calibrated.afm");
+        File.Copy(Afm(), model, overwrite: true);
+        using (var f = File.Open(model, FileMode.Open, FileAccess.ReadWrite))
+        {
+            f.Position = f.Length - 100; // in the last section (the flash checksums)
+            int b = f.ReadByte();
+            f.Position = f.Length - 100;
+            f.WriteByte((byte)(b ^ 1));
+        }
+        // Found after calibrating (its progress lines come first), so the error is the last line, and nothing is written.
+        var r = InProcess.Run(Model, "calibrate", "--model", model, "-o", output, "--tokens", "64", "-t", "1");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Equal("", r.Stdout);
+        Assert.EndsWith("flash checksums section is corrupt (checksum mismatch)", r.StderrLines[^1]);
+        Assert.Equal([Path.GetFileName(model)], Directory.GetFileSystemEntries(dir).Select(Path.GetFileName));
+    }
+
     [SkippableFact]
     public void TemporaryFilesOfAKilledWriterAreRemovedByTheNext()
     {
