@@ -53,6 +53,13 @@ public static class BenchCommand
         bool json = a.Flag("--json");
         var info = ctx.Model;
 
+        EngineOptions ModeOptions(EngineMode mode, Action<string>? warn) => new()
+        {
+            Mode = mode, Threads = threads, IoThreads = ioThreads, Window = window,
+            DramBudget = mode == EngineMode.Flash ? budget : null,
+            Warn = warn,
+        };
+
         string machine = Machine();
         long fileBytes;
         List<(int Chunk, int Depth, double MBps)> probe = [];
@@ -61,19 +68,26 @@ public static class BenchCommand
             fileBytes = file.Header.FileLength;
             // What would stop a mode is refused here, before the probe and the modes before it have run and printed: a
             // file of another spec, damaged resident or tokenizer sections, a prompt over the context, a budget.
-            using (var weights = ModelWeights.Load(file, info, new DramAccount(), mapFlash: false, readPredictors: false))
-                Session.Tokenize(info, info.LoadTokenizer(weights, file.Source), prompt);
             if (budget is not null) DramAccount.ParseBudget(budget, fileBytes);
             if (modes.Contains(EngineMode.Flash))
             {
                 if (!file.Has(SectionKind.Predictors))
                     throw new BadInputException($"{file.Source} has no activation predictors, which flash mode needs: run 'calibrate --model FILE' " +
                                                 "first (or leave flash out of --modes)");
-                // Loaded once now, so that a budget it does not fit is refused here too.
-                var trial = Engine.Load(info, file, new EngineOptions
-                    { Mode = EngineMode.Flash, Threads = threads, IoThreads = ioThreads, Window = window, DramBudget = budget });
-                trial.Dispose();
-                trial.Weights.Dispose();
+                // Flash mode loaded once now, so that a budget it does not fit is refused here too; its weights serve the
+                // other checks.
+                var trial = Engine.Load(info, file, ModeOptions(EngineMode.Flash, warn: null));
+                try { Session.Tokenize(info, info.LoadTokenizer(trial.Weights, file.Source), prompt); }
+                finally
+                {
+                    trial.Dispose();
+                    trial.Weights.Dispose();
+                }
+            }
+            else
+            {
+                using var weights = ModelWeights.Load(file, info, new DramAccount(), mapFlash: false, readPredictors: false);
+                Session.Tokenize(info, info.LoadTokenizer(weights, file.Source), prompt);
             }
             if (!a.Flag("--no-probe")) probe = Probe(file, line => { if (!json) ctx.Stderr.WriteLine(line); });
         }
@@ -83,13 +97,7 @@ public static class BenchCommand
         {
             if (!json) ctx.Stderr.WriteLine($"bench: {mode.ToString().ToLowerInvariant()} mode, {n} tokens...");
             using var file = ModelLoader.Open(ctx, a.String("--model"));
-            var options = new EngineOptions
-            {
-                Mode = mode, Threads = threads, IoThreads = ioThreads, Window = window,
-                DramBudget = mode == EngineMode.Flash ? budget : null,
-                Warn = m => ctx.Stderr.WriteLine("warning: " + m),
-            };
-            var model = Engine.Load(info, file, options);
+            var model = Engine.Load(info, file, ModeOptions(mode, m => ctx.Stderr.WriteLine("warning: " + m)));
             using var weights = model.Weights;
             using var _ = model;
             var tokenizer = info.LoadTokenizer(weights, file.Source);

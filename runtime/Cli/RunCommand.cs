@@ -117,9 +117,8 @@ public static class RunCommand
     private static byte[] ReadPrompt(CliContext ctx, string path, long maxBytes)
     {
         string name = path == "-" ? "standard input" : path;
-        // A FIFO would wait for a writer, a device may never end: only regular files, or a pipe given as -f -.
-        if (path != "-" && Libc.NotARegularFile(path) is { } what)
-            throw new BadInputException($"{path}: is {what}, not a prompt file (to read a pipe, give it as standard input with -f -)");
+        // Only regular files, or a pipe given as -f -.
+        if (path != "-") Libc.RequireRegularFile(path, "a prompt file", " (to read a pipe, give it as standard input with -f -)");
         try
         {
             using var stream = path == "-" ? null : File.OpenRead(path);

@@ -131,8 +131,7 @@ public sealed unsafe class Llama2cCheckpoint : IWeightSource
 
     private static SafeFileHandle OpenFile(string path)
     {
-        // A directory or device is never a checkpoint (and a FIFO would wait for a writer).
-        if (Libc.NotARegularFile(path) is { } what) throw new BadInputException($"{path}: is {what}, not a checkpoint file");
+        Libc.RequireRegularFile(path, "a checkpoint file");
         try { return File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         { throw new BadInputException($"{path}: cannot open checkpoint ({e.Message})"); }

@@ -152,7 +152,7 @@ public static unsafe class ModelConverter
     public static byte[] ReadFile(string path, string what)
     {
         if (path.Length == 0) throw new BadInputException($"the {what} file's path is empty");
-        if (Libc.NotARegularFile(path) is { } kind) throw new BadInputException($"{path}: is {kind}, not a {what} file");
+        Libc.RequireRegularFile(path, $"a {what} file");
         try { return File.ReadAllBytes(path); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         { throw new BadInputException($"{path}: cannot read {what} ({e.Message})"); }

@@ -18,6 +18,8 @@ internal static unsafe partial class Libc
     public static readonly void* MapFailed = (void*)-1;
 
     public const int ORdOnly = 0;
+    /// <summary>AT_FDCWD: a path relative to the current directory, for the *at calls.</summary>
+    private const int AtFdCwd = -100;
     public const int OCloExec = 0x80000;
     public const int EIntr = 4;
     public const int EInval = 22;
@@ -46,7 +48,6 @@ internal static unsafe partial class Libc
     /// be told (a missing file: opening it will say so).</summary>
     public static string? NotARegularFile(string path)
     {
-        const int AtFdCwd = -100;
         const uint StatxType = 1;
         byte* buffer = stackalloc byte[256];
         if (statx(AtFdCwd, path, 0, StatxType, buffer) != 0) return null;
@@ -63,11 +64,17 @@ internal static unsafe partial class Libc
         };
     }
 
+    /// <summary>Refuses an input that is not a regular file before it is opened: opening a FIFO waits for a writer, a
+    /// device may never end, a directory is never a file. The error reads "PATH: is a directory, not WHAT HINT".</summary>
+    public static void RequireRegularFile(string path, string what, string hint = "")
+    {
+        if (NotARegularFile(path) is { } kind) throw new BadInputException($"{path}: is {kind}, not {what}{hint}");
+    }
+
     /// <summary>Whether two paths name the same file (device and inode, after following links); false when either
     /// cannot be looked at.</summary>
     public static bool SameFile(string a, string b)
     {
-        const int AtFdCwd = -100;
         const uint StatxIno = 0x100;
         byte* x = stackalloc byte[256], y = stackalloc byte[256];
         if (statx(AtFdCwd, a, 0, StatxIno, x) != 0 || statx(AtFdCwd, b, 0, StatxIno, y) != 0) return false;
@@ -102,7 +109,7 @@ internal static unsafe partial class Libc
     /// <summary>Gives a file opened by <see cref="OpenUnnamed"/> the name <paramref name="path"/> (which must not exist).</summary>
     public static bool NameUnnamed(Microsoft.Win32.SafeHandles.SafeFileHandle handle, string path, out int errno)
     {
-        const int AtFdCwd = -100, AtSymlinkFollow = 0x400;
+        const int AtSymlinkFollow = 0x400;
         errno = 0;
         if (linkat(AtFdCwd, $"/proc/self/fd/{handle.DangerousGetHandle()}", AtFdCwd, path, AtSymlinkFollow) == 0) return true;
         errno = Marshal.GetLastPInvokeError();

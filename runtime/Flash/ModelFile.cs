@@ -34,8 +34,7 @@ public sealed unsafe class ModelFile : IDisposable
     public static ModelFile Open(string path, long baseOffset = 0, long? length = null)
     {
         if (path.Length == 0) throw new BadInputException("the model file's path is empty");
-        // Opening a FIFO would wait for a writer, and a directory or device is never a model file.
-        if (Libc.NotARegularFile(path) is { } what) throw new BadInputException($"{path}: is {what}, not a model file");
+        Libc.RequireRegularFile(path, "a model file");
         SafeFileHandle handle;
         try { handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

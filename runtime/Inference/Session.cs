@@ -57,7 +57,9 @@ public sealed class Session(Transformer model, ITokenizer tokenizer, Sampler sam
 
     /// <summary>The longest prompt, in bytes, that could fit the context: one more byte needs more tokens than the
     /// context holds, so longer prompts are refused before they are read or tokenized.</summary>
-    public long MaxPromptBytes => (long)Model.Info.Shape.Context * Tokenizer.LongestTokenBytes;
+    public long MaxPromptBytes => MaxPromptBytesOf(Model.Info, Tokenizer);
+
+    private static long MaxPromptBytesOf(ModelInfo info, ITokenizer tokenizer) => (long)info.Shape.Context * tokenizer.LongestTokenBytes;
 
     /// <summary>BOS + the prompt's tokens; fails when they do not fit the context.</summary>
     public int[] Tokenize(ReadOnlySpan<byte> prompt) => Tokenize(Model.Info, Tokenizer, prompt);
@@ -65,7 +67,7 @@ public sealed class Session(Transformer model, ITokenizer tokenizer, Sampler sam
     /// <summary>As <see cref="Tokenize(ReadOnlySpan{byte})"/>, before any model is loaded.</summary>
     public static int[] Tokenize(ModelInfo info, ITokenizer tokenizer, ReadOnlySpan<byte> prompt)
     {
-        if (prompt.Length > (long)info.Shape.Context * tokenizer.LongestTokenBytes)
+        if (prompt.Length > MaxPromptBytesOf(info, tokenizer))
             throw new BadInputException($"the prompt is {prompt.Length} bytes, more than the model's context of {info.Shape.Context} " +
                                         $"tokens can hold (a token stands for at most {tokenizer.LongestTokenBytes} bytes)");
         int[] ids = tokenizer.Encode(prompt, addBos: true, info.Tokenizer.Bos);
