@@ -1,21 +1,17 @@
-// Writes a llama2.c v0 checkpoint of any shape filled with SYNTHETIC random weights, for speed measurements only
-// (the text such a model generates is noise).
-//   dotnet run bench/RandomCheckpoint.cs -- OUT dim hidden layers heads kv_heads vocab seq_len [predictable-rank]
-// With predictable-rank R, every gate row w1_i is a unit vector made of a rank-R part (shared by the layer) plus 30%
-// noise: for an isotropic FFN input x of RMS 1 (RMSNorm with unit weights) the pre-activation w1_i · x is then about
-// N(0, 1), so a FATReLU threshold of 1.645 leaves ~5% of neurons active, and a rank-R predictor can foresee which:
-// the activation sparsity and predictability of a ReLU-fine-tuned model, on a model of any size.
+// Writes a llama2.c v0 checkpoint of any shape filled with SYNTHETIC random weights, for dense speed measurements
+// beside llama2.c, which reads only checkpoints (the text such a model generates is noise). Flash-mode benchmarks
+// generate their weights straight into the model file instead ('convert --synthetic', bench/synthetic.sh).
+//   dotnet run bench/RandomCheckpoint.cs -- OUT dim hidden layers heads kv_heads vocab seq_len
 using System.Buffers.Binary;
 
-if (args.Length is not (8 or 9))
+if (args.Length != 8)
 {
-    Console.Error.WriteLine("usage: dotnet run bench/RandomCheckpoint.cs -- OUT dim hidden layers heads kv_heads vocab seq_len [predictable-rank]");
+    Console.Error.WriteLine("usage: dotnet run bench/RandomCheckpoint.cs -- OUT dim hidden layers heads kv_heads vocab seq_len");
     return 2;
 }
 string output = args[0];
 int[] cfg = args[1..8].Select(int.Parse).ToArray();
 int dim = cfg[0], hidden = cfg[1], layers = cfg[2], heads = cfg[3], kvHeads = cfg[4], vocab = cfg[5], seq = cfg[6];
-int predictableRank = args.Length == 9 ? int.Parse(args[8]) : 0;
 int kvDim = dim / heads * kvHeads;
 ulong state = 0x2545F4914F6CDD1DUL;
 
@@ -58,30 +54,6 @@ void Constant(long count, float value)
     Array.Fill(chunk, value);
     for (long done = 0; done < count; done += chunk.Length) Write(chunk.AsSpan(0, (int)Math.Min(chunk.Length, count - done)));
 }
-// One layer's gate matrix [hidden, dim]: unit rows, rank-R structure plus noise (see above).
-void PredictableGate()
-{
-    var basis = new float[predictableRank * dim];
-    for (int i = 0; i < basis.Length; i++) basis[i] = Uniform();
-    var row = new float[dim];
-    var mix = new float[predictableRank];
-    for (int n = 0; n < hidden; n++)
-    {
-        for (int k = 0; k < predictableRank; k++) mix[k] = Uniform();
-        for (int d = 0; d < dim; d++)
-        {
-            float v = 0;
-            for (int k = 0; k < predictableRank; k++) v += mix[k] * basis[k * dim + d];
-            row[d] = v;
-        }
-        float structured = MathF.Sqrt(row.Sum(v => v * v));
-        for (int d = 0; d < dim; d++) row[d] = row[d] / structured * 0.95f + Uniform() * 0.3f * MathF.Sqrt(3f / dim);
-        float norm = MathF.Sqrt(row.Sum(v => v * v));
-        for (int d = 0; d < dim; d++) row[d] /= norm;
-        Write(row);
-    }
-}
-
 float d1 = 1f / MathF.Sqrt(dim), h1 = 1f / MathF.Sqrt(hidden);
 Random((long)vocab * dim, 1f);                 // token embedding (also the classifier)
 Constant((long)layers * dim, 1f);              // rms_att
@@ -90,17 +62,10 @@ Random((long)layers * kvDim * dim, d1);        // wk
 Random((long)layers * kvDim * dim, d1);        // wv
 Random((long)layers * dim * dim, d1);          // wo
 Constant((long)layers * dim, 1f);              // rms_ffn
-for (int l = 0; l < layers; l++)               // w1
-{
-    if (predictableRank > 0) PredictableGate();
-    else Random((long)hidden * dim, d1);
-    Console.Error.Write($"\r{output}: gate matrices {l + 1}/{layers}");
-}
-Console.Error.WriteLine();
-Random((long)layers * dim * hidden, h1 * (predictableRank > 0 ? 4f : 1f)); // w2 (larger where few neurons fire)
+Random((long)layers * hidden * dim, d1);       // w1
+Random((long)layers * dim * hidden, h1);       // w2
 Random((long)layers * hidden * dim, d1);       // w3
 Constant(dim, 1f);                             // rms_final
 Random((long)seq * (dim / heads), 1f);         // freq_cis_real, freq_cis_imag (unused by the runtime)
-Console.Error.WriteLine($"{output}: SYNTHETIC llama2.c checkpoint, dim {dim}, hidden {hidden}, {layers} layers, vocab {vocab}" +
-                        (predictableRank > 0 ? $", gate rows of rank {predictableRank} + noise (for FATReLU 1.645: ~5% active)" : ""));
+Console.Error.WriteLine($"{output}: SYNTHETIC llama2.c checkpoint, dim {dim}, hidden {hidden}, {layers} layers, vocab {vocab}");
 return 0;

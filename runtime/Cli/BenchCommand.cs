@@ -63,9 +63,11 @@ public static class BenchCommand
         string machine = Machine();
         long fileBytes;
         List<(int Chunk, int Depth, double MBps)> probe = [];
+        string? provenance;
         using (var file = ModelLoader.Open(ctx, a.String("--model")))
         {
             fileBytes = file.Header.FileLength;
+            provenance = ModelLoader.Provenance(ctx, file);
             // What would stop a mode is refused here, before the probe and the modes before it have run and printed: a
             // file of another spec, damaged resident or tokenizer sections, a prompt over the context, a budget.
             if (budget is not null) DramAccount.ParseBudget(budget, fileBytes);
@@ -108,8 +110,8 @@ public static class BenchCommand
             results.Add(new ModeResult(st.Mode, st.ForwardMs, st, weights.Account.Peak, weights.Account.Limit, mbps, generation.GeneratedIds.Count));
         }
 
-        if (json) WriteJson(ctx, machine, info, fileBytes, probe, results, threads);
-        else WriteTable(ctx, machine, info, fileBytes, probe, results, threads);
+        if (json) WriteJson(ctx, machine, info, fileBytes, provenance, probe, results, threads);
+        else WriteTable(ctx, machine, info, fileBytes, provenance, probe, results, threads);
         return 0;
     }
 
@@ -156,13 +158,14 @@ public static class BenchCommand
         return result;
     }
 
-    private static void WriteTable(CliContext ctx, string machine, ModelInfo info, long fileBytes, List<(int Chunk, int Depth, double MBps)> probe,
+    private static void WriteTable(CliContext ctx, string machine, ModelInfo info, long fileBytes, string? provenance, List<(int Chunk, int Depth, double MBps)> probe,
                                    List<ModeResult> results, int threads)
     {
         var o = new StringBuilder();
         o.AppendLine($"machine   {machine}");
         o.AppendLine($"model     {info.Name}: {DramAccount.Format(fileBytes)} model file, {info.Shape.Weights.ToString().ToLowerInvariant()}, " +
                      $"{info.Shape.Layers} layers x {info.Shape.HiddenDim} FFN neurons; {threads} compute threads");
+        if (provenance is not null) o.AppendLine($"weights   {provenance}");
         if (probe.Count > 0)
             o.AppendLine("I/O probe " + string.Join(", ", probe.Select(p => $"{p.Chunk / 1024} KiB x{p.Depth}: {p.MBps:F0} MB/s")));
         o.AppendLine();
@@ -179,7 +182,7 @@ public static class BenchCommand
         CommandLine.Write(ctx, o.ToString());
     }
 
-    private static void WriteJson(CliContext ctx, string machine, ModelInfo info, long fileBytes, List<(int Chunk, int Depth, double MBps)> probe,
+    private static void WriteJson(CliContext ctx, string machine, ModelInfo info, long fileBytes, string? provenance, List<(int Chunk, int Depth, double MBps)> probe,
                                   List<ModeResult> results, int threads)
     {
         using var w = new Utf8JsonWriter(ctx.Stdout);
@@ -187,6 +190,7 @@ public static class BenchCommand
         w.WriteString("machine", machine);
         w.WriteString("model", info.Name);
         w.WriteNumber("model_file_bytes", fileBytes);
+        w.WriteString("weights_provenance", provenance);
         w.WriteNumber("threads", threads);
         w.WriteStartArray("io_probe");
         foreach (var p in probe)

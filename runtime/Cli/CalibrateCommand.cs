@@ -47,6 +47,7 @@ public static class CalibrateCommand
         Calibrator.RequireActiveThreshold(ctx.Model); // before loading anything
 
         using var file = ModelLoader.Open(ctx, modelPath);
+        ModelLoader.Provenance(ctx, file);
         var model = Engine.Load(ctx.Model, file, new EngineOptions { Mode = EngineMode.Dense, Threads = a.Int("--threads", RunCommand.DefaultThreads, min: 1) });
         using var weights = model.Weights;
         using var _ = model;

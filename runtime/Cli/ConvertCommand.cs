@@ -14,9 +14,11 @@ public static class ConvertCommand
         new(["-w", "--weights"], "FILE", "llama2.c checkpoint (.bin, format v0 or v1, float32)"),
         new(["--hf"], "DIR", "Hugging Face folder: config.json + model.safetensors or a sharded model.safetensors.index.json " +
                              "(LlamaForCausalLM, OPTForCausalLM; f32, f16 or bf16)"),
+        new(["--synthetic"], "SEED", "no checkpoint: SYNTHETIC weights of the spec's shape, deterministic by SEED, with sparse, " +
+                                     "predictable FFN activations (for speed measurements; the file says so wherever it is used)"),
         new(["-k", "--tokenizer"], "FILE", "llama2c tokenizer: tokenizer.bin or a SentencePiece .model (default with --hf: the folder's " +
-                                           "tokenizer.model); gpt2 tokenizer: tokenizer.json (default: the --hf folder's tokenizer.json, " +
-                                           "or its vocab.json + merges.txt)"),
+                                           "tokenizer.model); gpt2 tokenizer: tokenizer.json, or a folder with tokenizer.json or " +
+                                           "vocab.json + merges.txt (default: the --hf folder)"),
         new(["-o", "--output"], "FILE", "model file to write (.afm)"),
         new(["--dtype"], "TYPE", "f32, f16, q8 or q4: check that this binary stores its weights so (the spec decides)"),
         new(["--emit-spec"], "FILE", "with --hf: write a model spec (YAML) for the folder instead of converting; publish.sh builds it"),
@@ -25,23 +27,28 @@ public static class ConvertCommand
     ];
 
     public static string Help(CliContext ctx) => CommandLine.HelpText(
-        $"{ctx.ProgramName} convert (--weights CKPT | --hf DIR) [--tokenizer TOK] -o MODEL.afm [--dtype TYPE] [--force]\n" +
+        $"{ctx.ProgramName} convert (--weights CKPT | --hf DIR | --synthetic SEED) [--tokenizer TOK] -o MODEL.afm [--dtype TYPE] [--force]\n" +
         $"       {ctx.ProgramName} convert --hf DIR --emit-spec SPEC.yaml [--name NAME] [--force]",
         $"Converts a checkpoint into a model file for '{ctx.Model.Name}' ({ctx.Model.Shape.Weights.ToString().ToLowerInvariant()} weights):\n" +
         "resident section (embeddings, attention, norms), tokenizer, and the flash section of FFN neuron bundles.\n" +
         "The checkpoint must have the spec's shape. The file is written atomically (never half a file).\n" +
         "The weight type is compiled in from the spec's weights: { dtype: ... }; q8 and q4 quantise each row in groups of\n" +
         "32 with a half-precision scale per group, and convert prints each tensor kind's quantisation error.\n" +
-        "With --emit-spec, writes the spec of a Hugging Face folder, so that './publish.sh SPEC.yaml --weights DIR' builds its binary.",
+        "With --emit-spec, writes the spec of a Hugging Face folder, so that './publish.sh SPEC.yaml --weights DIR' builds its binary.\n" +
+        "With --synthetic, no checkpoint is read: the weights are generated tensor by tensor straight into the file (no\n" +
+        "full-size intermediate). They are random except for the FFN, whose neurons fire sparsely (~3% with a gate bias, like\n" +
+        "OPT; ~10% under fatrelu, like a ReLU Llama), with hot neurons, clusters that fire together, and gates a low-rank\n" +
+        "predictor can learn; they measure speed, not quality.",
         Options);
 
     public static int Execute(CliContext ctx, string[] args)
     {
         var a = new Arguments("convert", args, Options);
         a.NoPositional();
-        string? weights = a.String("--weights"), hf = a.String("--hf"), tokenizer = a.String("--tokenizer");
+        string? weights = a.String("--weights"), hf = a.String("--hf"), tokenizer = a.String("--tokenizer"), synthetic = a.String("--synthetic");
         bool force = a.Flag("--force");
-        if ((weights is null) == (hf is null)) throw new BadInputException("convert needs one of --weights CKPT and --hf DIR");
+        if ((weights is null ? 0 : 1) + (hf is null ? 0 : 1) + (synthetic is null ? 0 : 1) != 1)
+            throw new BadInputException("convert needs one of --weights CKPT, --hf DIR and --synthetic SEED");
         if (a.String("--emit-spec") is { } specPath)
         {
             if (hf is null) throw new BadInputException("--emit-spec needs --hf DIR");
@@ -62,6 +69,18 @@ public static class ConvertCommand
             errors = ModelConverter.FromLlama2c(ctx.Model, weights, tokenizer ?? throw new BadInputException("convert needs --tokenizer TOK"),
                 output, force, Progress);
         }
+        else if (synthetic is not null)
+        {
+            if (!ulong.TryParse(synthetic, NumberStyles.None, CultureInfo.InvariantCulture, out ulong seed))
+                throw new BadInputException($"--synthetic {synthetic}: the seed is a whole number");
+            byte[] tokenizerSection = BuildTokenizerSection(ctx.Model, null,
+                tokenizer ?? throw new BadInputException("convert --synthetic needs --tokenizer TOK (prompts are still tokenized)"));
+            using var source = new SyntheticWeights(ctx.Model, seed);
+            if (!source.ControlsSparsity)
+                ctx.Stderr.WriteLine($"convert: warning: activation {ctx.Model.Activation} without a gate bias: the synthetic FFN is not sparse " +
+                                     "(use relu with a bias, as OPT has, or fatrelu(t))");
+            errors = ModelConverter.Write(ctx.Model, source, $"synthetic weights (seed {seed})", tokenizerSection, output, force, [tokenizer], Progress);
+        }
         else
         {
             using var checkpoint = HfCheckpoint.Open(hf!);
@@ -77,14 +96,16 @@ public static class ConvertCommand
         return 0;
     }
 
-    /// <summary>The tokenizer section for the spec's tokenizer kind.</summary>
-    private static byte[] BuildTokenizerSection(ModelInfo model, string folder, string? tokenizer) => model.Tokenizer.Kind switch
+    /// <summary>The tokenizer section for the spec's tokenizer kind, from <paramref name="tokenizer"/> or else the
+    /// Hugging Face <paramref name="folder"/>'s files (one of the two is given).</summary>
+    private static byte[] BuildTokenizerSection(ModelInfo model, string? folder, string? tokenizer) => model.Tokenizer.Kind switch
     {
-        TokenizerKind.Llama2c => ModelConverter.ReadLlama2cTokenizer(tokenizer ?? (File.Exists(Path.Combine(folder, "tokenizer.model"))
-                ? Path.Combine(folder, "tokenizer.model")
+        TokenizerKind.Llama2c => ModelConverter.ReadLlama2cTokenizer(tokenizer ?? (File.Exists(Path.Combine(folder!, "tokenizer.model"))
+                ? Path.Combine(folder!, "tokenizer.model")
                 : throw new BadInputException($"{folder}: has no tokenizer.model; pass --tokenizer tokenizer.bin (or a SentencePiece .model)")),
             model.Shape.Vocab),
-        TokenizerKind.Gpt2 => Gpt2Section(model, folder, tokenizer),
+        TokenizerKind.Gpt2 => Directory.Exists(tokenizer) ? Gpt2Section(model, tokenizer, null)
+            : Gpt2Section(model, folder ?? Path.GetDirectoryName(Path.GetFullPath(tokenizer!))!, tokenizer),
         var kind => throw new InvalidOperationException($"no converter for tokenizer kind '{kind}'"),
     };
 

@@ -65,6 +65,7 @@ public static class InfoCommand
                          (h.SpecHash == m.SpecHash ? " (matches this binary)" : " (DOES NOT match this binary)"));
             foreach (var sec in h.Sections)
                 o.AppendLine($"  {sec.Kind.ToString().ToLowerInvariant(),-10} offset {sec.Offset,12}  {Bytes(sec.Length),12}  crc32c {sec.Crc:x8}");
+            if (file.Provenance() is { } provenance) o.AppendLine($"weights        {provenance}");
         }
         else
         {

@@ -56,6 +56,7 @@ public static class SoakCommand
         };
         var info = ctx.Model;
         using var file = ModelLoader.Open(ctx, a.String("--model"));
+        ModelLoader.Provenance(ctx, file);
         using var model = LoadedModel.Load(info, file, options);
         var tokenizer = info.LoadTokenizer(model.Weights, file.Source);
 

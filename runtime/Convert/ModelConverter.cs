@@ -20,6 +20,10 @@ public interface IWeightSource : IDisposable
     /// <summary>Fails when the tensor is missing or is not [rows, cols], without reading it (every tensor is checked
     /// before the output is created). Nothing to do for a source whose header was checked against the spec.</summary>
     void Check(string name, int rows, int cols) { }
+
+    /// <summary>A line for the model file's provenance section when the weights are not a trained model's (synthetic
+    /// ones); null for a checkpoint.</summary>
+    string? Provenance => null;
 }
 
 /// <summary>What storing one kind of tensor (e.g. every layer's wq) in a lossy weight type lost: the RMS of the error
@@ -129,6 +133,13 @@ public static unsafe class ModelConverter
         writer.BeginSection(SectionKind.FlashChecksums);
         writer.Write(checksums);
         writer.EndSection(checksums.Length);
+        if (source.Provenance is { } provenance)
+        {
+            byte[] line = System.Text.Encoding.UTF8.GetBytes(provenance);
+            writer.BeginSection(SectionKind.Provenance);
+            writer.Write(line);
+            writer.EndSection(line.Length);
+        }
         writer.Commit(info.Name, info.SpecHash, shape);
         return tensors.Errors;
     }

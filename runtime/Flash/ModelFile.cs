@@ -123,6 +123,28 @@ public sealed unsafe class ModelFile : IDisposable
         foreach (var section in Header.Sections) ReadSection(section, static _ => { });
     }
 
+    /// <summary>Longest provenance line a model file may hold.</summary>
+    public const int MaxProvenanceBytes = 1024;
+
+    /// <summary>The provenance section's line (what made the weights, e.g. "SYNTHETIC weights (seed 1): …"), which every
+    /// command that opens the file shows; null when the file has none (weights converted from a checkpoint).</summary>
+    public string? Provenance()
+    {
+        if (!Has(SectionKind.Provenance)) return null;
+        var section = Header.Get(SectionKind.Provenance, Source);
+        if (section.Length > MaxProvenanceBytes)
+            throw new BadInputException($"{Source}: provenance section is {section.Length} bytes, more than the {MaxProvenanceBytes} a line may take");
+        var bytes = new List<byte>();
+        ReadSection(section, chunk => bytes.AddRange(chunk));
+        string text;
+        try { text = new System.Text.UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes.ToArray()); }
+        catch (System.Text.DecoderFallbackException) { text = "\0"; }
+        // It is printed: no control characters (escapes), no empty line.
+        if (text.Length == 0 || text.Any(char.IsControl))
+            throw new BadInputException($"{Source}: provenance section is corrupt (not one line of UTF-8 text)");
+        return text;
+    }
+
     /// <summary>Whether the file has a section of this kind.</summary>
     public bool Has(SectionKind kind) => Header.Sections.Any(s => s.Kind == kind);
 

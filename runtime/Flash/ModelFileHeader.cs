@@ -4,7 +4,7 @@ using System.Text;
 namespace AotFlash.Flash;
 
 /// <summary>Sections of a model file; <see cref="Predictors"/> appears once <c>calibrate</c> has run.</summary>
-public enum SectionKind : uint { Resident = 1, Tokenizer = 2, Flash = 3, Predictors = 4, FlashChecksums = 5 }
+public enum SectionKind : uint { Resident = 1, Tokenizer = 2, Flash = 3, Predictors = 4, FlashChecksums = 5, Provenance = 6 }
 
 /// <summary>One section of a model file: where it is (relative to the file start) and its CRC-32C.</summary>
 public readonly record struct Section(SectionKind Kind, long Offset, long Length, uint Crc);
@@ -20,7 +20,8 @@ public readonly record struct Section(SectionKind Kind, long Offset, long Length
 /// 4092 u32 CRC-32C of bytes [0, 4092)
 /// </code>
 /// Sections start on 4 KiB boundaries: header · resident · tokenizer · flash · flash checksums (<see cref="FlashChecksums"/>)
-/// · predictors (after <c>calibrate</c>).
+/// · predictors (after <c>calibrate</c>); a provenance section (one line of UTF-8 text, <see cref="ModelFile.Provenance"/>)
+/// marks weights that are not a trained model's.
 /// </summary>
 public sealed class ModelFileHeader
 {

@@ -67,9 +67,14 @@ public sealed partial class BadInputCatalogue
         string W() => ModelSource.Of(Relu).Weights;
         string T() => ModelSource.Of(Relu).Tokenizer;
         string Out(string dir) => Path.Combine(dir, "out.afm");
-        yield return C("convert: neither --weights nor --hf", "convert needs one of --weights CKPT and --hf DIR", dir => ["convert", "-o", Out(dir)]);
-        yield return C("convert: both --weights and --hf", "convert needs one of --weights CKPT and --hf DIR",
+        const string OneSource = "convert needs one of --weights CKPT, --hf DIR and --synthetic SEED";
+        yield return C("convert: neither --weights nor --hf", OneSource, dir => ["convert", "-o", Out(dir)]);
+        yield return C("convert: both --weights and --hf", OneSource,
             dir => ["convert", "-w", W(), "--hf", HfFolder("stories260K-relu-hf"), "-k", T(), "-o", Out(dir)]);
+        yield return C("convert: both --weights and --synthetic", OneSource, dir => ["convert", "-w", W(), "--synthetic", "1", "-k", T(), "-o", Out(dir)]);
+        yield return C("convert: --synthetic not a number", "--synthetic -3: the seed is a whole number",
+            dir => ["convert", "--synthetic", "-3", "-k", T(), "-o", Out(dir)]);
+        yield return C("convert: --synthetic without --tokenizer", "convert --synthetic needs --tokenizer TOK", dir => ["convert", "--synthetic", "1", "-o", Out(dir)]);
         yield return C("convert: no -o", "convert needs -o MODEL.afm", _ => ["convert", "-w", W(), "-k", T()]);
         yield return C("convert: no --tokenizer", "convert needs --tokenizer TOK", dir => ["convert", "-w", W(), "-o", Out(dir)]);
         yield return C("convert: --dtype f16 for an f32 spec", "this binary's spec 'stories260K-relu' stores f32 weights",
