@@ -73,7 +73,8 @@ public sealed class Session(Transformer model, ITokenizer tokenizer, Sampler sam
     /// context holds, so longer prompts are refused before they are read or tokenized.</summary>
     public long MaxPromptBytes => MaxPromptBytesOf(Model.Info, Tokenizer);
 
-    private static long MaxPromptBytesOf(ModelInfo info, ITokenizer tokenizer) => (long)info.Shape.Context * tokenizer.LongestTokenBytes;
+    /// <summary>As <see cref="MaxPromptBytes"/>, before any model is loaded.</summary>
+    public static long MaxPromptBytesOf(ModelInfo info, ITokenizer tokenizer) => (long)info.Shape.Context * tokenizer.LongestTokenBytes;
 
     /// <summary>BOS + the prompt's tokens; fails when they do not fit the context.</summary>
     public int[] Tokenize(ReadOnlySpan<byte> prompt) => Tokenize(Model.Info, Tokenizer, prompt);
@@ -81,12 +82,19 @@ public sealed class Session(Transformer model, ITokenizer tokenizer, Sampler sam
     /// <summary>As <see cref="Tokenize(ReadOnlySpan{byte})"/>, before any model is loaded.</summary>
     public static int[] Tokenize(ModelInfo info, ITokenizer tokenizer, ReadOnlySpan<byte> prompt)
     {
+        int[] ids = TokenizeUncut(info, tokenizer, prompt);
+        CheckFits(info, ids);
+        return ids;
+    }
+
+    /// <summary>BOS + the prompt's tokens, however many there are, for a caller that cuts them to fit; the prompt's
+    /// bytes are still bounded by what the context could hold, so the work stays bounded.</summary>
+    public static int[] TokenizeUncut(ModelInfo info, ITokenizer tokenizer, ReadOnlySpan<byte> prompt)
+    {
         if (prompt.Length > MaxPromptBytesOf(info, tokenizer))
             throw new BadInputException($"the prompt is {prompt.Length} bytes, more than the model's context of {info.Shape.Context} " +
                                         $"tokens can hold (a token stands for at most {tokenizer.LongestTokenBytes} bytes)");
-        int[] ids = tokenizer.Encode(prompt, addBos: true, info.Tokenizer.Bos);
-        CheckFits(info, ids);
-        return ids;
+        return tokenizer.Encode(prompt, addBos: true, info.Tokenizer.Bos);
     }
 
     private static void CheckFits(ModelInfo info, int[] promptIds)
