@@ -4,8 +4,10 @@
 # The model is SYNTHETIC (bench/RandomCheckpoint.cs): a 1.1B-parameter llama shape whose gate rows make ~5% of the
 # neurons pass FATReLU predictably, like a ReLU-fine-tuned model; it measures speed, not quality. Its own samples are
 # degenerate (a random model repeats itself), so it is calibrated on English text (README + DESIGN) instead, and the
-# benchmark prompt is a sentence of English, so that consecutive tokens use different neurons.
-# Takes ~15 minutes the first time (checkpoint, conversion, calibration), ~1 minute after.
+# benchmark prompt is a sentence of English, so that consecutive tokens use different neurons. bench reports the
+# prompt's forward passes (time to first token) apart from decoding; 64 generated tokens (TOKENS) give decode 63 passes.
+# Takes ~15 minutes the first time (checkpoint, conversion, calibration), a few minutes after (naive mode reads the
+# whole FFN for each of the ~100 forward passes).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 shared=${SHARED:-../shared}
@@ -23,4 +25,4 @@ if [[ ! -f $dir/calibrated ]]; then
 fi
 prompt="AotFlash turns a YAML description of a transformer language model into one small, startup-fast native executable per model, for devices whose memory is smaller than the model."
 "$dir/build/synthetic-1b-fatrelu" bench --model "$dir/synthetic-1b-fatrelu.afm" --modes naive,flash --dram-budget "${BUDGET:-50%}" \
-  -n "${TOKENS:-8}" -p "$prompt" "$@"
+  -n "${TOKENS:-64}" -p "$prompt" "$@"
