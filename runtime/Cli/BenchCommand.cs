@@ -4,6 +4,7 @@ using System.Text.Json;
 using AotFlash.Flash;
 using AotFlash.Inference;
 using AotFlash.Sampling;
+using AotFlash.Tokenizers;
 
 namespace AotFlash.Cli;
 
@@ -18,28 +19,40 @@ public static class BenchCommand
         ModelLoader.ModelOption,
         new(["--modes"], "LIST", "modes to run, in order (default naive,flash)"),
         new(["--dram-budget"], "B", "budget of flash mode (default: the spec's); naive and dense run without one"),
-        new(["-n", "--n-predict"], "N", "tokens to generate per mode (default 16)"),
-        new(["-p", "--prompt"], "TEXT", "prompt (default \"Once upon a time\")"),
+        new(["-n", "--n-predict"], "N", "tokens to generate per mode, exactly: a stop token does not end the run; the prompt\n" +
+                                         "                             and N - 1 more must fit the context (default 16)"),
+        new(["-p", "--prompt"], "TEXT", $"prompt (default \"{DefaultPrompt}\")"),
+        RunCommand.PromptFileOption,
+        new(["--prompt-tokens"], "N", "cut the tokenized prompt to exactly N tokens, BOS included (the text must give at least N)"),
         new(["-t", "--threads"], "N", $"compute threads (default {RunCommand.DefaultThreads})"),
         new(["--io-threads"], "N", "parallel flash reads (default: the spec's)"),
         new(["--window"], "K", "flash mode's window (default: the spec's)"),
         new(["--no-probe"], null, "skip the I/O probe"),
-        new(["--json"], null, "print one JSON object instead of the table"),
+        new(["--json"], null, "print one JSON object instead of the tables"),
     ];
 
+    private const string DefaultPrompt = "Once upon a time";
+
     public static string Help(CliContext ctx) => CommandLine.HelpText(
-        $"{ctx.ProgramName} bench [--model FILE] [--modes naive,flash,dense] [--dram-budget 50%] [-n 16] [--json]",
+        $"{ctx.ProgramName} bench [--model FILE] [--modes naive,flash,dense] [--dram-budget 50%] [-n 16] [-p TEXT | -f FILE] [--prompt-tokens N] [--json]",
         "Measures, side by side in one run: random-read bandwidth of the disk holding the model (O_DIRECT, by chunk size\n" +
-        "and queue depth), then ms per token of each mode with its io / memory-management / compute breakdown, bytes read\n" +
-        "per token, achieved read bandwidth, FFN density, cache hit rate and peak DRAM, and the speed-up over naive.",
+        "and queue depth), then the same greedy generation in each mode, in two phases. Prompt: the forward passes up to\n" +
+        "the first generated token, one per prompt token (time to first token). Decode: every forward pass after it, one\n" +
+        "per generated token after the first (the steady state the paper measures; none with -n 1). Per phase: ms per\n" +
+        "token with its io / memory-management / compute breakdown and bytes read per token; for decode also the achieved\n" +
+        "read bandwidth, FFN density and cache hit rate; peak DRAM; the speed-up over naive (decode ms/token, prompt\n" +
+        "time to first token). Each mode generates exactly -n tokens: a stop token is kept and generation goes on, since\n" +
+        "only the speed is measured. The JSON's per-mode \"prompt\" and \"decode\" objects hold the phases (decode is\n" +
+        "null without a pass); its other per-mode numbers are means over all forward passes, both phases together.",
         Options);
 
-    private sealed record ModeResult(string Mode, double MsPerToken, TokenStats Stats, long PeakDram, long Budget, double ReadMBps, int Generated);
+    private sealed record ModeResult(string Mode, Generation Generation, TokenStats All, TokenStats? Prompt, TokenStats? Decode, long PeakDram, long Budget);
 
     public static int Execute(CliContext ctx, string[] args)
     {
         var a = new Arguments("bench", args, Options);
         a.NoPositional();
+        var info = ctx.Model;
         var modes = (a.String("--modes") ?? "naive,flash").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(m => Arguments.ModeNamed(m) ?? throw new BadInputException($"unknown mode '{m}' in --modes (dense, naive, flash)"))
             .ToArray();
@@ -49,9 +62,9 @@ public static class BenchCommand
         int ioThreads = a.Int("--io-threads", 0, min: 1, max: 256);
         int window = a.Int("--window", 0, min: 1);
         string? budget = a.String("--dram-budget");
-        byte[] prompt = Encoding.UTF8.GetBytes(a.String("--prompt") ?? "Once upon a time");
+        var (promptText, promptFile) = RunCommand.PromptOptions(a);
+        int promptTokens = a.Int("--prompt-tokens", 0, min: 1, max: info.Shape.Context);
         bool json = a.Flag("--json");
-        var info = ctx.Model;
 
         EngineOptions ModeOptions(EngineMode mode, Action<string>? warn) => new()
         {
@@ -60,8 +73,30 @@ public static class BenchCommand
             Warn = warn,
         };
 
+        // BOS + the prompt's tokens (cut to --prompt-tokens), which every mode then runs; they must leave room for n tokens.
+        int[] PromptIds(ITokenizer tokenizer)
+        {
+            byte[] prompt = promptFile is null ? Encoding.UTF8.GetBytes(promptText ?? DefaultPrompt)
+                : RunCommand.ReadPrompt(ctx, promptFile, Session.MaxPromptBytesOf(info, tokenizer));
+            int[] ids;
+            if (promptTokens == 0) ids = Session.Tokenize(info, tokenizer, prompt);
+            else
+            {
+                ids = Session.TokenizeUncut(info, tokenizer, prompt);
+                if (ids.Length < promptTokens)
+                    throw new BadInputException($"--prompt-tokens {promptTokens}: the prompt is {ids.Length} tokens (BOS included); give a longer one");
+                ids = ids[..promptTokens];
+            }
+            // The last generated token is not fed back, so n tokens take prompt + n - 1 positions.
+            if (ids.Length + n - 1 > info.Shape.Context)
+                throw new BadInputException($"-n {n} is more tokens than fit after a prompt of {ids.Length} tokens in the model's context of " +
+                                            $"{info.Shape.Context} (at most {info.Shape.Context - ids.Length + 1})");
+            return ids;
+        }
+
         string machine = Machine();
         long fileBytes;
+        int[] promptIds;
         List<(int Chunk, int Depth, double MBps)> probe = [];
         string? provenance;
         using (var file = ModelLoader.Open(ctx, a.String("--model")))
@@ -69,7 +104,7 @@ public static class BenchCommand
             fileBytes = file.Header.FileLength;
             provenance = ModelLoader.Provenance(ctx, file);
             // What would stop a mode is refused here, before the probe and the modes before it have run and printed: a
-            // file of another spec, damaged resident or tokenizer sections, a prompt over the context, a budget.
+            // file of another spec, damaged resident or tokenizer sections, a prompt that does not fit, a budget.
             if (budget is not null) DramAccount.ParseBudget(budget, fileBytes);
             if (modes.Contains(EngineMode.Flash))
             {
@@ -79,7 +114,7 @@ public static class BenchCommand
                 // Flash mode loaded once now, so that a budget it does not fit is refused here too; its weights serve the
                 // other checks.
                 var trial = Engine.Load(info, file, ModeOptions(EngineMode.Flash, warn: null));
-                try { Session.Tokenize(info, info.LoadTokenizer(trial.Weights, file.Source), prompt); }
+                try { promptIds = PromptIds(info.LoadTokenizer(trial.Weights, file.Source)); }
                 finally
                 {
                     trial.Dispose();
@@ -89,7 +124,7 @@ public static class BenchCommand
             else
             {
                 using var weights = ModelWeights.Load(file, info, new DramAccount(), mapFlash: false, readPredictors: false);
-                Session.Tokenize(info, info.LoadTokenizer(weights, file.Source), prompt);
+                promptIds = PromptIds(info.LoadTokenizer(weights, file.Source));
             }
             if (!a.Flag("--no-probe")) probe = Probe(file, line => { if (!json) ctx.Stderr.WriteLine(line); });
         }
@@ -97,23 +132,24 @@ public static class BenchCommand
         var results = new List<ModeResult>();
         foreach (var mode in modes)
         {
-            if (!json) ctx.Stderr.WriteLine($"bench: {mode.ToString().ToLowerInvariant()} mode, {n} tokens...");
+            if (!json) ctx.Stderr.WriteLine($"bench: {mode.ToString().ToLowerInvariant()} mode, {promptIds.Length} prompt tokens, {n} generated...");
             using var file = ModelLoader.Open(ctx, a.String("--model"));
             var model = Engine.Load(info, file, ModeOptions(mode, m => ctx.Stderr.WriteLine("warning: " + m)));
             using var weights = model.Weights;
             using var _ = model;
-            var tokenizer = info.LoadTokenizer(weights, file.Source);
-            var session = new Session(model, tokenizer, new Sampler(info.Shape.Vocab, SamplerOptions.Greedy));
-            var generation = session.Generate(session.Tokenize(prompt), n, 0);
-            var st = TokenStats.Of(generation, model);
-            double mbps = st.IoMs > 0 ? st.BytesRead / (1 << 20) / (st.IoMs / 1000) : 0;
-            results.Add(new ModeResult(st.Mode, st.ForwardMs, st, weights.Account.Peak, weights.Account.Limit, mbps, generation.GeneratedIds.Count));
+            var session = new Session(model, info.LoadTokenizer(weights, file.Source), new Sampler(info.Shape.Vocab, SamplerOptions.Greedy));
+            var generation = session.Generate(promptIds, n, 0, endAtStopToken: false);
+            results.Add(new ModeResult(model.Mode.ToString().ToLowerInvariant(), generation, TokenStats.Of(generation, model),
+                TokenStats.Of(generation.Prompt, model), TokenStats.Of(generation.Decode, model), weights.Account.Peak, weights.Account.Limit));
         }
 
         if (json) WriteJson(ctx, machine, info, fileBytes, provenance, probe, results, threads);
         else WriteTable(ctx, machine, info, fileBytes, provenance, probe, results, threads);
         return 0;
     }
+
+    /// <summary>Bytes read per second of waiting for them, in MiB/s; 0 when nothing was waited for.</summary>
+    private static double ReadMBps(TokenStats s) => s.IoMs > 0 ? s.BytesRead / (1 << 20) / (s.IoMs / 1000) : 0;
 
     private static string Machine()
     {
@@ -161,6 +197,9 @@ public static class BenchCommand
     private static void WriteTable(CliContext ctx, string machine, ModelInfo info, long fileBytes, string? provenance, List<(int Chunk, int Depth, double MBps)> probe,
                                    List<ModeResult> results, int threads)
     {
+        static string Cell(double? value, string format, int width) => (value is { } v ? v.ToString(format) : "-").PadLeft(width);
+        static string Speedup(double? baseline, double? value) => baseline is { } b && value is { } v && v > 0 ? $"{b / v:F2}x" : "-";
+
         var o = new StringBuilder();
         o.AppendLine($"machine   {machine}");
         o.AppendLine($"model     {info.Name}: {DramAccount.Format(fileBytes)} model file, {info.Shape.Weights.ToString().ToLowerInvariant()}, " +
@@ -168,17 +207,31 @@ public static class BenchCommand
         if (provenance is not null) o.AppendLine($"weights   {provenance}");
         if (probe.Count > 0)
             o.AppendLine("I/O probe " + string.Join(", ", probe.Select(p => $"{p.Chunk / 1024} KiB x{p.Depth}: {p.MBps:F0} MB/s")));
+
+        var naive = results.FirstOrDefault(r => r.Mode == "naive");
         o.AppendLine();
-        o.AppendLine("mode     ms/token   io_ms  mem_ms  compute_ms  MiB_read/token  read_MB/s  ffn_density  cache_hits  peak_DRAM      budget      vs_naive");
-        double? naive = results.FirstOrDefault(r => r.Mode == "naive")?.MsPerToken;
+        o.AppendLine("decode: per generated token after the first (the steady state)");
+        o.AppendLine("mode     tokens  ms/token   io_ms  mem_ms  compute_ms  MiB_read/token  read_MB/s  ffn_density  cache_hits  peak_DRAM      budget  vs_naive");
         foreach (var r in results)
         {
-            var s = r.Stats;
-            o.AppendLine($"{r.Mode,-7} {r.MsPerToken,9:F1} {s.IoMs,7:F1} {s.MemMs,7:F2} {s.ComputeMs,11:F1} {s.BytesRead / (1 << 20),15:F2} {r.ReadMBps,10:F0} " +
-                         $"{s.Density,12:F4} {(s.HitRate is { } h ? h.ToString("F3") : "-"),11} {DramAccount.Format(r.PeakDram),10} " +
-                         $"{(r.Budget == long.MaxValue ? "none" : DramAccount.Format(r.Budget)),11} {(naive is { } b ? $"{b / r.MsPerToken:F2}x" : "-"),12}");
+            var d = r.Decode;
+            o.AppendLine($"{r.Mode,-7} {r.Generation.Decode.Forwards,7} {Cell(d?.ForwardMs, "F1", 9)} {Cell(d?.IoMs, "F1", 7)} {Cell(d?.MemMs, "F2", 7)} " +
+                         $"{Cell(d?.ComputeMs, "F1", 11)} {Cell(d?.BytesRead / (1 << 20), "F2", 15)} {Cell(d is { } x ? ReadMBps(x) : null, "F0", 10)} " +
+                         $"{Cell(d?.Density, "F4", 12)} {Cell(d?.HitRate, "F3", 11)} {DramAccount.Format(r.PeakDram),10} " +
+                         $"{(r.Budget == long.MaxValue ? "none" : DramAccount.Format(r.Budget)),11} {Speedup(naive?.Decode?.ForwardMs, d?.ForwardMs),9}");
         }
-        o.AppendLine("(ms/token: mean forward pass over the prompt and the generated tokens; io: waiting for flash reads; mem: neuron-cache management)");
+        o.AppendLine();
+        o.AppendLine("prompt: per prompt token, up to the first generated token (time to first token)");
+        o.AppendLine("mode     tokens   TTFT_ms  ms/token   io_ms  mem_ms  compute_ms  MiB_read/token  vs_naive");
+        foreach (var r in results)
+        {
+            var p = r.Prompt;
+            o.AppendLine($"{r.Mode,-7} {r.Generation.Prompt.Forwards,7} {r.Generation.TimeToFirstTokenMs,9:F1} {Cell(p?.ForwardMs, "F1", 9)} " +
+                         $"{Cell(p?.IoMs, "F1", 7)} {Cell(p?.MemMs, "F2", 7)} {Cell(p?.ComputeMs, "F1", 11)} {Cell(p?.BytesRead / (1 << 20), "F2", 15)} " +
+                         $"{Speedup(naive?.Generation.TimeToFirstTokenMs, r.Generation.TimeToFirstTokenMs),9}");
+        }
+        o.AppendLine("(ms/token: mean forward pass; io: waiting for flash reads; mem: neuron-cache management; compute: the rest; " +
+                     "vs_naive: naive's decode ms/token or time to first token over this mode's; -: no forward pass in the phase)");
         CommandLine.Write(ctx, o.ToString());
     }
 
@@ -186,6 +239,24 @@ public static class BenchCommand
                                   List<ModeResult> results, int threads)
     {
         using var w = new Utf8JsonWriter(ctx.Stdout);
+
+        // The per-token breakdown shared by the whole generation and its phases.
+        void Breakdown(TokenStats s)
+        {
+            w.WriteNumber("ms_per_token", Math.Round(s.ForwardMs, 3));
+            w.WriteNumber("io_ms_per_token", Math.Round(s.IoMs, 3));
+            w.WriteNumber("mem_ms_per_token", Math.Round(s.MemMs, 3));
+            w.WriteNumber("compute_ms_per_token", Math.Round(s.ComputeMs, 3));
+            w.WriteNumber("bytes_read_per_token", Math.Round(s.BytesRead));
+        }
+
+        void Flash(TokenStats s)
+        {
+            w.WriteNumber("read_mb_per_s", Math.Round(ReadMBps(s), 1));
+            w.WriteNumber("ffn_density", Math.Round(s.Density, 5));
+            if (s.HitRate is { } h) w.WriteNumber("cache_hit_rate", Math.Round(h, 5)); else w.WriteNull("cache_hit_rate");
+        }
+
         w.WriteStartObject();
         w.WriteString("machine", machine);
         w.WriteString("model", info.Name);
@@ -207,17 +278,29 @@ public static class BenchCommand
         {
             w.WriteStartObject();
             w.WriteString("mode", r.Mode);
-            w.WriteNumber("ms_per_token", Math.Round(r.MsPerToken, 3));
-            w.WriteNumber("io_ms_per_token", Math.Round(r.Stats.IoMs, 3));
-            w.WriteNumber("mem_ms_per_token", Math.Round(r.Stats.MemMs, 3));
-            w.WriteNumber("compute_ms_per_token", Math.Round(r.Stats.ComputeMs, 3));
-            w.WriteNumber("bytes_read_per_token", Math.Round(r.Stats.BytesRead));
-            w.WriteNumber("read_mb_per_s", Math.Round(r.ReadMBps, 1));
-            w.WriteNumber("ffn_density", Math.Round(r.Stats.Density, 5));
-            if (r.Stats.HitRate is { } h) w.WriteNumber("cache_hit_rate", Math.Round(h, 5)); else w.WriteNull("cache_hit_rate");
+            Breakdown(r.All);
+            Flash(r.All);
             w.WriteNumber("peak_dram_bytes", r.PeakDram);
             if (r.Budget == long.MaxValue) w.WriteNull("dram_budget_bytes"); else w.WriteNumber("dram_budget_bytes", r.Budget);
-            w.WriteNumber("generated_tokens", r.Generated);
+            w.WriteNumber("generated_tokens", r.Generation.GeneratedIds.Count);
+            if (r.Prompt is { } prompt)
+            {
+                w.WriteStartObject("prompt");
+                w.WriteNumber("tokens", r.Generation.Prompt.Forwards);
+                w.WriteNumber("ttft_ms", Math.Round(r.Generation.TimeToFirstTokenMs, 3));
+                Breakdown(prompt);
+                w.WriteEndObject();
+            }
+            else w.WriteNull("prompt");
+            if (r.Decode is { } decode)
+            {
+                w.WriteStartObject("decode");
+                w.WriteNumber("tokens", r.Generation.Decode.Forwards);
+                Breakdown(decode);
+                Flash(decode);
+                w.WriteEndObject();
+            }
+            else w.WriteNull("decode");
             w.WriteEndObject();
         }
         w.WriteEndArray();

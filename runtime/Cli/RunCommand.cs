@@ -9,10 +9,14 @@ namespace AotFlash.Cli;
 /// <summary><c>run</c>: prompt → generated text, streamed as it comes, or one JSON object with <c>--json</c>.</summary>
 public static class RunCommand
 {
+    /// <summary>-f FILE, shared by the commands that also take -p TEXT (declared before the tables that hold it: static fields
+    /// are initialised in order).</summary>
+    internal static readonly Option PromptFileOption = new(["-f", "--file"], "FILE", "read the prompt from a file (raw bytes; - for standard input)");
+
     internal static readonly Option[] Options =
     [
         new(["-p", "--prompt"], "TEXT", "prompt text (default: empty, i.e. start from BOS)"),
-        new(["-f", "--file"], "FILE", "read the prompt from a file (raw bytes; - for standard input)"),
+        PromptFileOption,
         new(["-n", "--n-predict"], "N", "most tokens to generate (default -1: until a stop token or the context is full)"),
         new(["-t", "--threads"], "N", $"compute threads (default: the physical cores, {DefaultThreads} here)"),
         new(["-s", "--seed"], "S", "random seed (default: from the clock)"),
@@ -46,9 +50,7 @@ public static class RunCommand
         var a = new Arguments("run", args, Options);
         a.NoPositional();
         var info = ctx.Model;
-        string? promptText = a.String("--prompt");
-        string? promptFile = a.String("--file");
-        if (promptText is not null && promptFile is not null) throw new BadInputException("give the prompt with -p or -f, not both");
+        var (promptText, promptFile) = PromptOptions(a);
         int maxNew = a.Int("--n-predict", -1, min: -1);
         int threads = a.Int("--threads", DefaultThreads, min: 1, max: 1024);
         EngineMode? mode = a.Mode("--mode");
@@ -111,10 +113,18 @@ public static class RunCommand
         return 0;
     }
 
+    /// <summary>The prompt's text (-p) or file (-f), at most one of them given.</summary>
+    internal static (string? Text, string? File) PromptOptions(Arguments a)
+    {
+        string? text = a.String("--prompt"), file = a.String("--file");
+        if (text is not null && file is not null) throw new BadInputException("give the prompt with -p or -f, not both");
+        return (text, file);
+    }
+
     /// <summary>The prompt file (or standard input for "-"), read no further than <paramref name="maxBytes"/> + 1 bytes:
     /// a longer prompt cannot fit the context, so an endless source (/dev/zero, a pipe that never ends) is refused
     /// instead of filling memory.</summary>
-    private static byte[] ReadPrompt(CliContext ctx, string path, long maxBytes)
+    internal static byte[] ReadPrompt(CliContext ctx, string path, long maxBytes)
     {
         string name = path == "-" ? "standard input" : path;
         // Only regular files, or a pipe given as -f -.

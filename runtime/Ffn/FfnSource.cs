@@ -14,8 +14,9 @@ public readonly unsafe ref struct FfnSelection(ReadOnlySpan<int> neurons, ReadOn
 /// start) and the distance between bundles; constants of the generated model.</summary>
 public readonly record struct FfnLayer(int Index, long Offset, long BundleStride);
 
-/// <summary>What the FFN sources did, summed over tokens: the per-token breakdown of flash inference.</summary>
-public sealed class FfnStats
+/// <summary>What the FFN sources did, summed over tokens: the per-token breakdown of flash inference. A record, so that
+/// a copy (<c>stats with { }</c>) snapshots the counters and two snapshots compare field by field.</summary>
+public sealed record FfnStats
 {
     public long IoTicks;       // waiting for flash reads (and copying bundles out of the read buffers)
     public long MemTicks;      // neuron-cache management: evicting, moving rows, reserving
@@ -32,8 +33,26 @@ public sealed class FfnStats
 
     public static double Ms(long ticks) => ticks * 1000.0 / Stopwatch.Frequency;
 
-    /// <summary>Zeroes the counters (not <see cref="DirectIo"/>), so that they describe only what follows.</summary>
-    public void Clear() => IoTicks = MemTicks = PredictTicks = BytesRead = NeuronsUsed = NeuronsTotal = CacheHits = CacheMisses = TrueActive = TrueSelected = 0;
+    /// <summary>What happened between two snapshots of the counters (<see cref="DirectIo"/> is the later one's).</summary>
+    public static FfnStats operator -(FfnStats later, FfnStats earlier) => Combine(later, earlier, -1);
+
+    /// <summary>The counters of two stretches of work together.</summary>
+    public static FfnStats operator +(FfnStats a, FfnStats b) => Combine(a, b, 1);
+
+    private static FfnStats Combine(FfnStats a, FfnStats b, int sign) => new()
+    {
+        IoTicks = a.IoTicks + sign * b.IoTicks,
+        MemTicks = a.MemTicks + sign * b.MemTicks,
+        PredictTicks = a.PredictTicks + sign * b.PredictTicks,
+        BytesRead = a.BytesRead + sign * b.BytesRead,
+        NeuronsUsed = a.NeuronsUsed + sign * b.NeuronsUsed,
+        NeuronsTotal = a.NeuronsTotal + sign * b.NeuronsTotal,
+        CacheHits = a.CacheHits + sign * b.CacheHits,
+        CacheMisses = a.CacheMisses + sign * b.CacheMisses,
+        TrueActive = a.TrueActive + sign * b.TrueActive,
+        TrueSelected = a.TrueSelected + sign * b.TrueSelected,
+        DirectIo = a.DirectIo ?? b.DirectIo,
+    };
 }
 
 /// <summary>Where a layer's FFN bundles come from: mapped memory (dense), a whole-layer read from flash each token

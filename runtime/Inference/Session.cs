@@ -31,6 +31,14 @@ public static class StopReasonNames
     };
 }
 
+/// <summary>The forward passes of one phase of a generation, the time spent in them and what the FFN source did
+/// during them (the difference of its counters, which keep running).</summary>
+public sealed record GenerationPhase(int Forwards, double ForwardMs, FfnStats Ffn)
+{
+    public static GenerationPhase operator +(GenerationPhase a, GenerationPhase b) =>
+        new(a.Forwards + b.Forwards, a.ForwardMs + b.ForwardMs, a.Ffn + b.Ffn);
+}
+
 /// <summary>What one generation produced, with its timings.</summary>
 public sealed class Generation
 {
@@ -43,9 +51,15 @@ public sealed class Generation
     public double TimeToFirstTokenMs { get; set; }
     /// <summary>Mean time of each generated token after the first.</summary>
     public double MsPerToken { get; set; }
+    /// <summary>Prompt processing: the forward passes up to and including the one whose logits give the first generated
+    /// token, one per prompt token (all of them when no token was sampled).</summary>
+    public GenerationPhase Prompt { get; set; } = new(0, 0, new FfnStats());
+    /// <summary>Decoding: every forward pass after <see cref="Prompt"/>'s, one per generated token fed back (none when
+    /// fewer than two tokens were sampled).</summary>
+    public GenerationPhase Decode { get; set; } = new(0, 0, new FfnStats());
     /// <summary>Forward passes run (prompt and generated tokens) and the time spent in them.</summary>
-    public int Forwards { get; set; }
-    public double ForwardMs { get; set; }
+    public int Forwards => Prompt.Forwards + Decode.Forwards;
+    public double ForwardMs => Prompt.ForwardMs + Decode.ForwardMs;
 }
 
 /// <summary>Prompt in, tokens out: runs a <see cref="Transformer"/> position by position, forcing the prompt's tokens
@@ -59,7 +73,8 @@ public sealed class Session(Transformer model, ITokenizer tokenizer, Sampler sam
     /// context holds, so longer prompts are refused before they are read or tokenized.</summary>
     public long MaxPromptBytes => MaxPromptBytesOf(Model.Info, Tokenizer);
 
-    private static long MaxPromptBytesOf(ModelInfo info, ITokenizer tokenizer) => (long)info.Shape.Context * tokenizer.LongestTokenBytes;
+    /// <summary>As <see cref="MaxPromptBytes"/>, before any model is loaded.</summary>
+    public static long MaxPromptBytesOf(ModelInfo info, ITokenizer tokenizer) => (long)info.Shape.Context * tokenizer.LongestTokenBytes;
 
     /// <summary>BOS + the prompt's tokens; fails when they do not fit the context.</summary>
     public int[] Tokenize(ReadOnlySpan<byte> prompt) => Tokenize(Model.Info, Tokenizer, prompt);
@@ -67,12 +82,19 @@ public sealed class Session(Transformer model, ITokenizer tokenizer, Sampler sam
     /// <summary>As <see cref="Tokenize(ReadOnlySpan{byte})"/>, before any model is loaded.</summary>
     public static int[] Tokenize(ModelInfo info, ITokenizer tokenizer, ReadOnlySpan<byte> prompt)
     {
+        int[] ids = TokenizeUncut(info, tokenizer, prompt);
+        CheckFits(info, ids);
+        return ids;
+    }
+
+    /// <summary>BOS + the prompt's tokens, however many there are, for a caller that cuts them to fit; the prompt's
+    /// bytes are still bounded by what the context could hold, so the work stays bounded.</summary>
+    public static int[] TokenizeUncut(ModelInfo info, ITokenizer tokenizer, ReadOnlySpan<byte> prompt)
+    {
         if (prompt.Length > MaxPromptBytesOf(info, tokenizer))
             throw new BadInputException($"the prompt is {prompt.Length} bytes, more than the model's context of {info.Shape.Context} " +
                                         $"tokens can hold (a token stands for at most {tokenizer.LongestTokenBytes} bytes)");
-        int[] ids = tokenizer.Encode(prompt, addBos: true, info.Tokenizer.Bos);
-        CheckFits(info, ids);
-        return ids;
+        return tokenizer.Encode(prompt, addBos: true, info.Tokenizer.Bos);
     }
 
     private static void CheckFits(ModelInfo info, int[] promptIds)
@@ -86,7 +108,9 @@ public sealed class Session(Transformer model, ITokenizer tokenizer, Sampler sam
     /// <param name="dumpLogits">How many positions' logits to keep, from position 0.</param>
     /// <param name="onToken">Called with (previous token, new token) as each token is generated; returning false stops
     /// the generation there.</param>
-    public Generation Generate(int[] promptIds, int maxNewTokens, int dumpLogits, Func<int, int, bool>? onToken = null)
+    /// <param name="endAtStopToken">False to keep a sampled stop token and go on (benchmarks that must run a fixed
+    /// number of tokens).</param>
+    public Generation Generate(int[] promptIds, int maxNewTokens, int dumpLogits, Func<int, int, bool>? onToken = null, bool endAtStopToken = true)
     {
         var info = Model.Info;
         int context = info.Shape.Context;
@@ -97,7 +121,13 @@ public sealed class Session(Transformer model, ITokenizer tokenizer, Sampler sam
         Model.FfnSource.Reset(); // a new sequence: the neuron caches' window starts over
         var clock = Stopwatch.StartNew();
         double firstTokenAt = 0;
+        int forwards = 0;
         long forwardTicks = 0;
+        // The phases are differences of snapshots: the source's counters are copied, not cleared, so that whoever reads
+        // its totals still sees them all.
+        Mark Now() => new(forwards, forwardTicks, Model.FfnSource.Stats with { });
+        var start = Now();
+        Mark? firstToken = null;
         int token = promptIds[0];
         int pos = 0;
         for (; pos < context; pos++)
@@ -107,7 +137,8 @@ public sealed class Session(Transformer model, ITokenizer tokenizer, Sampler sam
             long before = Stopwatch.GetTimestamp();
             Model.Forward(token, pos);
             forwardTicks += Stopwatch.GetTimestamp() - before;
-            result.Forwards++;
+            forwards++;
+            if (sampling) firstToken ??= Now();
             if (pos < dumpLogits) result.Logits.Add(Model.Logits.ToArray());
             int next;
             if (!sampling)
@@ -118,7 +149,7 @@ public sealed class Session(Transformer model, ITokenizer tokenizer, Sampler sam
             {
                 next = sampler.Sample(Model.Logits);
                 if (result.GeneratedIds.Count == 0) firstTokenAt = clock.Elapsed.TotalMilliseconds;
-                if (Array.IndexOf(info.Tokenizer.Stop, next) >= 0)
+                if (endAtStopToken && Array.IndexOf(info.Tokenizer.Stop, next) >= 0)
                 {
                     result.StopReason = StopReason.StopToken;
                     break;
@@ -134,10 +165,19 @@ public sealed class Session(Transformer model, ITokenizer tokenizer, Sampler sam
         }
         if (pos == context) result.StopReason = StopReason.Context;
         double total = clock.Elapsed.TotalMilliseconds;
+        var end = Now();
+        result.Prompt = Mark.Between(start, firstToken ?? end);
+        result.Decode = Mark.Between(firstToken ?? end, end);
         result.TimeToFirstTokenMs = firstTokenAt;
-        result.ForwardMs = FfnStats.Ms(forwardTicks);
         int after = result.GeneratedIds.Count - 1;
         result.MsPerToken = after > 0 ? (total - firstTokenAt) / after : 0;
         return result;
+    }
+
+    /// <summary>A point in a generation: the forward passes run so far, their ticks, and the FFN source's counters.</summary>
+    private readonly record struct Mark(int Forwards, long ForwardTicks, FfnStats Ffn)
+    {
+        public static GenerationPhase Between(Mark from, Mark to) =>
+            new(to.Forwards - from.Forwards, FfnStats.Ms(to.ForwardTicks - from.ForwardTicks), to.Ffn - from.Ffn);
     }
 }

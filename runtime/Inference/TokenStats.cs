@@ -2,15 +2,21 @@ using AotFlash.Ffn;
 
 namespace AotFlash.Inference;
 
-/// <summary>The per-forward-pass breakdown of a generation (prompt and generated tokens alike).</summary>
+/// <summary>The per-forward-pass breakdown of a generation or of one of its phases.</summary>
 public readonly record struct TokenStats(string Mode, double ForwardMs, double IoMs, double MemMs, double ComputeMs, double BytesRead,
                                            double Density, double? Recall, double? HitRate)
 {
-    public static TokenStats Of(Generation r, Transformer model)
+    /// <summary>The mean over all the generation's forward passes, prompt and generated tokens alike.</summary>
+    public static TokenStats Of(Generation r, Transformer model) => Mean(r.Prompt + r.Decode, model);
+
+    /// <summary>The mean over one phase's forward passes; null when the phase ran none.</summary>
+    public static TokenStats? Of(GenerationPhase phase, Transformer model) => phase.Forwards == 0 ? null : Mean(phase, model);
+
+    private static TokenStats Mean(GenerationPhase phase, Transformer model)
     {
-        var s = model.FfnSource.Stats;
-        double n = Math.Max(1, r.Forwards);
-        double io = FfnStats.Ms(s.IoTicks) / n, mem = FfnStats.Ms(s.MemTicks) / n, forward = r.ForwardMs / n;
+        var s = phase.Ffn;
+        double n = Math.Max(1, phase.Forwards);
+        double io = FfnStats.Ms(s.IoTicks) / n, mem = FfnStats.Ms(s.MemTicks) / n, forward = phase.ForwardMs / n;
         long lookups = s.CacheHits + s.CacheMisses;
         return new TokenStats(model.Mode.ToString().ToLowerInvariant(), forward, io, mem, Math.Max(0, forward - io - mem), s.BytesRead / n,
             s.NeuronsTotal == 0 ? 0 : s.NeuronsUsed / (double)s.NeuronsTotal,

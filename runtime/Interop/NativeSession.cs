@@ -75,7 +75,6 @@ internal sealed unsafe class NativeSession
         _userData = userData;
         try
         {
-            Transformer.FfnSource.Stats.Clear();
             Positions = 0;
             var result = _session.Generate(prompt, maxNewTokens, 0, onToken is null ? null : OnToken);
             Positions = result.Forwards;

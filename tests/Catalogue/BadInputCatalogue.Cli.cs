@@ -108,6 +108,9 @@ public sealed partial class BadInputCatalogue
         yield return B("--modes dense,warp", "unknown mode 'warp' in --modes (dense, naive, flash)");
         yield return B("--modes ,", "--modes names no mode (dense, naive, flash)");
         yield return B("--modes dense --dram-budget lots", "bad DRAM budget 'lots'");
+        yield return B("--prompt-tokens 0", "option '--prompt-tokens' must be an integer in [1, 512], got '0'");
+        yield return B("--prompt-tokens 513", "option '--prompt-tokens' must be an integer in [1, 512], got '513'");
+        yield return B("--prompt-tokens ten", "option '--prompt-tokens' must be an integer in [1, 512], got 'ten'");
         yield return B("--modes naive,flash", "has no activation predictors, which flash mode needs: run 'calibrate --model FILE' first (or leave flash out of --modes)");
 
         // DRAM budgets a calibrated file does not fit in flash mode (bench loads flash mode before its probe).

@@ -62,6 +62,20 @@ public sealed partial class BadInputCatalogue
             _ => ["bench", "--model", AfmPath(), "--modes", "dense", "-p", new string('a', 1 << 20)]);
         yield return C("bench: -p over the context in tokens", "the prompt is 802 tokens, longer than the model's context of 512",
             _ => ["bench", "--model", AfmPath(), "--modes", "dense", "-p", string.Concat(Enumerable.Repeat("7 ", 400))]);
+        string[] Bench(params string[] extra) => ["bench", "--model", AfmPath(), "--modes", "dense", "--no-probe", .. extra];
+        yield return C("bench: -p and -f", "give the prompt with -p or -f, not both", dir => Bench("-p", "x", "-f", Put(dir, "prompt.txt", "x")));
+        yield return C("bench: prompt file missing", "cannot read prompt file", dir => Bench("-f", Path.Combine(dir, "missing.txt")));
+        yield return C("bench: prompt file is a FIFO", "is a FIFO (named pipe), not a prompt file", dir => Bench("-f", Fifo(dir)));
+        yield return C("bench: prompt file over the context in bytes", "the prompt is more than",
+            dir => Bench("-f", Put(dir, "prompt.txt", new byte[1 << 20])));
+        yield return C("bench: --prompt-tokens over the text", "--prompt-tokens 6: the prompt is 5 tokens (BOS included)",
+            _ => Bench("--prompt-tokens", "6"));
+        yield return C("bench: --prompt-tokens over a file's text", "--prompt-tokens 100: the prompt is",
+            dir => Bench("-f", Put(dir, "prompt.txt", "Once upon a time"), "--prompt-tokens", "100"));
+        yield return C("bench: -n past the context", "-n 509 is more tokens than fit after a prompt of 5 tokens in the model's context of 512 (at most 508)",
+            _ => Bench("-n", "509"));
+        yield return C("bench: -n past the context (--prompt-tokens)", "-n 2 is more tokens than fit after a prompt of 512 tokens in the model's context of 512 (at most 1)",
+            _ => Bench("-p", string.Concat(Enumerable.Repeat("7 ", 400)), "--prompt-tokens", "512", "-n", "2"));
 
         // convert
         string W() => ModelSource.Of(Relu).Weights;
