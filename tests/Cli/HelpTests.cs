@@ -50,7 +50,7 @@ public sealed class HelpTests
     // Nothing to do is a usage error like any other: one line on stderr, exit 2, nothing on stdout.
     [Fact]
     public void NoArgumentsIsOneErrorLine() => InProcess.Run(Model).AssertBadInput(
-        "no command given (commands: run, convert, calibrate, pack, bench, info, soak; see --help)");
+        "no command given (commands: run, convert, calibrate, pack, bench, perplexity, info, soak; see --help)");
 
     [Fact]
     public void TopLevelHelpGoesToStdout()
