@@ -24,6 +24,7 @@ public sealed class HelpTests
     [InlineData("run", "--bogus", "--help")]
     [InlineData("info", "--tensors", "--help")]
     [InlineData("pack", "model.afm", "-h")]
+    [InlineData("perplexity", "-f", "story.txt", "--kl-base", "base.klbase", "--help")]
     public void HelpWhereAnOptionNameIsExpected(params string[] args) => AssertHelp(InProcess.Run(Model, args), args[0]);
 
     [SkippableTheory]
