@@ -149,7 +149,7 @@ public static class PerplexityCommand
         var o = new StringBuilder();
         o.AppendLine($"machine   {BenchCommand.Machine()}");
         o.AppendLine($"model     {info.Name}: {info.Shape.Weights.ToString().ToLowerInvariant()} weights; {threads} compute threads");
-        o.AppendLine($"text      {textPath}: {text.Targets.Length} tokens scored in {text.Chunks} chunks of up to {text.Context} positions (BOS first)");
+        o.AppendLine($"text      {textPath}: {text.Targets.Length} tokens scored in {text.Chunks} chunk{(text.Chunks == 1 ? "" : "s")} of up to {text.Context} positions (BOS first)");
         o.AppendLine($"base      {baseName}");
         o.AppendLine();
         o.AppendLine("mode     perplexity   mean_NLL     mean_KL      p99_KL      max_KL  top1_agree  ms/token   peak_DRAM");
