@@ -111,6 +111,16 @@ public sealed class Arguments
     public EngineMode? Mode(string key) => String(key) is not { } word ? null
         : ModeNamed(word) ?? throw new BadInputException($"unknown {key} '{word}' (dense, naive, flash)");
 
+    /// <summary>The comma-separated mode list <paramref name="key"/> (bench's and perplexity's --modes), in order;
+    /// <paramref name="fallback"/> when it is not given.</summary>
+    public EngineMode[] Modes(string key, string fallback)
+    {
+        var modes = (String(key) ?? fallback).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(m => ModeNamed(m) ?? throw new BadInputException($"unknown mode '{m}' in {key} (dense, naive, flash)"))
+            .ToArray();
+        return modes.Length > 0 ? modes : throw new BadInputException($"{key} names no mode (dense, naive, flash)");
+    }
+
     public void NoPositional()
     {
         if (Positional.Count > 0) throw new BadInputException($"unexpected argument '{Positional[0]}' for '{_command}' (see '{_command} --help')");

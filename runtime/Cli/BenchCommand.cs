@@ -53,10 +53,7 @@ public static class BenchCommand
         var a = new Arguments("bench", args, Options);
         a.NoPositional();
         var info = ctx.Model;
-        var modes = (a.String("--modes") ?? "naive,flash").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Select(m => Arguments.ModeNamed(m) ?? throw new BadInputException($"unknown mode '{m}' in --modes (dense, naive, flash)"))
-            .ToArray();
-        if (modes.Length == 0) throw new BadInputException("--modes names no mode (dense, naive, flash)");
+        var modes = a.Modes("--modes", "naive,flash");
         int n = a.Int("--n-predict", 16, min: 1);
         int threads = a.Int("--threads", RunCommand.DefaultThreads, min: 1);
         int ioThreads = a.Int("--io-threads", 0, min: 1, max: 256);
@@ -103,29 +100,8 @@ public static class BenchCommand
         {
             fileBytes = file.Header.FileLength;
             provenance = ModelLoader.Provenance(ctx, file);
-            // What would stop a mode is refused here, before the probe and the modes before it have run and printed: a
-            // file of another spec, damaged resident or tokenizer sections, a prompt that does not fit, a budget.
-            if (budget is not null) DramAccount.ParseBudget(budget, fileBytes);
-            if (modes.Contains(EngineMode.Flash))
-            {
-                if (!file.Has(SectionKind.Predictors))
-                    throw new BadInputException($"{file.Source} has no activation predictors, which flash mode needs: run 'calibrate --model FILE' " +
-                                                "first (or leave flash out of --modes)");
-                // Flash mode loaded once now, so that a budget it does not fit is refused here too; its weights serve the
-                // other checks.
-                var trial = Engine.Load(info, file, ModeOptions(EngineMode.Flash, warn: null));
-                try { promptIds = PromptIds(info.LoadTokenizer(trial.Weights, file.Source)); }
-                finally
-                {
-                    trial.Dispose();
-                    trial.Weights.Dispose();
-                }
-            }
-            else
-            {
-                using var weights = ModelWeights.Load(file, info, new DramAccount(), mapFlash: false, readPredictors: false);
-                promptIds = PromptIds(info.LoadTokenizer(weights, file.Source));
-            }
+            // Refused here, before the probe and the modes before it have run and printed: also a prompt that does not fit.
+            promptIds = PromptIds(ModelLoader.CheckModes(info, file, modes, ModeOptions(EngineMode.Flash, warn: null)));
             if (!a.Flag("--no-probe")) probe = Probe(file, line => { if (!json) ctx.Stderr.WriteLine(line); });
         }
 
@@ -151,7 +127,8 @@ public static class BenchCommand
     /// <summary>Bytes read per second of waiting for them, in MiB/s; 0 when nothing was waited for.</summary>
     private static double ReadMBps(TokenStats s) => s.IoMs > 0 ? s.BytesRead / (1 << 20) / (s.IoMs / 1000) : 0;
 
-    private static string Machine()
+    /// <summary>The CPU, cores, memory, architecture and vector path, for a result's first line.</summary>
+    internal static string Machine()
     {
         string cpu = "unknown CPU";
         try

@@ -16,7 +16,7 @@ public sealed class CliContext(ModelInfo model, Stream stdin, Stream stdout, Tex
     public string ProgramName => ExecutablePath is null ? Model.Name : Path.GetFileName(ExecutablePath);
 }
 
-/// <summary>The executable's entry point: <c>run</c>, <c>convert</c>, <c>calibrate</c>, <c>pack</c>, <c>bench</c>, <c>info</c>.</summary>
+/// <summary>The executable's entry point: <c>run</c>, <c>convert</c>, <c>calibrate</c>, <c>pack</c>, <c>bench</c>, <c>perplexity</c>, <c>info</c>, <c>soak</c>.</summary>
 public static class CommandLine
 {
 
@@ -27,6 +27,7 @@ public static class CommandLine
         ("calibrate", "train the activation predictors flash mode needs (ReLU models)", CalibrateCommand.Execute, CalibrateCommand.Help, CalibrateCommand.Options),
         ("pack", "append a model file to a copy of this executable (one file ships)", PackCommand.Execute, PackCommand.Help, PackCommand.Options),
         ("bench", "measure naive vs flash (vs dense) side by side, with an I/O probe", BenchCommand.Execute, BenchCommand.Help, BenchCommand.Options),
+        ("perplexity", "score a text teacher-forced per mode: perplexity, KL and top-1 agreement against a base", PerplexityCommand.Execute, PerplexityCommand.Help, PerplexityCommand.Options),
         ("info", "show the compiled-in spec, the weight layout and the model file", InfoCommand.Execute, InfoCommand.Help, InfoCommand.Options),
         ("soak", "generate session after session for a long time, sampling memory (leaks, peak)", SoakCommand.Execute, SoakCommand.Help, SoakCommand.Options),
     ];
@@ -110,7 +111,7 @@ public static class CommandLine
             "",
             "commands:",
         };
-        lines.AddRange(Commands.Select(c => $"  {c.Name,-9} {c.Summary}"));
+        lines.AddRange(Commands.Select(c => $"  {c.Name,-10} {c.Summary}"));
         lines.Add("");
         lines.Add($"'{ctx.ProgramName} <command> --help' shows a command's options. Exit codes: 0 ok, 1 runtime failure, 2 bad input.");
         return string.Join("\n", lines) + "\n";

@@ -25,6 +25,30 @@ public static class ModelLoader
         return provenance;
     }
 
+    /// <summary>What would stop one of <paramref name="modes"/> partway through a command that runs them one after the
+    /// other, refused before the first one runs and prints: a file of another spec, damaged resident or tokenizer
+    /// sections, a budget that does not parse, flash mode without predictors or with a budget it does not fit (it is
+    /// loaded once, with <paramref name="flashOptions"/>, to see). Returns the file's tokenizer.</summary>
+    public static ITokenizer CheckModes(ModelInfo info, ModelFile file, IReadOnlyList<EngineMode> modes, EngineOptions flashOptions)
+    {
+        if (flashOptions.DramBudget is { } budget) DramAccount.ParseBudget(budget, file.Header.FileLength);
+        if (!modes.Contains(EngineMode.Flash))
+        {
+            using var weights = ModelWeights.Load(file, info, new DramAccount(), mapFlash: false, readPredictors: false);
+            return info.LoadTokenizer(weights, file.Source);
+        }
+        if (!file.Has(SectionKind.Predictors))
+            throw new BadInputException($"{file.Source} has no activation predictors, which flash mode needs: run 'calibrate --model FILE' " +
+                                        "first (or leave flash out of --modes)");
+        var trial = Engine.Load(info, file, flashOptions);
+        try { return info.LoadTokenizer(trial.Weights, file.Source); }
+        finally
+        {
+            trial.Dispose();
+            trial.Weights.Dispose();
+        }
+    }
+
     /// <summary>The loaded model with its tokenizer, how long loading took, and its <see cref="Provenance"/>.</summary>
     public static (Transformer Model, ITokenizer Tokenizer, double LoadMs, string? Provenance) Load(CliContext ctx, string? modelPath, EngineOptions options)
     {

@@ -158,13 +158,20 @@ public static unsafe class ModelConverter
         return data;
     }
 
-    /// <summary>A whole input file (a tokenizer, a vocabulary, a calibration text); a FIFO, device or directory is
-    /// refused before it is opened, since reading it could wait or grow forever.</summary>
-    public static byte[] ReadFile(string path, string what)
+    /// <summary>A whole input file (a tokenizer, a vocabulary, a calibration text), or no more than its first
+    /// <paramref name="maxBytes"/> bytes; a FIFO, device or directory is refused before it is opened, since reading it
+    /// could wait or grow forever.</summary>
+    public static byte[] ReadFile(string path, string what, long maxBytes = long.MaxValue)
     {
         if (path.Length == 0) throw new BadInputException($"the {what} file's path is empty");
         Libc.RequireRegularFile(path, $"a {what} file");
-        try { return File.ReadAllBytes(path); }
+        try
+        {
+            if (maxBytes == long.MaxValue) return File.ReadAllBytes(path);
+            using var stream = File.OpenRead(path);
+            var prefix = new byte[Math.Min(stream.Length, maxBytes)];
+            return prefix[..stream.ReadAtLeast(prefix, prefix.Length, throwOnEndOfStream: false)];
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         { throw new BadInputException($"{path}: cannot read {what} ({e.Message})"); }
     }

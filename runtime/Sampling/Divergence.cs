@@ -22,4 +22,16 @@ public static class Divergence
         }
         return kl;
     }
+
+    /// <summary>-log softmax(logits)[token] in nats: what the model's distribution charges for the token that came
+    /// (its mean over a text is the log of the perplexity); computed in double, shifted by the maximum.</summary>
+    public static double NegativeLogLikelihood(ReadOnlySpan<float> logits, int token)
+    {
+        if ((uint)token >= (uint)logits.Length) throw new ArgumentOutOfRangeException(nameof(token), token, $"outside the {logits.Length} logits");
+        double max = double.NegativeInfinity;
+        foreach (var v in logits) max = Math.Max(max, v);
+        double z = 0;
+        foreach (var v in logits) z += Math.Exp(v - max);
+        return Math.Log(z) - (logits[token] - max);
+    }
 }

@@ -5,7 +5,7 @@ using AotFlash.Tests.Support;
 namespace AotFlash.Tests.Catalogue;
 
 // Group 7: prompts and prompt files, model paths that cannot be a model file, and the misuse of convert, calibrate,
-// pack, bench and info (missing or surplus arguments, outputs that exist, that are inputs or that cannot be written).
+// pack, bench, perplexity and info (missing or surplus arguments, outputs that exist, that are inputs or that cannot be written).
 public sealed partial class BadInputCatalogue
 {
     private static string Fifo(string dir)
@@ -76,6 +76,82 @@ public sealed partial class BadInputCatalogue
             _ => Bench("-n", "509"));
         yield return C("bench: -n past the context (--prompt-tokens)", "-n 2 is more tokens than fit after a prompt of 512 tokens in the model's context of 512 (at most 1)",
             _ => Bench("-p", string.Concat(Enumerable.Repeat("7 ", 400)), "--prompt-tokens", "512", "-n", "2"));
+
+        // perplexity (a text, its base files, the modes; everything refused before the first mode runs)
+        string Text(string dir) => Put(dir, "story.txt", Inference.PerplexityTests.Story);
+        string[] Perplexity(string dir, params string[] extra) => ["perplexity", "--model", AfmPath(), "-f", Text(dir), "--tokens", "40", "-c", "32", .. extra];
+        // A base file of the story's first 40 tokens in chunks of 32, written by the command itself.
+        byte[] KlBase(string dir)
+        {
+            string path = Path.Combine(dir, "saved.klbase");
+            var r = InProcess.Run(Relu, Perplexity(dir, "--modes", "dense", "--save-kl-base", path));
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            byte[] b = File.ReadAllBytes(path);
+            File.Delete(path);
+            return b;
+        }
+        string[] AgainstBase(string dir, byte[] klBase, params string[] extra) => Perplexity(dir, ["--kl-base", Put(dir, "base.klbase", klBase), .. extra]);
+        yield return C("perplexity: no -f", "perplexity needs -f FILE, the text to score", _ => ["perplexity", "--model", AfmPath()]);
+        yield return C("perplexity: text missing", "cannot read text", dir => ["perplexity", "--model", AfmPath(), "-f", Path.Combine(dir, "missing.txt")]);
+        yield return C("perplexity: text is a directory", "is a directory, not a text file", dir => ["perplexity", "--model", AfmPath(), "-f", dir]);
+        yield return C("perplexity: text is /dev/zero", "/dev/zero: is a character device, not a text file", _ => ["perplexity", "--model", AfmPath(), "-f", "/dev/zero"]);
+        yield return C("perplexity: text is a FIFO", "is a FIFO (named pipe), not a text file", dir => ["perplexity", "--model", AfmPath(), "-f", Fifo(dir)]);
+        yield return C("perplexity: empty text", "the text holds 0 tokens; perplexity needs at least 2",
+            dir => ["perplexity", "--model", AfmPath(), "-f", Put(dir, "empty.txt", "")]);
+        yield return C("perplexity: one-token text", "the text holds 1 token; perplexity needs at least 2",
+            dir => ["perplexity", "--model", AfmPath(), "-f", Put(dir, "one.txt", "a")]);
+        yield return C("perplexity: text not UTF-8", "not UTF-8 text (an invalid byte sequence at byte 5)",
+            dir => ["perplexity", "--model", AfmPath(), "-f", Put(dir, "latin1.txt", [.. "Once "u8, 0xE9, .. " upon"u8])]);
+        yield return C("perplexity: --context over the model's", "--context 513 is more than the model's context of 512", dir => Perplexity(dir, "-c", "513"));
+        yield return C("perplexity: --context 1", "option '--context' must be an integer >= 2", dir => Perplexity(dir, "-c", "1"));
+        yield return C("perplexity: --tokens 0", "option '--tokens' must be an integer in [1, 1048576]", dir => Perplexity(dir, "--tokens", "0"));
+        yield return C("perplexity: unknown mode", "unknown mode 'fast' in --modes", dir => Perplexity(dir, "--modes", "dense,fast"));
+        yield return C("perplexity: --modes empty", "--modes names no mode", dir => Perplexity(dir, "--modes", ","));
+        yield return C("perplexity: flash without predictors", "has no activation predictors, which flash mode needs", dir => Perplexity(dir, "--modes", "dense,flash"));
+        yield return C("perplexity: bad --dram-budget", "bad DRAM budget '12XB'", dir => Perplexity(dir, "--dram-budget", "12XB"));
+        yield return C("perplexity: flash over the budget", "the DRAM budget of 1.0 KiB is too small",
+            dir => ["perplexity", "--model", CalibratedPath(), "-f", Text(dir), "--dram-budget", "1KiB"]);
+        yield return C("perplexity: model of another spec", "model file is for 'stories260K'", dir => ["perplexity", "--model", AfmPath(Silu), "-f", Text(dir)]);
+        yield return C("perplexity: no model packed", "no model: this executable carries no model file", dir => ["perplexity", "-f", Text(dir)]);
+        yield return C("perplexity: --kl-base missing", "cannot read KL base file", dir => Perplexity(dir, "--kl-base", Path.Combine(dir, "missing.klbase")));
+        yield return C("perplexity: --kl-base is a directory", "is a directory, not a KL base file", dir => Perplexity(dir, "--kl-base", dir));
+        yield return C("perplexity: --kl-base is a model file", "not a KL base file (bad magic", dir => Perplexity(dir, "--kl-base", AfmPath()));
+        yield return C("perplexity: --kl-base empty", "not a KL base file (bad magic", dir => AgainstBase(dir, []));
+        yield return C("perplexity: --kl-base cut in its header", "truncated KL base file (20 bytes)", dir => AgainstBase(dir, Cut(KlBase(dir), 20)));
+        yield return C("perplexity: --kl-base cut in its logits", "truncated KL base file (", dir => AgainstBase(dir, Cut(KlBase(dir), 5000)));
+        yield return C("perplexity: --kl-base without its checksum", "truncated KL base file (", dir =>
+        {
+            byte[] b = KlBase(dir);
+            return AgainstBase(dir, Cut(b, b.Length - 4));
+        });
+        yield return C("perplexity: --kl-base with bytes after it", "KL base file has 7 bytes after its end", dir => AgainstBase(dir, Append(KlBase(dir), 7)));
+        yield return C("perplexity: --kl-base bit flipped", "KL base file is corrupt (checksum mismatch)", dir => AgainstBase(dir, Flip(KlBase(dir), 3000)));
+        yield return C("perplexity: --kl-base of version 2", "KL base file version 2; this build reads version 1", dir => AgainstBase(dir, I32(KlBase(dir), 8, 2)));
+        yield return C("perplexity: --kl-base of another vocabulary", "the KL base is of a vocabulary of 32000 tokens; this model's has 512",
+            dir => AgainstBase(dir, I32(KlBase(dir), 12, 32000)));
+        yield return C("perplexity: --kl-base header lies", "KL base file header is invalid (0 positions", dir => AgainstBase(dir, I32(KlBase(dir), 20, 0)));
+        yield return C("perplexity: --kl-base of another context", "the KL base was scored in chunks of 32 positions, this run in chunks of 16",
+            dir => AgainstBase(dir, KlBase(dir), "-c", "16"));
+        yield return C("perplexity: --kl-base of fewer tokens", "the KL base scored 40 tokens, this run scores 41",
+            dir => AgainstBase(dir, KlBase(dir), "--tokens", "41"));
+        yield return C("perplexity: --kl-base of another text", "the KL base scored other tokens (token 0 is", dir =>
+        {
+            byte[] b = KlBase(dir);
+            return ["perplexity", "--model", AfmPath(), "-f", Put(dir, "other.txt", Inference.PerplexityTests.Story.Replace("Once upon a time", "One sunny morning")),
+                    "--tokens", "40", "-c", "32", "--kl-base", Put(dir, "base.klbase", b)];
+        });
+        yield return C("perplexity: --save-kl-base exists", "already exists (use --force to overwrite it)",
+            dir => Perplexity(dir, "--save-kl-base", Put(dir, "saved.klbase", "old")));
+        yield return C("perplexity: --save-kl-base is the text", "is this command's input", dir =>
+        {
+            string[] args = Perplexity(dir, "--force");
+            return [.. args, "--save-kl-base", args[4]];
+        });
+        yield return C("perplexity: --save-kl-base is the model", "is this command's input",
+            dir => ["perplexity", "--model", Put(dir, "model.afm", AfmBytes()), "-f", Text(dir), "--force", "--save-kl-base", Path.Combine(dir, "model.afm")]);
+        yield return C("perplexity: --save-kl-base in a missing folder", "does not exist",
+            dir => Perplexity(dir, "--save-kl-base", Path.Combine(dir, "no", "saved.klbase")));
+        yield return C("perplexity: --save-kl-base is a directory", "is a directory; refusing to replace it", dir => Perplexity(dir, "--save-kl-base", dir, "--force"));
 
         // convert
         string W() => ModelSource.Of(Relu).Weights;

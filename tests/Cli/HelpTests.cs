@@ -25,6 +25,7 @@ public sealed class HelpTests
     [InlineData("info", "--tensors", "--help")]
     [InlineData("pack", "model.afm", "-h")]
     [InlineData("bench", "-f", "prompt.txt", "--prompt-tokens", "64", "--help")]
+    [InlineData("perplexity", "-f", "story.txt", "--kl-base", "base.klbase", "--help")]
     public void HelpWhereAnOptionNameIsExpected(params string[] args) => AssertHelp(InProcess.Run(Model, args), args[0]);
 
     [SkippableTheory]
@@ -51,7 +52,7 @@ public sealed class HelpTests
     // Nothing to do is a usage error like any other: one line on stderr, exit 2, nothing on stdout.
     [Fact]
     public void NoArgumentsIsOneErrorLine() => InProcess.Run(Model).AssertBadInput(
-        "no command given (commands: run, convert, calibrate, pack, bench, info, soak; see --help)");
+        "no command given (commands: run, convert, calibrate, pack, bench, perplexity, info, soak; see --help)");
 
     [Fact]
     public void TopLevelHelpGoesToStdout()
