@@ -72,12 +72,16 @@ public static unsafe class Calibrator
         var inputs = new float[shape.Layers][];
         for (int l = 0; l < shape.Layers; l++) inputs[l] = new float[(long)tokens * shape.Dim];
         int seen = 0;
+        var clock = Stopwatch.StartNew();
         model.FfnProbe = (layer, x) =>
         {
             if (seen < tokens) new ReadOnlySpan<float>(x, shape.Dim).CopyTo(inputs[layer].AsSpan(seen * shape.Dim));
-            if (layer == shape.Layers - 1) seen++;
+            if (layer < shape.Layers - 1) return;
+            seen++;
+            // A large model takes seconds a token: a line every 32 tokens, not only after each context-sized window.
+            if (seen % 32 == 0 && seen <= tokens)
+                progress($"calibrate: recorded {seen}/{tokens} tokens ({clock.Elapsed.TotalSeconds:F1} s, {seen / clock.Elapsed.TotalSeconds:F1} tokens/s)");
         };
-        var clock = Stopwatch.StartNew();
         var session = new Session(model, tokenizer, new Sampler(shape.Vocab, new SamplerOptions { Temperature = 1f, Seed = seed }));
         int[] textIds = text is null ? [] : tokenizer.Encode(text, addBos: false, info.Tokenizer.Bos);
         if (text is not null && textIds.Length < 1) throw new BadInputException("the calibration text holds no tokens");
@@ -98,7 +102,6 @@ public static unsafe class Calibrator
                 session.Generate(window, 0, 0);
             }
             if (seen == before) throw new InvalidOperationException("calibration made no progress");
-            progress($"calibrate: recorded {Math.Min(seen, tokens)}/{tokens} tokens ({clock.Elapsed.TotalSeconds:F1} s)");
         }
         model.FfnProbe = null;
 

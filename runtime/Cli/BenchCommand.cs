@@ -24,7 +24,7 @@ public static class BenchCommand
         new(["-p", "--prompt"], "TEXT", $"prompt (default \"{DefaultPrompt}\")"),
         RunCommand.PromptFileOption,
         new(["--prompt-tokens"], "N", "cut the tokenized prompt to exactly N tokens, BOS included (the text must give at least N)"),
-        new(["-t", "--threads"], "N", $"compute threads (default {RunCommand.DefaultThreads})"),
+        RunCommand.ThreadsOption,
         new(["--io-threads"], "N", "parallel flash reads (default: the spec's)"),
         new(["--window"], "K", "flash mode's window (default: the spec's)"),
         new(["--no-probe"], null, "skip the I/O probe"),
@@ -55,7 +55,7 @@ public static class BenchCommand
         var info = ctx.Model;
         var modes = a.Modes("--modes", "naive,flash");
         int n = a.Int("--n-predict", 16, min: 1);
-        int threads = a.Int("--threads", RunCommand.DefaultThreads, min: 1);
+        int threads = RunCommand.Threads(a);
         int ioThreads = a.Int("--io-threads", 0, min: 1, max: 256);
         int window = a.Int("--window", 0, min: 1);
         string? budget = a.String("--dram-budget");
@@ -281,9 +281,6 @@ public static class BenchCommand
             w.WriteEndObject();
         }
         w.WriteEndArray();
-        w.WriteEndObject();
-        w.Flush();
-        ctx.Stdout.Write("\n"u8);
-        ctx.Stdout.Flush();
+        CommandLine.EndJson(ctx, w);
     }
 }

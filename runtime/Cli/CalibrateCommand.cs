@@ -16,7 +16,7 @@ public static class CalibrateCommand
         new(["--tokens"], "N", "calibration tokens (default 4096)"),
         new(["--recall"], "R", "target recall of each predictor (default 0.95)"),
         new(["-s", "--seed"], "S", "seed of the sampling and of the training (default 1)"),
-        new(["-t", "--threads"], "N", $"compute threads (default {RunCommand.DefaultThreads})"),
+        RunCommand.ThreadsOption,
         new(["--force"], null, "with -o: overwrite an existing file"),
     ];
 
@@ -48,7 +48,7 @@ public static class CalibrateCommand
 
         using var file = ModelLoader.Open(ctx, modelPath);
         ModelLoader.Provenance(ctx, file);
-        var model = Engine.Load(ctx.Model, file, new EngineOptions { Mode = EngineMode.Dense, Threads = a.Int("--threads", RunCommand.DefaultThreads, min: 1) });
+        var model = Engine.Load(ctx.Model, file, new EngineOptions { Mode = EngineMode.Dense, Threads = RunCommand.Threads(a) });
         using var weights = model.Weights;
         using var _ = model;
         var tokenizer = ctx.Model.LoadTokenizer(weights, file.Source);

@@ -94,6 +94,15 @@ public static class CommandLine
         return code;
     }
 
+    /// <summary>Closes the one JSON object a command prints and ends the line.</summary>
+    internal static void EndJson(CliContext ctx, System.Text.Json.Utf8JsonWriter w)
+    {
+        w.WriteEndObject();
+        w.Flush();
+        ctx.Stdout.Write("\n"u8);
+        ctx.Stdout.Flush();
+    }
+
     internal static void Write(CliContext ctx, string text)
     {
         ctx.Stdout.Write(System.Text.Encoding.UTF8.GetBytes(text));

@@ -31,7 +31,7 @@ public static class PerplexityCommand
         new(["--save-kl-base"], "FILE", "write the first mode's logits at every scored position to FILE, for another binary's" + Continued +
                                         "--kl-base (e.g. the same model with q8 weights)"),
         new(["--force"], null, "with --save-kl-base: overwrite an existing file"),
-        new(["-t", "--threads"], "N", $"compute threads (default {RunCommand.DefaultThreads})"),
+        RunCommand.ThreadsOption,
         new(["--json"], null, "print one JSON object instead of the table"),
     ];
 
@@ -56,7 +56,7 @@ public static class PerplexityCommand
         if (context > info.Shape.Context)
             throw new BadInputException($"--context {context} is more than the model's context of {info.Shape.Context}");
         int maxTokens = a.Int("--tokens", 1024, min: 1, max: 1 << 20);
-        int threads = a.Int("--threads", RunCommand.DefaultThreads, min: 1, max: 1024);
+        int threads = RunCommand.Threads(a);
         string? budget = a.String("--dram-budget");
         string? modelPath = a.String("--model");
         string? basePath = a.String("--kl-base");
@@ -194,9 +194,6 @@ public static class PerplexityCommand
             w.WriteEndObject();
         }
         w.WriteEndArray();
-        w.WriteEndObject();
-        w.Flush();
-        ctx.Stdout.Write("\n"u8);
-        ctx.Stdout.Flush();
+        CommandLine.EndJson(ctx, w);
     }
 }

@@ -13,12 +13,15 @@ public static class RunCommand
     /// are initialised in order).</summary>
     internal static readonly Option PromptFileOption = new(["-f", "--file"], "FILE", "read the prompt from a file (raw bytes; - for standard input)");
 
+    /// <summary>-t/--threads, as every command that computes takes it (declared before Options, which holds it).</summary>
+    internal static readonly Option ThreadsOption = new(["-t", "--threads"], "N", $"compute threads (default: the physical cores, {DefaultThreads} here)");
+
     internal static readonly Option[] Options =
     [
         new(["-p", "--prompt"], "TEXT", "prompt text (default: empty, i.e. start from BOS)"),
         PromptFileOption,
         new(["-n", "--n-predict"], "N", "most tokens to generate (default -1: until a stop token or the context is full)"),
-        new(["-t", "--threads"], "N", $"compute threads (default: the physical cores, {DefaultThreads} here)"),
+        ThreadsOption,
         new(["-s", "--seed"], "S", "random seed (default: from the clock)"),
         new(["--temp"], "T", "temperature, 0 = greedy (default 0.8)"),
         new(["--top-k"], "K", "keep the K most likely tokens, 0 = off (default 40)"),
@@ -39,6 +42,8 @@ public static class RunCommand
 
     public static int DefaultThreads => Threading.CpuTopology.PhysicalCores;
 
+    internal static int Threads(Arguments a) => a.Int("--threads", DefaultThreads, min: 1, max: 1024);
+
     public static string Help(CliContext ctx) => CommandLine.HelpText(
         $"{ctx.ProgramName} run [-p PROMPT | -f FILE] [-n N] [--temp T --top-k K --top-p P --min-p P -s SEED] [-t N] [--json [--dump-logits K]]",
         "Generates text. The prompt is tokenized with BOS in front; generation ends at a stop token of the spec, after -n\n" +
@@ -52,7 +57,7 @@ public static class RunCommand
         var info = ctx.Model;
         var (promptText, promptFile) = PromptOptions(a);
         int maxNew = a.Int("--n-predict", -1, min: -1);
-        int threads = a.Int("--threads", DefaultThreads, min: 1, max: 1024);
+        int threads = Threads(a);
         EngineMode? mode = a.Mode("--mode");
         bool json = a.Flag("--json");
         int dumpLogits = a.Int("--dump-logits", 0, min: 0, max: info.Shape.Context);
@@ -196,9 +201,6 @@ public static class RunCommand
         if (model.FfnSource.Stats.DirectIo is { } direct) w.WriteBoolean("o_direct", direct);
         else w.WriteNull("o_direct");
         w.WriteEndObject();
-        w.WriteEndObject();
-        w.Flush();
-        ctx.Stdout.Write("\n"u8);
-        ctx.Stdout.Flush();
+        CommandLine.EndJson(ctx, w);
     }
 }

@@ -22,7 +22,7 @@ public static class SoakCommand
         new(["--sessions"], "N", "stop after N sessions, if that comes first (default: no limit)"),
         new(["--mode"], "MODE", "dense, naive or flash (default: flash when the model file has predictors, else dense)"),
         new(["--dram-budget"], "B", "the budget (default in flash mode: the spec's)"),
-        new(["-t", "--threads"], "N", $"compute threads (default {RunCommand.DefaultThreads})"),
+        RunCommand.ThreadsOption,
         new(["-s", "--seed"], "S", "sampling seed of the first session; each next session adds one (default 1)"),
         new(["--json"], null, "print one JSON object with every sample instead of a table"),
     ];
@@ -44,7 +44,7 @@ public static class SoakCommand
         a.NoPositional();
         double seconds = a.Int("--seconds", 60, min: 1, max: 7 * 24 * 3600);
         int maxSessions = a.Int("--sessions", int.MaxValue, min: 1);
-        int threads = a.Int("--threads", RunCommand.DefaultThreads, min: 1, max: 1024);
+        int threads = RunCommand.Threads(a);
         ulong seed = a.ULong("--seed", 1);
         bool json = a.Flag("--json");
         var options = new EngineOptions
@@ -130,10 +130,7 @@ public static class SoakCommand
             w.WriteEndObject();
         }
         w.WriteEndArray();
-        w.WriteEndObject();
-        w.Flush();
-        ctx.Stdout.Write("\n"u8);
-        ctx.Stdout.Flush();
+        CommandLine.EndJson(ctx, w);
     }
 
     /// <summary>VmRSS and VmHWM of this process, in bytes (0 where /proc does not say).</summary>
