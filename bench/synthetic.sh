@@ -3,20 +3,22 @@
 # weights straight into the model file ('convert --synthetic': FFN neurons sparse and predictable, see
 # runtime/Convert/SyntheticWeights.cs), then calibrates the predictors on English text (README + DESIGN: a random
 # model's own samples repeat themselves). Steps already done are skipped; each prints how long it took.
-# Last line of stdout: "BINARY MODEL_FILE".
-#   bench/synthetic.sh SPEC [--dtype f16|q8|q4] [--seed N] [--calibrate-tokens N]
-# --dtype derives a spec of the same shape with other weights (NAME-q8.yaml under artifacts/bench/specs).
+# Last line of stdout: "BINARY MODEL_FILE". MODEL_FILE.prepared records what preparing it took (JSON).
+#   bench/synthetic.sh SPEC [--dtype f32|f16|q8|q4] [--seed N] [--calibrate-tokens N] [--no-calibrate]
+# --dtype derives a spec of the same shape with other weights (NAME-q8.yaml under artifacts/bench/specs);
+# --no-calibrate leaves out the predictors (dense-only models, e.g. silu).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 shared=${SHARED:-../shared}
-[[ $# -ge 1 && -f $1 ]] || { echo "usage: bench/synthetic.sh SPEC [--dtype f16|q8|q4] [--seed N] [--calibrate-tokens N]" >&2; exit 2; }
+[[ $# -ge 1 && -f $1 ]] || { echo "usage: bench/synthetic.sh SPEC [--dtype f32|f16|q8|q4] [--seed N] [--calibrate-tokens N] [--no-calibrate]" >&2; exit 2; }
 spec=$1; shift
-dtype="" seed=1 tokens=1024
+dtype="" seed=1 tokens=1024 do_calibrate=true
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --dtype) dtype=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
     --calibrate-tokens) tokens=$2; shift 2 ;;
+    --no-calibrate) do_calibrate=false; shift ;;
     *) echo "bench/synthetic.sh: unknown option '$1'" >&2; exit 2 ;;
   esac
 done
@@ -33,16 +35,22 @@ bin=$dir/build/$name model=$dir/$name.afm
 if grep -q "kind: gpt2" "$spec"; then tokenizer=$shared/models/opt-tiny-hf; else tokenizer=$shared/models/llama2-tokenizer/tokenizer.bin; fi
 
 [[ -x $bin ]] || ./publish.sh "$spec" >/dev/null
-if [[ ! -f $model ]]; then
+if [[ ! -f $model.prepared ]]; then
   t0=$SECONDS
-  "$bin" convert --synthetic "$seed" --tokenizer "$tokenizer" -o "$model"
-  echo "bench/synthetic.sh: $name: synthetic weights written in $((SECONDS - t0)) s" >&2
-fi
-if [[ ! -f $model.calibrated ]]; then
-  mkdir -p artifacts/bench
-  cat README.md "$shared/DESIGN.md" > artifacts/bench/calibration.txt
-  t0=$SECONDS
-  "$bin" calibrate --model "$model" --text artifacts/bench/calibration.txt --tokens "$tokens" >&2
-  echo "bench/synthetic.sh: $name: calibrated on $tokens tokens in $((SECONDS - t0)) s" | tee "$model.calibrated" >&2
+  "$bin" convert --synthetic "$seed" --tokenizer "$tokenizer" -o "$model" --force
+  generate=$((SECONDS - t0))
+  echo "bench/synthetic.sh: $name: synthetic weights written in $generate s" >&2
+  calibrated=null
+  if $do_calibrate; then
+    mkdir -p artifacts/bench
+    cat README.md "$shared/DESIGN.md" > artifacts/bench/calibration.txt
+    t0=$SECONDS
+    "$bin" calibrate --model "$model" --text artifacts/bench/calibration.txt --tokens "$tokens" >&2
+    calibrated=$((SECONDS - t0))
+    echo "bench/synthetic.sh: $name: calibrated on $tokens tokens in $calibrated s" >&2
+  else
+    tokens=0
+  fi
+  printf '{"seed":%s,"generate_seconds":%s,"calibrate_seconds":%s,"calibrate_tokens":%s}\n' "$seed" "$generate" "$calibrated" "$tokens" > "$model.prepared"
 fi
 echo "$bin $model"

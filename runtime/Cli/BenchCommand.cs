@@ -28,6 +28,7 @@ public static class BenchCommand
         new(["--io-threads"], "N", "parallel flash reads (default: the spec's)"),
         new(["--window"], "K", "flash mode's window (default: the spec's)"),
         new(["--no-probe"], null, "skip the I/O probe"),
+        new(["--probe-only"], null, "only the I/O probe, over more chunk sizes (4 KiB to 1 MiB) and queue depths (1 to 64)"),
         new(["--json"], null, "print one JSON object instead of the tables"),
     ];
 
@@ -62,6 +63,8 @@ public static class BenchCommand
         var (promptText, promptFile) = RunCommand.PromptOptions(a);
         int promptTokens = a.Int("--prompt-tokens", 0, min: 1, max: info.Shape.Context);
         bool json = a.Flag("--json");
+        bool probeOnly = a.Flag("--probe-only");
+        if (probeOnly && a.Flag("--no-probe")) throw new BadInputException("--probe-only and --no-probe leave nothing to do: give one of them");
 
         EngineOptions ModeOptions(EngineMode mode, Action<string>? warn) => new()
         {
@@ -102,11 +105,13 @@ public static class BenchCommand
             provenance = ModelLoader.Provenance(ctx, file);
             // Refused here, before the probe and the modes before it have run and printed: also a prompt that does not fit.
             promptIds = PromptIds(ModelLoader.CheckModes(info, file, modes, ModeOptions(EngineMode.Flash, warn: null)));
-            if (!a.Flag("--no-probe")) probe = Probe(file, line => { if (!json) ctx.Stderr.WriteLine(line); });
+            void Log(string line) { if (!json) ctx.Stderr.WriteLine(line); }
+            if (probeOnly) probe = Probe(file, Log, [4096, 16384, 65536, 262144, 1 << 20], [1, 4, 16, 64]);
+            else if (!a.Flag("--no-probe")) probe = Probe(file, Log, [4096, 65536, 262144], [1, 8]);
         }
 
         var results = new List<ModeResult>();
-        foreach (var mode in modes)
+        foreach (var mode in probeOnly ? [] : modes)
         {
             if (!json) ctx.Stderr.WriteLine($"bench: {mode.ToString().ToLowerInvariant()} mode, {promptIds.Length} prompt tokens, {n} generated...");
             using var file = ModelLoader.Open(ctx, a.String("--model"));
@@ -143,12 +148,12 @@ public static class BenchCommand
     }
 
     /// <summary>Random reads of the flash section through the engine's own reader: MB/s by chunk size and queue depth.</summary>
-    private static unsafe List<(int, int, double)> Probe(ModelFile file, Action<string> log)
+    private static unsafe List<(int, int, double)> Probe(ModelFile file, Action<string> log, int[] chunkSizes, int[] depths)
     {
         var section = file.Header.Get(SectionKind.Flash, file.Source);
         var result = new List<(int, int, double)>();
-        foreach (int chunk in new[] { 4096, 65536, 262144 })
-        foreach (int depth in new[] { 1, 8 })
+        foreach (int chunk in chunkSizes)
+        foreach (int depth in depths)
         {
             long chunks = section.Length / chunk;
             if (chunks < 2) continue;
@@ -185,6 +190,11 @@ public static class BenchCommand
         if (probe.Count > 0)
             o.AppendLine("I/O probe " + string.Join(", ", probe.Select(p => $"{p.Chunk / 1024} KiB x{p.Depth}: {p.MBps:F0} MB/s")));
 
+        if (results.Count == 0) // --probe-only
+        {
+            CommandLine.Write(ctx, o.ToString());
+            return;
+        }
         var naive = results.FirstOrDefault(r => r.Mode == "naive");
         o.AppendLine();
         o.AppendLine("decode: per generated token after the first (the steady state)");

@@ -93,14 +93,14 @@ public sealed partial class BadInputCatalogue
         yield return K("--recall nan", "option '--recall' must be a number, got 'nan'");
         yield return K("-s -1", "option '--seed' must be a non-negative integer, got '-1'");
         yield return K("-s seed", "option '--seed' must be a non-negative integer, got 'seed'");
-        yield return K("-t 0", "option '--threads' must be an integer >= 1, got '0'");
-        yield return K("-t x", "option '--threads' must be an integer >= 1, got 'x'");
+        yield return K("-t 0", "option '--threads' must be an integer in [1, 1024], got '0'");
+        yield return K("-t x", "option '--threads' must be an integer in [1, 1024], got 'x'");
 
         // bench (refused before the I/O probe and before any mode runs)
         (string, Case) B(string args, string fragment) => C($"cli: bench {args}", fragment, _ => ["bench", "--model", AfmPath(), .. args.Split(' ')]);
         yield return B("-n 0", "option '--n-predict' must be an integer >= 1, got '0'");
         yield return B("-n x", "option '--n-predict' must be an integer >= 1, got 'x'");
-        yield return B("-t 0", "option '--threads' must be an integer >= 1, got '0'");
+        yield return B("-t 0", "option '--threads' must be an integer in [1, 1024], got '0'");
         yield return B("--io-threads 0", "option '--io-threads' must be an integer in [1, 256], got '0'");
         yield return B("--io-threads 300", "option '--io-threads' must be an integer in [1, 256], got '300'");
         yield return B("--window 0", "option '--window' must be an integer >= 1, got '0'");

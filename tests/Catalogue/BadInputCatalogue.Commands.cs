@@ -58,6 +58,8 @@ public sealed partial class BadInputCatalogue
             byte[] b = AfmBytes();
             return ["bench", "--model", Put(dir, "flipped.afm", Flip(b, SectionOf(b, AotFlash.Flash.SectionKind.Resident).Offset + 100)), "--modes", "naive"];
         });
+        yield return C("bench: --probe-only with --no-probe", "--probe-only and --no-probe leave nothing to do",
+            _ => ["bench", "--model", AfmPath(), "--probe-only", "--no-probe"]);
         yield return C("bench: -p over the context in bytes", "the prompt is 1048576 bytes, more than the model's context of 512 tokens can hold",
             _ => ["bench", "--model", AfmPath(), "--modes", "dense", "-p", new string('a', 1 << 20)]);
         yield return C("bench: -p over the context in tokens", "the prompt is 802 tokens, longer than the model's context of 512",

@@ -1,0 +1,190 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+
+namespace AotFlash.Bench.Report;
+
+/// <summary>A model ready to measure: our binary and model file, its size, and (llama shapes, when llama.cpp is
+/// present) the same weights as GGUF.</summary>
+public sealed record Prepared(string Name, string Binary, string ModelFile, long FileBytes, string? Gguf, JsonObject? Preparation, long BundleBytes);
+
+/// <summary>How a generation is asked for: the prompt's first <see cref="PromptTokens"/> tokens of a text, then
+/// <see cref="Generate"/> tokens.</summary>
+public sealed record Workload(string PromptFile, int PromptTokens, int Generate);
+
+/// <summary>One measured row: who ran what under which limit, and what came out; the same fields for every engine, so
+/// that rows compare.</summary>
+public static class Row
+{
+    public static JsonObject Of(string engine, string mode, Prepared model, RunResult run) => new()
+    {
+        ["engine"] = engine, ["mode"] = mode, ["model"] = model.Name,
+        ["limit_bytes"] = run.LimitBytes, ["cgroup_peak_bytes"] = run.PeakBytes,
+        ["status"] = run.Status, ["wall_s"] = Math.Round(run.WallSeconds, 2), ["command"] = run.Command,
+    };
+
+    public static double? Number(JsonNode? node, string key) => node?[key] is JsonValue v && v.TryGetValue(out double d) ? d : null;
+}
+
+/// <summary>Our binaries: <c>bench</c> for speed (one mode per process, so each has its own cgroup and page cache),
+/// <c>perplexity</c> for fidelity.</summary>
+public static class Ours
+{
+    public static JsonObject Bench(Sandbox sandbox, Prepared model, string mode, Workload work, long? limit, int threads,
+                                   string? budget = null, int? window = null, int? ioThreads = null)
+    {
+        var args = new List<string>
+        {
+            model.Binary, "bench", "--model", model.ModelFile, "--modes", mode, "--no-probe", "--json", "-t", Str(threads),
+            "-f", work.PromptFile, "--prompt-tokens", Str(work.PromptTokens), "-n", Str(work.Generate),
+        };
+        if (budget is not null) args.AddRange(["--dram-budget", budget]);
+        if (window is not null) args.AddRange(["--window", Str(window.Value)]);
+        if (ioThreads is not null) args.AddRange(["--io-threads", Str(ioThreads.Value)]);
+        var run = sandbox.Run(args, limit, TimeSpan.FromMinutes(30));
+        var row = Row.Of("aotflash", mode, model, run);
+        row["threads"] = threads;
+        row["budget"] = budget; row["window"] = window; row["io_threads"] = ioThreads;
+        if (!run.Ok) return Failed(row, run);
+        var m = JsonNode.Parse(run.Stdout)!["modes"]![0]!;
+        var prompt = m["prompt"]; var decode = m["decode"];
+        row["prompt_tokens"] = Row.Number(prompt, "tokens");
+        row["ttft_ms"] = Row.Number(prompt, "ttft_ms");
+        row["prompt_ms_per_token"] = Row.Number(prompt, "ms_per_token");
+        row["decode_tokens"] = Row.Number(decode, "tokens");
+        foreach (var key in new[] { "ms_per_token", "io_ms_per_token", "mem_ms_per_token", "compute_ms_per_token", "bytes_read_per_token",
+                                    "read_mb_per_s", "ffn_density", "cache_hit_rate" })
+            row["decode_" + key] = Row.Number(decode, key);
+        row["accounted_peak_bytes"] = Row.Number(m, "peak_dram_bytes");
+        row["accounted_budget_bytes"] = Row.Number(m, "dram_budget_bytes");
+        return row;
+    }
+
+    /// <summary>The I/O probe of the disk holding the model: MB/s by request size and queue depth.</summary>
+    public static JsonArray Probe(Sandbox sandbox, Prepared model)
+    {
+        var run = sandbox.Run([model.Binary, "bench", "--model", model.ModelFile, "--probe-only", "--json"], null, TimeSpan.FromMinutes(10));
+        if (!run.Ok) throw new InvalidOperationException($"the I/O probe failed: {run.Stderr.Trim()}");
+        return JsonNode.Parse(run.Stdout)!["io_probe"]!.AsArray().DeepClone().AsArray();
+    }
+
+    /// <summary>Process start to the first generated token and exit (<c>run -n 1</c>), page cache warm: start-up, not
+    /// the disk.</summary>
+    public static double StartToFirstToken(Prepared model, int threads)
+    {
+        var args = new[] { model.Binary, "run", "--model", model.ModelFile, "--mode", "dense", "-p", "Once upon a time", "-n", "1", "-t", Str(threads) };
+        Processes.Run(args); // warm the page cache
+        return Processes.Median(5, () => Processes.Run(args).WallSeconds * 1000);
+    }
+
+    /// <summary><c>perplexity --json</c>: one row per mode.</summary>
+    public static IEnumerable<JsonObject> Perplexity(Prepared model, string text, string modes, string? klBase, string? saveKlBase, int tokens)
+    {
+        var args = new List<string> { model.Binary, "perplexity", "--model", model.ModelFile, "-f", text, "--modes", modes, "--tokens", Str(tokens), "--json" };
+        if (klBase is not null) args.AddRange(["--kl-base", klBase]);
+        if (saveKlBase is not null) args.AddRange(["--save-kl-base", saveKlBase, "--force"]);
+        var run = Processes.Run(args);
+        if (run.ExitCode != 0) throw new InvalidOperationException($"perplexity failed: {run.Stderr.Trim()}");
+        var result = JsonNode.Parse(run.Stdout)!;
+        foreach (var mode in result["modes"]!.AsArray())
+        {
+            var row = mode!.DeepClone().AsObject();
+            row["model"] = model.Name;
+            row["text"] = Path.GetFileName(text);
+            row["tokens_scored"] = result["tokens_scored"]!.DeepClone();
+            row["base"] = result["base"]!.DeepClone();
+            yield return row;
+        }
+    }
+
+    private static JsonObject Failed(JsonObject row, RunResult run)
+    {
+        row["error"] = run.Stderr.Trim().Split('\n').LastOrDefault() ?? "";
+        return row;
+    }
+
+    internal static string Str(int v) => v.ToString(CultureInfo.InvariantCulture);
+}
+
+/// <summary>llama.cpp's <c>llama-bench</c> (prompt processing and generation, as tokens/s) and <c>llama-simple</c>
+/// (start-up), from a build named by LLAMA_CPP (a folder with bin/llama-bench).</summary>
+public sealed class LlamaCpp(string bin, string version)
+{
+    public string Version { get; } = version;
+
+    public static LlamaCpp? Find()
+    {
+        string? dir = Environment.GetEnvironmentVariable("LLAMA_CPP");
+        if (string.IsNullOrEmpty(dir)) return null;
+        string bin = Path.Combine(dir, "bin");
+        if (!File.Exists(Path.Combine(bin, "llama-bench"))) return null;
+        var run = Processes.Run([Path.Combine(bin, "llama-bench"), "--version"]);
+        string version = (run.Stdout + run.Stderr).Split('\n').FirstOrDefault(l => l.StartsWith("version", StringComparison.Ordinal))?.Trim() ?? "unknown version";
+        return new LlamaCpp(bin, version);
+    }
+
+    /// <summary>One llama-bench process: a prompt of <paramref name="promptTokens"/> (batched, as llama.cpp processes
+    /// prompts) and <paramref name="generate"/> generated tokens, each measured once after its warm-up run.</summary>
+    /// <param name="loadMode">"mmap" (its default) or "none" (read into memory: --no-mmap).</param>
+    public JsonObject Bench(Sandbox sandbox, Prepared model, string loadMode, int promptTokens, int generate, long? limit, int threads)
+    {
+        var args = new List<string>
+        {
+            Path.Combine(bin, "llama-bench"), "-m", model.Gguf!, "-p", Ours.Str(promptTokens), "-n", Ours.Str(generate),
+            "-t", Ours.Str(threads), "-r", "1", "--load-mode", loadMode, "-o", "json",
+        };
+        var run = sandbox.Run(args, limit, TimeSpan.FromMinutes(30));
+        var row = Row.Of("llama.cpp", loadMode == "none" ? "no-mmap" : "mmap", model, run);
+        row["threads"] = threads;
+        if (!run.Ok)
+        {
+            row["error"] = run.Stderr.Trim().Split('\n').LastOrDefault() ?? "";
+            return row;
+        }
+        foreach (var test in JsonNode.Parse(run.Stdout)!.AsArray())
+        {
+            double ts = Row.Number(test, "avg_ts") ?? 0;
+            if (Row.Number(test, "n_prompt") is double p and > 0)
+            {
+                row["prompt_tokens"] = p;
+                row["ttft_ms"] = ts > 0 ? Math.Round(p / ts * 1000, 3) : null;
+                row["prompt_ms_per_token"] = ts > 0 ? Math.Round(1000 / ts, 3) : null;
+            }
+            else if (Row.Number(test, "n_gen") is double g and > 0)
+            {
+                row["decode_tokens"] = g;
+                row["decode_ms_per_token"] = ts > 0 ? Math.Round(1000 / ts, 3) : null;
+            }
+        }
+        return row;
+    }
+
+    /// <summary>Process start to the first generated token and exit (<c>llama-simple -n 1</c>), page cache warm.</summary>
+    public double StartToFirstToken(Prepared model)
+    {
+        var args = new[] { Path.Combine(bin, "llama-simple"), "-m", model.Gguf!, "-n", "1", "Once upon a time" };
+        Processes.Run(args);
+        return Processes.Median(5, () => Processes.Run(args).WallSeconds * 1000);
+    }
+}
+
+/// <summary>Plain process runs (no limit, page cache as it is).</summary>
+public static class Processes
+{
+    public static RunResult Run(IReadOnlyList<string> args)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo(args[0]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in args.Skip(1)) start.ArgumentList.Add(a);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using var p = System.Diagnostics.Process.Start(start)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        p.WaitForExit();
+        return new RunResult(string.Join(' ', args), p.ExitCode, stdout.Result, stderr.Result, clock.Elapsed.TotalSeconds, null, null, false, false);
+    }
+
+    public static double Median(int runs, Func<double> measure)
+    {
+        var values = Enumerable.Range(0, runs).Select(_ => measure()).Order().ToArray();
+        return values[runs / 2];
+    }
+}
