@@ -160,6 +160,23 @@ public sealed class GgufExportTests(ITestOutputHelper output)
         Assert.Equal(layout.ResidentTensors.Count + 3 * s.Layers, gguf.Tensors.Count);
     }
 
+    /// <summary>Synthetic weights (what the 7B-shape benchmarks run) keep their mark in the GGUF file.</summary>
+    [SkippableFact]
+    public void SyntheticWeightsSayWhatTheyAre()
+    {
+        ModelSource.RequireShared();
+        const string Spec = "synthetic-llama-small";
+        string dir = Published.TempDirectory(), afm = Path.Combine(dir, "s.afm"), path = Path.Combine(dir, "s.gguf");
+        var c = InProcess.Run(Spec, "convert", "--synthetic", "3", "-k", ModelSource.Of("stories260K").Tokenizer, "-o", afm);
+        Assert.True(c.ExitCode == 0, c.Stderr);
+        var r = InProcess.Run(Spec, "export", "--model", afm, "-o", path);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Contains("SYNTHETIC weights (seed 3)", r.Stderr);
+        using var gguf = GgufReader.Open(path);
+        Assert.StartsWith("SYNTHETIC weights (seed 3)", (string)gguf["general.description"]!.Value);
+        Assert.Equal(768u, gguf["llama.feed_forward_length"]!.Value);
+    }
+
     [Fact]
     public void AnOptModelIsRefused()
     {
