@@ -16,7 +16,7 @@ public sealed class CliContext(ModelInfo model, Stream stdin, Stream stdout, Tex
     public string ProgramName => ExecutablePath is null ? Model.Name : Path.GetFileName(ExecutablePath);
 }
 
-/// <summary>The executable's entry point: <c>run</c>, <c>convert</c>, <c>calibrate</c>, <c>pack</c>, <c>bench</c>, <c>perplexity</c>, <c>info</c>, <c>soak</c>.</summary>
+/// <summary>The executable's entry point: <c>run</c>, <c>convert</c>, <c>calibrate</c>, <c>pack</c>, <c>bench</c>, <c>perplexity</c>, <c>export</c>, <c>info</c>, <c>soak</c>.</summary>
 public static class CommandLine
 {
 
@@ -28,6 +28,7 @@ public static class CommandLine
         ("pack", "append a model file to a copy of this executable (one file ships)", PackCommand.Execute, PackCommand.Help, PackCommand.Options),
         ("bench", "measure naive vs flash (vs dense) side by side, with an I/O probe", BenchCommand.Execute, BenchCommand.Help, BenchCommand.Options),
         ("perplexity", "score a text teacher-forced per mode: perplexity, KL and top-1 agreement against a base", PerplexityCommand.Execute, PerplexityCommand.Help, PerplexityCommand.Options),
+        ("export", "write the model file as a GGUF file for llama.cpp (llama models, same weights)", ExportCommand.Execute, ExportCommand.Help, ExportCommand.Options),
         ("info", "show the compiled-in spec, the weight layout and the model file", InfoCommand.Execute, InfoCommand.Help, InfoCommand.Options),
         ("soak", "generate session after session for a long time, sampling memory (leaks, peak)", SoakCommand.Execute, SoakCommand.Help, SoakCommand.Options),
     ];

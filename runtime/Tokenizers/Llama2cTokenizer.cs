@@ -297,7 +297,8 @@ public sealed class Llama2cTokenizer : ITokenizer
         return piece;
     }
 
-    static bool TryParseBytePiece(ReadOnlySpan<byte> piece, out byte value)
+    /// <summary>Whether <paramref name="piece"/> is a byte-fallback token, <c>&lt;0xXX&gt;</c>, and which byte.</summary>
+    public static bool TryParseBytePiece(ReadOnlySpan<byte> piece, out byte value)
     {
         value = 0;
         if (piece.Length != 6 || piece[0] != (byte)'<' || piece[1] != (byte)'0' || piece[2] != (byte)'x' || piece[5] != (byte)'>')

@@ -5,7 +5,7 @@ using AotFlash.Tests.Support;
 namespace AotFlash.Tests.Catalogue;
 
 // Group 7: prompts and prompt files, model paths that cannot be a model file, and the misuse of convert, calibrate,
-// pack, bench, perplexity and info (missing or surplus arguments, outputs that exist, that are inputs or that cannot be written).
+// pack, bench, perplexity, export and info (missing or surplus arguments, outputs that exist, that are inputs or that cannot be written).
 public sealed partial class BadInputCatalogue
 {
     private static string Fifo(string dir)
@@ -194,6 +194,45 @@ public sealed partial class BadInputCatalogue
             return ["convert", "-w", W(), "-k", T(), "-o", Path.Combine(dir, "sub"), "--force"];
         });
         yield return C("convert: output path empty", "option '-o' needs a FILE, not an empty string", _ => ["convert", "-w", W(), "-k", T(), "-o", ""]);
+
+        // export
+        string Gguf(string dir) => Path.Combine(dir, "out.gguf");
+        yield return C("export: an OPT model", "llama.cpp has no OPT architecture", dir => ["export", "-o", Gguf(dir)], "opt-tiny");
+        yield return C("export: no -o", "export needs -o OUT.gguf", _ => ["export", "--model", AfmPath()]);
+        yield return C("export: no model packed and no --model", "no model: this executable carries no model file", dir => ["export", "-o", Gguf(dir)]);
+        yield return C("export: model of another spec", "model file is for 'stories260K'", dir => ["export", "--model", AfmPath(Silu), "-o", Gguf(dir)]);
+        yield return C("export: model is a llama2.c checkpoint", "not an AotFlash model file (bad magic)",
+            dir => ["export", "--model", ModelSource.Of(Relu).Weights, "-o", Gguf(dir)]);
+        yield return C("export: output exists", "already exists (use --force to overwrite it)",
+            dir => ["export", "--model", AfmPath(), "-o", Put(dir, "out.gguf", "old")]);
+        yield return C("export: output is the model file", "is this command's input", dir =>
+        {
+            string copy = Put(dir, "model.afm", AfmBytes());
+            return ["export", "--model", copy, "-o", copy, "--force"];
+        });
+        yield return C("export: output in a missing folder", "does not exist", dir => ["export", "--model", AfmPath(), "-o", Path.Combine(dir, "no", "out.gguf")]);
+        yield return C("export: output is a directory", "is a directory; refusing to replace it", dir =>
+        {
+            Directory.CreateDirectory(Path.Combine(dir, "sub"));
+            return ["export", "--model", AfmPath(), "-o", Path.Combine(dir, "sub"), "--force"];
+        });
+        yield return C("export: output path empty", "option '-o' needs a FILE, not an empty string", _ => ["export", "--model", AfmPath(), "-o", ""]);
+        yield return C("export: a positional argument", "unexpected argument 'extra' for 'export'", dir => ["export", "--model", AfmPath(), "-o", Gguf(dir), "extra"]);
+        yield return C("export: resident bit flipped", "resident section is corrupt (checksum mismatch)", dir =>
+        {
+            byte[] b = AfmBytes();
+            return ["export", "--model", Put(dir, "flipped.afm", Flip(b, SectionOf(b, AotFlash.Flash.SectionKind.Resident).Offset + 100)), "-o", Gguf(dir)];
+        });
+        yield return C("export: flash bit flipped", "flash section is corrupt: layer 0, neuron 0 does not match its checksum", dir =>
+        {
+            byte[] b = AfmBytes();
+            return ["export", "--model", Put(dir, "flipped.afm", Flip(b, SectionOf(b, AotFlash.Flash.SectionKind.Flash).Offset + 100)), "-o", Gguf(dir)];
+        });
+        yield return C("export: tokenizer bit flipped", "tokenizer section is corrupt (checksum mismatch)", dir =>
+        {
+            byte[] b = AfmBytes();
+            return ["export", "--model", Put(dir, "flipped.afm", Flip(b, SectionOf(b, AotFlash.Flash.SectionKind.Tokenizer).Offset + 10)), "-o", Gguf(dir)];
+        });
 
         // calibrate
         string[] Calibrate(string dir, params string[] extra) => ["calibrate", "--model", AfmPath(), "-o", Out(dir), .. extra];

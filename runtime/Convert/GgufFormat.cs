@@ -1,0 +1,73 @@
+namespace AotFlash.Convert;
+
+/// <summary>Type tags of GGUF metadata values (and of array elements).</summary>
+public enum GgufValueType : uint
+{
+    UInt8 = 0, Int8 = 1, UInt16 = 2, Int16 = 3, UInt32 = 4, Int32 = 5, Float32 = 6, Bool = 7, String = 8, Array = 9,
+    UInt64 = 10, Int64 = 11, Float64 = 12,
+}
+
+/// <summary>The tensor element types a GGUF of this project holds (ggml's numbering).</summary>
+public enum GgufTensorType : uint { F32 = 0, F16 = 1, Q4_0 = 2, Q8_0 = 8 }
+
+/// <summary>llama.cpp's token types (tokenizer.ggml.token_type).</summary>
+public enum GgufTokenType { Normal = 1, Unknown = 2, Control = 3, Byte = 6 }
+
+/// <summary>
+/// GGUF version 3, little-endian: "GGUF", u32 version, u64 tensor count, u64 metadata count; each metadata entry a
+/// string key, a u32 <see cref="GgufValueType"/> and the value (strings are a u64 byte length and UTF-8 bytes; arrays a
+/// u32 element type, a u64 count and the elements); each tensor a string name, u32 dimension count, u64 dimensions
+/// innermost (contiguous) first, u32 <see cref="GgufTensorType"/> and u64 offset from the start of the data; then
+/// padding to <see cref="Alignment"/> and the data, every tensor aligned to it.
+/// </summary>
+public static class GgufFormat
+{
+    public static ReadOnlySpan<byte> Magic => "GGUF"u8;
+    public const uint Version = 3;
+    /// <summary>general.alignment's default, which files of this project keep (and so do not write).</summary>
+    public const int Alignment = 32;
+    public const int MaxDimensions = 4;
+    /// <summary>Elements per Q8_0 and Q4_0 block: one half-precision scale, then the block's quants.</summary>
+    public const int BlockElements = 32;
+
+    /// <summary>general.file_type (llama.cpp's LLAMA_FTYPE_*): the type of most matrices.</summary>
+    public static uint FileType(GgufTensorType type) => type switch
+    {
+        GgufTensorType.F32 => 0,
+        GgufTensorType.F16 => 1,
+        GgufTensorType.Q4_0 => 2,
+        GgufTensorType.Q8_0 => 7,
+        _ => throw new ArgumentOutOfRangeException(nameof(type), type, null),
+    };
+
+    /// <summary>general.quantization_version that llama-quantize writes beside quantised tensors.</summary>
+    public const uint QuantizationVersion = 2;
+
+    /// <summary>Bytes of a row of <paramref name="n"/> elements; quantised rows hold whole blocks.</summary>
+    public static long RowBytes(GgufTensorType type, long n) => type switch
+    {
+        GgufTensorType.F32 => 4 * n,
+        GgufTensorType.F16 => 2 * n,
+        GgufTensorType.Q8_0 => Blocks(type, n) * (2 + BlockElements),
+        GgufTensorType.Q4_0 => Blocks(type, n) * (2 + BlockElements / 2),
+        _ => throw new ArgumentOutOfRangeException(nameof(type), type, null),
+    };
+
+    /// <summary>Bytes of a tensor of dimensions <paramref name="dims"/> (innermost first).</summary>
+    public static long TensorBytes(GgufTensorType type, IReadOnlyList<long> dims)
+    {
+        long rows = 1;
+        for (int i = 1; i < dims.Count; i++) rows = checked(rows * dims[i]);
+        return checked(rows * RowBytes(type, dims[0]));
+    }
+
+    /// <summary>Whether a row of <paramref name="n"/> elements can be stored as <paramref name="type"/>.</summary>
+    public static bool Fits(GgufTensorType type, long n) =>
+        type is GgufTensorType.F32 or GgufTensorType.F16 || n % BlockElements == 0;
+
+    private static long Blocks(GgufTensorType type, long n) => n % BlockElements == 0
+        ? n / BlockElements
+        : throw new ArgumentException($"{type} rows need a multiple of {BlockElements} elements, not {n}", nameof(n));
+
+    public static long AlignUp(long value) => (value + Alignment - 1) / Alignment * Alignment;
+}
