@@ -34,7 +34,11 @@ dir=artifacts/$name
 bin=$dir/build/$name model=$dir/$name.afm
 if grep -q "kind: gpt2" "$spec"; then tokenizer=$shared/models/opt-tiny-hf; else tokenizer=$shared/models/llama2-tokenizer/tokenizer.bin; fi
 
-[[ -x $bin ]] || ./publish.sh "$spec" >/dev/null
+# A binary older than any source is built again, and its model file made again with it.
+if [[ ! -x $bin ]] || [[ -n $(find runtime generator host "$spec" \( -name bin -o -name obj \) -prune -o -newer "$bin" -type f \( -name '*.cs' -o -name '*.csproj' -o -name '*.yaml' \) -print | head -n 1) ]]; then
+  ./publish.sh "$spec" >/dev/null
+  rm -f "$model.prepared"
+fi
 if [[ ! -f $model.prepared ]]; then
   t0=$SECONDS
   "$bin" convert --synthetic "$seed" --tokenizer "$tokenizer" -o "$model" --force

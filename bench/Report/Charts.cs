@@ -9,13 +9,14 @@ namespace AotFlash.Bench.Report;
 /// <summary>The report's charts as SVG, drawn by OxyPlot from the same rows as the tables.</summary>
 public static class Charts
 {
-    public static void Write(JsonObject r, string dir, string profile)
+    public static void Write(JsonObject r, string dir)
     {
-        Save(IoProbe(r), Path.Combine(dir, "io_probe.svg"));
-        Save(Breakdown(r), Path.Combine(dir, "breakdown.svg"));
-        Save(Budget(r), Path.Combine(dir, "budget.svg"));
-        Save(Window(r), Path.Combine(dir, "window.svg"));
-        Save(Dense(r), Path.Combine(dir, "dense.svg"));
+        // Only the charts whose stage ran.
+        if (r["io_probe"] is not null) Save(IoProbe(r), Path.Combine(dir, "io_probe.svg"));
+        if (r["paper"] is not null) Save(Breakdown(r), Path.Combine(dir, "breakdown.svg"));
+        if (r["budget_sweep"] is not null) Save(Budget(r), Path.Combine(dir, "budget.svg"));
+        if (r["window_sweep"] is not null) Save(Window(r), Path.Combine(dir, "window.svg"));
+        if (r["dense"] is not null) Save(Dense(r), Path.Combine(dir, "dense.svg"));
     }
 
     private static PlotModel IoProbe(JsonObject r)

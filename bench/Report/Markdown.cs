@@ -13,11 +13,13 @@ public static class Markdown
         string profile = (string)r["profile"]!;
         o.AppendLine($"# Benchmarks ({profile} profile)");
         o.AppendLine();
-        o.AppendLine($"Measured by `bench/report.sh --profile {profile}` from {r["started"]} to {r["finished"]}, commit {r["machine"]!["commit"]}; " +
+        o.AppendLine($"Measured by `bench/report.sh --profile {profile} --stages {r["stages"]}` from {r["started"]} to {r["finished"]}, commit {r["machine"]!["commit"]}; " +
                      "every figure below comes from that one run (raw rows: the JSON beside this file). Models named `synthetic-…` have " +
                      "**SYNTHETIC weights** (`convert --synthetic`, see the README's \"Synthetic models of real shapes\"): they measure speed, " +
                      "not quality; quality is measured on the real small models (Fidelity).");
         o.AppendLine();
+        foreach (var (key, value) in r.Where(kv => kv.Key.EndsWith("_error", StringComparison.Ordinal)))
+            o.AppendLine($"**Stage {key[..^6]} failed:** {value}").AppendLine();
         Machine(o, r);
         Headline(o, r);
         Probe(o, r, charts);
@@ -79,6 +81,7 @@ public static class Markdown
 
     private static void Probe(StringBuilder o, JsonObject r, string charts)
     {
+        if (r["io_probe"] is null) return;
         o.AppendLine("## The disk: random reads by size and queue depth (the paper's Figure 2b)");
         o.AppendLine();
         o.AppendLine("`bench --probe-only`: O_DIRECT reads at random bundle-aligned offsets of the flash section, through the engine's own reader.");
@@ -132,6 +135,7 @@ public static class Markdown
 
     private static void Sweeps(StringBuilder o, JsonObject r, string charts)
     {
+        if (r["budget_sweep"] is null) return;
         o.AppendLine("## Sweeps");
         o.AppendLine();
         o.AppendLine("**DRAM budget**: flash mode with `--dram-budget P%` inside a cgroup limit of the same size (llama.cpp, where present, " +
@@ -152,6 +156,7 @@ public static class Markdown
 
     private static void Prompts(StringBuilder o, JsonObject r)
     {
+        if (r["prompts"] is null) return;
         o.AppendLine("## Prompt and decode, every engine");
         o.AppendLine();
         o.AppendLine("Time to first token for prompts of 38, 128 and 512 tokens and decode over 64 generated tokens. Ours runs a prompt token " +
@@ -246,7 +251,7 @@ public static class Markdown
     /// <summary>The probe's best MB/s at the smallest probed request that holds <paramref name="bytes"/>.</summary>
     private static double? ProbeBest(JsonObject r, long bytes)
     {
-        var probe = r["io_probe"]!.AsArray();
+        if (r["io_probe"] is not JsonArray probe) return null;
         var size = probe.Select(p => Row.Number(p, "chunk_bytes")).Where(c => c >= bytes).DefaultIfEmpty(probe.Max(p => Row.Number(p, "chunk_bytes"))).Min();
         return probe.Where(p => Row.Number(p, "chunk_bytes") == size).Max(p => Row.Number(p, "mb_per_s"));
     }

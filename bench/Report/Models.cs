@@ -9,9 +9,11 @@ public static class Models
 {
     /// <param name="dtype">Another weight type than the spec's (a derived spec), or null.</param>
     /// <param name="calibrate">Train flash-mode predictors (ReLU-family specs); dense-only models skip it.</param>
-    public static Prepared Synthetic(string spec, string? dtype, LlamaCpp? llama, Progress log, bool calibrate = true)
+    /// <param name="calibrationTokens">Tokens the predictors are trained on (a 7B shape takes about a second each, and
+    /// training grows with them).</param>
+    public static Prepared Synthetic(string spec, string? dtype, LlamaCpp? llama, Progress log, bool calibrate = true, int calibrationTokens = 1024)
     {
-        var args = new List<string> { "bench/synthetic.sh", spec };
+        var args = new List<string> { "bench/synthetic.sh", spec, "--calibrate-tokens", calibrationTokens.ToString(System.Globalization.CultureInfo.InvariantCulture) };
         if (dtype is not null) args.AddRange(["--dtype", dtype]);
         if (!calibrate) args.Add("--no-calibrate");
         log.Step($"preparing {Path.GetFileNameWithoutExtension(spec)}{(dtype is null ? "" : " " + dtype)} (bench/synthetic.sh)");
@@ -44,12 +46,23 @@ public static class Models
         string weights = name == "stories260K-relu" ? "modelspecs/stories260K-relu/model.bin" : Path.Combine(shared, "models", name, "model.bin");
         string tokenizer = name == "stories260K-relu" ? "modelspecs/stories260K-relu/tokenizer.bin" : Path.Combine(shared, "models", name, "tokenizer.bin");
         string binary = $"artifacts/{specName}/{specName}", model = $"artifacts/{specName}/{specName}.afm";
-        if (!File.Exists(model))
+        if (!File.Exists(model) || IsStale(binary))
         {
             log.Step($"publishing {specName}");
             Script(["./publish.sh", spec, "--weights", weights, "--tokenizer", tokenizer]);
         }
         return new Prepared(specName, binary, model, new FileInfo(model).Length, null, null, BundleBytes(binary));
+    }
+
+    /// <summary>Whether a source file of the engine is newer than <paramref name="binary"/> (built before the last
+    /// change, it may lack what the report asks of it).</summary>
+    private static bool IsStale(string binary)
+    {
+        if (!File.Exists(binary)) return true;
+        var built = File.GetLastWriteTimeUtc(binary);
+        return new[] { "runtime", "generator", "host" }.SelectMany(d => Directory.EnumerateFiles(d, "*.cs*", SearchOption.AllDirectories))
+            .Where(f => !f.Contains("/obj/", StringComparison.Ordinal) && !f.Contains("/bin/", StringComparison.Ordinal))
+            .Any(f => File.GetLastWriteTimeUtc(f) > built);
     }
 
     /// <summary>One neuron bundle's bytes, as <c>info</c> gives it ("neuron bundles of 12288 bytes").</summary>
@@ -59,7 +72,8 @@ public static class Models
         return match.Success ? long.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) : 0;
     }
 
-    private static bool IsLlama(string binary) => Processes.Run([binary, "info"]).Stdout.Contains("(llama,", StringComparison.Ordinal);
+    private static bool IsLlama(string binary) =>
+        System.Text.RegularExpressions.Regex.IsMatch(Processes.Run([binary, "info"]).Stdout, @"^family\s+llama:", System.Text.RegularExpressions.RegexOptions.Multiline);
 
     /// <summary>A build or preparation script; its progress goes to our stderr as it comes.</summary>
     private static RunResult Script(IReadOnlyList<string> args)
