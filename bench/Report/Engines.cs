@@ -22,7 +22,9 @@ public static class Row
         ["status"] = run.Status, ["wall_s"] = Math.Round(run.WallSeconds, 2), ["command"] = run.Command,
     };
 
-    public static double? Number(JsonNode? node, string key) => node?[key] is JsonValue v && v.TryGetValue(out double d) ? d : null;
+    /// <summary>A number of a row, whether it was parsed from JSON text or set from a long or an int.</summary>
+    public static double? Number(JsonNode? node, string key) => node?[key] is not JsonValue v ? null
+        : v.TryGetValue(out double d) ? d : v.TryGetValue(out long l) ? l : v.TryGetValue(out int i) ? i : null;
 }
 
 /// <summary>Our binaries: <c>bench</c> for speed (one mode per process, so each has its own cgroup and page cache),
@@ -109,6 +111,7 @@ public static class Ours
 /// (start-up), from a build named by LLAMA_CPP (a folder with bin/llama-bench).</summary>
 public sealed class LlamaCpp(string bin, string version)
 {
+    /// <summary>What the report's header says of it; the build number and commit come with each row.</summary>
     public string Version { get; } = version;
 
     public static LlamaCpp? Find()
@@ -117,9 +120,7 @@ public sealed class LlamaCpp(string bin, string version)
         if (string.IsNullOrEmpty(dir)) return null;
         string bin = Path.Combine(dir, "bin");
         if (!File.Exists(Path.Combine(bin, "llama-bench"))) return null;
-        var run = Processes.Run([Path.Combine(bin, "llama-bench"), "--version"]);
-        string version = (run.Stdout + run.Stderr).Split('\n').FirstOrDefault(l => l.StartsWith("version", StringComparison.Ordinal))?.Trim() ?? "unknown version";
-        return new LlamaCpp(bin, version);
+        return new LlamaCpp(bin, $"present ({dir}; each row records its build)");
     }
 
     /// <summary>One llama-bench process: a prompt of <paramref name="promptTokens"/> (batched, as llama.cpp processes
@@ -142,6 +143,7 @@ public sealed class LlamaCpp(string bin, string version)
         }
         foreach (var test in JsonNode.Parse(run.Stdout)!.AsArray())
         {
+            row["llama_cpp_build"] = $"{test!["build_number"]} ({test["build_commit"]})";
             double ts = Row.Number(test, "avg_ts") ?? 0;
             if (Row.Number(test, "n_prompt") is double p and > 0)
             {

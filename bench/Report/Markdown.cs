@@ -43,7 +43,8 @@ public static class Markdown
                                              ("kernel", "kernel"), ("disk", "disk (source, type, size, free)"), ("memory_limits", "memory limits"),
                                              ("page_cache_dropped_before_each_run", "page cache dropped before each run") })
             o.AppendLine($"| {label} | {m[key]} |");
-        o.AppendLine($"| llama.cpp | {r["peers"]!["llama.cpp"]} |");
+        string? build = Rows(r, "prompts").Concat(Rows(r, "dense")).Select(x => Str(x, "llama_cpp_build")).FirstOrDefault(b => b.Length > 0);
+        o.AppendLine($"| llama.cpp | {(build is null ? r["peers"]!["llama.cpp"] : "build " + build)} |");
         o.AppendLine();
     }
 
@@ -182,7 +183,7 @@ public static class Markdown
             var peer = Str(x, "engine") == "aotflash" ? rows.FirstOrDefault(y => Str(y, "engine") == "llama.cpp" && Str(y, "model") == Str(x, "model")
                                                                                   && Row.Number(y, "threads") == Row.Number(x, "threads")) : null;
             o.AppendLine($"| {Weights(Str(x, "model"))} | {x["threads"]} | {x["engine"]} | {Ms(PerSecond(Row.Number(x, "decode_ms_per_token")))} | " +
-                         $"{Ms(PerSecond(Row.Number(x, "prompt_ms_per_token")))} | {Ms(Row.Number(x, "start_to_first_token_ms"))} ms | " +
+                         $"{Ms(PerSecond(Row.Number(x, "prompt_ms_per_token")))} | {(Row.Number(x, "start_to_first_token_ms") is { } s ? Ms(s) + " ms" : "-")} | " +
                          $"{(peer is null ? "" : Ratio(Row.Number(peer, "decode_ms_per_token"), Row.Number(x, "decode_ms_per_token")))} | " +
                          $"{(peer is null ? "" : Ratio(Row.Number(peer, "prompt_ms_per_token"), Row.Number(x, "prompt_ms_per_token")))} |");
         }
@@ -217,7 +218,7 @@ public static class Markdown
         o.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: |");
         foreach (var m in r["models"]!.AsArray())
             o.AppendLine($"| {m!["name"]} | {Bytes(Row.Number(m, "file_bytes"))} | {Bytes(Row.Number(m, "bundle_bytes"))} | " +
-                         $"{m["preparation"]?["generate_seconds"]} s | {m["preparation"]?["calibrate_seconds"]} s | {m["preparation"]?["calibrate_tokens"]} |");
+                         $"{Seconds(m["preparation"]?["generate_seconds"])} | {Seconds(m["preparation"]?["calibrate_seconds"])} | {m["preparation"]?["calibrate_tokens"]} |");
         o.AppendLine();
     }
 
@@ -232,7 +233,7 @@ public static class Markdown
         foreach (var x in rows)
             o.AppendLine($"| {lead.Value(x)} | {x["engine"]} | {x["mode"]} | {Ms(Row.Number(x, "decode_ms_per_token"))} | {Ms(Row.Number(x, "ttft_ms"))} | " +
                          $"{Bytes(Row.Number(x, "decode_bytes_read_per_token"))} | {Bytes(Row.Number(x, "accounted_peak_bytes"))} | " +
-                         $"{Bytes(Row.Number(x, "cgroup_peak_bytes"))} | {x["status"]}{(x["error"] is { } e ? ": " + e : "")} |");
+                         $"{Bytes(Row.Number(x, "cgroup_peak_bytes"))} | {x["status"]}{(Str(x, "error") is { Length: > 0 } e ? ": " + e : "")} |");
         o.AppendLine();
     }
 
@@ -255,6 +256,8 @@ public static class Markdown
         var size = probe.Select(p => Row.Number(p, "chunk_bytes")).Where(c => c >= bytes).DefaultIfEmpty(probe.Max(p => Row.Number(p, "chunk_bytes"))).Min();
         return probe.Where(p => Row.Number(p, "chunk_bytes") == size).Max(p => Row.Number(p, "mb_per_s"));
     }
+
+    private static string Seconds(JsonNode? v) => v is null ? "-" : $"{v} s";
 
     internal static string Ms(double? v) => v is { } x ? (x >= 100 ? x.ToString("F0") : x.ToString("F1")) : "-";
     private static string F(double? v, string format) => v is { } x ? x.ToString(format) : "-";

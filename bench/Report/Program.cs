@@ -1,6 +1,7 @@
 // The benchmark report: every figure of docs/benchmarks-PROFILE.md measured in one run, on this machine, with the
 // command above each table; the raw rows beside it (benchmarks-PROFILE.json) and the charts in docs/charts-PROFILE/.
 //   bench/report.sh [--profile quick|full] [--stages LIST] [--out DIR]
+//   bench/report.sh --render RESULTS.json [--out DIR]     (the Markdown and charts again from a run's rows)
 // quick: the 1.1B llama shape (minutes); full: OPT-6.7B and Llama-2-7B shapes (hours, ~60 GB of disk).
 // Peers are optional: LLAMA_CPP=DIR (a llama.cpp build with bin/llama-bench and bin/llama-simple) adds llama.cpp on
 // the same weights (exported to GGUF); without it the report says it is missing.
@@ -11,6 +12,7 @@ using AotFlash.Bench.Report;
 
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 string profile = "quick", outDir = "docs";
+string? render = null;
 string[] allStages = ["probe", "paper", "sweeps", "prompts", "dense", "fidelity"];
 var stages = allStages.ToHashSet();
 for (int i = 0; i < args.Length; i++)
@@ -20,6 +22,7 @@ for (int i = 0; i < args.Length; i++)
         case "--profile" when i + 1 < args.Length: profile = args[++i]; break;
         case "--out" when i + 1 < args.Length: outDir = args[++i]; break;
         case "--stages" when i + 1 < args.Length: stages = args[++i].Split(',').ToHashSet(); break;
+        case "--render" when i + 1 < args.Length: render = args[++i]; break;
         default:
             Console.Error.WriteLine($"report: unknown argument '{args[i]}' (usage: bench/report.sh [--profile quick|full] [--stages LIST] [--out DIR])");
             return 2;
@@ -34,6 +37,12 @@ if (stages.Except(allStages).FirstOrDefault() is { } unknown)
 {
     Console.Error.WriteLine($"report: unknown stage '{unknown}' ({string.Join(", ", allStages)})");
     return 2;
+}
+if (render is not null)
+{
+    var saved = JsonNode.Parse(File.ReadAllText(render))!.AsObject();
+    Publish(saved, (string)saved["profile"]!);
+    return 0;
 }
 bool full = profile == "full";
 Directory.CreateDirectory("artifacts/report");
@@ -208,13 +217,17 @@ RunStage("fidelity", () =>
 
 results["finished"] = DateTime.UtcNow.ToString("u");
 
-Directory.CreateDirectory("artifacts/report");
-string charts = Path.Combine(outDir, $"charts-{profile}");
-Directory.CreateDirectory(charts);
-string json = results.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
-File.WriteAllText("artifacts/report/results.json", json);
-File.WriteAllText(Path.Combine(outDir, $"benchmarks-{profile}.json"), json);
-Charts.Write(results, charts);
-File.WriteAllText(Path.Combine(outDir, $"benchmarks-{profile}.md"), Markdown.Write(results, $"charts-{profile}"));
-log.Stage($"wrote {outDir}/benchmarks-{profile}.md, {outDir}/benchmarks-{profile}.json and {charts}/");
+File.WriteAllText("artifacts/report/results.json", results.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+Publish(results, profile);
+log.Stage($"wrote {outDir}/benchmarks-{profile}.md, its JSON and charts");
 return 0;
+
+// docs/benchmarks-PROFILE.md, .json and charts-PROFILE/ from a run's rows.
+void Publish(JsonObject rows, string name)
+{
+    string charts = Path.Combine(outDir, $"charts-{name}");
+    Directory.CreateDirectory(charts);
+    File.WriteAllText(Path.Combine(outDir, $"benchmarks-{name}.json"), rows.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    Charts.Write(rows, charts);
+    File.WriteAllText(Path.Combine(outDir, $"benchmarks-{name}.md"), Markdown.Write(rows, $"charts-{name}"));
+}
