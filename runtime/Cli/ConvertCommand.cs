@@ -104,25 +104,23 @@ public static class ConvertCommand
                 ? Path.Combine(folder!, "tokenizer.model")
                 : throw new BadInputException($"{folder}: has no tokenizer.model; pass --tokenizer tokenizer.bin (or a SentencePiece .model)")),
             model.Shape.Vocab),
-        TokenizerKind.Gpt2 => Directory.Exists(tokenizer) ? Gpt2Section(model, tokenizer, null)
-            : Gpt2Section(model, folder ?? Path.GetDirectoryName(Path.GetFullPath(tokenizer!))!, tokenizer),
+        TokenizerKind.Gpt2 => Directory.Exists(tokenizer) ? Gpt2Section(model, tokenizer, null) : Gpt2Section(model, folder, tokenizer),
         var kind => throw new InvalidOperationException($"no converter for tokenizer kind '{kind}'"),
     };
 
-    /// <summary>A GPT-2 byte-level BPE tokenizer from --tokenizer (tokenizer.json), else the folder's tokenizer.json, else its
-    /// vocab.json + merges.txt; serialised for the model file.</summary>
-    private static byte[] Gpt2Section(ModelInfo model, string folder, string? tokenizer)
+    /// <summary>A GPT-2 byte-level BPE tokenizer from --tokenizer (tokenizer.json) when given, else from the folder's
+    /// tokenizer.json, else from its vocab.json + merges.txt; serialised for the model file.</summary>
+    private static byte[] Gpt2Section(ModelInfo model, string? folder, string? tokenizer)
     {
-        string json = tokenizer ?? Path.Combine(folder, "tokenizer.json");
-        string vocab = Path.Combine(folder, "vocab.json"), merges = Path.Combine(folder, "merges.txt");
+        string json = tokenizer ?? Path.Combine(folder!, "tokenizer.json");
         bool fromJson = tokenizer is not null || File.Exists(json);
-        string source = fromJson ? json : vocab;
+        string source = fromJson ? json : Path.Combine(folder!, "vocab.json");
         try
         {
             Gpt2BpeTokenizer bpe;
             if (fromJson) bpe = Gpt2BpeTokenizer.FromTokenizerJson(ModelConverter.ReadFile(json, "tokenizer"));
-            else if (File.Exists(vocab) && File.Exists(merges))
-                bpe = Gpt2BpeTokenizer.FromVocabAndMerges(ModelConverter.ReadFile(vocab, "vocabulary"), ModelConverter.ReadFile(merges, "merges"));
+            else if (Path.Combine(folder!, "merges.txt") is var merges && File.Exists(source) && File.Exists(merges))
+                bpe = Gpt2BpeTokenizer.FromVocabAndMerges(ModelConverter.ReadFile(source, "vocabulary"), ModelConverter.ReadFile(merges, "merges"));
             else throw new BadInputException($"{folder}: has neither tokenizer.json nor vocab.json + merges.txt; pass --tokenizer tokenizer.json");
             if (bpe.VocabSize > model.Shape.Vocab)
                 throw new BadInputException($"{source}: the tokenizer has {bpe.VocabSize} tokens, more than the model's vocabulary of {model.Shape.Vocab}");

@@ -167,14 +167,7 @@ public static unsafe class GgufExport
 
     private static Llama2cTokenizer ReadTokenizer(ModelFile file, int vocab)
     {
-        var section = file.Header.Get(SectionKind.Tokenizer, file.Source);
-        var bytes = new byte[checked((int)section.Length)];
-        int at = 0;
-        file.ReadSection(section, chunk =>
-        {
-            chunk.CopyTo(bytes.AsSpan(at));
-            at += chunk.Length;
-        });
+        byte[] bytes = file.ReadBytes(file.Header.Get(SectionKind.Tokenizer, file.Source));
         try { return Llama2cTokenizer.Load(bytes, vocab); }
         catch (InvalidDataException e) { throw new BadInputException($"{file.Source}: {e.Message}"); }
     }

@@ -117,6 +117,19 @@ public sealed unsafe class ModelFile : IDisposable
             throw new BadInputException($"{Source}: {ModelFileHeader.Name(section.Kind)} section is corrupt (checksum mismatch)");
     }
 
+    /// <summary>A small section's bytes, read (not mapped or charged) and checked as <see cref="ReadSection"/> does.</summary>
+    public byte[] ReadBytes(Section section)
+    {
+        var bytes = new byte[checked((int)section.Length)];
+        int at = 0;
+        ReadSection(section, chunk =>
+        {
+            chunk.CopyTo(bytes.AsSpan(at));
+            at += chunk.Length;
+        });
+        return bytes;
+    }
+
     /// <summary>Reads every section and checks its checksum.</summary>
     public void VerifyAll()
     {
@@ -134,15 +147,13 @@ public sealed unsafe class ModelFile : IDisposable
         var section = Header.Get(SectionKind.Provenance, Source);
         if (section.Length > MaxProvenanceBytes)
             throw new BadInputException($"{Source}: provenance section is {section.Length} bytes, more than the {MaxProvenanceBytes} a line may take");
-        var bytes = new List<byte>();
-        ReadSection(section, chunk => bytes.AddRange(chunk));
+        byte[] bytes = ReadBytes(section);
+        // It is printed: valid UTF-8 without control characters (no escapes), not empty.
+        var corrupt = new BadInputException($"{Source}: provenance section is corrupt (not one line of UTF-8 text)");
         string text;
-        try { text = new System.Text.UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes.ToArray()); }
-        catch (System.Text.DecoderFallbackException) { text = "\0"; }
-        // It is printed: no control characters (escapes), no empty line.
-        if (text.Length == 0 || text.Any(char.IsControl))
-            throw new BadInputException($"{Source}: provenance section is corrupt (not one line of UTF-8 text)");
-        return text;
+        try { text = new System.Text.UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes); }
+        catch (System.Text.DecoderFallbackException) { throw corrupt; }
+        return text.Length == 0 || text.Any(char.IsControl) ? throw corrupt : text;
     }
 
     /// <summary>Whether the file has a section of this kind.</summary>
