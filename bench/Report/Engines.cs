@@ -22,6 +22,13 @@ public static class Row
         ["status"] = run.Status, ["wall_s"] = Math.Round(run.WallSeconds, 2), ["command"] = run.Command,
     };
 
+    /// <summary>The row of a run that did not finish well, with the last line it wrote on stderr.</summary>
+    public static JsonObject Failed(JsonObject row, RunResult run)
+    {
+        row["error"] = run.Stderr.Trim().Split('\n').LastOrDefault() ?? "";
+        return row;
+    }
+
     /// <summary>A number of a row, whether it was parsed from JSON text or set from a long or an int.</summary>
     public static double? Number(JsonNode? node, string key) => node?[key] is not JsonValue v ? null
         : v.TryGetValue(out double d) ? d : v.TryGetValue(out long l) ? l : v.TryGetValue(out int i) ? i : null;
@@ -46,7 +53,7 @@ public static class Ours
         var row = Row.Of("aotflash", mode, model, run);
         row["threads"] = threads;
         row["budget"] = budget; row["window"] = window; row["io_threads"] = ioThreads;
-        if (!run.Ok) return Failed(row, run);
+        if (!run.Ok) return Row.Failed(row, run);
         var m = JsonNode.Parse(run.Stdout)!["modes"]![0]!;
         var prompt = m["prompt"]; var decode = m["decode"];
         row["prompt_tokens"] = Row.Number(prompt, "tokens");
@@ -98,12 +105,6 @@ public static class Ours
         }
     }
 
-    private static JsonObject Failed(JsonObject row, RunResult run)
-    {
-        row["error"] = run.Stderr.Trim().Split('\n').LastOrDefault() ?? "";
-        return row;
-    }
-
     internal static string Str(int v) => v.ToString(CultureInfo.InvariantCulture);
 }
 
@@ -136,11 +137,7 @@ public sealed class LlamaCpp(string bin, string version)
         var run = sandbox.Run(args, limit, TimeSpan.FromMinutes(30));
         var row = Row.Of("llama.cpp", loadMode == "none" ? "no-mmap" : "mmap", model, run);
         row["threads"] = threads;
-        if (!run.Ok)
-        {
-            row["error"] = run.Stderr.Trim().Split('\n').LastOrDefault() ?? "";
-            return row;
-        }
+        if (!run.Ok) return Row.Failed(row, run);
         foreach (var test in JsonNode.Parse(run.Stdout)!.AsArray())
         {
             row["llama_cpp_build"] = $"{test!["build_number"]} ({test["build_commit"]})";
@@ -169,10 +166,10 @@ public sealed class LlamaCpp(string bin, string version)
     }
 }
 
-/// <summary>Plain process runs (no limit, page cache as it is).</summary>
+/// <summary>Runs a process to its end (or kills it, with its children, at the timeout) and collects its output.</summary>
 public static class Processes
 {
-    public static RunResult Run(IReadOnlyList<string> args)
+    public static RunResult Run(IReadOnlyList<string> args, TimeSpan? timeout = null)
     {
         var start = new System.Diagnostics.ProcessStartInfo(args[0]) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in args.Skip(1)) start.ArgumentList.Add(a);
@@ -180,8 +177,13 @@ public static class Processes
         using var p = System.Diagnostics.Process.Start(start)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
-        p.WaitForExit();
-        return new RunResult(string.Join(' ', args), p.ExitCode, stdout.Result, stderr.Result, clock.Elapsed.TotalSeconds, null, null, false, false);
+        bool timedOut = !p.WaitForExit(timeout ?? Timeout.InfiniteTimeSpan);
+        if (timedOut)
+        {
+            p.Kill(entireProcessTree: true);
+            p.WaitForExit();
+        }
+        return new RunResult(string.Join(' ', args), p.ExitCode, stdout.Result, stderr.Result, clock.Elapsed.TotalSeconds, null, null, false, timedOut);
     }
 
     public static double Median(int runs, Func<double> measure)

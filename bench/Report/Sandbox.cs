@@ -61,7 +61,7 @@ public sealed class Sandbox
 
     /// <summary>Runs <paramref name="command"/> after dropping the page cache, under <paramref name="limitBytes"/> (null:
     /// unlimited), killed after <paramref name="timeout"/>.</summary>
-    public RunResult Run(IReadOnlyList<string> command, long? limitBytes, TimeSpan timeout, string? workingDirectory = null)
+    public RunResult Run(IReadOnlyList<string> command, long? limitBytes, TimeSpan timeout)
     {
         DropPageCache();
         long oomBefore = OomKills();
@@ -69,40 +69,14 @@ public sealed class Sandbox
         {
             Write(_v2 ? "memory.max" : "memory.limit_in_bytes", limitBytes?.ToString(CultureInfo.InvariantCulture) ?? (_v2 ? "max" : "-1"));
             if (!_v2) Write("memory.max_usage_in_bytes", "0");
-            else TryWrite("memory.peak", "0"); // resettable on recent kernels; otherwise the group is fresh per limit below
+            else TryWrite("memory.peak", "0"); // resettable on recent kernels; on older ones the peak is since the group was made
         }
-        var start = new ProcessStartInfo(_group is null ? command[0] : "/bin/sh")
-        {
-            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
-            WorkingDirectory = workingDirectory ?? Environment.CurrentDirectory,
-        };
-        if (_group is not null)
-        {
-            // The shell joins the group, then becomes the command: nothing else is charged to it.
-            start.ArgumentList.Add("-c");
-            start.ArgumentList.Add($"echo $$ > {Path.Combine(_group, "cgroup.procs")} && exec \"$@\"");
-            start.ArgumentList.Add("sh");
-            foreach (var a in command) start.ArgumentList.Add(a);
-        }
-        else
-        {
-            foreach (var a in command.Skip(1)) start.ArgumentList.Add(a);
-        }
-        var clock = Stopwatch.StartNew();
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        bool timedOut = !process.WaitForExit(timeout);
-        if (timedOut)
-        {
-            process.Kill(entireProcessTree: true);
-            process.WaitForExit();
-        }
-        double wall = clock.Elapsed.TotalSeconds;
+        // The shell joins the group, then becomes the command: nothing else is charged to it.
+        IReadOnlyList<string> args = _group is null ? command
+            : ["/bin/sh", "-c", $"echo $$ > {Path.Combine(_group, "cgroup.procs")} && exec \"$@\"", "sh", .. command];
+        var run = Processes.Run(args, timeout);
         long? peak = _group is null ? null : ReadLong(_v2 ? "memory.peak" : "memory.max_usage_in_bytes");
-        bool oom = OomKills() > oomBefore;
-        return new RunResult(string.Join(' ', command), process.ExitCode, stdout.Result, stderr.Result, wall, _group is null ? null : limitBytes,
-            peak, oom, timedOut);
+        return run with { Command = string.Join(' ', command), LimitBytes = _group is null ? null : limitBytes, PeakBytes = peak, OomKilled = OomKills() > oomBefore };
     }
 
     /// <summary>Empties the page cache (root only; otherwise a later run may read what an earlier one cached, and the
