@@ -34,9 +34,13 @@ dir=artifacts/$name
 bin=$dir/build/$name model=$dir/$name.afm
 if grep -q "kind: gpt2" "$spec"; then tokenizer=$shared/models/opt-tiny-hf; else tokenizer=$shared/models/llama2-tokenizer/tokenizer.bin; fi
 
-# A binary older than any source is built again, and its model file made again with it.
+# A binary older than any source is built again. Its model file is made again only if the new binary refuses it
+# (another spec hash or format): a 7B shape takes half an hour to generate and calibrate.
 if [[ ! -x $bin ]] || [[ -n $(find runtime generator host "$spec" \( -name bin -o -name obj \) -prune -o -newer "$bin" -type f \( -name '*.cs' -o -name '*.csproj' -o -name '*.yaml' \) -print | head -n 1) ]]; then
   ./publish.sh "$spec" >/dev/null
+fi
+if [[ -f $model.prepared ]] && ! "$bin" info --model "$model" 2>/dev/null | grep -q "(matches this binary)"; then
+  echo "bench/synthetic.sh: $name: $model does not match the rebuilt binary; making it again" >&2
   rm -f "$model.prepared"
 fi
 if [[ ! -f $model.prepared ]]; then
@@ -55,6 +59,6 @@ if [[ ! -f $model.prepared ]]; then
   else
     tokens=0
   fi
-  printf '{"seed":%s,"generate_seconds":%s,"calibrate_seconds":%s,"calibrate_tokens":%s}\n' "$seed" "$generate" "$calibrated" "$tokens" > "$model.prepared"
+  printf '{"seed":%s,"generate_seconds":%s,"calibrate_seconds":%s,"calibrate_tokens":%s,"commit":"%s"}\n' "$seed" "$generate" "$calibrated" "$tokens" "$(git rev-parse --short HEAD)" > "$model.prepared"
 fi
 echo "$bin $model"

@@ -105,8 +105,9 @@ public static class Markdown
         if (rows.Count == 0) return;
         o.AppendLine("## The paper's tables, measured");
         o.AppendLine();
-        o.AppendLine("Each row is its own process under a cgroup limit of half the model file, page cache dropped first; 38-token prompt, 64 generated " +
-                     "tokens, decode figures over the 63 tokens after the first. Command of the last row:");
+        o.AppendLine("Each row is its own process under a cgroup limit of half the model file (flash mode's `--dram-budget` 16 MiB below it, room " +
+                     "for the runtime), page cache dropped first; 38-token prompt, 64 generated tokens, decode figures over the 63 tokens after the " +
+                     "first. Command of the last row:");
         o.AppendLine();
         o.AppendLine($"    {rows[^1]["command"]}");
         o.AppendLine();
@@ -139,8 +140,8 @@ public static class Markdown
         if (r["budget_sweep"] is null) return;
         o.AppendLine("## Sweeps");
         o.AppendLine();
-        o.AppendLine("**DRAM budget**: flash mode with `--dram-budget P%` inside a cgroup limit of the same size (llama.cpp, where present, " +
-                     "with mmap inside the same limit).");
+        o.AppendLine("**DRAM budget**: flash mode inside a cgroup limit of P% of the model file, its `--dram-budget` 16 MiB below the limit " +
+                     "(the runtime's own code, heap and stacks are outside the engine's budget), llama.cpp, where present, with mmap inside the same limit.");
         o.AppendLine();
         Table(o, Rows(r, "budget_sweep"), ("limit", x => Bytes(Row.Number(x, "limit_bytes"))));
         o.AppendLine($"![budget sweep]({charts}/budget.svg)");
@@ -160,7 +161,8 @@ public static class Markdown
         if (r["prompts"] is null) return;
         o.AppendLine("## Prompt and decode, every engine");
         o.AppendLine();
-        o.AppendLine("Time to first token for prompts of 38, 128 and 512 tokens and decode over 64 generated tokens. Ours runs a prompt token " +
+        var lengths = Rows(r, "prompts").Select(x => Row.Number(x, "prompt_tokens")).OfType<double>().Distinct().Order().ToList();
+        o.AppendLine($"Time to first token for prompts of {string.Join(", ", lengths)} tokens and decode over 64 generated tokens. Ours runs a prompt token " +
                      "by token (no batched prompt processing yet); llama.cpp's figures come from `llama-bench` (its prompt test is one batch; its " +
                      "time to first token here is prompt tokens / its prompt tokens per second, model loading excluded on both sides). Dense has no limit.");
         o.AppendLine();

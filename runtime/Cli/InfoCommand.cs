@@ -84,6 +84,7 @@ public static class InfoCommand
     private static string Plan(CliContext ctx, string? modelPath, string budget, int ioThreads)
     {
         using var file = ModelLoader.Open(ctx, modelPath);
+        long runtime = ProcessMemory.Read().Resident;
         var model = Engine.Load(ctx.Model, file, new EngineOptions { DramBudget = budget, IoThreads = ioThreads, Threads = RunCommand.DefaultThreads });
         using var weights = model.Weights;
         using var _ = model;
@@ -91,7 +92,7 @@ public static class InfoCommand
         var layout = ctx.Model.Layout;
         var account = weights.Account;
         long kv = 2L * s.Layers * s.Context * s.KvDim * sizeof(float);
-        long predictors = weights.PredictorData?.Length ?? 0;
+        long predictors = weights.Predictors?.Bytes ?? 0;
         var o = new StringBuilder();
         o.AppendLine($"plan           {model.Mode.ToString().ToLowerInvariant()} mode fits a budget of {DramAccount.Format(account.Limit)} " +
                      $"({DramAccount.Format(file.Header.FileLength)} model file); {DramAccount.Format(account.Current)} held after loading:");
@@ -108,6 +109,8 @@ public static class InfoCommand
                          $"({100.0 * flash.CacheRows / s.HiddenDim:F1}%), window {(ctx.Model.Flash.Window)} tokens");
         }
         o.AppendLine($"  other        {DramAccount.Format(other)} (I/O buffers, activations, tokenizer, indexes)");
+        o.AppendLine($"outside it     the runtime: {DramAccount.Format(runtime)} before loading (code, heap), then thread stacks and " +
+                     "readahead, up to about 12 MiB in all: under an OS memory limit, give a budget 16 MiB below it");
         return o.ToString();
     }
 

@@ -83,7 +83,7 @@ public static class SoakCommand
                 transformer.Weights.Dispose();
             }
             sessions++;
-            var (rss, peak) = ProcessMemory();
+            var (rss, peak) = ProcessMemory.Read();
             long heap = GC.GetGCMemoryInfo().HeapSizeBytes;
             long allocated = GC.GetTotalAllocatedBytes();
             samples.Add(new Sample(clock.Elapsed.TotalSeconds, sessions, tokens, rss, peak, account, accountPeak, heap, allocated, GC.CollectionCount(0)));
@@ -132,19 +132,4 @@ public static class SoakCommand
         w.WriteEndArray();
         CommandLine.EndJson(ctx, w);
     }
-
-    /// <summary>VmRSS and VmHWM of this process, in bytes (0 where /proc does not say).</summary>
-    private static (long Rss, long Peak) ProcessMemory()
-    {
-        long rss = 0, peak = 0;
-        foreach (string line in File.ReadLines("/proc/self/status"))
-        {
-            if (line.StartsWith("VmRSS:", StringComparison.Ordinal)) rss = Kilobytes(line);
-            else if (line.StartsWith("VmHWM:", StringComparison.Ordinal)) peak = Kilobytes(line);
-        }
-        return (rss, peak);
-    }
-
-    private static long Kilobytes(string line) =>
-        long.Parse(line.Split(':')[1].Trim().Split(' ')[0], CultureInfo.InvariantCulture) * 1024;
 }

@@ -46,9 +46,11 @@ public sealed unsafe class FlashChecksums
         if (actual != length)
             throw new BadInputException($"{file.Source}: flash checksums section is {actual} bytes, the layout needs {length}");
         var crcs = GC.AllocateArray<uint>(checked((int)(length / 4)), pinned: true);
-        using var section = file.Map(SectionKind.FlashChecksums, new DramAccount());
-        var bytes = new ReadOnlySpan<byte>(section.Data, checked((int)length));
-        for (int i = 0; i < crcs.Length; i++) crcs[i] = BinaryPrimitives.ReadUInt32LittleEndian(bytes[(4 * i)..]);
+        file.ReadOnce(SectionKind.FlashChecksums, new DramAccount(), bytes =>
+        {
+            for (int i = 0; i < crcs.Length; i++) crcs[i] = BinaryPrimitives.ReadUInt32LittleEndian(bytes[(4 * i)..]);
+            return crcs;
+        });
         return new FlashChecksums(crcs, layout.Shape.HiddenDim);
     }
 

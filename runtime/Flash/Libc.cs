@@ -17,6 +17,12 @@ internal static unsafe partial class Libc
 
     public static readonly void* MapFailed = (void*)-1;
 
+    public const int PosixFadvDontNeed = 4;
+
+    /// <summary>posix_fadvise(2); off_t is 64 bits on every architecture this builds for.</summary>
+    [LibraryImport("libc")]
+    public static partial int posix_fadvise(int fd, long offset, long length, int advice);
+
     public const int ORdOnly = 0;
     /// <summary>AT_FDCWD: a path relative to the current directory, for the *at calls.</summary>
     private const int AtFdCwd = -100;

@@ -96,11 +96,35 @@ public sealed unsafe class ModelFile : IDisposable
         return mapped;
     }
 
+    /// <summary>Turns a section's bytes into what is kept of them.</summary>
+    public delegate T SectionParser<out T>(ReadOnlySpan<byte> data);
+
+    /// <summary>A section read once at load (tokenizer, predictors, flash checksums): mapped and checked as <see cref="Map"/>
+    /// does (charged to <paramref name="account"/> meanwhile), handed to <paramref name="parse"/>, unmapped, and then
+    /// <see cref="DropUnmappedCache"/>.</summary>
+    public T ReadOnce<T>(SectionKind kind, DramAccount account, SectionParser<T> parse)
+    {
+        var mapped = Map(kind, account);
+        try { return parse(mapped.Span); }
+        finally
+        {
+            mapped.Dispose();
+            DropUnmappedCache();
+        }
+    }
+
+    /// <summary>Asks the kernel to forget the file's cached pages that no mapping holds: sections read once, and what
+    /// readahead (often megabytes) brought in around them and around the mapped sections. Left there, they would be
+    /// counted against the process's memory limit (a cgroup charges page cache) though nothing reads them again, and
+    /// push out mapped weights that are read every token. Mapped pages stay; this is advice, nothing fails without it.</summary>
+    private void DropUnmappedCache() => Libc.posix_fadvise((int)_handle.DangerousGetHandle(), 0, 0, Libc.PosixFadvDontNeed);
+
     /// <summary>Receives a section's bytes piece by piece, in order.</summary>
     public delegate void SectionChunk(ReadOnlySpan<byte> data);
 
-    /// <summary>Streams <paramref name="section"/> to <paramref name="consume"/> (without mapping or charging anything)
-    /// and then checks its checksum: whatever the bytes went into is to be thrown away when this throws.</summary>
+    /// <summary>Streams <paramref name="section"/> to <paramref name="consume"/> (without mapping or charging anything, then
+    /// <see cref="DropUnmappedCache"/>) and then checks its checksum: whatever the bytes went into is to be thrown away
+    /// when this throws.</summary>
     public void ReadSection(Section section, SectionChunk consume)
     {
         var buffer = new byte[(int)Math.Min(1 << 20, Math.Max(section.Length, 1))];
@@ -113,6 +137,7 @@ public sealed unsafe class ModelFile : IDisposable
             consume(buffer.AsSpan(0, n));
             done += n;
         }
+        DropUnmappedCache();
         if (~crc != section.Crc)
             throw new BadInputException($"{Source}: {ModelFileHeader.Name(section.Kind)} section is corrupt (checksum mismatch)");
     }
@@ -179,7 +204,7 @@ public sealed unsafe class MappedSection : IDisposable
     /// <summary>Bytes mapped (the section rounded out to whole pages): what the mapping is charged.</summary>
     public long MappedBytes => _mapLength;
 
-    /// <summary>A small section (the tokenizer) as bytes.</summary>
+    /// <summary>The section as bytes (one that <see cref="ModelFile.ReadOnce"/> parses).</summary>
     public ReadOnlySpan<byte> Span => new(Data, checked((int)Length));
 
     public void Dispose()

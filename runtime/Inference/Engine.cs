@@ -50,16 +50,13 @@ public sealed unsafe class LoadedModel : IDisposable
     private readonly long _flashSection;
     private readonly string _source;
     private readonly FlashChecksums? _checksums;
-    private readonly PredictorSet? _predictors;
 
-    private LoadedModel(ModelInfo info, ModelWeights weights, EngineMode mode, long budget, ModelFile file, FlashChecksums? checksums,
-                        PredictorSet? predictors)
+    private LoadedModel(ModelInfo info, ModelWeights weights, EngineMode mode, long budget, ModelFile file, FlashChecksums? checksums)
     {
         Info = info; Weights = weights; Mode = mode; Budget = budget;
         _path = file.Path; _baseOffset = file.BaseOffset; _flashSection = file.Header.Get(SectionKind.Flash, file.Source).Offset;
         _source = file.Source;
         _checksums = checksums;
-        _predictors = predictors;
     }
 
     public ModelInfo Info { get; }
@@ -78,15 +75,12 @@ public sealed unsafe class LoadedModel : IDisposable
         var weights = ModelWeights.Load(file, info, new DramAccount(limit), mapFlash: mode == EngineMode.Dense, readPredictors: mode == EngineMode.Flash);
         try
         {
-            if (mode == EngineMode.Flash && weights.PredictorData is null && !options.SelectAllNeurons)
+            if (mode == EngineMode.Flash && weights.Predictors is null && !options.SelectAllNeurons)
                 throw new BadInputException($"{file.Source} has no activation predictors, which flash mode needs: run " +
                                             "'calibrate --model FILE' first (or use --mode dense)");
             // Dense mode checked the whole flash section's checksum when it mapped it; the others check each read.
             var checksums = mode == EngineMode.Dense ? null : FlashChecksums.Load(file, info.Layout);
-            // Parsed once and shared: the predictors are read-only, and every session (each a transformer) uses them.
-            var s = info.Shape;
-            var predictors = weights.PredictorData is null ? null : PredictorSet.Parse(weights.PredictorData, s.Layers, s.Dim, s.HiddenDim, file.Source);
-            return new LoadedModel(info, weights, mode, limit, file, checksums, predictors);
+            return new LoadedModel(info, weights, mode, limit, file, checksums);
         }
         catch
         {
@@ -122,9 +116,11 @@ public sealed unsafe class LoadedModel : IDisposable
                 return model = Create(weights, source, options);
             }
             var s = Info.Shape;
-            if (_predictors is not null) account.Charge(_predictors.Bytes, "the predictors");
+            // Parsed once and shared (read-only), but each session's account covers what it computes with.
+            var predictors = weights.Predictors;
+            if (predictors is not null) account.Charge(predictors.Bytes, "the predictors");
             var flash = new FlashFfnSource(FlashReader.Open(_path, _baseOffset, ioThreads, account, options.Warn, options.Reader), _flashSection, checksums, _source,
-                Info.Layout, _predictors, options.Window > 0 ? options.Window : Info.Flash.Window, account,
+                Info.Layout, predictors, options.Window > 0 ? options.Window : Info.Flash.Window, account,
                 Info.Activation.ActiveThreshold ?? 0f, options.MeasureRecall, options.SelectAllNeurons);
             source = flash;
             model = Create(weights, source, options);

@@ -22,16 +22,18 @@ public sealed unsafe class ModelWeights : IDisposable
         public long Bytes => Resident.MappedBytes + (Flash?.MappedBytes ?? 0);
     }
 
-    private ModelWeights(Mappings mappings, byte[] tokenizer, byte[]? predictors, DramAccount account, long charged)
+    private ModelWeights(Mappings mappings, byte[] tokenizer, PredictorSet? predictors, DramAccount account, long charged)
     {
-        _mappings = mappings; TokenizerData = tokenizer; PredictorData = predictors; Account = account; _charged = charged;
+        _mappings = mappings; TokenizerData = tokenizer; Predictors = predictors; Account = account; _charged = charged;
     }
 
     public byte* Resident => _mappings.Resident.Data;
     /// <summary>The mapped flash section; null unless loaded with <c>mapFlash</c>.</summary>
     public byte* Flash => _mappings.Flash is null ? null : _mappings.Flash.Data;
     public byte[] TokenizerData { get; }
-    public byte[]? PredictorData { get; }
+    /// <summary>The activation predictors, parsed straight from the file (null unless loaded with <c>readPredictors</c>
+    /// from a calibrated file); read-only, shared by every instance.</summary>
+    public PredictorSet? Predictors { get; }
     public DramAccount Account { get; }
 
     /// <summary>Checks that <paramref name="file"/> is for <paramref name="info"/> and maps its sections, verifying each
@@ -51,8 +53,8 @@ public sealed unsafe class ModelWeights : IDisposable
         {
             resident = file.Map(SectionKind.Resident, account);
             if (mapFlash) flash = file.Map(SectionKind.Flash, account);
-            byte[] tokenizer = ReadSmall(file, SectionKind.Tokenizer, account);
-            byte[]? predictors = readPredictors && file.Has(SectionKind.Predictors) ? ReadPredictors(file, info, account) : null;
+            byte[] tokenizer = file.ReadOnce(SectionKind.Tokenizer, account, bytes => bytes.ToArray());
+            var predictors = readPredictors && file.Has(SectionKind.Predictors) ? ReadPredictors(file, info, account) : null;
             // The mappings charge this account themselves.
             return new ModelWeights(new Mappings(resident, flash), tokenizer, predictors, account, charged: 0);
         }
@@ -64,19 +66,13 @@ public sealed unsafe class ModelWeights : IDisposable
         }
     }
 
-    private static byte[] ReadPredictors(ModelFile file, ModelInfo info, DramAccount account)
+    private static PredictorSet ReadPredictors(ModelFile file, ModelInfo info, DramAccount account)
     {
         var s = info.Shape;
         long length = file.Header.Get(SectionKind.Predictors, file.Source).Length, most = PredictorSet.MaxSectionLength(s.Layers, s.Dim, s.HiddenDim);
         if (length > most)
             throw new BadInputException($"{file.Source}: predictors section is {length} bytes, more than predictors of full rank take ({most})");
-        return ReadSmall(file, SectionKind.Predictors, account);
-    }
-
-    private static byte[] ReadSmall(ModelFile file, SectionKind kind, DramAccount account)
-    {
-        using var section = file.Map(kind, account);
-        return section.Span.ToArray();
+        return file.ReadOnce(SectionKind.Predictors, account, bytes => PredictorSet.Parse(bytes, s.Layers, s.Dim, s.HiddenDim, file.Source));
     }
 
     /// <summary>Another instance over the same mappings, charged to <paramref name="account"/> for the mapped bytes, so
@@ -99,7 +95,7 @@ public sealed unsafe class ModelWeights : IDisposable
             Release();
             throw;
         }
-        return new ModelWeights(_mappings, TokenizerData, PredictorData, account, bytes);
+        return new ModelWeights(_mappings, TokenizerData, Predictors, account, bytes);
     }
 
     public void Dispose()
