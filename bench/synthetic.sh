@@ -44,6 +44,7 @@ if [[ -f $model.prepared ]] && ! "$bin" info --model "$model" 2>/dev/null | grep
   rm -f "$model.prepared"
 fi
 if [[ ! -f $model.prepared ]]; then
+  commit=$(git rev-parse --short HEAD)
   t0=$SECONDS
   "$bin" convert --synthetic "$seed" --tokenizer "$tokenizer" -o "$model" --force
   generate=$((SECONDS - t0))
@@ -59,6 +60,6 @@ if [[ ! -f $model.prepared ]]; then
   else
     tokens=0
   fi
-  printf '{"seed":%s,"generate_seconds":%s,"calibrate_seconds":%s,"calibrate_tokens":%s,"commit":"%s"}\n' "$seed" "$generate" "$calibrated" "$tokens" "$(git rev-parse --short HEAD)" > "$model.prepared"
+  printf '{"seed":%s,"generate_seconds":%s,"calibrate_seconds":%s,"calibrate_tokens":%s,"commit":"%s"}\n' "$seed" "$generate" "$calibrated" "$tokens" "$commit" > "$model.prepared"
 fi
 echo "$bin $model"
