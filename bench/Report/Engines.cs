@@ -38,11 +38,12 @@ public static class Row
 /// <c>perplexity</c> for fidelity.</summary>
 public static class Ours
 {
-    /// <summary>What our process holds outside the engine's DRAM budget: the runtime's code, heap and thread stacks, and
-    /// readahead around the mapped weights (up to 12 MiB measured on the 1.1B shape; <c>info --dram-budget</c> says so).
-    /// Under a memory limit the engine is given the limit less this, so that the whole process fits it: a process over
-    /// its limit has its mapped weights evicted and read again on every token.</summary>
-    public const long RuntimeReserveBytes = 16L << 20;
+    /// <summary>What our process holds outside the engine's DRAM budget under a memory limit of <paramref name="limit"/>:
+    /// the runtime's code, heap and thread stacks and readahead around the mapped weights (12 MiB measured at 1.1B and
+    /// 6.7B; <c>info --dram-budget</c> says so), and the kernel's page tables and other memory the cgroup charges (6 MiB
+    /// at 6.7B: 8 bytes per 4 KiB page held). Under a limit the engine is given the limit less this, so that the whole
+    /// process fits it: a process over its limit has its mapped weights evicted and read again on every token.</summary>
+    public static long RuntimeReserveBytes(long limit) => (16L << 20) + limit / 256;
 
     /// <param name="budget">The budget's name in the tables ("50%"): the engine gets <paramref name="limit"/> less
     /// <see cref="RuntimeReserveBytes"/>, or this, as written, without a limit.</param>
@@ -54,7 +55,7 @@ public static class Ours
             model.Binary, "bench", "--model", model.ModelFile, "--modes", mode, "--no-probe", "--json", "-t", Str(threads),
             "-f", work.PromptFile, "--prompt-tokens", Str(work.PromptTokens), "-n", Str(work.Generate),
         };
-        if (budget is not null) args.AddRange(["--dram-budget", limit is null ? budget : (limit.Value - RuntimeReserveBytes).ToString(CultureInfo.InvariantCulture)]);
+        if (budget is not null) args.AddRange(["--dram-budget", limit is null ? budget : (limit.Value - RuntimeReserveBytes(limit.Value)).ToString(CultureInfo.InvariantCulture)]);
         if (window is not null) args.AddRange(["--window", Str(window.Value)]);
         if (ioThreads is not null) args.AddRange(["--io-threads", Str(ioThreads.Value)]);
         var run = sandbox.Run(args, limit, TimeSpan.FromMinutes(30));

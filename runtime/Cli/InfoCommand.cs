@@ -110,7 +110,8 @@ public static class InfoCommand
         }
         o.AppendLine($"  other        {DramAccount.Format(other)} (I/O buffers, activations, tokenizer, indexes)");
         o.AppendLine($"outside it     the runtime: {DramAccount.Format(runtime)} before loading (code, heap), then thread stacks and " +
-                     "readahead, up to about 12 MiB in all: under an OS memory limit, give a budget 16 MiB below it");
+                     "readahead, up to about 12 MiB in all, and the kernel's page tables (8 bytes per 4 KiB page held, 0.2%): under an " +
+                     "OS memory limit, give a budget 16 MiB + 0.4% below it");
         return o.ToString();
     }
 

@@ -32,7 +32,8 @@ public static class RunCommand
                                 "                             file has predictors (see calibrate), else dense"),
         new(["--dram-budget"], "B", "hard cap on the engine's memory: 50% (of the model file) or a size such as 512MiB\n" +
                                     "                             (default in flash mode: the spec's; otherwise none); the runtime's own\n" +
-                                    "                             ~12 MiB is outside it: under an OS limit, give 16 MiB less"),
+                                    "                             ~12 MiB and the kernel's page tables (0.2%) are outside\n" +
+                                    "                             it: under an OS limit, give 16 MiB + 0.4% less"),
         new(["--window"], "K", "flash mode: keep neurons used in the last K tokens cached (default: the spec's)"),
         new(["--io-threads"], "N", "flash and naive modes: parallel flash reads (default: the spec's)"),
         new(["--measure-recall"], null, "flash mode: also compute the true active neurons (reads every gate row) to report predictor_recall"),
