@@ -36,7 +36,7 @@ public static class Charts
     private static PlotModel Breakdown(JsonObject r)
     {
         var rows = Markdown.Rows(r, "paper");
-        var m = Model("Decode ms/token at 50% of the model's size: where the time goes");
+        var m = Model("Decode ms/token at 50% of the model's size (dense: all of it, no limit): where the time goes");
         var labels = rows.Select(x => Markdown.Str(x, "mode") + (x["window"] is { } w ? $" w{w}" : "")).ToArray();
         m.Axes.Add(new CategoryAxis { Position = AxisPosition.Left, ItemsSource = labels, Key = "c" });
         m.Axes.Add(new LinearAxis { Position = AxisPosition.Bottom, Title = "ms/token", Minimum = 0 });

@@ -43,8 +43,12 @@ public static class Models
         string spec = dtype is null ? $"modelspecs/{name}.yaml" : $"tests/specs/{name}-{dtype}.yaml";
         string specName = Path.GetFileNameWithoutExtension(spec);
         string shared = Environment.GetEnvironmentVariable("SHARED") ?? "../shared";
-        string weights = name == "stories260K-relu" ? "modelspecs/stories260K-relu/model.bin" : Path.Combine(shared, "models", name, "model.bin");
-        string tokenizer = name == "stories260K-relu" ? "modelspecs/stories260K-relu/tokenizer.bin" : Path.Combine(shared, "models", name, "tokenizer.bin");
+        var (weights, tokenizer) = name switch
+        {
+            "stories260K-relu" => ("modelspecs/stories260K-relu/model.bin", "modelspecs/stories260K-relu/tokenizer.bin"),
+            "babyllama-relu" => (Path.Combine(shared, "models/babyllama-relu/babyllama-relu.bin"), Path.Combine(shared, "models/babyllama-relu/tok105.bin")),
+            _ => throw new InvalidOperationException($"no reference checkpoint is known for {name}"),
+        };
         string binary = $"artifacts/{specName}/{specName}", model = $"artifacts/{specName}/{specName}.afm";
         if (!File.Exists(model) || IsStale(binary))
         {

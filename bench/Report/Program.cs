@@ -2,6 +2,8 @@
 // command above each table; the raw rows beside it (benchmarks-PROFILE.json) and the charts in docs/charts-PROFILE/.
 //   bench/report.sh [--profile quick|full] [--stages LIST] [--out DIR]
 //   bench/report.sh --render RESULTS.json [--out DIR]     (the Markdown and charts again from a run's rows)
+//   bench/report.sh --add-to RESULTS.json --stages LIST   (measure some stages again, or ones a run left out, into
+//                                                          an earlier run's rows; each stage says when it was measured)
 // quick: the 1.1B llama shape (minutes); full: OPT-6.7B and Llama-2-7B shapes (hours, ~60 GB of disk).
 // Peers are optional: LLAMA_CPP=DIR (a llama.cpp build with bin/llama-bench and bin/llama-simple) adds llama.cpp on
 // the same weights (exported to GGUF); without it the report says it is missing.
@@ -12,7 +14,7 @@ using AotFlash.Bench.Report;
 
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 string profile = "quick", outDir = "docs";
-string? render = null;
+string? render = null, addTo = null;
 string[] allStages = ["probe", "paper", "sweeps", "prompts", "dense", "fidelity"];
 var stages = allStages.ToHashSet();
 for (int i = 0; i < args.Length; i++)
@@ -23,6 +25,7 @@ for (int i = 0; i < args.Length; i++)
         case "--out" when i + 1 < args.Length: outDir = args[++i]; break;
         case "--stages" when i + 1 < args.Length: stages = args[++i].Split(',').ToHashSet(); break;
         case "--render" when i + 1 < args.Length: render = args[++i]; break;
+        case "--add-to" when i + 1 < args.Length: addTo = args[++i]; break;
         default:
             Console.Error.WriteLine($"report: unknown argument '{args[i]}' (usage: bench/report.sh [--profile quick|full] [--stages LIST] [--out DIR])");
             return 2;
@@ -49,17 +52,30 @@ Directory.CreateDirectory("artifacts/report");
 var log = new Progress();
 var sandbox = Sandbox.Create("aotflash-bench");
 var llama = LlamaCpp.Find();
-var results = new JsonObject
+var machine = Machine.Describe(sandbox);
+var results = addTo is null ? new JsonObject
 {
     ["profile"] = profile,
     ["stages"] = string.Join(",", allStages.Where(stages.Contains)),
     ["started"] = DateTime.UtcNow.ToString("u"),
-    ["machine"] = Machine.Describe(sandbox),
+    ["machine"] = machine,
     ["peers"] = new JsonObject
     {
         ["llama.cpp"] = llama?.Version ?? "missing (set LLAMA_CPP to a llama.cpp build folder with bin/llama-bench)",
     },
-};
+} : JsonNode.Parse(File.ReadAllText(addTo))!.AsObject();
+if ((string?)results["profile"] != profile)
+{
+    Console.Error.WriteLine($"report: {addTo} is of the {results["profile"]} profile, not {profile}");
+    return 2;
+}
+if (addTo is not null)
+{
+    var earlier = ((string)results["stages"]!).Split(',');
+    results["stages"] = string.Join(",", allStages.Where(s => stages.Contains(s) || earlier.Contains(s)));
+}
+var measured = results["measured"] as JsonObject ?? new JsonObject();
+results["measured"] = measured;
 const int Threads = 2, Decode = 64;
 string story = Path.GetFullPath("bench/texts/story.txt"), prose = Path.GetFullPath("bench/texts/prose.txt");
 
@@ -70,17 +86,22 @@ Prepared Use(Prepared m) { if (!used.Contains(m)) used.Add(m); return m; }
 void RunStage(string name, Action stage)
 {
     if (!stages.Contains(name)) return;
+    results.Remove(name + "_error");
+    measured[name] = $"{DateTime.UtcNow:u}, commit {machine["commit"]}";
     try { stage(); }
     catch (Exception e) when (e is InvalidOperationException or IOException or JsonException)
     {
         results[name + "_error"] = e.Message;
         log.Step($"stage {name} failed: {e.Message}");
     }
-    results["models"] = new JsonArray([.. used.Select(m => (JsonNode)new JsonObject
+    // Models of an earlier run (--add-to) stay listed unless this one prepared them again.
+    var models = used.Select(m => (JsonNode)new JsonObject
     {
         ["name"] = m.Name, ["file_bytes"] = m.FileBytes, ["bundle_bytes"] = m.BundleBytes, ["gguf"] = m.Gguf is null ? null : Path.GetFileName(m.Gguf),
         ["preparation"] = m.Preparation?.DeepClone(),
-    })]);
+    }).ToList();
+    var earlierModels = (results["models"] as JsonArray ?? []).Where(e => !used.Any(m => m.Name == (string?)e!["name"])).Select(e => e!.DeepClone());
+    results["models"] = new JsonArray([.. earlierModels, .. models]);
     Directory.CreateDirectory("artifacts/report");
     File.WriteAllText("artifacts/report/results.json", results.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
 }
