@@ -45,11 +45,11 @@ public sealed unsafe class FlashChecksums
         long actual = file.Header.Get(SectionKind.FlashChecksums, file.Source).Length;
         if (actual != length)
             throw new BadInputException($"{file.Source}: flash checksums section is {actual} bytes, the layout needs {length}");
-        var crcs = GC.AllocateArray<uint>(checked((int)(length / 4)), pinned: true);
-        file.ReadOnce(SectionKind.FlashChecksums, new DramAccount(), bytes =>
+        var crcs = file.ReadOnce(SectionKind.FlashChecksums, new DramAccount(), bytes =>
         {
-            for (int i = 0; i < crcs.Length; i++) crcs[i] = BinaryPrimitives.ReadUInt32LittleEndian(bytes[(4 * i)..]);
-            return crcs;
+            var values = GC.AllocateArray<uint>(bytes.Length / 4, pinned: true);
+            for (int i = 0; i < values.Length; i++) values[i] = BinaryPrimitives.ReadUInt32LittleEndian(bytes[(4 * i)..]);
+            return values;
         });
         return new FlashChecksums(crcs, layout.Shape.HiddenDim);
     }

@@ -99,7 +99,7 @@ public sealed unsafe class ModelFile : IDisposable
     /// <summary>Turns a section's bytes into what is kept of them.</summary>
     public delegate T SectionParser<out T>(ReadOnlySpan<byte> data);
 
-    /// <summary>A section read once at load (tokenizer, predictors, flash checksums): mapped and checked as <see cref="Map"/>
+    /// <summary>A section parsed once at load (predictors, flash checksums): mapped and checked as <see cref="Map"/>
     /// does (charged to <paramref name="account"/> meanwhile), handed to <paramref name="parse"/>, unmapped, and then
     /// <see cref="DropUnmappedCache"/>.</summary>
     public T ReadOnce<T>(SectionKind kind, DramAccount account, SectionParser<T> parse)

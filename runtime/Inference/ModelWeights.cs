@@ -4,7 +4,7 @@ using AotFlash.Sparsity;
 namespace AotFlash.Inference;
 
 /// <summary>A model file's weights in memory: the resident section mapped, the flash section mapped only when it is
-/// to be held in DRAM (dense mode), the tokenizer and (after calibration) the predictors as bytes. <see cref="Share"/>
+/// to be held in DRAM (dense mode), the tokenizer as bytes and (after calibration) the predictors parsed. <see cref="Share"/>
 /// gives further instances over the same mappings (one per session), each charged to its own account; the sections
 /// are unmapped when the last of them is disposed.</summary>
 public sealed unsafe class ModelWeights : IDisposable
@@ -53,7 +53,7 @@ public sealed unsafe class ModelWeights : IDisposable
         {
             resident = file.Map(SectionKind.Resident, account);
             if (mapFlash) flash = file.Map(SectionKind.Flash, account);
-            byte[] tokenizer = file.ReadOnce(SectionKind.Tokenizer, account, bytes => bytes.ToArray());
+            byte[] tokenizer = file.ReadBytes(file.Header.Get(SectionKind.Tokenizer, file.Source));
             var predictors = readPredictors && file.Has(SectionKind.Predictors) ? ReadPredictors(file, info, account) : null;
             // The mappings charge this account themselves.
             return new ModelWeights(new Mappings(resident, flash), tokenizer, predictors, account, charged: 0);
