@@ -105,16 +105,17 @@ namespace AotFlash.Generator
                     w.WriteLine();
                 }
 
-                w.WriteLine("/// <summary>One token through the whole model: logits[vocab] for <paramref name=\"token\"/> at <paramref name=\"pos\"/>.</summary>");
-                w.WriteLine("protected override void Compute(int token, int pos)");
+                w.WriteLine("/// <summary>tokens[count] at positions pos, pos + 1, … through every layer: x[count, dim] holds their final hidden states.</summary>");
+                w.WriteLine("protected override void Compute(int* tokens, int count, int pos)");
                 w.WriteLine("{");
                 w.Indent++;
                 if (opt) EmitOptForward(w, layout);
                 else EmitLlamaForward(w, layout);
-                w.WriteLine("// logits[vocab] = Classifier[vocab, dim] · x[dim]");
-                w.WriteLine("MatVec(LogitsPointer, Classifier, X, Vocab, Dim);");
                 w.Indent--;
                 w.WriteLine("}");
+                w.WriteLine();
+                w.WriteLine("/// <summary>logits[vocab] = Classifier[vocab, dim] · x[row, :]</summary>");
+                w.WriteLine("protected override void Classify(int row) => MatMul(LogitsPointer, Classifier, X + (long)row * Dim, 1, Vocab, Dim);");
                 w.WriteLine();
                 w.WriteLine("[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]");
                 if (opt) EmitOptLayer(w);
@@ -128,80 +129,82 @@ namespace AotFlash.Generator
 
             private static void EmitLlamaForward(IndentedTextWriter w, Layout layout)
             {
-                w.WriteLine("Embed(X, TokenEmbedding, token, Dim);");
+                w.WriteLine("Embed(X, TokenEmbedding, tokens, count, Dim);");
                 foreach (var (l, s) in layout.Layers.Select((s, l) => (l, s)))
-                    w.WriteLine($"Layer(pos, {Int(l)}, attnNorm: {Long(s.AttnNorm.Offset)}, wq: {Long(s.Wq.Offset)}, wk: {Long(s.Wk.Offset)}, " +
+                    w.WriteLine($"Layer(pos, count, {Int(l)}, attnNorm: {Long(s.AttnNorm.Offset)}, wq: {Long(s.Wq.Offset)}, wk: {Long(s.Wk.Offset)}, " +
                                 $"wv: {Long(s.Wv.Offset)}, wo: {Long(s.Wo.Offset)}, ffnNorm: {Long(s.FfnNorm.Offset)}, ffn: {Long(s.FfnBundles)});");
-                w.WriteLine("RmsNorm(X, X, FinalNorm, Dim, NormEps);");
+                w.WriteLine("RmsNorm(X, X, FinalNorm, count, Dim, NormEps);");
             }
 
             private static void EmitLlamaLayer(IndentedTextWriter w)
             {
-                w.WriteLine("private void Layer(int pos, int layer, long attnNorm, long wq, long wk, long wv, long wo, long ffnNorm, long ffn)");
+                w.WriteLine("private void Layer(int pos, int count, int layer, long attnNorm, long wq, long wk, long wv, long wo, long ffnNorm, long ffn)");
                 w.WriteLine("{");
                 w.Indent++;
+                w.WriteLine("// the block's keys and values go straight into the cache, rows pos .. pos + count - 1");
                 w.WriteLine("float* k = KeyCache + ((long)layer * Context + pos) * KvDim;");
                 w.WriteLine("float* v = ValueCache + ((long)layer * Context + pos) * KvDim;");
-                w.WriteLine("// attention: xb = rmsnorm(x); q, k, v = Wq·xb, Wk·xb, Wv·xb; rope(q, k); xb = attend(q, cache); x += Wo·xb");
-                w.WriteLine("RmsNorm(Xb, X, attnNorm, Dim, NormEps);");
-                w.WriteLine("MatVec(Q, wq, Xb, Dim, Dim);");
-                w.WriteLine("MatVec(k, wk, Xb, KvDim, Dim);");
-                w.WriteLine("MatVec(v, wv, Xb, KvDim, Dim);");
-                w.WriteLine("Rope(Q, k, pos, Dim, KvDim, HeadSize);");
-                w.WriteLine("Attention(Xb, layer, pos, Heads, KvHeads, HeadSize, Context);");
-                w.WriteLine("MatVec(Xb2, wo, Xb, Dim, Dim);");
-                w.WriteLine("Add(X, Xb2, Dim);");
-                w.WriteLine("// feed-forward over the neuron bundles the FFN source selects: xb = rmsnorm(x); x += Σ_i act(gate_i·xb) (up_i·xb) down_i");
-                w.WriteLine("RmsNorm(Xb, X, ffnNorm, Dim, NormEps);");
-                w.WriteLine("GatedFfn(Xb2, Xb, layer, ffn, Dim, BundleStride, BundleUp, BundleDown);");
-                w.WriteLine("Add(X, Xb2, Dim);");
+                w.WriteLine("// attention, x[count, dim]: xb = rmsnorm(x); q, k, v = xb·Wqᵀ, xb·Wkᵀ, xb·Wvᵀ; rope(q, k); xb = attend(q, cache); x += xb·Woᵀ");
+                w.WriteLine("RmsNorm(Xb, X, attnNorm, count, Dim, NormEps);");
+                w.WriteLine("MatMul(Q, wq, Xb, count, Dim, Dim);");
+                w.WriteLine("MatMul(k, wk, Xb, count, KvDim, Dim);");
+                w.WriteLine("MatMul(v, wv, Xb, count, KvDim, Dim);");
+                w.WriteLine("Rope(Q, k, pos, count, Dim, KvDim, HeadSize);");
+                w.WriteLine("Attention(Xb, layer, pos, count, Heads, KvHeads, HeadSize, Context);");
+                w.WriteLine("MatMul(Xb2, wo, Xb, count, Dim, Dim);");
+                w.WriteLine("Add(X, Xb2, count, Dim);");
+                w.WriteLine("// feed-forward over the neuron bundles the FFN source selects: xb = rmsnorm(x); x_t += Σ_i act(gate_i·xb_t) (up_i·xb_t) down_i");
+                w.WriteLine("RmsNorm(Xb, X, ffnNorm, count, Dim, NormEps);");
+                w.WriteLine("GatedFfn(Xb2, Xb, count, layer, ffn, Dim, BundleStride, BundleUp, BundleDown);");
+                w.WriteLine("Add(X, Xb2, count, Dim);");
                 w.Indent--;
                 w.WriteLine("}");
             }
 
             private static void EmitOptForward(IndentedTextWriter w, Layout layout)
             {
-                w.WriteLine("// x = token embedding + learned position embedding");
-                w.WriteLine("Embed(X, TokenEmbedding, token, Dim);");
-                w.WriteLine("Embed(Xb, PositionEmbedding, pos + PositionOffset, Dim);");
-                w.WriteLine("Add(X, Xb, Dim);");
+                w.WriteLine("// x[count, dim] = token embeddings + learned position embeddings");
+                w.WriteLine("Embed(X, TokenEmbedding, tokens, count, Dim);");
+                w.WriteLine("EmbedRows(Xb, PositionEmbedding, pos + PositionOffset, count, Dim);");
+                w.WriteLine("Add(X, Xb, count, Dim);");
                 foreach (var (l, s) in layout.Layers.Select((s, l) => (l, s)))
                 {
                     var b = s.Biases!;
-                    w.WriteLine($"Layer(pos, {Int(l)}, attnNorm: {Long(s.AttnNorm.Offset)}, attnNormBias: {Long(b.AttnNorm.Offset)}, " +
+                    w.WriteLine($"Layer(pos, count, {Int(l)}, attnNorm: {Long(s.AttnNorm.Offset)}, attnNormBias: {Long(b.AttnNorm.Offset)}, " +
                                 $"wq: {Long(s.Wq.Offset)}, bq: {Long(b.Q.Offset)}, wk: {Long(s.Wk.Offset)}, bk: {Long(b.K.Offset)}, " +
                                 $"wv: {Long(s.Wv.Offset)}, bv: {Long(b.V.Offset)}, wo: {Long(s.Wo.Offset)}, bo: {Long(b.O.Offset)}, " +
                                 $"ffnNorm: {Long(s.FfnNorm.Offset)}, ffnNormBias: {Long(b.FfnNorm.Offset)}, ffnDownBias: {Long(b.FfnDown.Offset)}, " +
                                 $"ffn: {Long(s.FfnBundles)});");
                 }
-                w.WriteLine("LayerNorm(X, X, FinalNorm, FinalNormBias, Dim, NormEps);");
+                w.WriteLine("LayerNorm(X, X, FinalNorm, FinalNormBias, count, Dim, NormEps);");
             }
 
             private static void EmitOptLayer(IndentedTextWriter w)
             {
-                w.WriteLine("private void Layer(int pos, int layer, long attnNorm, long attnNormBias, long wq, long bq, long wk, long bk, long wv, long bv,");
+                w.WriteLine("private void Layer(int pos, int count, int layer, long attnNorm, long attnNormBias, long wq, long bq, long wk, long bk, long wv, long bv,");
                 w.WriteLine("                   long wo, long bo, long ffnNorm, long ffnNormBias, long ffnDownBias, long ffn)");
                 w.WriteLine("{");
                 w.Indent++;
+                w.WriteLine("// the block's keys and values go straight into the cache, rows pos .. pos + count - 1");
                 w.WriteLine("float* k = KeyCache + ((long)layer * Context + pos) * KvDim;");
                 w.WriteLine("float* v = ValueCache + ((long)layer * Context + pos) * KvDim;");
-                w.WriteLine("// attention: xb = layernorm(x); q, k, v = Wq·xb + bq, Wk·xb + bk, Wv·xb + bv; xb = attend(q, cache); x += Wo·xb + bo");
-                w.WriteLine("LayerNorm(Xb, X, attnNorm, attnNormBias, Dim, NormEps);");
-                w.WriteLine("MatVec(Q, wq, Xb, Dim, Dim);");
-                w.WriteLine("AddBias(Q, bq, Dim);");
-                w.WriteLine("MatVec(k, wk, Xb, KvDim, Dim);");
-                w.WriteLine("AddBias(k, bk, KvDim);");
-                w.WriteLine("MatVec(v, wv, Xb, KvDim, Dim);");
-                w.WriteLine("AddBias(v, bv, KvDim);");
-                w.WriteLine("Attention(Xb, layer, pos, Heads, KvHeads, HeadSize, Context);");
-                w.WriteLine("MatVec(Xb2, wo, Xb, Dim, Dim);");
-                w.WriteLine("AddBias(Xb2, bo, Dim);");
-                w.WriteLine("Add(X, Xb2, Dim);");
-                w.WriteLine("// feed-forward over the neuron bundles the FFN source selects: xb = layernorm(x); x += Σ_i act(fc1_i·xb + b1_i) fc2_i + b2");
-                w.WriteLine("LayerNorm(Xb, X, ffnNorm, ffnNormBias, Dim, NormEps);");
-                w.WriteLine("PlainFfn(Xb2, Xb, layer, ffn, Dim, BundleStride, BundleDown, BundleBias);");
-                w.WriteLine("AddBias(Xb2, ffnDownBias, Dim);");
-                w.WriteLine("Add(X, Xb2, Dim);");
+                w.WriteLine("// attention, x[count, dim]: xb = layernorm(x); q, k, v = xb·Wqᵀ + bq, xb·Wkᵀ + bk, xb·Wvᵀ + bv; xb = attend(q, cache); x += xb·Woᵀ + bo");
+                w.WriteLine("LayerNorm(Xb, X, attnNorm, attnNormBias, count, Dim, NormEps);");
+                w.WriteLine("MatMul(Q, wq, Xb, count, Dim, Dim);");
+                w.WriteLine("AddBias(Q, bq, count, Dim);");
+                w.WriteLine("MatMul(k, wk, Xb, count, KvDim, Dim);");
+                w.WriteLine("AddBias(k, bk, count, KvDim);");
+                w.WriteLine("MatMul(v, wv, Xb, count, KvDim, Dim);");
+                w.WriteLine("AddBias(v, bv, count, KvDim);");
+                w.WriteLine("Attention(Xb, layer, pos, count, Heads, KvHeads, HeadSize, Context);");
+                w.WriteLine("MatMul(Xb2, wo, Xb, count, Dim, Dim);");
+                w.WriteLine("AddBias(Xb2, bo, count, Dim);");
+                w.WriteLine("Add(X, Xb2, count, Dim);");
+                w.WriteLine("// feed-forward over the neuron bundles the FFN source selects: xb = layernorm(x); x_t += Σ_i act(fc1_i·xb_t + b1_i) fc2_i + b2");
+                w.WriteLine("LayerNorm(Xb, X, ffnNorm, ffnNormBias, count, Dim, NormEps);");
+                w.WriteLine("PlainFfn(Xb2, Xb, count, layer, ffn, Dim, BundleStride, BundleDown, BundleBias);");
+                w.WriteLine("AddBias(Xb2, ffnDownBias, count, Dim);");
+                w.WriteLine("Add(X, Xb2, count, Dim);");
                 w.Indent--;
                 w.WriteLine("}");
             }

@@ -71,11 +71,13 @@ public static unsafe class Calibrator
         // 1. FFN inputs of every layer, token by token.
         var inputs = new float[shape.Layers][];
         for (int l = 0; l < shape.Layers; l++) inputs[l] = new float[(long)tokens * shape.Dim];
-        int seen = 0;
+        int seen = 0;                              // tokens through the last layer
+        var recorded = new int[shape.Layers];      // per layer: a block runs all its tokens through a layer before the next
         var clock = Stopwatch.StartNew();
         model.FfnProbe = (layer, x) =>
         {
-            if (seen < tokens) new ReadOnlySpan<float>(x, shape.Dim).CopyTo(inputs[layer].AsSpan(seen * shape.Dim));
+            int at = recorded[layer]++;
+            if (at < tokens) new ReadOnlySpan<float>(x, shape.Dim).CopyTo(inputs[layer].AsSpan(at * shape.Dim));
             if (layer < shape.Layers - 1) return;
             seen++;
             // A large model takes seconds a token: a line every 32 tokens, not only after each context-sized window.

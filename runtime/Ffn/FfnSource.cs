@@ -62,6 +62,12 @@ public unsafe interface IFfnSource : IDisposable
     /// <summary>Makes the bundles that <paramref name="layer"/> needs for FFN input x[dim] available.</summary>
     FfnSelection Prepare(FfnLayer layer, float* x);
 
+    /// <summary>Where the selection does not depend on the input (dense, naive): makes the bundles that
+    /// <paramref name="layer"/> needs for a block of <paramref name="tokens"/> inputs available at once and returns
+    /// true. False where each input picks its own neurons (flash); the block then goes through
+    /// <see cref="Prepare"/> input by input.</summary>
+    bool TryPrepareBlock(FfnLayer layer, int tokens, out FfnSelection selection);
+
     FfnStats Stats { get; }
 
     /// <summary>Forgets per-sequence state (the cache's window) before a new sequence.</summary>

@@ -141,6 +141,13 @@ public sealed unsafe class FlashFfnSource : IFfnSource
         return new FfnSelection(new ReadOnlySpan<int>(active, count), new ReadOnlySpan<nint>(_bundles.Pointer, count));
     }
 
+    /// <summary>Each token predicts its own neurons and updates the cache's window: a block goes token by token.</summary>
+    public bool TryPrepareBlock(FfnLayer layer, int tokens, out FfnSelection selection)
+    {
+        selection = default;
+        return false;
+    }
+
     /// <summary>Keeps the <paramref name="keep"/> neurons with the largest margin, in ascending neuron order.</summary>
     private static int KeepStrongest(int* active, int count, int keep, float* margins)
     {

@@ -17,11 +17,12 @@ public sealed unsafe class EveryNeuron : IDisposable
         for (int i = 0; i < hidden; i++) _neurons.Pointer[i] = i;
     }
 
-    public FfnSelection At(byte* first, long stride, FfnStats stats)
+    /// <summary>Every neuron for <paramref name="tokens"/> tokens, counted in <paramref name="stats"/>.</summary>
+    public FfnSelection At(byte* first, long stride, int tokens, FfnStats stats)
     {
         for (int i = 0; i < _hidden; i++) _bundles.Pointer[i] = (nint)(first + i * stride);
-        stats.NeuronsUsed += _hidden;
-        stats.NeuronsTotal += _hidden;
+        stats.NeuronsUsed += (long)_hidden * tokens;
+        stats.NeuronsTotal += (long)_hidden * tokens;
         return new FfnSelection(_neurons.Span, _bundles.Span);
     }
 
@@ -39,7 +40,13 @@ public sealed unsafe class MappedFfnSource(byte* flash, int hidden, DramAccount 
 
     public FfnStats Stats { get; } = new();
 
-    public FfnSelection Prepare(FfnLayer layer, float* x) => _all.At(flash + layer.Offset, layer.BundleStride, Stats);
+    public FfnSelection Prepare(FfnLayer layer, float* x) => _all.At(flash + layer.Offset, layer.BundleStride, 1, Stats);
+
+    public bool TryPrepareBlock(FfnLayer layer, int tokens, out FfnSelection selection)
+    {
+        selection = _all.At(flash + layer.Offset, layer.BundleStride, tokens, Stats);
+        return true;
+    }
 
     public void Reset() { }
 

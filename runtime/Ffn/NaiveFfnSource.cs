@@ -3,7 +3,7 @@ using AotFlash.Flash;
 
 namespace AotFlash.Ffn;
 
-/// <summary>The paper's baseline: every token, each layer's whole FFN is read from flash (O_DIRECT, the same I/O pool)
+/// <summary>The paper's baseline: every token (every block of a prompt), each layer's whole FFN is read from flash (O_DIRECT, the same I/O pool)
 /// into one layer buffer and computed densely. Only one layer's FFN is in DRAM at a time.</summary>
 public sealed unsafe class NaiveFfnSource : IFfnSource
 {
@@ -32,7 +32,16 @@ public sealed unsafe class NaiveFfnSource : IFfnSource
 
     public FfnStats Stats { get; } = new();
 
-    public FfnSelection Prepare(FfnLayer layer, float* x)
+    public FfnSelection Prepare(FfnLayer layer, float* x) => ReadLayer(layer, 1);
+
+    /// <summary>A block reads the layer once for all its tokens.</summary>
+    public bool TryPrepareBlock(FfnLayer layer, int tokens, out FfnSelection selection)
+    {
+        selection = ReadLayer(layer, tokens);
+        return true;
+    }
+
+    private FfnSelection ReadLayer(FfnLayer layer, int tokens)
     {
         long start = Stopwatch.GetTimestamp(), before = _reader.BytesRead;
         _reader.ReadContiguous(_flashSection + layer.Offset, _layerBytes, _layer.Pointer);
@@ -40,7 +49,7 @@ public sealed unsafe class NaiveFfnSource : IFfnSource
         catch (FlashChecksumException e) { throw FlashChecksums.Corrupt(_source, layer.Index, e); }
         Stats.IoTicks += Stopwatch.GetTimestamp() - start;
         Stats.BytesRead += _reader.BytesRead - before;
-        return _all.At(_layer.Pointer, layer.BundleStride, Stats);
+        return _all.At(_layer.Pointer, layer.BundleStride, tokens, Stats);
     }
 
     public void Reset() { }

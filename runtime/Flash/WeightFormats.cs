@@ -7,6 +7,11 @@ namespace AotFlash.Flash;
 public unsafe interface IWeightFormat
 {
     static abstract WeightType Type { get; }
+    /// <summary>Whether products over a block of tokens widen each chunk of weights to f32 once (<see cref="ToSingle"/>)
+    /// and multiply with the f32 kernels, rather than convert every weight again for every token: true where the
+    /// conversion is exact and costs more than the product (f16). Not for q8/q4, whose products are integer sums
+    /// against int8 activations that float rows would not reproduce.</summary>
+    static abstract bool WidenInBlocks { get; }
     /// <summary>Bytes of x[n] as <see cref="PrepareInput"/> writes it; 0 where the products read the floats themselves.</summary>
     static abstract int InputBytes(int n);
     /// <summary>prepared = x[n] in the form <see cref="MatVec"/> and <see cref="Dot"/> multiply, made once per
@@ -26,6 +31,7 @@ public unsafe interface IWeightFormat
 public readonly unsafe struct F32 : IWeightFormat
 {
     public static WeightType Type => WeightType.F32;
+    public static bool WidenInBlocks => false;
     public static int InputBytes(int n) => 0;
     public static void PrepareInput(byte* prepared, float* x, int n) { }
     public static void MatVec(float* y, byte* w, long rowStride, float* x, byte* prepared, int rows, int cols) => VectorOps.MatVec(y, (float*)w, rowStride / sizeof(float), x, rows, cols);
@@ -37,6 +43,7 @@ public readonly unsafe struct F32 : IWeightFormat
 public readonly unsafe struct F16 : IWeightFormat
 {
     public static WeightType Type => WeightType.F16;
+    public static bool WidenInBlocks => true;
     public static int InputBytes(int n) => 0;
     public static void PrepareInput(byte* prepared, float* x, int n) { }
     public static void MatVec(float* y, byte* w, long rowStride, float* x, byte* prepared, int rows, int cols) => VectorOps.MatVecF16(y, (Half*)w, rowStride / sizeof(Half), x, rows, cols);
@@ -52,6 +59,7 @@ public readonly unsafe struct F16 : IWeightFormat
 public readonly unsafe struct Q8 : IWeightFormat
 {
     public static WeightType Type => WeightType.Q8;
+    public static bool WidenInBlocks => false;
     public static int InputBytes(int n) => Quantization.ActivationBytes(n);
     public static void PrepareInput(byte* prepared, float* x, int n) => Quantization.QuantizeActivations(prepared, x, n);
     public static void MatVec(float* y, byte* w, long rowStride, float* x, byte* prepared, int rows, int cols) => VectorOps.MatVecQ8(y, w, rowStride, prepared, rows, cols);
@@ -64,6 +72,7 @@ public readonly unsafe struct Q8 : IWeightFormat
 public readonly unsafe struct Q4 : IWeightFormat
 {
     public static WeightType Type => WeightType.Q4;
+    public static bool WidenInBlocks => false;
     public static int InputBytes(int n) => Quantization.ActivationBytes(n);
     public static void PrepareInput(byte* prepared, float* x, int n) => Quantization.QuantizeActivations(prepared, x, n);
     public static void MatVec(float* y, byte* w, long rowStride, float* x, byte* prepared, int rows, int cols) => VectorOps.MatVecQ4(y, w, rowStride, prepared, rows, cols);

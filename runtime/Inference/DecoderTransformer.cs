@@ -7,8 +7,11 @@ namespace AotFlash.Inference;
 
 /// <summary>
 /// What every decoder-only family shares, for the generated model classes, which call these blocks with constant
-/// shapes and offsets, one call per layer: embedding lookup, matrix-vector products over the resident section,
+/// shapes and offsets, one call per layer: embedding lookup, matrix products over the resident section,
 /// grouped-query attention with a KV cache, and the FFN as a sum over the neuron bundles its source selects.
+/// Every block works on a block of consecutive tokens at once, rows of [tokens, dim] matrices: a prompt goes through
+/// each weight matrix once per block, not once per token; decoding is the block of one. Each token's arithmetic is the
+/// same whatever block it is in, so a prompt run as one block gives the logits it gives token by token, bit for bit.
 /// Heavy kernels run on a <see cref="ThreadTeam"/>; everything is allocated once, nothing per token.
 /// </summary>
 public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transformer
@@ -19,7 +22,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
     private const long ParallelThreshold = 1 << 15;
 
     protected readonly byte* R;
-    protected readonly float* X;
+    protected readonly float* X;          // [block, dim] each
     protected readonly float* Xb;
     protected readonly float* Xb2;
     protected readonly float* Q;
@@ -27,12 +30,15 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
     protected readonly float* ValueCache;
     private readonly float* _logits;
     private readonly float* _scores;      // [heads, context]
-    private readonly float* _partials;    // [team, dim] per-member FFN sums
-    private readonly byte* _prepared;     // the current MatVec's or FFN layer's x as TWeights.PrepareInput makes it; null if unused
+    private readonly float* _partials;    // [team, block, dim] per-member FFN sums
+    private readonly byte* _prepared;     // [block] of the current product's x rows as TWeights.PrepareInput makes them; null if unused
+    private readonly int _preparedBytes;  // one row of _prepared
+    private readonly float* _widened;     // [team, WidenedFloats] chunks of weights widened to f32 (TWeights.WidenInBlocks)
+    private readonly int _widenedFloats;
     private readonly List<NativeArray<float>> _buffers = [];
     private readonly IFfnSource _ffnSource;
     private readonly ThreadTeam _team;
-    private readonly MatVecWork _matVec;
+    private readonly MatMulWork _matMul;
     private readonly AttentionWork _attention;
     private readonly FfnWork _ffn;
 
@@ -43,18 +49,26 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
         R = weights.Resident;
         _ffnSource = ffnSource;
         _team = new ThreadTeam(Math.Max(1, threads));
-        X = Alloc(s.Dim, "activations");
-        Xb = Alloc(s.Dim, "activations");
-        Xb2 = Alloc(s.Dim, "activations");
-        Q = Alloc(s.Dim, "activations");
+        long rows = (long)MaxBlock * s.Dim;
+        X = Alloc(rows, "activations");
+        Xb = Alloc(rows, "activations");
+        Xb2 = Alloc(rows, "activations");
+        Q = Alloc(rows, "activations");
         _logits = Alloc(s.Vocab, "logits");
         KeyCache = Alloc((long)s.Layers * s.Context * s.KvDim, "the KV cache");
         ValueCache = Alloc((long)s.Layers * s.Context * s.KvDim, "the KV cache");
         _scores = Alloc((long)s.Heads * s.Context, "attention scores");
-        _partials = Alloc((long)_team.Size * s.Dim, "FFN partial sums");
-        // Every MatVec and FFN input is dim long (the generated code's shapes).
-        if (TWeights.InputBytes(s.Dim) > 0) _prepared = (byte*)Alloc((TWeights.InputBytes(s.Dim) + 3) / sizeof(float), "activations");
-        _matVec = new MatVecWork();
+        _partials = Alloc(_team.Size * rows, "FFN partial sums");
+        // Every product's input rows are dim long (the generated code's shapes).
+        _preparedBytes = TWeights.InputBytes(s.Dim);
+        if (_preparedBytes > 0) _prepared = (byte*)Alloc(((long)MaxBlock * _preparedBytes + 3) / sizeof(float), "activations");
+        if (TWeights.WidenInBlocks)
+        {
+            // A chunk, or four rows, or one bundle widened (three rows and a bias), whichever is larger.
+            _widenedFloats = Math.Max(ChunkBytes / sizeof(float), 4 * s.Dim + 4);
+            _widened = Alloc((long)_team.Size * _widenedFloats, "activations");
+        }
+        _matMul = new MatMulWork(this);
         _attention = new AttentionWork(this);
         _ffn = new FfnWork(this);
     }
@@ -72,85 +86,118 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
         return buffer.Pointer;
     }
 
-    /// <summary>o[dim] = table[row, :], the table in the resident section.</summary>
-    protected void Embed(float* o, long table, int row, int dim) => TWeights.ToSingle(o, R + table + row * Layout.RowBytes(TWeights.Type, dim), dim);
-
-    protected static void Add(float* y, float* x, int n) => VectorOps.Add(y, x, n);
-
-    /// <summary>y[n] += b[n], the f32 vector b in the resident section.</summary>
-    protected void AddBias(float* y, long b, int n) => VectorOps.Add(y, (float*)(R + b), n);
-
-    /// <summary>y[rows] = W[rows, cols] · x[cols], W in the resident section.</summary>
-    protected void MatVec(float* y, long w, float* x, int rows, int cols)
+    /// <summary>o[count, dim] = table[tokens[t], :], the table in the resident section.</summary>
+    protected void Embed(float* o, long table, int* tokens, int count, int dim)
     {
-        TWeights.PrepareInput(_prepared, x, cols);
-        if (_team.Size == 1 || (long)rows * cols < ParallelThreshold)
-        {
-            TWeights.MatVec(y, R + w, Layout.RowBytes(TWeights.Type, cols), x, _prepared, rows, cols);
-            return;
-        }
-        _matVec.Set(y, R + w, x, _prepared, rows, cols);
-        _team.Run(_matVec);
+        for (int t = 0; t < count; t++) Embed(o + (long)t * dim, table, tokens[t], dim);
     }
 
-    /// <summary>output[dim] = per head h: softmax(q_h · K_h[0..pos] / √headSize) · V_h[0..pos]; heads share kv heads in groups.</summary>
-    protected void Attention(float* output, int layer, int pos, int heads, int kvHeads, int headSize, int context)
+    /// <summary>o[count, dim] = table[first + t, :]: consecutive rows of a table in the resident section (positions).</summary>
+    protected void EmbedRows(float* o, long table, int first, int count, int dim)
     {
-        _attention.Set(output, layer, pos, heads, kvHeads, headSize, context);
-        if (_team.Size == 1 || (long)heads * headSize * (pos + 1) < ParallelThreshold) _attention.Execute(0, 1);
+        for (int t = 0; t < count; t++) Embed(o + (long)t * dim, table, first + t, dim);
+    }
+
+    private void Embed(float* o, long table, int row, int dim) => TWeights.ToSingle(o, R + table + row * Layout.RowBytes(TWeights.Type, dim), dim);
+
+    /// <summary>y[count, n] += x[count, n]</summary>
+    protected static void Add(float* y, float* x, int count, int n) => VectorOps.Add(y, x, count * n);
+
+    /// <summary>y[t, n] += b[n] for every row t, the f32 vector b in the resident section.</summary>
+    protected void AddBias(float* y, long b, int count, int n)
+    {
+        for (int t = 0; t < count; t++) VectorOps.Add(y + (long)t * n, (float*)(R + b), n);
+    }
+
+    /// <summary>Y[count, rows] = X[count, cols] · W[rows, cols]ᵀ, W in the resident section: row t of Y is W · x_t.</summary>
+    protected void MatMul(float* y, long w, float* x, int count, int rows, int cols)
+    {
+        for (int t = 0; t < count; t++) TWeights.PrepareInput(_prepared + (long)t * _preparedBytes, x + (long)t * cols, cols);
+        _matMul.Set(y, R + w, x, count, rows, cols);
+        if (_team.Size == 1 || (long)count * rows * cols < ParallelThreshold) _matMul.Execute(0, 1);
+        else _team.Run(_matMul);
+    }
+
+    /// <summary>For each row t of the block, at position pos + t: output_t = per head h: softmax(q_h · K_h[0..pos+t] /
+    /// √headSize) · V_h[0..pos+t]; heads share kv heads in groups. The block's keys and values are in the cache.</summary>
+    protected void Attention(float* output, int layer, int pos, int count, int heads, int kvHeads, int headSize, int context)
+    {
+        _attention.Set(output, layer, pos, count, heads, kvHeads, headSize, context);
+        if (_team.Size == 1 || (long)heads * headSize * (pos + count) * count < ParallelThreshold) _attention.Execute(0, 1);
         else _team.Run(_attention);
     }
 
-    /// <summary>output[dim] = Σ_i act(gate_i · x) (up_i · x) down_i over the neurons the FFN source selects (llama).</summary>
-    protected void GatedFfn(float* output, float* x, int layer, long ffn, int dim, long stride, long up, long down) =>
-        SparseFfn(output, x, layer, ffn, dim, stride, up, down, bias: -1);
+    /// <summary>output_t[dim] = Σ_i act(gate_i · x_t) (up_i · x_t) down_i over the neurons the FFN source selects (llama).</summary>
+    protected void GatedFfn(float* output, float* x, int count, int layer, long ffn, int dim, long stride, long up, long down) =>
+        SparseFfn(output, x, count, layer, ffn, dim, stride, up, down, bias: -1);
 
-    /// <summary>output[dim] = Σ_i act(gate_i · x + bias_i) down_i over the neurons the FFN source selects (OPT).</summary>
-    protected void PlainFfn(float* output, float* x, int layer, long ffn, int dim, long stride, long down, long bias) =>
-        SparseFfn(output, x, layer, ffn, dim, stride, up: -1, down, bias);
+    /// <summary>output_t[dim] = Σ_i act(gate_i · x_t + bias_i) down_i over the neurons the FFN source selects (OPT).</summary>
+    protected void PlainFfn(float* output, float* x, int count, int layer, long ffn, int dim, long stride, long down, long bias) =>
+        SparseFfn(output, x, count, layer, ffn, dim, stride, up: -1, down, bias);
 
-    /// <summary>The FFN over selected bundles; <paramref name="up"/> or <paramref name="bias"/> is -1 where the
-    /// family's bundles have no such part.</summary>
-    private void SparseFfn(float* output, float* x, int layer, long ffn, int dim, long stride, long up, long down, long bias)
+    /// <summary>The FFN over selected bundles, for each row of x[count, dim]; <paramref name="up"/> or
+    /// <paramref name="bias"/> is -1 where the family's bundles have no such part. A source whose selection does not
+    /// depend on the input (dense, naive) serves the whole block at once; one that predicts (flash) serves each row on
+    /// its own, in order, as decoding would.</summary>
+    private void SparseFfn(float* output, float* x, int count, int layer, long ffn, int dim, long stride, long up, long down, long bias)
     {
-        FfnProbe?.Invoke(layer, x);
-        var selection = _ffnSource.Prepare(new FfnLayer(layer, ffn, stride), x);
-        TWeights.PrepareInput(_prepared, x, dim); // once per layer, for every gate and up row
-        NativeZero(output, dim);
-        int count = selection.Neurons.Length;
+        var at = new FfnLayer(layer, ffn, stride);
+        var parts = new BundleShape(dim, up, down, bias);
+        if (FfnProbe is { } probe)
+            for (int t = 0; t < count; t++) probe(layer, x + (long)t * dim);
+        if (_ffnSource.TryPrepareBlock(at, count, out var shared))
+        {
+            for (int t = 0; t < count; t++) TWeights.PrepareInput(_prepared + (long)t * _preparedBytes, x + (long)t * dim, dim);
+            Ffn(output, x, count, shared, parts, layer);
+            return;
+        }
+        for (int t = 0; t < count; t++)
+        {
+            float* xt = x + (long)t * dim;
+            var selection = _ffnSource.Prepare(at, xt);
+            TWeights.PrepareInput(_prepared, xt, dim);
+            Ffn(output + (long)t * dim, xt, 1, selection, parts, layer);
+        }
+    }
+
+    /// <summary>output[count, dim] = the FFN of x[count, dim] over one selection, x prepared.</summary>
+    private void Ffn(float* output, float* x, int count, FfnSelection selection, BundleShape parts, int layer)
+    {
+        int n = selection.Neurons.Length, dim = parts.Dim;
+        NativeZero(output, count * dim);
         fixed (nint* bundles = selection.Bundles)
         fixed (int* neurons = selection.Neurons)
         {
             var observer = ActiveNeuronObserver is null ? null : neurons;
-            var parts = new BundleShape(dim, up, down, bias);
-            if (_team.Size == 1 || 3L * count * dim < ParallelThreshold)
+            _ffn.Set(output, x, count, bundles, n, parts, observer, layer);
+            if (_team.Size == 1 || 3L * n * dim * count < ParallelThreshold)
             {
-                FfnRange(output, x, bundles, 0, count, parts, observer, layer);
+                _ffn.Execute(0, 1);
                 return;
             }
-            _ffn.Set(x, bundles, count, parts, observer, layer);
             _team.Run(_ffn);
         }
-        for (int m = 0; m < _team.Size; m++) VectorOps.Add(output, _partials + (long)m * dim, dim);
+        for (int m = 0; m < _team.Size; m++) Add(output, _partials + (long)m * MaxBlock * dim, count, dim);
     }
 
     /// <summary>Where a bundle's parts are: gate row at 0, then the up row, down column and gate bias (-1: absent).</summary>
     private readonly record struct BundleShape(int Dim, long Up, long Down, long Bias);
 
     /// <summary>acc[dim] += Σ_{j in [from, to)} a_j down_j with a_j = act(gate_j · x [+ bias_j]) [· (up_j · x)];
-    /// neurons the activation zeroes are skipped. With <paramref name="neurons"/>, reports each neuron whose
-    /// activation is non-zero.</summary>
-    private void FfnRange(float* acc, float* x, nint* bundles, int from, int to, BundleShape p, int* neurons, int layer)
+    /// neurons the activation zeroes are skipped; bundles in format TW. With <paramref name="neurons"/>, reports each
+    /// neuron whose activation is non-zero.</summary>
+    private void FfnRange<TW>(float* acc, float* x, byte* prepared, nint* bundles, int from, int to, BundleShape p, int* neurons, int layer)
+        where TW : struct, IWeightFormat
     {
         for (int j = from; j < to; j++)
         {
             byte* b = (byte*)bundles[j];
-            float pre = TWeights.Dot(b, x, _prepared, p.Dim);
+            float pre = TW.Dot(b, x, prepared, p.Dim);
             float a = TActivation.Apply(p.Bias >= 0 ? pre + *(float*)(b + p.Bias) : pre);
             if (a == 0f) continue;
             if (neurons != null) ActiveNeuronObserver!(layer, neurons[j]);
-            if (p.Up >= 0) a *= TWeights.Dot(b + p.Up, x, _prepared, p.Dim);
-            TWeights.Axpy(acc, a, b + p.Down, p.Dim);
+            if (p.Up >= 0) a *= TW.Dot(b + p.Up, x, prepared, p.Dim);
+            TW.Axpy(acc, a, b + p.Down, p.Dim);
         }
     }
 
@@ -169,35 +216,64 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
         GC.Collect();
     }
 
-    private sealed class MatVecWork : ITeamWork
+    // A product over a block of tokens works through the weights in chunks about this size, each used by every token
+    // while it is in the core's L1/L2 cache: the weights come from memory once per block, not once per token.
+    private const int ChunkBytes = 32 << 10;
+
+    private sealed class MatMulWork(DecoderTransformer<TWeights, TActivation> model) : ITeamWork
     {
         private float* _y, _x;
-        private byte* _w, _prepared;
-        private int _rows, _cols;
+        private byte* _w;
+        private int _count, _rows, _cols;
 
-        public void Set(float* y, byte* w, float* x, byte* prepared, int rows, int cols) { _y = y; _w = w; _x = x; _prepared = prepared; _rows = rows; _cols = cols; }
+        public void Set(float* y, byte* w, float* x, int count, int rows, int cols) { _y = y; _w = w; _x = x; _count = count; _rows = rows; _cols = cols; }
 
         public void Execute(int member, int members)
         {
+            // Shares and chunks are whole groups of four rows, as MatVec runs them, so a row's sum is the same
+            // whichever share or chunk it falls in.
             var (start, end) = ThreadTeam.Share(_rows, member, members, grain: 4);
             long rowBytes = Layout.RowBytes(TWeights.Type, _cols);
-            if (end > start) TWeights.MatVec(_y + start, _w + start * rowBytes, rowBytes, _x, _prepared, end - start, _cols);
+            if (_count == 1)
+            {
+                if (end > start) TWeights.MatVec(_y + start, _w + start * rowBytes, rowBytes, _x, model._prepared, end - start, _cols);
+                return;
+            }
+            bool widen = TWeights.WidenInBlocks;
+            long chunkRowBytes = widen ? (long)_cols * sizeof(float) : rowBytes;
+            int chunk = Math.Max(4, (int)(ChunkBytes / chunkRowBytes) & ~3);
+            float* widened = model._widened + (long)member * model._widenedFloats;
+            for (int r0 = start; r0 < end; r0 += chunk)
+            {
+                int r1 = Math.Min(end, r0 + chunk);
+                if (widen)
+                {
+                    for (int r = r0; r < r1; r++) TWeights.ToSingle(widened + (long)(r - r0) * _cols, _w + r * rowBytes, _cols);
+                    for (int t = 0; t < _count; t++)
+                        F32.MatVec(_y + (long)t * _rows + r0, (byte*)widened, chunkRowBytes, _x + (long)t * _cols, null, r1 - r0, _cols);
+                    continue;
+                }
+                for (int t = 0; t < _count; t++)
+                    TWeights.MatVec(_y + (long)t * _rows + r0, _w + r0 * rowBytes, rowBytes, _x + (long)t * _cols,
+                        model._prepared + (long)t * model._preparedBytes, r1 - r0, _cols);
+            }
         }
     }
 
     private sealed class AttentionWork(DecoderTransformer<TWeights, TActivation> model) : ITeamWork
     {
         private float* _output;
-        private int _layer, _pos, _heads, _kvHeads, _headSize, _context;
+        private int _layer, _pos, _count, _heads, _kvHeads, _headSize, _context;
 
-        public void Set(float* output, int layer, int pos, int heads, int kvHeads, int headSize, int context)
+        public void Set(float* output, int layer, int pos, int count, int heads, int kvHeads, int headSize, int context)
         {
-            _output = output; _layer = layer; _pos = pos; _heads = heads; _kvHeads = kvHeads; _headSize = headSize; _context = context;
+            _output = output; _layer = layer; _pos = pos; _count = count; _heads = heads; _kvHeads = kvHeads; _headSize = headSize; _context = context;
         }
 
         public void Execute(int member, int members)
         {
             var (start, end) = ThreadTeam.Share(_heads, member, members);
+            int dim = _heads * _headSize;
             int kvDim = _kvHeads * _headSize;
             int group = _heads / _kvHeads;
             float scale = MathF.Sqrt(_headSize);
@@ -205,37 +281,89 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
             float* values = model.ValueCache + (long)_layer * _context * kvDim;
             for (int h = start; h < end; h++)
             {
-                float* q = model.Q + h * _headSize;
                 float* scores = model._scores + (long)h * _context;
                 int kvOffset = h / group * _headSize;
-                for (int t = 0; t <= _pos; t++) scores[t] = VectorOps.Dot(q, keys + (long)t * kvDim + kvOffset, _headSize) / scale;
-                VectorOps.Softmax(scores, _pos + 1);
-                float* o = _output + h * _headSize;
-                NativeZero(o, _headSize);
-                for (int t = 0; t <= _pos; t++) VectorOps.Axpy(o, scores[t], values + (long)t * kvDim + kvOffset, _headSize);
+                for (int i = 0; i < _count; i++)
+                {
+                    int last = _pos + i; // causal: row i sees the positions up to its own
+                    float* q = model.Q + (long)i * dim + h * _headSize;
+                    for (int t = 0; t <= last; t++) scores[t] = VectorOps.Dot(q, keys + (long)t * kvDim + kvOffset, _headSize) / scale;
+                    VectorOps.Softmax(scores, last + 1);
+                    float* o = _output + (long)i * dim + h * _headSize;
+                    NativeZero(o, _headSize);
+                    for (int t = 0; t <= last; t++) VectorOps.Axpy(o, scores[t], values + (long)t * kvDim + kvOffset, _headSize);
+                }
             }
         }
     }
 
     private sealed class FfnWork(DecoderTransformer<TWeights, TActivation> model) : ITeamWork
     {
-        private float* _x;
+        private float* _output, _x;
         private nint* _bundles;
         private int* _observed;
-        private int _count, _layer;
+        private int _count, _neurons, _layer;
         private BundleShape _parts;
 
-        public void Set(float* x, nint* bundles, int count, BundleShape parts, int* observed, int layer)
+        public void Set(float* output, float* x, int count, nint* bundles, int neurons, BundleShape parts, int* observed, int layer)
         {
-            _x = x; _bundles = bundles; _count = count; _parts = parts; _observed = observed; _layer = layer;
+            _output = output; _x = x; _count = count; _bundles = bundles; _neurons = neurons; _parts = parts; _observed = observed; _layer = layer;
         }
 
         public void Execute(int member, int members)
         {
-            float* acc = model._partials + (long)member * _parts.Dim;
-            NativeZero(acc, _parts.Dim);
-            var (start, end) = ThreadTeam.Share(_count, member, members);
-            model.FfnRange(acc, _x, _bundles, start, end, _parts, _observed, _layer);
+            int dim = _parts.Dim;
+            // One member sums straight into the output; several sum into their own partials, added in member order.
+            float* acc = members == 1 ? _output : model._partials + (long)member * MaxBlock * dim;
+            if (members > 1) NativeZero(acc, _count * dim);
+            var (start, end) = ThreadTeam.Share(_neurons, member, members);
+            if (_count == 1)
+            {
+                model.FfnRange<TWeights>(acc, _x, model._prepared, _bundles, start, end, _parts, _observed, _layer);
+                return;
+            }
+            if (TWeights.WidenInBlocks)
+            {
+                Widened(acc, start, end, model._widened + (long)member * model._widenedFloats);
+                return;
+            }
+            // Each token sums the neurons in the same order as alone; the chunk's bundles stay cached across tokens.
+            long bundleBytes = Layout.RowBytes(TWeights.Type, dim) * (_parts.Up >= 0 ? 3 : 2);
+            int chunk = (int)Math.Max(1, ChunkBytes / bundleBytes);
+            for (int j0 = start; j0 < end; j0 += chunk)
+            {
+                int j1 = Math.Min(end, j0 + chunk);
+                for (int t = 0; t < _count; t++)
+                    model.FfnRange<TWeights>(acc + (long)t * dim, _x + (long)t * dim, model._prepared + (long)t * model._preparedBytes,
+                        _bundles, j0, j1, _parts, _observed, _layer);
+            }
+        }
+
+        /// <summary>As the chunked loop, each chunk of bundles widened to f32 bundles [gate | up | down | bias] first.</summary>
+        private void Widened(float* acc, int start, int end, float* widened)
+        {
+            int dim = _parts.Dim;
+            int rows = _parts.Up >= 0 ? 3 : 2;
+            long row = (long)dim * sizeof(float), stride = rows * row + sizeof(float);
+            var shape = new BundleShape(dim, _parts.Up >= 0 ? row : -1, (rows - 1) * row, _parts.Bias >= 0 ? rows * row : -1);
+            int chunk = (int)Math.Max(1, model._widenedFloats * sizeof(float) / stride);
+            nint* bundles = stackalloc nint[chunk];
+            for (int j0 = start; j0 < end; j0 += chunk)
+            {
+                int n = Math.Min(end - j0, chunk);
+                for (int j = 0; j < n; j++)
+                {
+                    byte* from = (byte*)_bundles[j0 + j], to = (byte*)widened + j * stride;
+                    TWeights.ToSingle((float*)to, from, dim);
+                    if (shape.Up >= 0) TWeights.ToSingle((float*)(to + shape.Up), from + _parts.Up, dim);
+                    TWeights.ToSingle((float*)(to + shape.Down), from + _parts.Down, dim);
+                    if (shape.Bias >= 0) *(float*)(to + shape.Bias) = *(float*)(from + _parts.Bias);
+                    bundles[j] = (nint)to;
+                }
+                int* observed = _observed == null ? null : _observed + j0;
+                for (int t = 0; t < _count; t++)
+                    model.FfnRange<F32>(acc + (long)t * dim, _x + (long)t * dim, null, bundles, 0, n, shape, observed, _layer);
+            }
         }
     }
 }

@@ -23,11 +23,20 @@ public abstract unsafe class LlamaTransformer<TWeights, TActivation> : DecoderTr
         for (int i = 0; i < headSize / 2; i++) _ropeFreq[i] = 1.0f / MathF.Pow(info.RopeTheta, 2 * i / (float)headSize);
     }
 
-    /// <summary>o[n] = rmsnorm(x[n]) * weight[n], weight in the resident section.</summary>
-    protected void RmsNorm(float* o, float* x, long weight, int n, float eps) => VectorOps.RmsNorm(o, x, (float*)(R + weight), n, eps);
+    /// <summary>o[t, n] = rmsnorm(x[t, n]) * weight[n] for each row t, weight in the resident section; o may be x.</summary>
+    protected void RmsNorm(float* o, float* x, long weight, int count, int n, float eps)
+    {
+        for (int t = 0; t < count; t++) VectorOps.RmsNorm(o + (long)t * n, x + (long)t * n, (float*)(R + weight), n, eps);
+    }
 
-    /// <summary>Rotates q[dim] and k[kvDim] in place by position (pairs (2i, 2i+1) within each head, as llama2.c).</summary>
-    protected void Rope(float* q, float* k, int pos, int dim, int kvDim, int headSize)
+    /// <summary>Rotates q[count, dim] and k[count, kvDim] in place, row t by position pos + t (pairs (2i, 2i+1) within
+    /// each head, as llama2.c).</summary>
+    protected void Rope(float* q, float* k, int pos, int count, int dim, int kvDim, int headSize)
+    {
+        for (int t = 0; t < count; t++) Rope(q + (long)t * dim, k + (long)t * kvDim, pos + t, dim, kvDim, headSize);
+    }
+
+    private void Rope(float* q, float* k, int pos, int dim, int kvDim, int headSize)
     {
         for (int i = 0; i < dim; i += 2)
         {

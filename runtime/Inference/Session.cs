@@ -128,26 +128,41 @@ public sealed class Session(Transformer model, ITokenizer tokenizer, Sampler sam
         Mark Now() => new(forwards, forwardTicks, Model.FfnSource.Stats with { });
         var start = Now();
         Mark? firstToken = null;
-        int token = promptIds[0];
-        int pos = 0;
-        for (; pos < context; pos++)
+
+        void Run(ReadOnlySpan<int> tokens, int at)
         {
-            bool sampling = pos + 1 >= promptIds.Length;
-            if (sampling && result.GeneratedIds.Count == maxNewTokens) break;
             long before = Stopwatch.GetTimestamp();
-            Model.Forward(token, pos);
+            Model.Forward(tokens, at);
             forwardTicks += Stopwatch.GetTimestamp() - before;
-            forwards++;
-            if (sampling) firstToken ??= Now();
-            if (pos < dumpLogits) result.Logits.Add(Model.Logits.ToArray());
-            int next;
-            if (!sampling)
+            forwards += tokens.Length;
+            int dumped = Math.Clamp(dumpLogits - at, 0, tokens.Length);
+            for (int row = 0; row < dumped; row++)
             {
-                next = promptIds[pos + 1];
+                if (tokens.Length > 1) Model.ComputeLogits(row);
+                result.Logits.Add(Model.Logits.ToArray());
             }
-            else
+            // Sampling reads the last row's logits, which computing an earlier row's replaced.
+            if (dumped > 0 && dumped < tokens.Length) Model.ComputeLogits(tokens.Length - 1);
+        }
+
+        // The prompt in blocks: every block goes through each weight matrix once. With no token to generate, the last
+        // prompt token is not run (its logits would be unused).
+        int pos = 0;
+        int promptRun = maxNewTokens == 0 ? promptIds.Length - 1 : promptIds.Length;
+        while (pos < promptRun)
+        {
+            int count = Math.Min(Transformer.MaxBlock, promptRun - pos);
+            Run(promptIds.AsSpan(pos, count), pos);
+            pos += count;
+        }
+        if (maxNewTokens != 0)
+        {
+            firstToken = Now();
+            pos--; // the position whose logits are in Model.Logits, and the token run there
+            int token = promptIds[pos];
+            while (true)
             {
-                next = sampler.Sample(Model.Logits);
+                int next = sampler.Sample(Model.Logits);
                 if (result.GeneratedIds.Count == 0) firstTokenAt = clock.Elapsed.TotalMilliseconds;
                 if (endAtStopToken && Array.IndexOf(info.Tokenizer.Stop, next) >= 0)
                 {
@@ -160,10 +175,16 @@ public sealed class Session(Transformer model, ITokenizer tokenizer, Sampler sam
                     result.StopReason = StopReason.Callback;
                     break;
                 }
+                if (++pos == context)
+                {
+                    result.StopReason = StopReason.Context;
+                    break;
+                }
+                if (result.GeneratedIds.Count == maxNewTokens) break;
+                Run([next], pos);
+                token = next;
             }
-            token = next;
         }
-        if (pos == context) result.StopReason = StopReason.Context;
         double total = clock.Elapsed.TotalMilliseconds;
         var end = Now();
         result.Prompt = Mark.Between(start, firstToken ?? end);

@@ -129,10 +129,11 @@ internal sealed unsafe class NativeSession
     {
         if (pos == 0) Transformer.FfnSource.Reset();
         Positions = pos; // what follows pos is overwritten now
-        for (int i = 0; i < tokens.Length; i++)
+        for (int i = 0; i < tokens.Length; i += Transformer.MaxBlock)
         {
-            Transformer.Forward(tokens[i], pos + i);
-            Positions = pos + i + 1;
+            int count = Math.Min(Transformer.MaxBlock, tokens.Length - i);
+            Transformer.Forward(tokens.Slice(i, count), pos + i);
+            Positions = pos + i + count;
         }
         Transformer.Logits.CopyTo(logits);
     }

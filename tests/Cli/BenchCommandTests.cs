@@ -48,7 +48,7 @@ public sealed class BenchCommandTests(ITestOutputHelper output)
             Assert.Equal(12, prompt.GetProperty("tokens").GetInt32());
             Assert.Equal(7, decode.GetProperty("tokens").GetInt32());
             Assert.True(prompt.GetProperty("ttft_ms").GetDouble() >= prompt.GetProperty("ms_per_token").GetDouble() * 12 * 0.99, mode);
-            foreach (var phase in new[] { prompt, decode })
+            foreach (var (name, phase) in new[] { ("prompt", prompt), ("decode", decode) })
             {
                 double ms = phase.GetProperty("ms_per_token").GetDouble();
                 Assert.True(ms > 0, mode);
@@ -58,7 +58,11 @@ public sealed class BenchCommandTests(ITestOutputHelper output)
                 double bytes = phase.GetProperty("bytes_read_per_token").GetDouble();
                 switch (mode)
                 {
-                    case "naive": Assert.Equal(flashBytes, bytes); break;
+                    // the whole FFN once per pass: the prompt's 12 tokens are one block
+                    case "naive":
+                        double expected = name == "prompt" ? flashBytes / 12.0 : flashBytes;
+                        Assert.InRange(bytes, expected - 1, expected + 1);
+                        break;
                     case "dense": Assert.Equal(0, bytes); break;
                     default: Assert.InRange(bytes, 1, flashBytes - 1); break;
                 }

@@ -41,7 +41,7 @@ public sealed class OptReferenceTests(ITestOutputHelper output)
         }
     }
 
-    private static readonly Lazy<string> Converted = new(() =>
+    internal static readonly Lazy<string> Converted = new(() =>
     {
         string path = Path.Combine(Published.TempDirectory(), "opt-tiny.afm");
         var r = InProcess.Run("opt-tiny", "convert", "--hf", Path.Combine(TestPaths.Shared!, "models", "opt-tiny-hf"), "-o", path);

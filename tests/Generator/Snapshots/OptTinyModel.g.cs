@@ -44,43 +44,45 @@ namespace AotFlash.Models
         private OptTinyModel(global::AotFlash.Inference.ModelWeights weights, global::AotFlash.Ffn.IFfnSource ffn, int threads)
             : base(Definition, weights, ffn, threads) { }
         
-        /// <summary>One token through the whole model: logits[vocab] for <paramref name="token"/> at <paramref name="pos"/>.</summary>
-        protected override void Compute(int token, int pos)
+        /// <summary>tokens[count] at positions pos, pos + 1, … through every layer: x[count, dim] holds their final hidden states.</summary>
+        protected override void Compute(int* tokens, int count, int pos)
         {
-            // x = token embedding + learned position embedding
-            Embed(X, TokenEmbedding, token, Dim);
-            Embed(Xb, PositionEmbedding, pos + PositionOffset, Dim);
-            Add(X, Xb, Dim);
-            Layer(pos, 0, attnNorm: 12899072, attnNormBias: 12899328, wq: 12899584, bq: 12915968, wk: 12916224, bk: 12932608, wv: 12932864, bv: 12949248, wo: 12949504, bo: 12965888, ffnNorm: 12966144, ffnNormBias: 12966400, ffnDownBias: 12966656, ffn: 0);
-            Layer(pos, 1, attnNorm: 12966912, attnNormBias: 12967168, wq: 12967424, bq: 12983808, wk: 12984064, bk: 13000448, wv: 13000704, bv: 13017088, wo: 13017344, bo: 13033728, ffnNorm: 13033984, ffnNormBias: 13034240, ffnDownBias: 13034496, ffn: 147456);
-            LayerNorm(X, X, FinalNorm, FinalNormBias, Dim, NormEps);
-            // logits[vocab] = Classifier[vocab, dim] · x[dim]
-            MatVec(LogitsPointer, Classifier, X, Vocab, Dim);
+            // x[count, dim] = token embeddings + learned position embeddings
+            Embed(X, TokenEmbedding, tokens, count, Dim);
+            EmbedRows(Xb, PositionEmbedding, pos + PositionOffset, count, Dim);
+            Add(X, Xb, count, Dim);
+            Layer(pos, count, 0, attnNorm: 12899072, attnNormBias: 12899328, wq: 12899584, bq: 12915968, wk: 12916224, bk: 12932608, wv: 12932864, bv: 12949248, wo: 12949504, bo: 12965888, ffnNorm: 12966144, ffnNormBias: 12966400, ffnDownBias: 12966656, ffn: 0);
+            Layer(pos, count, 1, attnNorm: 12966912, attnNormBias: 12967168, wq: 12967424, bq: 12983808, wk: 12984064, bk: 13000448, wv: 13000704, bv: 13017088, wo: 13017344, bo: 13033728, ffnNorm: 13033984, ffnNormBias: 13034240, ffnDownBias: 13034496, ffn: 147456);
+            LayerNorm(X, X, FinalNorm, FinalNormBias, count, Dim, NormEps);
         }
         
+        /// <summary>logits[vocab] = Classifier[vocab, dim] · x[row, :]</summary>
+        protected override void Classify(int row) => MatMul(LogitsPointer, Classifier, X + (long)row * Dim, 1, Vocab, Dim);
+        
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-        private void Layer(int pos, int layer, long attnNorm, long attnNormBias, long wq, long bq, long wk, long bk, long wv, long bv,
+        private void Layer(int pos, int count, int layer, long attnNorm, long attnNormBias, long wq, long bq, long wk, long bk, long wv, long bv,
                            long wo, long bo, long ffnNorm, long ffnNormBias, long ffnDownBias, long ffn)
         {
+            // the block's keys and values go straight into the cache, rows pos .. pos + count - 1
             float* k = KeyCache + ((long)layer * Context + pos) * KvDim;
             float* v = ValueCache + ((long)layer * Context + pos) * KvDim;
-            // attention: xb = layernorm(x); q, k, v = Wq·xb + bq, Wk·xb + bk, Wv·xb + bv; xb = attend(q, cache); x += Wo·xb + bo
-            LayerNorm(Xb, X, attnNorm, attnNormBias, Dim, NormEps);
-            MatVec(Q, wq, Xb, Dim, Dim);
-            AddBias(Q, bq, Dim);
-            MatVec(k, wk, Xb, KvDim, Dim);
-            AddBias(k, bk, KvDim);
-            MatVec(v, wv, Xb, KvDim, Dim);
-            AddBias(v, bv, KvDim);
-            Attention(Xb, layer, pos, Heads, KvHeads, HeadSize, Context);
-            MatVec(Xb2, wo, Xb, Dim, Dim);
-            AddBias(Xb2, bo, Dim);
-            Add(X, Xb2, Dim);
-            // feed-forward over the neuron bundles the FFN source selects: xb = layernorm(x); x += Σ_i act(fc1_i·xb + b1_i) fc2_i + b2
-            LayerNorm(Xb, X, ffnNorm, ffnNormBias, Dim, NormEps);
-            PlainFfn(Xb2, Xb, layer, ffn, Dim, BundleStride, BundleDown, BundleBias);
-            AddBias(Xb2, ffnDownBias, Dim);
-            Add(X, Xb2, Dim);
+            // attention, x[count, dim]: xb = layernorm(x); q, k, v = xb·Wqᵀ + bq, xb·Wkᵀ + bk, xb·Wvᵀ + bv; xb = attend(q, cache); x += xb·Woᵀ + bo
+            LayerNorm(Xb, X, attnNorm, attnNormBias, count, Dim, NormEps);
+            MatMul(Q, wq, Xb, count, Dim, Dim);
+            AddBias(Q, bq, count, Dim);
+            MatMul(k, wk, Xb, count, KvDim, Dim);
+            AddBias(k, bk, count, KvDim);
+            MatMul(v, wv, Xb, count, KvDim, Dim);
+            AddBias(v, bv, count, KvDim);
+            Attention(Xb, layer, pos, count, Heads, KvHeads, HeadSize, Context);
+            MatMul(Xb2, wo, Xb, count, Dim, Dim);
+            AddBias(Xb2, bo, count, Dim);
+            Add(X, Xb2, count, Dim);
+            // feed-forward over the neuron bundles the FFN source selects: xb = layernorm(x); x_t += Σ_i act(fc1_i·xb_t + b1_i) fc2_i + b2
+            LayerNorm(Xb, X, ffnNorm, ffnNormBias, count, Dim, NormEps);
+            PlainFfn(Xb2, Xb, count, layer, ffn, Dim, BundleStride, BundleDown, BundleBias);
+            AddBias(Xb2, ffnDownBias, count, Dim);
+            Add(X, Xb2, count, Dim);
         }
     }
 }

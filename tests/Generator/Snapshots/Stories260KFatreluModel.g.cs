@@ -47,38 +47,40 @@ namespace AotFlash.Models
             public static float Apply(float x) => x > 0.25f ? x : 0f;
         }
         
-        /// <summary>One token through the whole model: logits[vocab] for <paramref name="token"/> at <paramref name="pos"/>.</summary>
-        protected override void Compute(int token, int pos)
+        /// <summary>tokens[count] at positions pos, pos + 1, … through every layer: x[count, dim] holds their final hidden states.</summary>
+        protected override void Compute(int* tokens, int count, int pos)
         {
-            Embed(X, TokenEmbedding, token, Dim);
-            Layer(pos, 0, attnNorm: 65536, wq: 65792, wk: 73984, wv: 78080, wo: 82176, ffnNorm: 90368, ffn: 0);
-            Layer(pos, 1, attnNorm: 90624, wq: 90880, wk: 99072, wv: 103168, wo: 107264, ffnNorm: 115456, ffn: 69632);
-            Layer(pos, 2, attnNorm: 115712, wq: 115968, wk: 124160, wv: 128256, wo: 132352, ffnNorm: 140544, ffn: 139264);
-            Layer(pos, 3, attnNorm: 140800, wq: 141056, wk: 149248, wv: 153344, wo: 157440, ffnNorm: 165632, ffn: 208896);
-            Layer(pos, 4, attnNorm: 165888, wq: 166144, wk: 174336, wv: 178432, wo: 182528, ffnNorm: 190720, ffn: 278528);
-            RmsNorm(X, X, FinalNorm, Dim, NormEps);
-            // logits[vocab] = Classifier[vocab, dim] · x[dim]
-            MatVec(LogitsPointer, Classifier, X, Vocab, Dim);
+            Embed(X, TokenEmbedding, tokens, count, Dim);
+            Layer(pos, count, 0, attnNorm: 65536, wq: 65792, wk: 73984, wv: 78080, wo: 82176, ffnNorm: 90368, ffn: 0);
+            Layer(pos, count, 1, attnNorm: 90624, wq: 90880, wk: 99072, wv: 103168, wo: 107264, ffnNorm: 115456, ffn: 69632);
+            Layer(pos, count, 2, attnNorm: 115712, wq: 115968, wk: 124160, wv: 128256, wo: 132352, ffnNorm: 140544, ffn: 139264);
+            Layer(pos, count, 3, attnNorm: 140800, wq: 141056, wk: 149248, wv: 153344, wo: 157440, ffnNorm: 165632, ffn: 208896);
+            Layer(pos, count, 4, attnNorm: 165888, wq: 166144, wk: 174336, wv: 178432, wo: 182528, ffnNorm: 190720, ffn: 278528);
+            RmsNorm(X, X, FinalNorm, count, Dim, NormEps);
         }
         
+        /// <summary>logits[vocab] = Classifier[vocab, dim] · x[row, :]</summary>
+        protected override void Classify(int row) => MatMul(LogitsPointer, Classifier, X + (long)row * Dim, 1, Vocab, Dim);
+        
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-        private void Layer(int pos, int layer, long attnNorm, long wq, long wk, long wv, long wo, long ffnNorm, long ffn)
+        private void Layer(int pos, int count, int layer, long attnNorm, long wq, long wk, long wv, long wo, long ffnNorm, long ffn)
         {
+            // the block's keys and values go straight into the cache, rows pos .. pos + count - 1
             float* k = KeyCache + ((long)layer * Context + pos) * KvDim;
             float* v = ValueCache + ((long)layer * Context + pos) * KvDim;
-            // attention: xb = rmsnorm(x); q, k, v = Wq·xb, Wk·xb, Wv·xb; rope(q, k); xb = attend(q, cache); x += Wo·xb
-            RmsNorm(Xb, X, attnNorm, Dim, NormEps);
-            MatVec(Q, wq, Xb, Dim, Dim);
-            MatVec(k, wk, Xb, KvDim, Dim);
-            MatVec(v, wv, Xb, KvDim, Dim);
-            Rope(Q, k, pos, Dim, KvDim, HeadSize);
-            Attention(Xb, layer, pos, Heads, KvHeads, HeadSize, Context);
-            MatVec(Xb2, wo, Xb, Dim, Dim);
-            Add(X, Xb2, Dim);
-            // feed-forward over the neuron bundles the FFN source selects: xb = rmsnorm(x); x += Σ_i act(gate_i·xb) (up_i·xb) down_i
-            RmsNorm(Xb, X, ffnNorm, Dim, NormEps);
-            GatedFfn(Xb2, Xb, layer, ffn, Dim, BundleStride, BundleUp, BundleDown);
-            Add(X, Xb2, Dim);
+            // attention, x[count, dim]: xb = rmsnorm(x); q, k, v = xb·Wqᵀ, xb·Wkᵀ, xb·Wvᵀ; rope(q, k); xb = attend(q, cache); x += xb·Woᵀ
+            RmsNorm(Xb, X, attnNorm, count, Dim, NormEps);
+            MatMul(Q, wq, Xb, count, Dim, Dim);
+            MatMul(k, wk, Xb, count, KvDim, Dim);
+            MatMul(v, wv, Xb, count, KvDim, Dim);
+            Rope(Q, k, pos, count, Dim, KvDim, HeadSize);
+            Attention(Xb, layer, pos, count, Heads, KvHeads, HeadSize, Context);
+            MatMul(Xb2, wo, Xb, count, Dim, Dim);
+            Add(X, Xb2, count, Dim);
+            // feed-forward over the neuron bundles the FFN source selects: xb = rmsnorm(x); x_t += Σ_i act(gate_i·xb_t) (up_i·xb_t) down_i
+            RmsNorm(Xb, X, ffnNorm, count, Dim, NormEps);
+            GatedFfn(Xb2, Xb, count, layer, ffn, Dim, BundleStride, BundleUp, BundleDown);
+            Add(X, Xb2, count, Dim);
         }
     }
 }

@@ -1,0 +1,103 @@
+using AotFlash.Flash;
+using AotFlash.Inference;
+using AotFlash.Tests.Sparsity;
+using AotFlash.Tests.Support;
+using Xunit.Abstractions;
+
+namespace AotFlash.Tests.Inference;
+
+/// <summary>A block of tokens through the model at once gives, row for row, the logits the same tokens give one at a
+/// time, bit for bit: each token's sums run in the same order whatever block it is in. F16 blocks widen the weights to
+/// f32 and use the f32 kernels, whose sums group the terms differently from the f16 kernels' (the same products, other
+/// roundings): there the logits agree within 1e-4, the tolerance against the references. Blocks of odd sizes, across
+/// the largest block, on every weight format, both families, one and two threads, and the three FFN sources.</summary>
+public sealed class BlockForwardTests(ITestOutputHelper output)
+{
+    [SkippableTheory]
+    [InlineData("stories260K", "stories260K", EngineMode.Dense, 1)]
+    [InlineData("stories260K-f16", "stories260K", EngineMode.Dense, 2)]
+    [InlineData("babyllama-tok105", "babyllama-tok105", EngineMode.Dense, 1)]
+    [InlineData("babyllama-tok105", "babyllama-tok105", EngineMode.Dense, 2)]
+    [InlineData("babyllama-relu-q8", "babyllama-relu", EngineMode.Dense, 2)]
+    [InlineData("babyllama-relu-q4", "babyllama-relu", EngineMode.Dense, 1)]
+    [InlineData("opt-tiny", null, EngineMode.Dense, 2)]
+    [InlineData("opt-tiny", null, EngineMode.Naive, 1)]
+    [InlineData("stories260K-relu", "stories260K-relu", EngineMode.Flash, 2)]
+    public void BlocksGiveTheLogitsOfTokenByToken(string spec, string? source, EngineMode mode, int threads)
+    {
+        ModelSource.RequireShared();
+        string afm = mode == EngineMode.Flash ? FlashModeTests.Calibrated(spec)
+            : source is null ? OptReferenceTests.Converted.Value : InProcess.ModelFile(spec, source);
+        using var file = ModelFile.Open(afm);
+        var t = Engine.Load(InProcess.Model(spec), file, new EngineOptions { Mode = mode, Threads = threads });
+        try
+        {
+            int vocab = t.Info.Shape.Vocab;
+            int[] tokens = Enumerable.Range(0, 1 + 37 + Transformer.MaxBlock + 5).Select(i => (int)((i * 7919L + 1) % vocab)).ToArray();
+
+            var single = new List<float[]>();
+            t.FfnSource.Reset();
+            for (int pos = 0; pos < tokens.Length; pos++)
+            {
+                t.Forward(tokens[pos], pos);
+                single.Add(t.Logits.ToArray());
+            }
+
+            bool exact = t.Info.Shape.Weights != WeightType.F16;
+            float worst = 0;
+            void AssertSame(float[] expected, ReadOnlySpan<float> actual, string where)
+            {
+                if (exact)
+                {
+                    Assert.True(expected.AsSpan().SequenceEqual(actual), where);
+                    return;
+                }
+                for (int i = 0; i < expected.Length; i++) worst = Math.Max(worst, Math.Abs(expected[i] - actual[i]));
+                Assert.True(worst <= 1e-4f, $"{where}: logits differ by {worst}");
+            }
+
+            t.FfnSource.Reset();
+            int at = 0;
+            foreach (int count in new[] { 1, 37, Transformer.MaxBlock, 5 })
+            {
+                t.Forward(tokens.AsSpan(at, count), at);
+                AssertSame(single[at + count - 1], t.Logits, $"the last position of a block of {count}");
+                for (int row = 0; row < count; row++)
+                {
+                    t.ComputeLogits(row);
+                    AssertSame(single[at + row], t.Logits, $"position {at + row} (row {row} of a block of {count})");
+                }
+                at += count;
+            }
+            output.WriteLine(exact ? $"{spec}: {tokens.Length} positions, identical" : $"{spec}: {tokens.Length} positions, largest difference {worst:E2}");
+        }
+        finally
+        {
+            t.Dispose();
+            t.Weights.Dispose();
+        }
+    }
+
+    [SkippableFact]
+    public void ABlockOutsideTheContextOrLargerThanTheBuffersIsRefused()
+    {
+        ModelSource.RequireShared();
+        using var file = ModelFile.Open(InProcess.ModelFile("stories260K", "stories260K"));
+        var t = Engine.Load(InProcess.Model("stories260K"), file, new EngineOptions { Mode = EngineMode.Dense });
+        try
+        {
+            int context = t.Info.Shape.Context;
+            Assert.Throws<ArgumentOutOfRangeException>(() => t.Forward(new int[Transformer.MaxBlock + 1], 0));
+            Assert.Throws<ArgumentOutOfRangeException>(() => t.Forward(ReadOnlySpan<int>.Empty, 0));
+            Assert.Throws<ArgumentOutOfRangeException>(() => t.Forward(new int[2], context - 1));
+            Assert.Throws<ArgumentOutOfRangeException>(() => t.Forward([1, t.Info.Shape.Vocab], 0));
+            t.Forward(new int[3], 0);
+            Assert.Throws<ArgumentOutOfRangeException>(() => t.ComputeLogits(3));
+        }
+        finally
+        {
+            t.Dispose();
+            t.Weights.Dispose();
+        }
+    }
+}
