@@ -172,8 +172,8 @@ RunStage("sweeps", () =>
 });
 
 // 5. The case this project exists for: the Llama shape inside half its size, every engine, prompts of 38, 128, 512.
-// The 7B shape leaves out 512: our prompt runs one token at a time (about two seconds each there, dense or flash),
-// so those rows alone would take most of an hour; the quick profile measures 512 on the 1.1B shape.
+// The 7B shape leaves out 512: flash mode's FFN runs a prompt one token at a time (about a second each there), so
+// those rows alone would take most of an hour; the quick profile measures 512 on the 1.1B shape.
 RunStage("prompts", () =>
 {
     log.Stage("prompts, every engine");

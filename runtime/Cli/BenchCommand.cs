@@ -37,8 +37,8 @@ public static class BenchCommand
     public static string Help(CliContext ctx) => CommandLine.HelpText(
         $"{ctx.ProgramName} bench [--model FILE] [--modes naive,flash,dense] [--dram-budget 50%] [-n 16] [-p TEXT | -f FILE] [--prompt-tokens N] [--json]",
         "Measures, side by side in one run: random-read bandwidth of the disk holding the model (O_DIRECT, by chunk size\n" +
-        "and queue depth), then the same greedy generation in each mode, in two phases. Prompt: the forward passes up to\n" +
-        "the first generated token, one per prompt token (time to first token). Decode: every forward pass after it, one\n" +
+        "and queue depth), then the same greedy generation in each mode, in two phases. Prompt: the prompt's tokens, up to\n" +
+        $"the first generated token, run in blocks of up to {Transformer.MaxBlock} (time to first token). Decode: every forward pass after it, one\n" +
         "per generated token after the first (the steady state the paper measures; none with -n 1). Per phase: ms per\n" +
         "token with its io / memory-management / compute breakdown and bytes read per token; for decode also the achieved\n" +
         "read bandwidth, FFN density and cache hit rate; peak DRAM; the speed-up over naive (decode ms/token, prompt\n" +
@@ -208,7 +208,7 @@ public static class BenchCommand
                          $"{(r.Budget == long.MaxValue ? "none" : DramAccount.Format(r.Budget)),11} {Speedup(naive?.Decode?.ForwardMs, d?.ForwardMs),9}");
         }
         o.AppendLine();
-        o.AppendLine("prompt: per prompt token, up to the first generated token (time to first token)");
+        o.AppendLine("prompt: per prompt token, up to the first generated token (time to first token), run in blocks");
         o.AppendLine("mode     tokens   TTFT_ms  ms/token   io_ms  mem_ms  compute_ms  MiB_read/token  vs_naive");
         foreach (var r in results)
         {

@@ -52,7 +52,8 @@ public sealed class Generation
     /// <summary>Mean time of each generated token after the first.</summary>
     public double MsPerToken { get; set; }
     /// <summary>Prompt processing: the forward passes up to and including the one whose logits give the first generated
-    /// token, one per prompt token (all of them when no token was sampled).</summary>
+    /// token: the prompt's tokens, run in blocks of up to <see cref="Transformer.MaxBlock"/> (all of them when a token was
+    /// sampled). <see cref="GenerationPhase.Forwards"/> counts tokens, not blocks.</summary>
     public GenerationPhase Prompt { get; set; } = new(0, 0, new FfnStats());
     /// <summary>Decoding: every forward pass after <see cref="Prompt"/>'s, one per generated token fed back (none when
     /// fewer than two tokens were sampled).</summary>
