@@ -3,11 +3,14 @@ using System.Diagnostics;
 namespace AotFlash.Ffn;
 
 /// <summary>The neurons one layer's FFN computes for one token and where each neuron's bundle
-/// [gate row | up row | down column] is in memory; neurons left out contribute zero.</summary>
-public readonly unsafe ref struct FfnSelection(ReadOnlySpan<int> neurons, ReadOnlySpan<nint> bundles)
+/// [gate row | up row | down column] is in memory; neurons left out contribute zero. <see cref="Stride"/> is the
+/// distance between consecutive bundles where they are evenly spaced (every neuron of a layer in place), so that the
+/// gate and up rows form matrices; 0 where they are anywhere.</summary>
+public readonly unsafe ref struct FfnSelection(ReadOnlySpan<int> neurons, ReadOnlySpan<nint> bundles, long stride = 0)
 {
     public ReadOnlySpan<int> Neurons { get; } = neurons;
     public ReadOnlySpan<nint> Bundles { get; } = bundles;
+    public long Stride { get; } = stride;
 }
 
 /// <summary>One layer's FFN in the flash section: its index, the byte offset of its first bundle (from the section

@@ -23,7 +23,7 @@ public sealed unsafe class EveryNeuron : IDisposable
         for (int i = 0; i < _hidden; i++) _bundles.Pointer[i] = (nint)(first + i * stride);
         stats.NeuronsUsed += (long)_hidden * tokens;
         stats.NeuronsTotal += (long)_hidden * tokens;
-        return new FfnSelection(_neurons.Span, _bundles.Span);
+        return new FfnSelection(_neurons.Span, _bundles.Span, stride);
     }
 
     public void Dispose()

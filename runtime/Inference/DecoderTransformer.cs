@@ -33,6 +33,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
     private readonly float* _partials;    // [team, block, dim] per-member FFN sums
     private readonly byte* _prepared;     // [block] of the current product's x rows as TWeights.PrepareInput makes them; null if unused
     private readonly int _preparedBytes;  // one row of _prepared
+    private readonly float* _gates;       // [team, 2 * hidden] a member's gate and up products over evenly spaced bundles
     private readonly float* _widened;     // [team, WidenedFloats] chunks of weights widened to f32 (TWeights.WidenInBlocks)
     private readonly int _widenedFloats;
     private readonly List<NativeArray<float>> _buffers = [];
@@ -59,13 +60,14 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
         ValueCache = Alloc((long)s.Layers * s.Context * s.KvDim, "the KV cache");
         _scores = Alloc((long)s.Heads * s.Context, "attention scores");
         _partials = Alloc(_team.Size * rows, "FFN partial sums");
+        _gates = Alloc(2L * _team.Size * s.HiddenDim, "FFN partial sums");
         // Every product's input rows are dim long (the generated code's shapes).
         _preparedBytes = TWeights.InputBytes(s.Dim);
         if (_preparedBytes > 0) _prepared = (byte*)Alloc(((long)MaxBlock * _preparedBytes + 3) / sizeof(float), "activations");
         if (TWeights.WidenInBlocks)
         {
-            // A chunk, or four rows, or one bundle widened (three rows and a bias), whichever is larger.
-            _widenedFloats = Math.Max(ChunkBytes / sizeof(float), 4 * s.Dim + 4);
+            // A chunk, or four bundles widened (three rows and a bias each; four rows of a matrix fit too), whichever is larger.
+            _widenedFloats = Math.Max(ChunkBytes / sizeof(float), 4 * (3 * s.Dim + 1));
             _widened = Alloc((long)_team.Size * _widenedFloats, "activations");
         }
         _matMul = new MatMulWork(this);
@@ -169,7 +171,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
         fixed (int* neurons = selection.Neurons)
         {
             var observer = ActiveNeuronObserver is null ? null : neurons;
-            _ffn.Set(output, x, count, bundles, n, parts, observer, layer);
+            _ffn.Set(output, x, count, bundles, n, selection.Stride, parts, observer, layer);
             if (_team.Size == 1 || 3L * n * dim * count < ParallelThreshold)
             {
                 _ffn.Execute(0, 1);
@@ -197,6 +199,26 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
             if (a == 0f) continue;
             if (neurons != null) ActiveNeuronObserver!(layer, neurons[j]);
             if (p.Up >= 0) a *= TW.Dot(b + p.Up, x, prepared, p.Dim);
+            TW.Axpy(acc, a, b + p.Down, p.Dim);
+        }
+    }
+
+    /// <summary>As <see cref="FfnRange{TW}"/> over <paramref name="n"/> bundles evenly spaced from
+    /// <paramref name="first"/>: their gate rows (and up rows) are a matrix, multiplied by x four rows at a time into
+    /// h[2n]. Callers start ranges at multiples of four from the layer's first neuron, so a neuron's sums are the same
+    /// whatever range it falls in.</summary>
+    private void FfnRows<TW>(float* acc, float* x, byte* prepared, byte* first, long stride, int n, BundleShape p, int* neurons, int layer, float* h)
+        where TW : struct, IWeightFormat
+    {
+        TW.MatVec(h, first, stride, x, prepared, n, p.Dim);
+        if (p.Up >= 0) TW.MatVec(h + n, first + p.Up, stride, x, prepared, n, p.Dim);
+        for (int j = 0; j < n; j++)
+        {
+            byte* b = first + j * stride;
+            float a = TActivation.Apply(p.Bias >= 0 ? h[j] + *(float*)(b + p.Bias) : h[j]);
+            if (a == 0f) continue;
+            if (neurons != null) ActiveNeuronObserver!(layer, neurons[j]);
+            if (p.Up >= 0) a *= h[n + j];
             TW.Axpy(acc, a, b + p.Down, p.Dim);
         }
     }
@@ -303,11 +325,15 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
         private nint* _bundles;
         private int* _observed;
         private int _count, _neurons, _layer;
+        private long _stride;
         private BundleShape _parts;
 
-        public void Set(float* output, float* x, int count, nint* bundles, int neurons, BundleShape parts, int* observed, int layer)
+        public void Set(float* output, float* x, int count, nint* bundles, int neurons, long stride, BundleShape parts, int* observed, int layer)
         {
-            _output = output; _x = x; _count = count; _bundles = bundles; _neurons = neurons; _parts = parts; _observed = observed; _layer = layer;
+            // Only evenly spaced bundles (dense, naive) come in blocks: the flash source serves a block token by token.
+            if (count > 1 && stride == 0) throw new InvalidOperationException("a block of tokens needs evenly spaced bundles");
+            _output = output; _x = x; _count = count; _bundles = bundles; _neurons = neurons; _stride = stride; _parts = parts; _observed = observed;
+            _layer = layer;
         }
 
         public void Execute(int member, int members)
@@ -316,53 +342,56 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
             // One member sums straight into the output; several sum into their own partials, added in member order.
             float* acc = members == 1 ? _output : model._partials + (long)member * MaxBlock * dim;
             if (members > 1) NativeZero(acc, _count * dim);
-            var (start, end) = ThreadTeam.Share(_neurons, member, members);
-            if (_count == 1)
+            if (_stride == 0)
             {
-                model.FfnRange<TWeights>(acc, _x, model._prepared, _bundles, start, end, _parts, _observed, _layer);
+                var (from, to) = ThreadTeam.Share(_neurons, member, members);
+                model.FfnRange<TWeights>(acc, _x, model._prepared, _bundles, from, to, _parts, _observed, _layer);
                 return;
             }
-            if (TWeights.WidenInBlocks)
+            // Shares and chunks are whole groups of four neurons, as MatVec runs the gate rows.
+            var (start, end) = ThreadTeam.Share(_neurons, member, members, grain: 4);
+            byte* first = (byte*)_bundles[0];
+            float* h = model._gates + 2L * member * model.Info.Shape.HiddenDim;
+            if (TWeights.WidenInBlocks && _count > 1)
             {
-                Widened(acc, start, end, model._widened + (long)member * model._widenedFloats);
+                Widened(acc, start, end, first, h, model._widened + (long)member * model._widenedFloats);
                 return;
             }
-            // Each token sums the neurons in the same order as alone; the chunk's bundles stay cached across tokens.
-            long bundleBytes = Layout.RowBytes(TWeights.Type, dim) * (_parts.Up >= 0 ? 3 : 2);
-            int chunk = (int)Math.Max(1, ChunkBytes / bundleBytes);
+            // Each token sums the neurons in the same order as alone; the chunk's bundles stay cached across tokens (and,
+            // for one token, across the gate, up and down passes over them).
+            int chunk = Math.Max(4, (int)(ChunkBytes / _stride) & ~3);
             for (int j0 = start; j0 < end; j0 += chunk)
             {
-                int j1 = Math.Min(end, j0 + chunk);
+                int n = Math.Min(end - j0, chunk);
                 for (int t = 0; t < _count; t++)
-                    model.FfnRange<TWeights>(acc + (long)t * dim, _x + (long)t * dim, model._prepared + (long)t * model._preparedBytes,
-                        _bundles, j0, j1, _parts, _observed, _layer);
+                    model.FfnRows<TWeights>(acc + (long)t * dim, _x + (long)t * dim, model._prepared + (long)t * model._preparedBytes,
+                        first + j0 * _stride, _stride, n, _parts, Observed(j0), _layer, h);
             }
         }
 
+        private int* Observed(int from) => _observed == null ? null : _observed + from;
+
         /// <summary>As the chunked loop, each chunk of bundles widened to f32 bundles [gate | up | down | bias] first.</summary>
-        private void Widened(float* acc, int start, int end, float* widened)
+        private void Widened(float* acc, int start, int end, byte* first, float* h, float* widened)
         {
             int dim = _parts.Dim;
             int rows = _parts.Up >= 0 ? 3 : 2;
             long row = (long)dim * sizeof(float), stride = rows * row + sizeof(float);
             var shape = new BundleShape(dim, _parts.Up >= 0 ? row : -1, (rows - 1) * row, _parts.Bias >= 0 ? rows * row : -1);
-            int chunk = (int)Math.Max(1, model._widenedFloats * sizeof(float) / stride);
-            nint* bundles = stackalloc nint[chunk];
+            int chunk = Math.Max(4, (int)(model._widenedFloats * sizeof(float) / stride) & ~3);
             for (int j0 = start; j0 < end; j0 += chunk)
             {
                 int n = Math.Min(end - j0, chunk);
                 for (int j = 0; j < n; j++)
                 {
-                    byte* from = (byte*)_bundles[j0 + j], to = (byte*)widened + j * stride;
+                    byte* from = first + (j0 + j) * _stride, to = (byte*)widened + j * stride;
                     TWeights.ToSingle((float*)to, from, dim);
                     if (shape.Up >= 0) TWeights.ToSingle((float*)(to + shape.Up), from + _parts.Up, dim);
                     TWeights.ToSingle((float*)(to + shape.Down), from + _parts.Down, dim);
                     if (shape.Bias >= 0) *(float*)(to + shape.Bias) = *(float*)(from + _parts.Bias);
-                    bundles[j] = (nint)to;
                 }
-                int* observed = _observed == null ? null : _observed + j0;
                 for (int t = 0; t < _count; t++)
-                    model.FfnRange<F32>(acc + (long)t * dim, _x + (long)t * dim, null, bundles, 0, n, shape, observed, _layer);
+                    model.FfnRows<F32>(acc + (long)t * dim, _x + (long)t * dim, null, (byte*)widened, stride, n, shape, Observed(j0), _layer, h);
             }
         }
     }

@@ -54,7 +54,7 @@ internal static unsafe class QuantKernels<TF, TI, S>
         sbyte* x = (sbyte*)(xq + 4L * groups);
         TF total = S.Zero;
         for (int g = 0; g < groups; g++, q += G.Bytes, x += Quantization.Group)
-            total = S.MulAdd(S.Splat((float)scales[g] * xScales[g]), G.Dot(q, x), total);
+            total = S.MulAdd(S.Splat(HalfBits.ToSingle(scales[g]) * xScales[g]), G.Dot(q, x), total);
         return S.Sum(total);
     }
 
@@ -75,10 +75,10 @@ internal static unsafe class QuantKernels<TF, TI, S>
                 long q = quants + (long)g * G.Bytes;
                 sbyte* xg = x + g * Quantization.Group;
                 float xs = xScales[g];
-                t0 = S.MulAdd(S.Splat((float)((Half*)w0)[g] * xs), G.Dot(w0 + q, xg), t0);
-                t1 = S.MulAdd(S.Splat((float)((Half*)w1)[g] * xs), G.Dot(w1 + q, xg), t1);
-                t2 = S.MulAdd(S.Splat((float)((Half*)w2)[g] * xs), G.Dot(w2 + q, xg), t2);
-                t3 = S.MulAdd(S.Splat((float)((Half*)w3)[g] * xs), G.Dot(w3 + q, xg), t3);
+                t0 = S.MulAdd(S.Splat(HalfBits.ToSingle(((Half*)w0)[g]) * xs), G.Dot(w0 + q, xg), t0);
+                t1 = S.MulAdd(S.Splat(HalfBits.ToSingle(((Half*)w1)[g]) * xs), G.Dot(w1 + q, xg), t1);
+                t2 = S.MulAdd(S.Splat(HalfBits.ToSingle(((Half*)w2)[g]) * xs), G.Dot(w2 + q, xg), t2);
+                t3 = S.MulAdd(S.Splat(HalfBits.ToSingle(((Half*)w3)[g]) * xs), G.Dot(w3 + q, xg), t3);
             }
             y[r] = S.Sum(t0);
             y[r + 1] = S.Sum(t1);

@@ -152,7 +152,7 @@ internal static unsafe class SimdKernels<TF, TI, S>
         sbyte* q = (sbyte*)(w + 2L * groups);
         for (int g = 0; g < groups; g++, q += Quantization.Group, y += Quantization.Group)
         {
-            TF av = S.Splat(a * (float)scales[g]);
+            TF av = S.Splat(a * HalfBits.ToSingle(scales[g]));
             for (int k = 0; k < Quantization.Group; k += c)
                 S.Store(y + k, S.Add(S.Load(y + k), S.Mul(av, S.ToFloat(S.LoadSBytes(q + k)))));
         }
@@ -166,7 +166,7 @@ internal static unsafe class SimdKernels<TF, TI, S>
         byte* q = w + 2L * groups;
         for (int g = 0; g < groups; g++, q += Quantization.Group / 2, y += Quantization.Group)
         {
-            TF av = S.Splat(a * (float)scales[g]);
+            TF av = S.Splat(a * HalfBits.ToSingle(scales[g]));
             for (int k = 0; k < Quantization.Group / 2; k += c)
             {
                 var (low, high) = Nibbles(S.LoadBytes(q + k));
@@ -273,7 +273,7 @@ internal static unsafe class SimdKernels<TF, TI, S>
         sbyte* q = (sbyte*)(w + 2L * groups);
         for (int g = 0; g < groups; g++, q += Quantization.Group, dst += Quantization.Group)
         {
-            TF scale = S.Splat((float)scales[g]);
+            TF scale = S.Splat(HalfBits.ToSingle(scales[g]));
             for (int k = 0; k < Quantization.Group; k += c) S.Store(dst + k, S.Mul(S.ToFloat(S.LoadSBytes(q + k)), scale));
         }
     }
@@ -286,7 +286,7 @@ internal static unsafe class SimdKernels<TF, TI, S>
         byte* q = w + 2L * groups;
         for (int g = 0; g < groups; g++, q += Quantization.Group / 2, dst += Quantization.Group)
         {
-            TF scale = S.Splat((float)scales[g]);
+            TF scale = S.Splat(HalfBits.ToSingle(scales[g]));
             for (int k = 0; k < Quantization.Group / 2; k += c)
             {
                 var (low, high) = Nibbles(S.LoadBytes(q + k));
