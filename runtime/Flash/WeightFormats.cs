@@ -20,10 +20,17 @@ public unsafe interface IWeightFormat
     /// <summary>y[rows] = W[rows, cols] · x[cols], rows <paramref name="rowStride"/> bytes apart; x as floats and as
     /// <see cref="PrepareInput"/> made it.</summary>
     static abstract void MatVec(float* y, byte* w, long rowStride, float* x, byte* prepared, int rows, int cols);
+    /// <summary>Y[tokens, rows] = X[tokens, cols] · W[rows, cols]ᵀ: token t's x at x + t·xStride (floats) and prepared at
+    /// prepared + t·preparedStride (bytes), its y at y + t·yStride (floats); W as in <see cref="MatVec"/>. Each token's
+    /// y is what MatVec gives for it.</summary>
+    static abstract void MatMul(float* y, long yStride, byte* w, long rowStride, float* x, long xStride, byte* prepared, long preparedStride,
+                                int tokens, int rows, int cols);
     /// <summary>w[n] · x[n], x as floats and prepared</summary>
     static abstract float Dot(byte* w, float* x, byte* prepared, int n);
     /// <summary>y[n] += a · w[n]</summary>
     static abstract void Axpy(float* y, float a, byte* w, int n);
+    /// <summary>y[n] += a[k] · w[k][n] for k = 0 .. count-1 in order: count Axpys, bit for bit.</summary>
+    static abstract void AxpyRows(float* y, float* a, byte** w, int count, int n);
     /// <summary>dst[n] = (float) w[n]</summary>
     static abstract void ToSingle(float* dst, byte* w, int n);
 }
@@ -35,8 +42,12 @@ public readonly unsafe struct F32 : IWeightFormat
     public static int InputBytes(int n) => 0;
     public static void PrepareInput(byte* prepared, float* x, int n) { }
     public static void MatVec(float* y, byte* w, long rowStride, float* x, byte* prepared, int rows, int cols) => VectorOps.MatVec(y, (float*)w, rowStride / sizeof(float), x, rows, cols);
+    public static void MatMul(float* y, long yStride, byte* w, long rowStride, float* x, long xStride, byte* prepared, long preparedStride,
+                              int tokens, int rows, int cols) =>
+        VectorOps.MatMul(y, yStride, (float*)w, rowStride / sizeof(float), x, xStride, tokens, rows, cols);
     public static float Dot(byte* w, float* x, byte* prepared, int n) => VectorOps.Dot((float*)w, x, n);
     public static void Axpy(float* y, float a, byte* w, int n) => VectorOps.Axpy(y, a, (float*)w, n);
+    public static void AxpyRows(float* y, float* a, byte** w, int count, int n) => VectorOps.AxpyRows(y, a, (float**)w, count, n);
     public static void ToSingle(float* dst, byte* w, int n) => Buffer.MemoryCopy(w, dst, n * 4L, n * 4L);
 }
 
@@ -47,8 +58,12 @@ public readonly unsafe struct F16 : IWeightFormat
     public static int InputBytes(int n) => 0;
     public static void PrepareInput(byte* prepared, float* x, int n) { }
     public static void MatVec(float* y, byte* w, long rowStride, float* x, byte* prepared, int rows, int cols) => VectorOps.MatVecF16(y, (Half*)w, rowStride / sizeof(Half), x, rows, cols);
+    public static void MatMul(float* y, long yStride, byte* w, long rowStride, float* x, long xStride, byte* prepared, long preparedStride,
+                              int tokens, int rows, int cols) =>
+        WeightRows.MatVecEach<F16>(y, yStride, w, rowStride, x, xStride, prepared, preparedStride, tokens, rows, cols);
     public static float Dot(byte* w, float* x, byte* prepared, int n) => VectorOps.DotF16((Half*)w, x, n);
     public static void Axpy(float* y, float a, byte* w, int n) => VectorOps.AxpyF16(y, a, (Half*)w, n);
+    public static void AxpyRows(float* y, float* a, byte** w, int count, int n) => WeightRows.AxpyEach<F16>(y, a, w, count, n);
     public static void ToSingle(float* dst, byte* w, int n) => VectorOps.ToSingle(dst, (Half*)w, n);
 }
 
@@ -63,8 +78,12 @@ public readonly unsafe struct Q8 : IWeightFormat
     public static int InputBytes(int n) => Quantization.ActivationBytes(n);
     public static void PrepareInput(byte* prepared, float* x, int n) => Quantization.QuantizeActivations(prepared, x, n);
     public static void MatVec(float* y, byte* w, long rowStride, float* x, byte* prepared, int rows, int cols) => VectorOps.MatVecQ8(y, w, rowStride, prepared, rows, cols);
+    public static void MatMul(float* y, long yStride, byte* w, long rowStride, float* x, long xStride, byte* prepared, long preparedStride,
+                              int tokens, int rows, int cols) =>
+        WeightRows.MatVecEach<Q8>(y, yStride, w, rowStride, x, xStride, prepared, preparedStride, tokens, rows, cols);
     public static float Dot(byte* w, float* x, byte* prepared, int n) => VectorOps.DotQ8(w, prepared, n);
     public static void Axpy(float* y, float a, byte* w, int n) => VectorOps.AxpyQ8(y, a, w, n);
+    public static void AxpyRows(float* y, float* a, byte** w, int count, int n) => WeightRows.AxpyEach<Q8>(y, a, w, count, n);
     public static void ToSingle(float* dst, byte* w, int n) => VectorOps.ToSingleQ8(dst, w, n);
 }
 
@@ -76,14 +95,32 @@ public readonly unsafe struct Q4 : IWeightFormat
     public static int InputBytes(int n) => Quantization.ActivationBytes(n);
     public static void PrepareInput(byte* prepared, float* x, int n) => Quantization.QuantizeActivations(prepared, x, n);
     public static void MatVec(float* y, byte* w, long rowStride, float* x, byte* prepared, int rows, int cols) => VectorOps.MatVecQ4(y, w, rowStride, prepared, rows, cols);
+    public static void MatMul(float* y, long yStride, byte* w, long rowStride, float* x, long xStride, byte* prepared, long preparedStride,
+                              int tokens, int rows, int cols) =>
+        WeightRows.MatVecEach<Q4>(y, yStride, w, rowStride, x, xStride, prepared, preparedStride, tokens, rows, cols);
     public static float Dot(byte* w, float* x, byte* prepared, int n) => VectorOps.DotQ4(w, prepared, n);
     public static void Axpy(float* y, float a, byte* w, int n) => VectorOps.AxpyQ4(y, a, w, n);
+    public static void AxpyRows(float* y, float* a, byte** w, int count, int n) => WeightRows.AxpyEach<Q4>(y, a, w, count, n);
     public static void ToSingle(float* dst, byte* w, int n) => VectorOps.ToSingleQ4(dst, w, n);
 }
 
 /// <summary>dst[n] = w[n] as floats, for code that knows the weight type only at run time (calibration, recall probes).</summary>
 public static unsafe class WeightRows
 {
+    /// <summary>IWeightFormat.AxpyRows as one Axpy per row, for formats without a kernel over several rows.</summary>
+    internal static void AxpyEach<TW>(float* y, float* a, byte** w, int count, int n) where TW : struct, IWeightFormat
+    {
+        for (int k = 0; k < count; k++) TW.Axpy(y, a[k], w[k], n);
+    }
+
+    /// <summary>IWeightFormat.MatMul as one MatVec per token, for formats without a kernel over several tokens; a caller
+    /// that keeps the rows small keeps them cached from one token to the next.</summary>
+    internal static void MatVecEach<TW>(float* y, long yStride, byte* w, long rowStride, float* x, long xStride, byte* prepared, long preparedStride,
+                                        int tokens, int rows, int cols) where TW : struct, IWeightFormat
+    {
+        for (int t = 0; t < tokens; t++) TW.MatVec(y + t * yStride, w, rowStride, x + t * xStride, prepared + t * preparedStride, rows, cols);
+    }
+
     public static void ToSingle(WeightType type, float* dst, byte* w, int n)
     {
         switch (type)

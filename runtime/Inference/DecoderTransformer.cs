@@ -33,7 +33,8 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
     private readonly float* _partials;    // [team, block, dim] per-member FFN sums
     private readonly byte* _prepared;     // [block] of the current product's x rows as TWeights.PrepareInput makes them; null if unused
     private readonly int _preparedBytes;  // one row of _prepared
-    private readonly float* _gates;       // [team, 2 * hidden] a member's gate and up products over evenly spaced bundles
+    private readonly float* _gates;       // [team, GatesFloats] a member's gate and up products over a chunk of evenly spaced bundles
+    private readonly int _gatesFloats;
     private readonly float* _widened;     // [team, WidenedFloats] chunks of weights widened to f32 (TWeights.WidenInBlocks)
     private readonly int _widenedFloats;
     private readonly List<NativeArray<float>> _buffers = [];
@@ -60,7 +61,9 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
         ValueCache = Alloc((long)s.Layers * s.Context * s.KvDim, "the KV cache");
         _scores = Alloc((long)s.Heads * s.Context, "attention scores");
         _partials = Alloc(_team.Size * rows, "FFN partial sums");
-        _gates = Alloc(2L * _team.Size * s.HiddenDim, "FFN partial sums");
+        // Room for one token's whole share, or four neurons of every token of a block.
+        _gatesFloats = 2 * Math.Max(s.HiddenDim, 4 * MaxBlock);
+        _gates = Alloc((long)_team.Size * _gatesFloats, "FFN partial sums");
         // Every product's input rows are dim long (the generated code's shapes).
         _preparedBytes = TWeights.InputBytes(s.Dim);
         if (_preparedBytes > 0) _prepared = (byte*)Alloc(((long)MaxBlock * _preparedBytes + 3) / sizeof(float), "activations");
@@ -203,23 +206,35 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
         }
     }
 
-    /// <summary>As <see cref="FfnRange{TW}"/> over <paramref name="n"/> bundles evenly spaced from
-    /// <paramref name="first"/>: their gate rows (and up rows) are a matrix, multiplied by x four rows at a time into
-    /// h[2n]. Callers start ranges at multiples of four from the layer's first neuron, so a neuron's sums are the same
-    /// whatever range it falls in.</summary>
-    private void FfnRows<TW>(float* acc, float* x, byte* prepared, byte* first, long stride, int n, BundleShape p, int* neurons, int layer, float* h)
+    /// <summary>As <see cref="FfnRange{TW}"/> for each of <paramref name="count"/> tokens (rows of acc and x, x prepared
+    /// at <paramref name="preparedStride"/> bytes apart) over <paramref name="n"/> bundles evenly spaced from
+    /// <paramref name="first"/>: their gate rows (and up rows) are a matrix, multiplied by the tokens' x four rows at a
+    /// time into h[2, count, n]. Callers start ranges at multiples of four from the layer's first neuron, so a neuron's
+    /// sums are the same whatever range it falls in.</summary>
+    private void FfnRows<TW>(float* acc, float* x, byte* prepared, long preparedStride, int count, byte* first, long stride, int n, BundleShape p,
+                             int* neurons, int layer, float* h)
         where TW : struct, IWeightFormat
     {
-        TW.MatVec(h, first, stride, x, prepared, n, p.Dim);
-        if (p.Up >= 0) TW.MatVec(h + n, first + p.Up, stride, x, prepared, n, p.Dim);
-        for (int j = 0; j < n; j++)
+        float* hUp = h + count * n;
+        TW.MatMul(h, n, first, stride, x, p.Dim, prepared, preparedStride, count, n, p.Dim);
+        if (p.Up >= 0) TW.MatMul(hUp, n, first + p.Up, stride, x, p.Dim, prepared, preparedStride, count, n, p.Dim);
+        // Per token, the neurons the activation leaves non-zero, in order; their down columns are added together.
+        float* active = stackalloc float[n];
+        byte** down = stackalloc byte*[n];
+        for (int t = 0; t < count; t++)
         {
-            byte* b = first + j * stride;
-            float a = TActivation.Apply(p.Bias >= 0 ? h[j] + *(float*)(b + p.Bias) : h[j]);
-            if (a == 0f) continue;
-            if (neurons != null) ActiveNeuronObserver!(layer, neurons[j]);
-            if (p.Up >= 0) a *= h[n + j];
-            TW.Axpy(acc, a, b + p.Down, p.Dim);
+            int m = 0;
+            for (int j = 0; j < n; j++)
+            {
+                byte* b = first + j * stride;
+                float pre = h[t * n + j];
+                float a = TActivation.Apply(p.Bias >= 0 ? pre + *(float*)(b + p.Bias) : pre);
+                if (a == 0f) continue;
+                if (neurons != null) ActiveNeuronObserver!(layer, neurons[j]);
+                active[m] = p.Up >= 0 ? a * hUp[t * n + j] : a;
+                down[m++] = b + p.Down;
+            }
+            TW.AxpyRows(acc + (long)t * p.Dim, active, down, m, p.Dim);
         }
     }
 
@@ -271,13 +286,12 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
                 if (widen)
                 {
                     for (int r = r0; r < r1; r++) TWeights.ToSingle(widened + (long)(r - r0) * _cols, _w + r * rowBytes, _cols);
-                    for (int t = 0; t < _count; t++)
-                        F32.MatVec(_y + (long)t * _rows + r0, (byte*)widened, chunkRowBytes, _x + (long)t * _cols, null, r1 - r0, _cols);
-                    continue;
+                    F32.MatMul(_y + r0, _rows, (byte*)widened, chunkRowBytes, _x, _cols, null, 0, _count, r1 - r0, _cols);
                 }
-                for (int t = 0; t < _count; t++)
-                    TWeights.MatVec(_y + (long)t * _rows + r0, _w + r0 * rowBytes, rowBytes, _x + (long)t * _cols,
-                        model._prepared + (long)t * model._preparedBytes, r1 - r0, _cols);
+                else
+                {
+                    TWeights.MatMul(_y + r0, _rows, _w + r0 * rowBytes, rowBytes, _x, _cols, model._prepared, model._preparedBytes, _count, r1 - r0, _cols);
+                }
             }
         }
     }
@@ -351,23 +365,24 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
             // Shares and chunks are whole groups of four neurons, as MatVec runs the gate rows.
             var (start, end) = ThreadTeam.Share(_neurons, member, members, grain: 4);
             byte* first = (byte*)_bundles[0];
-            float* h = model._gates + 2L * member * model.Info.Shape.HiddenDim;
+            float* h = model._gates + (long)member * model._gatesFloats;
             if (TWeights.WidenInBlocks && _count > 1)
             {
                 Widened(acc, start, end, first, h, model._widened + (long)member * model._widenedFloats);
                 return;
             }
-            // Each token sums the neurons in the same order as alone; the chunk's bundles stay cached across tokens (and,
-            // for one token, across the gate, up and down passes over them).
-            int chunk = Math.Max(4, (int)(ChunkBytes / _stride) & ~3);
+            // The chunk's bundles stay cached across the gate, up and down passes over them and across the tokens.
+            int chunk = Chunk((int)(ChunkBytes / _stride));
             for (int j0 = start; j0 < end; j0 += chunk)
             {
                 int n = Math.Min(end - j0, chunk);
-                for (int t = 0; t < _count; t++)
-                    model.FfnRows<TWeights>(acc + (long)t * dim, _x + (long)t * dim, model._prepared + (long)t * model._preparedBytes,
-                        first + j0 * _stride, _stride, n, _parts, Observed(j0), _layer, h);
+                model.FfnRows<TWeights>(acc, _x, model._prepared, model._preparedBytes, _count, first + j0 * _stride, _stride, n, _parts, Observed(j0),
+                    _layer, h);
             }
         }
+
+        /// <summary>Neurons per chunk: about <paramref name="fits"/>, a multiple of four, within h's room for the block.</summary>
+        private int Chunk(int fits) => Math.Max(4, Math.Min(fits, model._gatesFloats / (2 * _count)) & ~3);
 
         private int* Observed(int from) => _observed == null ? null : _observed + from;
 
@@ -378,7 +393,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
             int rows = _parts.Up >= 0 ? 3 : 2;
             long row = (long)dim * sizeof(float), stride = rows * row + sizeof(float);
             var shape = new BundleShape(dim, _parts.Up >= 0 ? row : -1, (rows - 1) * row, _parts.Bias >= 0 ? rows * row : -1);
-            int chunk = Math.Max(4, (int)(model._widenedFloats * sizeof(float) / stride) & ~3);
+            int chunk = Chunk((int)(model._widenedFloats * sizeof(float) / stride));
             for (int j0 = start; j0 < end; j0 += chunk)
             {
                 int n = Math.Min(end - j0, chunk);
@@ -390,8 +405,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
                     TWeights.ToSingle((float*)(to + shape.Down), from + _parts.Down, dim);
                     if (shape.Bias >= 0) *(float*)(to + shape.Bias) = *(float*)(from + _parts.Bias);
                 }
-                for (int t = 0; t < _count; t++)
-                    model.FfnRows<F32>(acc + (long)t * dim, _x + (long)t * dim, null, (byte*)widened, stride, n, shape, Observed(j0), _layer, h);
+                model.FfnRows<F32>(acc, _x, null, 0, _count, (byte*)widened, stride, n, shape, Observed(j0), _layer, h);
             }
         }
     }

@@ -56,6 +56,35 @@ internal static unsafe class SimdKernels<TF, TI, S>
         for (; i < n; i++) y[i] += a * x[i];
     }
 
+    // y[n] += a[0] · x[0][n] + a[1] · x[1][n] + … + a[count-1] · x[count-1][n], each product added in turn as Axpy adds it,
+    // so the result is count Axpys' bit for bit; four rows per pass load and store y once for four products.
+    public static void AxpyRows(float* y, float* a, float** x, int count, int n)
+    {
+        int c = S.Count, k = 0;
+        for (; k <= count - 4; k += 4)
+        {
+            float* x0 = x[k], x1 = x[k + 1], x2 = x[k + 2], x3 = x[k + 3];
+            float a0 = a[k], a1 = a[k + 1], a2 = a[k + 2], a3 = a[k + 3];
+            TF s0 = S.Splat(a0), s1 = S.Splat(a1), s2 = S.Splat(a2), s3 = S.Splat(a3);
+            int i = 0;
+            for (; i <= n - c; i += c)
+            {
+                TF v = S.Add(S.Load(y + i), S.Mul(s0, S.Load(x0 + i)));
+                v = S.Add(v, S.Mul(s1, S.Load(x1 + i)));
+                v = S.Add(v, S.Mul(s2, S.Load(x2 + i)));
+                S.Store(y + i, S.Add(v, S.Mul(s3, S.Load(x3 + i))));
+            }
+            for (; i < n; i++)
+            {
+                float v = y[i] + a0 * x0[i];
+                v += a1 * x1[i];
+                v += a2 * x2[i];
+                y[i] = v + a3 * x3[i];
+            }
+        }
+        for (; k < count; k++) Axpy(y, a[k], x[k], n);
+    }
+
     // y[n] += a · x[n] (x half); not fused, as in Axpy
     public static void AxpyF16(float* y, float a, Half* x, int n)
     {
@@ -71,39 +100,81 @@ internal static unsafe class SimdKernels<TF, TI, S>
     }
 
     // y[rows] = W[rows, cols] · x[cols]; row r at w + r·rowStride. y must not overlap x.
-    // Four rows per pass share each load of x: matvec is memory-bound, and this halves the loads per FMA
-    // while keeping four independent accumulator chains in flight.
-    public static void MatVec(float* y, float* w, long rowStride, float* x, int rows, int cols)
+    public static void MatVec(float* y, float* w, long rowStride, float* x, int rows, int cols) =>
+        MatMul(y, 0, w, rowStride, x, 0, 1, rows, cols);
+
+    // Y[tokens, rows] = X[tokens, cols] · W[rows, cols]ᵀ: y[t·yStride + r] = W[r, :] · x[t·xStride, :]; row r at
+    // w + r·rowStride. y must not overlap x or w.
+    // Four rows per pass share each load of x, and two tokens share each load of the four rows, in eight independent
+    // accumulator chains: a product over a block of tokens runs at the FMA units' speed rather than memory's. Every
+    // (row, token) is summed the same way (one chain over the whole vectors, then the scalar tail), in whichever tile,
+    // so a token's results do not depend on the block it is in.
+    public static void MatMul(float* y, long yStride, float* w, long rowStride, float* x, long xStride, int tokens, int rows, int cols)
     {
         int c = S.Count, r = 0;
         for (; r <= rows - 4; r += 4)
         {
             float* w0 = w + r * rowStride, w1 = w0 + rowStride, w2 = w1 + rowStride, w3 = w2 + rowStride;
-            TF acc0 = S.Zero, acc1 = S.Zero, acc2 = S.Zero, acc3 = S.Zero;
-            int j = 0;
-            for (; j <= cols - c; j += c)
+            int t = 0;
+            for (; t <= tokens - 2; t += 2)
             {
-                TF xv = S.Load(x + j);
-                acc0 = S.MulAdd(S.Load(w0 + j), xv, acc0);
-                acc1 = S.MulAdd(S.Load(w1 + j), xv, acc1);
-                acc2 = S.MulAdd(S.Load(w2 + j), xv, acc2);
-                acc3 = S.MulAdd(S.Load(w3 + j), xv, acc3);
+                float* xa = x + t * xStride, xb = xa + xStride;
+                TF a0 = S.Zero, a1 = S.Zero, a2 = S.Zero, a3 = S.Zero, b0 = S.Zero, b1 = S.Zero, b2 = S.Zero, b3 = S.Zero;
+                int j = 0;
+                for (; j <= cols - c; j += c)
+                {
+                    TF v0 = S.Load(w0 + j), v1 = S.Load(w1 + j), v2 = S.Load(w2 + j), v3 = S.Load(w3 + j);
+                    TF xv = S.Load(xa + j);
+                    a0 = S.MulAdd(v0, xv, a0);
+                    a1 = S.MulAdd(v1, xv, a1);
+                    a2 = S.MulAdd(v2, xv, a2);
+                    a3 = S.MulAdd(v3, xv, a3);
+                    xv = S.Load(xb + j);
+                    b0 = S.MulAdd(v0, xv, b0);
+                    b1 = S.MulAdd(v1, xv, b1);
+                    b2 = S.MulAdd(v2, xv, b2);
+                    b3 = S.MulAdd(v3, xv, b3);
+                }
+                Store4(y + t * yStride + r, a0, a1, a2, a3, w0, w1, w2, w3, xa, j, cols);
+                Store4(y + (t + 1) * yStride + r, b0, b1, b2, b3, w0, w1, w2, w3, xb, j, cols);
             }
-            float s0 = S.Sum(acc0), s1 = S.Sum(acc1), s2 = S.Sum(acc2), s3 = S.Sum(acc3);
-            for (; j < cols; j++)
+            for (; t < tokens; t++)
             {
-                float xj = x[j];
-                s0 += w0[j] * xj;
-                s1 += w1[j] * xj;
-                s2 += w2[j] * xj;
-                s3 += w3[j] * xj;
+                float* xa = x + t * xStride;
+                TF a0 = S.Zero, a1 = S.Zero, a2 = S.Zero, a3 = S.Zero;
+                int j = 0;
+                for (; j <= cols - c; j += c)
+                {
+                    TF xv = S.Load(xa + j);
+                    a0 = S.MulAdd(S.Load(w0 + j), xv, a0);
+                    a1 = S.MulAdd(S.Load(w1 + j), xv, a1);
+                    a2 = S.MulAdd(S.Load(w2 + j), xv, a2);
+                    a3 = S.MulAdd(S.Load(w3 + j), xv, a3);
+                }
+                Store4(y + t * yStride + r, a0, a1, a2, a3, w0, w1, w2, w3, xa, j, cols);
             }
-            y[r] = s0;
-            y[r + 1] = s1;
-            y[r + 2] = s2;
-            y[r + 3] = s3;
         }
-        for (; r < rows; r++) y[r] = Dot(w + r * rowStride, x, cols);
+        for (; r < rows; r++)
+            for (int t = 0; t < tokens; t++) y[t * yStride + r] = Dot(w + r * rowStride, x + t * xStride, cols);
+    }
+
+    // y[0..4) = the four chains' sums plus the scalar tail x[j..cols) of each row
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Store4(float* y, TF a0, TF a1, TF a2, TF a3, float* w0, float* w1, float* w2, float* w3, float* x, int j, int cols)
+    {
+        float s0 = S.Sum(a0), s1 = S.Sum(a1), s2 = S.Sum(a2), s3 = S.Sum(a3);
+        for (; j < cols; j++)
+        {
+            float xj = x[j];
+            s0 += w0[j] * xj;
+            s1 += w1[j] * xj;
+            s2 += w2[j] * xj;
+            s3 += w3[j] * xj;
+        }
+        y[0] = s0;
+        y[1] = s1;
+        y[2] = s2;
+        y[3] = s3;
     }
 
     // y[rows] = W[rows, cols] · x[cols], W half; row r at w + r·rowStride. Blocked by four rows as MatVec.

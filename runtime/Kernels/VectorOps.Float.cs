@@ -50,6 +50,20 @@ public static unsafe partial class VectorOps
         }
     }
 
+    // y[n] += Σ_k a[k] · x[k][n] for k = 0 .. count-1 in order: count Axpys, bit for bit
+    public static void AxpyRows(float* y, float* a, float** x, int count, int n) => AxpyRows(IsaSupport.Best, y, a, x, count, n);
+
+    internal static void AxpyRows(Isa isa, float* y, float* a, float** x, int count, int n)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.AxpyRows(y, a, x, count, n); break;
+            case Isa.V256: K256.AxpyRows(y, a, x, count, n); break;
+            case Isa.V128: K128.AxpyRows(y, a, x, count, n); break;
+            default: VectorOpsReference.AxpyRows(y, a, x, count, n); break;
+        }
+    }
+
     // y[n] += a · x[n] (x in IEEE half)
     public static void AxpyF16(float* y, float a, Half* x, int n) => AxpyF16(IsaSupport.Best, y, a, x, n);
 
@@ -76,6 +90,22 @@ public static unsafe partial class VectorOps
             case Isa.V256: K256.MatVec(y, w, rowStride, x, rows, cols); break;
             case Isa.V128: K128.MatVec(y, w, rowStride, x, rows, cols); break;
             default: VectorOpsReference.MatVec(y, w, rowStride, x, rows, cols); break;
+        }
+    }
+
+    // Y[tokens, rows] = X[tokens, cols] · W[rows, cols]ᵀ: y[t·yStride + r] = W[r, :] · x[t·xStride, :] (strides in
+    // elements); each token's row of Y is what MatVec gives for it
+    public static void MatMul(float* y, long yStride, float* w, long rowStride, float* x, long xStride, int tokens, int rows, int cols) =>
+        MatMul(IsaSupport.Best, y, yStride, w, rowStride, x, xStride, tokens, rows, cols);
+
+    internal static void MatMul(Isa isa, float* y, long yStride, float* w, long rowStride, float* x, long xStride, int tokens, int rows, int cols)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.MatMul(y, yStride, w, rowStride, x, xStride, tokens, rows, cols); break;
+            case Isa.V256: K256.MatMul(y, yStride, w, rowStride, x, xStride, tokens, rows, cols); break;
+            case Isa.V128: K128.MatMul(y, yStride, w, rowStride, x, xStride, tokens, rows, cols); break;
+            default: VectorOpsReference.MatMul(y, yStride, w, rowStride, x, xStride, tokens, rows, cols); break;
         }
     }
 

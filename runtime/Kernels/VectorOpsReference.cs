@@ -30,6 +30,12 @@ internal static unsafe class VectorOpsReference
         for (int i = 0; i < n; i++) y[i] += a * x[i];
     }
 
+    // y[n] += Σ_k a[k] · x[k][n], k in order
+    public static void AxpyRows(float* y, float* a, float** x, int count, int n)
+    {
+        for (int k = 0; k < count; k++) Axpy(y, a[k], x[k], n);
+    }
+
     // y[n] += a · x[n] (x half)
     public static void AxpyF16(float* y, float a, Half* x, int n)
     {
@@ -40,6 +46,12 @@ internal static unsafe class VectorOpsReference
     public static void MatVec(float* y, float* w, long rowStride, float* x, int rows, int cols)
     {
         for (int r = 0; r < rows; r++) y[r] = Dot(w + r * rowStride, x, cols);
+    }
+
+    // y[t·yStride + r] = W[r, :] · x[t·xStride, :]
+    public static void MatMul(float* y, long yStride, float* w, long rowStride, float* x, long xStride, int tokens, int rows, int cols)
+    {
+        for (int t = 0; t < tokens; t++) MatVec(y + t * yStride, w, rowStride, x + t * xStride, rows, cols);
     }
 
     // y[rows] = W[rows, cols] · x[cols], W half; row r at w + r·rowStride

@@ -62,6 +62,32 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
         }
     }
 
+    // Several rows added at once: bit for bit the reference's Axpys in turn; counts across the four-row passes.
+    [Theory, MemberData(nameof(Isas))]
+    public void AxpyRows(Isa isa)
+    {
+        var rng = new Random(31);
+        float** x = stackalloc float*[9];
+        foreach (int count in new[] { 0, 1, 3, 4, 5, 9 })
+            foreach (int n in Sizes)
+            {
+                var rows = new Buf<float>[count];
+                for (int k = 0; k < count; k++) rows[k] = Floats(rng, n);
+                try
+                {
+                    using Buf<float> want = Floats(rng, n), got = want.Clone(), a = Floats(rng, count);
+                    for (int k = 0; k < count; k++) x[k] = rows[k].P;
+                    VectorOpsReference.AxpyRows(want.P, a.P, x, count, n);
+                    VectorOps.AxpyRows(isa, got.P, a.P, x, count, n);
+                    AssertBitsEqual(want, got, $"count={count} n={n}");
+                }
+                finally
+                {
+                    foreach (var row in rows) row.Dispose();
+                }
+            }
+    }
+
     [Theory, MemberData(nameof(Isas))]
     public void AxpyF16(Isa isa)
     {
@@ -102,6 +128,39 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
                         float scale = 0f;
                         for (int j = 0; j < cols; j++) scale += MathF.Abs(w[r * stride + j] * x[j]);
                         AssertClose(want[r], got[r], scale, $"rows={rows} cols={cols} stride={stride} r={r}");
+                    }
+                }
+    }
+
+    // Several tokens at once: each token's row of Y bit for bit what MatVec gives it (on the same Isa), and close to the
+    // reference; odd token counts exercise the single-token tile, padded x and y rows the strides.
+    [Theory, MemberData(nameof(Isas))]
+    public void MatMul(Isa isa)
+    {
+        var rng = new Random(51);
+        foreach (int tokens in new[] { 0, 1, 2, 3, 5 })
+            foreach (int rows in MatVecRows)
+                foreach (int cols in new[] { 0, 1, 7, 17, 33, 129 })
+                {
+                    long stride = cols + 3, xStride = cols + 2, yStride = rows + 1;
+                    using Buf<float> w = Floats(rng, (int)(rows * stride)), x = Floats(rng, (int)(tokens * xStride));
+                    using Buf<float> want = new((int)(tokens * yStride), float.NaN), got = new((int)(tokens * yStride), float.NaN);
+                    using Buf<float> one = new(rows, float.NaN);
+                    VectorOpsReference.MatMul(want.P, yStride, w.P, stride, x.P, xStride, tokens, rows, cols);
+                    VectorOps.MatMul(isa, got.P, yStride, w.P, stride, x.P, xStride, tokens, rows, cols);
+                    got.AssertGuardIntact();
+                    for (int t = 0; t < tokens; t++)
+                    {
+                        VectorOps.MatVec(isa, one.P, w.P, stride, x.P + t * xStride, rows, cols);
+                        for (int r = 0; r < rows; r++)
+                        {
+                            string where = $"tokens={tokens} rows={rows} cols={cols} t={t} r={r}";
+                            Assert.True(BitConverter.SingleToInt32Bits(one[r]) == BitConverter.SingleToInt32Bits(got[(int)(t * yStride + r)]), where);
+                            float scale = 0f;
+                            for (int j = 0; j < cols; j++) scale += MathF.Abs(w[r * stride + j] * x[t * xStride + j]);
+                            AssertClose(want[(int)(t * yStride + r)], got[(int)(t * yStride + r)], scale, where);
+                        }
+                        Assert.True(float.IsNaN(got[(int)(t * yStride + rows)]), "the padding after a token's row of y is not written");
                     }
                 }
     }
