@@ -65,11 +65,14 @@ public unsafe interface IFfnSource : IDisposable
     /// <summary>Makes the bundles that <paramref name="layer"/> needs for FFN input x[dim] available.</summary>
     FfnSelection Prepare(FfnLayer layer, float* x);
 
-    /// <summary>Where the selection does not depend on the input (dense, naive): makes the bundles that
-    /// <paramref name="layer"/> needs for a block of <paramref name="tokens"/> inputs available at once and returns
-    /// true. False where each input picks its own neurons (flash); the block then goes through
-    /// <see cref="Prepare"/> input by input.</summary>
-    bool TryPrepareBlock(FfnLayer layer, int tokens, out FfnSelection selection);
+    /// <summary>Begins serving a block of <paramref name="tokens"/> FFN inputs xs[tokens, dim] of <paramref name="layer"/>
+    /// with every neuron, for all the inputs at once, in pieces: returns how many pieces (then fetched in turn with
+    /// <see cref="BlockPiece"/>), or 0 where the block is better served input by input through <see cref="Prepare"/>.</summary>
+    int BeginBlock(FfnLayer layer, float* xs, int tokens);
+
+    /// <summary>Piece <paramref name="piece"/> of the block <see cref="BeginBlock"/> began: the bundles of a range of
+    /// the layer's neurons, evenly spaced (<see cref="FfnSelection.Stride"/>); valid until the next call.</summary>
+    FfnSelection BlockPiece(FfnLayer layer, int piece);
 
     FfnStats Stats { get; }
 

@@ -8,6 +8,9 @@ namespace AotFlash.Ffn;
 /// LLM in a flash: per layer, the low-rank predictor picks the neurons this token will use; the layer's
 /// <see cref="NeuronCache"/> keeps those of the last k tokens and says which are missing; only those bundles are read
 /// from flash, in parallel, coalesced; the FFN then runs over the cached rows.
+/// A block of prompt tokens needs most of every layer (the union of its tokens' neurons): the layer streams through a
+/// buffer in large sequential reads, the disk's fastest, and the block computes it whole; the window's last tokens
+/// then leave in the cache what decoding them would have.
 /// </summary>
 public sealed unsafe class FlashFfnSource : IFfnSource
 {
@@ -28,6 +31,19 @@ public sealed unsafe class FlashFfnSource : IFfnSource
     private readonly NativeArray<float> _scratch;
     private readonly long[] _tokens;
     private readonly RecallProbe? _probe;
+    private NativeArray<byte>? _stream;               // one piece of a streamed layer
+    private int _pieceNeurons;
+    private readonly NativeArray<int> _fill;          // the streamed layer's neurons the cache awaits, ascending
+    private readonly NativeArray<byte> _awaited;      // per neuron: in _fill
+    private int _fillCount, _fillAt;
+
+    /// <summary>Fewer tokens than this go through the predictor and the cache one by one: streaming a whole layer
+    /// pays when the union of the tokens' neurons is a large part of it.</summary>
+    public const int MinStreamedTokens = 8;
+
+    /// <summary>The most bytes one piece of a streamed layer holds (large sequential requests), unless an eighth of
+    /// what the budget leaves for the caches is less.</summary>
+    public const int StreamBytes = 8 << 20;
 
     /// <param name="source">The model file's name, for errors.</param>
     /// <param name="activeThreshold">A neuron is truly active when its gate pre-activation is above this (0 for ReLU).</param>
@@ -55,16 +71,26 @@ public sealed unsafe class FlashFfnSource : IFfnSource
         _scratch = new NativeArray<float>(_hidden + maxRank, account, "predictor scratch");
         _tokens = new long[layout.Shape.Layers];
         if (measureRecall) _probe = new RecallProbe(reader, flashSection, layout, account, activeThreshold);
+        _fill = new NativeArray<int>(_hidden, account, "the neuron lists");
+        _awaited = new NativeArray<byte>(_hidden, account, "the neuron lists");
         Stats.DirectIo = reader.Direct;
     }
 
     public FfnStats Stats { get; } = new();
 
-    /// <summary>Gives the caches whatever the budget has left, once everything else is allocated.</summary>
+    /// <summary>Gives the caches whatever the budget has left, once everything else is allocated, less the buffer
+    /// that a streamed layer's pieces go through.</summary>
     public void AllocateCaches(int minimumRows)
     {
         var s = _layout.Shape;
         long perRow = _layout.BundleStride;
+        // Pieces start on the file's 4 KiB blocks (O_DIRECT) and on groups of four neurons (the products' groups).
+        int step = 4;
+        while (step * perRow % Layout.FlashAlignment != 0) step += 4;
+        long pieceBytes = Math.Min(StreamBytes, (_account.Available - (64L << 10)) / 8);
+        _pieceNeurons = (int)Math.Min(_hidden, Math.Max(step, pieceBytes / perRow / step * step));
+        long streamBytes = Math.Min(_layout.FlashLayerBytes, Layout.AlignUp(_pieceNeurons * perRow, Layout.FlashAlignment));
+        _stream = new NativeArray<byte>(streamBytes, _account, "the streamed layer's piece", Layout.FlashAlignment);
         // Everything else is allocated by now; keep a little headroom all the same.
         long available = _account.Available - (64L << 10);
         int rows = s.HiddenDim;
@@ -83,6 +109,9 @@ public sealed unsafe class FlashFfnSource : IFfnSource
         CacheRows = rows;
     }
 
+    /// <summary>One layer's cache, for tests that look into it.</summary>
+    internal NeuronCache CacheOf(int layer) => _caches[layer];
+
     /// <summary>Rows of each layer's cache.</summary>
     public int CacheRows { get; private set; }
 
@@ -91,19 +120,7 @@ public sealed unsafe class FlashFfnSource : IFfnSource
         var cache = _caches[layer.Index];
         long t0 = Stopwatch.GetTimestamp();
         int* active = _active.Pointer;
-        int count;
-        if (_selectAll)
-        {
-            count = _hidden;
-            for (int i = 0; i < count; i++) active[i] = i;
-        }
-        else
-        {
-            count = _predictors!.Layers[layer.Index].Select(x, _active.Span, _scratch.Pointer);
-            // More predicted neurons than the cache holds: keep those with the largest margin (Select leaves each
-            // neuron's score minus threshold in scratch); the rest become forced false negatives.
-            if (count > cache.Capacity) count = KeepStrongest(active, count, cache.Capacity, _scratch.Pointer);
-        }
+        int count = Select(layer, cache, x);
         long t1 = Stopwatch.GetTimestamp();
         int missing = cache.Update(new ReadOnlySpan<int>(active, count), _tokens[layer.Index]++, _missing.Span, _missingRows.Span);
         for (int j = 0; j < missing; j++) _destinations.Pointer[j] = (nint)cache.Row(_missingRows.Pointer[j]);
@@ -141,11 +158,103 @@ public sealed unsafe class FlashFfnSource : IFfnSource
         return new FfnSelection(new ReadOnlySpan<int>(active, count), new ReadOnlySpan<nint>(_bundles.Pointer, count));
     }
 
-    /// <summary>Each token predicts its own neurons and updates the cache's window: a block goes token by token.</summary>
-    public bool TryPrepareBlock(FfnLayer layer, int tokens, out FfnSelection selection)
+    /// <summary>The neurons the predictor picks for x, into _active (at most the cache's capacity); returns how many.</summary>
+    private int Select(FfnLayer layer, NeuronCache cache, float* x)
     {
-        selection = default;
-        return false;
+        int* active = _active.Pointer;
+        if (_selectAll)
+        {
+            for (int i = 0; i < _hidden; i++) active[i] = i;
+            return _hidden;
+        }
+        int count = _predictors!.Layers[layer.Index].Select(x, _active.Span, _scratch.Pointer);
+        // More predicted neurons than the cache holds: keep those with the largest margin (Select leaves each
+        // neuron's score minus threshold in scratch); the rest become forced false negatives.
+        return count > cache.Capacity ? KeepStrongest(active, count, cache.Capacity, _scratch.Pointer) : count;
+    }
+
+    /// <summary>A block of at least <see cref="MinStreamedTokens"/> streams the layer. First the window's last tokens
+    /// go through the predictor and the cache as decoding would; the neurons they miss are filled from the stream.</summary>
+    public int BeginBlock(FfnLayer layer, float* xs, int tokens)
+    {
+        if (tokens < MinStreamedTokens) return 0;
+        var cache = _caches[layer.Index];
+        int dim = _layout.Shape.Dim, layerIndex = layer.Index;
+        int window = Math.Min(_window, tokens);
+        long predict = 0, t0 = Stopwatch.GetTimestamp();
+        _tokens[layerIndex] += tokens - window;
+        _fillCount = _fillAt = 0;
+        for (int t = tokens - window; t < tokens; t++)
+        {
+            long p0 = Stopwatch.GetTimestamp();
+            int count = Select(layer, cache, xs + (long)t * dim);
+            predict += Stopwatch.GetTimestamp() - p0;
+            int missing = cache.Update(new ReadOnlySpan<int>(_active.Pointer, count), _tokens[layerIndex]++, _missing.Span, _missingRows.Span);
+            Stats.CacheHits += count - missing;
+            Stats.CacheMisses += missing;
+            for (int j = 0; j < missing; j++)
+            {
+                int n = _missing.Pointer[j];
+                if (_awaited.Pointer[n] != 0) continue;
+                _awaited.Pointer[n] = 1;
+                _fill.Pointer[_fillCount++] = n;
+            }
+        }
+        // What a later token evicted needs no filling; the rest is filled in neuron order as the pieces arrive.
+        int kept = 0;
+        for (int j = 0; j < _fillCount; j++)
+        {
+            int n = _fill.Pointer[j];
+            _awaited.Pointer[n] = 0;
+            if (cache.RowOf(n) >= 0) _fill.Pointer[kept++] = n;
+        }
+        _fillCount = kept;
+        new Span<int>(_fill.Pointer, kept).Sort();
+        Stats.PredictTicks += predict;
+        Stats.MemTicks += Stopwatch.GetTimestamp() - t0 - predict;
+        Stats.NeuronsUsed += (long)_hidden * tokens;
+        Stats.NeuronsTotal += (long)_hidden * tokens;
+        return (_hidden + _pieceNeurons - 1) / _pieceNeurons;
+    }
+
+    /// <summary>Reads one piece of the layer, checks its bundles and copies the ones the cache awaits into their rows.</summary>
+    public FfnSelection BlockPiece(FfnLayer layer, int piece)
+    {
+        var cache = _caches[layer.Index];
+        long stride = layer.BundleStride;
+        int from = piece * _pieceNeurons, n = Math.Min(_pieceNeurons, _hidden - from);
+        long offset = from * stride;
+        long t0 = Stopwatch.GetTimestamp(), before = _reader.BytesRead;
+        byte* stream = _stream!.Pointer;
+        try
+        {
+            _reader.ReadContiguous(_flashSection + layer.Offset + offset, Math.Min(_stream.Length, _layout.FlashLayerBytes - offset), stream);
+            uint* expected = _checksums.Layer(layer.Index) + from;
+            for (int i = 0; i < n; i++)
+                if (Crc32C.Compute(stream + i * stride, _bundleBytes) != expected[i]) throw new FlashChecksumException(from + i);
+        }
+        catch (Exception e)
+        {
+            // Rows the cache counts as present wait for this layer's stream; none can be trusted now.
+            cache.Clear();
+            if (e is FlashChecksumException corrupt) throw FlashChecksums.Corrupt(_source, layer.Index, corrupt);
+            throw;
+        }
+        long t1 = Stopwatch.GetTimestamp();
+        for (; _fillAt < _fillCount && _fill.Pointer[_fillAt] < from + n; _fillAt++)
+        {
+            int neuron = _fill.Pointer[_fillAt];
+            Buffer.MemoryCopy(stream + (neuron - from) * stride, cache.Row(cache.RowOf(neuron)), _bundleBytes, _bundleBytes);
+        }
+        for (int i = 0; i < n; i++)
+        {
+            _bundles.Pointer[i] = (nint)(stream + i * stride);
+            _missing.Pointer[i] = from + i;
+        }
+        Stats.IoTicks += t1 - t0;
+        Stats.MemTicks += Stopwatch.GetTimestamp() - t1;
+        Stats.BytesRead += _reader.BytesRead - before;
+        return new FfnSelection(new ReadOnlySpan<int>(_missing.Pointer, n), new ReadOnlySpan<nint>(_bundles.Pointer, n), stride);
     }
 
     /// <summary>Keeps the <paramref name="keep"/> neurons with the largest margin, in ascending neuron order.</summary>
@@ -172,6 +281,7 @@ public sealed unsafe class FlashFfnSource : IFfnSource
     {
         foreach (var cache in _caches) cache.Dispose();
         _active.Dispose(); _missing.Dispose(); _missingRows.Dispose(); _destinations.Dispose(); _bundles.Dispose(); _scratch.Dispose();
+        _stream?.Dispose(); _fill.Dispose(); _awaited.Dispose();
         _probe?.Dispose();
         _reader.Dispose();
     }

@@ -17,13 +17,27 @@ public sealed unsafe class EveryNeuron : IDisposable
         for (int i = 0; i < hidden; i++) _neurons.Pointer[i] = i;
     }
 
-    /// <summary>Every neuron for <paramref name="tokens"/> tokens, counted in <paramref name="stats"/>.</summary>
-    public FfnSelection At(byte* first, long stride, int tokens, FfnStats stats)
+    /// <summary>Neurons [from, from + count) with their bundles, <paramref name="stride"/> apart from
+    /// <paramref name="first"/> (neuron <paramref name="from"/>'s).</summary>
+    public FfnSelection At(byte* first, long stride, int from, int count)
     {
-        for (int i = 0; i < _hidden; i++) _bundles.Pointer[i] = (nint)(first + i * stride);
+        for (int i = 0; i < count; i++) _bundles.Pointer[i] = (nint)(first + i * stride);
+        return new FfnSelection(_neurons.Span.Slice(from, count), _bundles.Span[..count], stride);
+    }
+
+    /// <summary>Every neuron, their bundles <paramref name="stride"/> apart from <paramref name="first"/>; counted in
+    /// <paramref name="stats"/> as used by <paramref name="tokens"/> tokens.</summary>
+    public FfnSelection All(byte* first, long stride, int tokens, FfnStats stats)
+    {
+        Count(stats, tokens);
+        return At(first, stride, 0, _hidden);
+    }
+
+    /// <summary>Counts every neuron as used by <paramref name="tokens"/> tokens.</summary>
+    public void Count(FfnStats stats, int tokens)
+    {
         stats.NeuronsUsed += (long)_hidden * tokens;
         stats.NeuronsTotal += (long)_hidden * tokens;
-        return new FfnSelection(_neurons.Span, _bundles.Span, stride);
     }
 
     public void Dispose()
@@ -40,13 +54,16 @@ public sealed unsafe class MappedFfnSource(byte* flash, int hidden, DramAccount 
 
     public FfnStats Stats { get; } = new();
 
-    public FfnSelection Prepare(FfnLayer layer, float* x) => _all.At(flash + layer.Offset, layer.BundleStride, 1, Stats);
+    public FfnSelection Prepare(FfnLayer layer, float* x) => _all.All(flash + layer.Offset, layer.BundleStride, 1, Stats);
 
-    public bool TryPrepareBlock(FfnLayer layer, int tokens, out FfnSelection selection)
+    /// <summary>One piece: the whole layer, in place.</summary>
+    public int BeginBlock(FfnLayer layer, float* xs, int tokens)
     {
-        selection = _all.At(flash + layer.Offset, layer.BundleStride, tokens, Stats);
-        return true;
+        _all.Count(Stats, tokens);
+        return 1;
     }
+
+    public FfnSelection BlockPiece(FfnLayer layer, int piece) => _all.At(flash + layer.Offset, layer.BundleStride, 0, hidden);
 
     public void Reset() { }
 

@@ -15,6 +15,7 @@ public sealed unsafe class NaiveFfnSource : IFfnSource
     private readonly long _layerBytes;
     private readonly NativeArray<byte> _layer;
     private readonly EveryNeuron _all;
+    private readonly int _hidden;
 
     /// <param name="source">The model file's name, for errors.</param>
     public NaiveFfnSource(FlashReader reader, long flashSection, FlashChecksums checksums, string source, Layout layout, DramAccount account)
@@ -26,22 +27,29 @@ public sealed unsafe class NaiveFfnSource : IFfnSource
         _flashSection = flashSection;
         _layerBytes = layout.FlashLayerBytes;
         _layer = new NativeArray<byte>(_layerBytes, account, "the naive mode's layer buffer", Layout.FlashAlignment);
-        _all = new EveryNeuron(layout.Shape.HiddenDim, account);
+        _hidden = layout.Shape.HiddenDim;
+        _all = new EveryNeuron(_hidden, account);
         Stats.DirectIo = reader.Direct;
     }
 
     public FfnStats Stats { get; } = new();
 
-    public FfnSelection Prepare(FfnLayer layer, float* x) => ReadLayer(layer, 1);
-
-    /// <summary>A block reads the layer once for all its tokens.</summary>
-    public bool TryPrepareBlock(FfnLayer layer, int tokens, out FfnSelection selection)
+    public FfnSelection Prepare(FfnLayer layer, float* x)
     {
-        selection = ReadLayer(layer, tokens);
-        return true;
+        _all.Count(Stats, 1);
+        return ReadLayer(layer);
     }
 
-    private FfnSelection ReadLayer(FfnLayer layer, int tokens)
+    /// <summary>One piece: the layer, read once for all the block's tokens.</summary>
+    public int BeginBlock(FfnLayer layer, float* xs, int tokens)
+    {
+        _all.Count(Stats, tokens);
+        return 1;
+    }
+
+    public FfnSelection BlockPiece(FfnLayer layer, int piece) => ReadLayer(layer);
+
+    private FfnSelection ReadLayer(FfnLayer layer)
     {
         long start = Stopwatch.GetTimestamp(), before = _reader.BytesRead;
         _reader.ReadContiguous(_flashSection + layer.Offset, _layerBytes, _layer.Pointer);
@@ -49,7 +57,7 @@ public sealed unsafe class NaiveFfnSource : IFfnSource
         catch (FlashChecksumException e) { throw FlashChecksums.Corrupt(_source, layer.Index, e); }
         Stats.IoTicks += Stopwatch.GetTimestamp() - start;
         Stats.BytesRead += _reader.BytesRead - before;
-        return _all.At(_layer.Pointer, layer.BundleStride, tokens, Stats);
+        return _all.At(_layer.Pointer, layer.BundleStride, 0, _hidden);
     }
 
     public void Reset() { }

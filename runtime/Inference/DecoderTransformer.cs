@@ -141,19 +141,21 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
         SparseFfn(output, x, count, layer, ffn, dim, stride, up: -1, down, bias);
 
     /// <summary>The FFN over selected bundles, for each row of x[count, dim]; <paramref name="up"/> or
-    /// <paramref name="bias"/> is -1 where the family's bundles have no such part. A source whose selection does not
-    /// depend on the input (dense, naive) serves the whole block at once; one that predicts (flash) serves each row on
-    /// its own, in order, as decoding would.</summary>
+    /// <paramref name="bias"/> is -1 where the family's bundles have no such part. A source that serves the whole block
+    /// at once (every neuron, in one piece or streamed in several) is summed piece by piece; otherwise (flash mode's
+    /// predictor, for a few tokens) each row goes through the source on its own, in order, as decoding would.</summary>
     private void SparseFfn(float* output, float* x, int count, int layer, long ffn, int dim, long stride, long up, long down, long bias)
     {
         var at = new FfnLayer(layer, ffn, stride);
         var parts = new BundleShape(dim, up, down, bias);
         if (FfnProbe is { } probe)
             for (int t = 0; t < count; t++) probe(layer, x + (long)t * dim);
-        if (_ffnSource.TryPrepareBlock(at, count, out var shared))
+        NativeZero(output, count * dim);
+        int pieces = _ffnSource.BeginBlock(at, x, count);
+        if (pieces > 0)
         {
             for (int t = 0; t < count; t++) TWeights.PrepareInput(_prepared + (long)t * _preparedBytes, x + (long)t * dim, dim);
-            Ffn(output, x, count, shared, parts, layer);
+            for (int piece = 0; piece < pieces; piece++) Ffn(output, x, count, _ffnSource.BlockPiece(at, piece), parts, layer);
             return;
         }
         for (int t = 0; t < count; t++)
@@ -165,11 +167,10 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
         }
     }
 
-    /// <summary>output[count, dim] = the FFN of x[count, dim] over one selection, x prepared.</summary>
+    /// <summary>output[count, dim] += the FFN of x[count, dim] over one selection, x prepared.</summary>
     private void Ffn(float* output, float* x, int count, FfnSelection selection, BundleShape parts, int layer)
     {
         int n = selection.Neurons.Length, dim = parts.Dim;
-        NativeZero(output, count * dim);
         fixed (nint* bundles = selection.Bundles)
         fixed (int* neurons = selection.Neurons)
         {

@@ -58,10 +58,13 @@ public sealed class PerplexityText
         foreach (int[] chunk in _chunks)
         {
             model.FfnSource.Reset(); // a new sequence: the neuron caches' window starts over
-            // Blocks of positions, each scored row by row.
-            for (int pos = 0; pos + 1 < chunk.Length; pos += Transformer.MaxBlock)
+            // Blocks of positions, each scored row by row. Flash mode scores every position as decoding computes it, one
+            // token at a time through the predictor and the cache: a block would stream whole layers and compute them
+            // densely, as it does for a prompt, and the score would be dense mode's.
+            int block = model.Mode == EngineMode.Flash ? 1 : Transformer.MaxBlock;
+            for (int pos = 0; pos + 1 < chunk.Length; pos += block)
             {
-                int count = Math.Min(Transformer.MaxBlock, chunk.Length - 1 - pos);
+                int count = Math.Min(block, chunk.Length - 1 - pos);
                 long before = Stopwatch.GetTimestamp();
                 model.Forward(chunk.AsSpan(pos, count), pos);
                 forwardTicks += Stopwatch.GetTimestamp() - before;

@@ -1,3 +1,4 @@
+using AotFlash.Ffn;
 using AotFlash.Flash;
 using AotFlash.Inference;
 using AotFlash.Tests.Sparsity;
@@ -10,8 +11,9 @@ namespace AotFlash.Tests.Inference;
 /// time, bit for bit: each token's sums run in the same order whatever block it is in. F16 blocks widen the weights to
 /// f32 and use the f32 kernels, whose sums group the terms differently from the f16 kernels' (the same products, other
 /// roundings): there the logits agree within 1e-4, the tolerance against the references. Blocks of odd sizes, across
-/// the largest block, on every weight format, both families, one and two threads, and the three FFN sources.</summary>
-public sealed class BlockForwardTests(ITestOutputHelper output)
+/// the largest block, on every weight format, both families, one and two threads, and the three FFN sources (flash mode
+/// with blocks too small to stream a layer; a streamed block gives dense mode's logits, tested below).</summary>
+public sealed unsafe class BlockForwardTests(ITestOutputHelper output)
 {
     [SkippableTheory]
     [InlineData("stories260K", "stories260K", EngineMode.Dense, 1)]
@@ -32,8 +34,8 @@ public sealed class BlockForwardTests(ITestOutputHelper output)
         var t = Engine.Load(InProcess.Model(spec), file, new EngineOptions { Mode = mode, Threads = threads });
         try
         {
-            int vocab = t.Info.Shape.Vocab;
-            int[] tokens = Enumerable.Range(0, 1 + 37 + Transformer.MaxBlock + 5).Select(i => (int)((i * 7919L + 1) % vocab)).ToArray();
+            int[] blocks = mode == EngineMode.Flash ? [1, 5, 7, 3, 6] : [1, 37, Transformer.MaxBlock, 5];
+            int[] tokens = Tokens(t, blocks.Sum());
 
             var single = new List<float[]>();
             t.FfnSource.Reset();
@@ -58,7 +60,7 @@ public sealed class BlockForwardTests(ITestOutputHelper output)
 
             t.FfnSource.Reset();
             int at = 0;
-            foreach (int count in new[] { 1, 37, Transformer.MaxBlock, 5 })
+            foreach (int count in blocks)
             {
                 t.Forward(tokens.AsSpan(at, count), at);
                 AssertSame(single[at + count - 1], t.Logits, $"the last position of a block of {count}");
@@ -75,6 +77,76 @@ public sealed class BlockForwardTests(ITestOutputHelper output)
         {
             t.Dispose();
             t.Weights.Dispose();
+        }
+    }
+
+    private static int[] Tokens(Transformer t, int count) =>
+        Enumerable.Range(0, count).Select(i => (int)((i * 7919L + 1) % t.Info.Shape.Vocab)).ToArray();
+
+    // Flash mode streams each layer through a block of enough tokens and computes every neuron, as dense mode does (the
+    // stories260K-relu layer is one piece, so the sums are dense mode's bit for bit); the cache is then left holding the
+    // neurons the predictor picks for the window's last tokens, their rows filled from the stream.
+    [SkippableTheory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void AStreamedBlockGivesDenseLogitsAndLeavesTheWindowCached(int threads)
+    {
+        ModelSource.RequireShared();
+        const string model = "stories260K-relu";
+        string afm = FlashModeTests.Calibrated(model);
+        using var file = ModelFile.Open(afm);
+        var flash = Engine.Load(InProcess.Model(model), file, new EngineOptions { Mode = EngineMode.Flash, Threads = threads });
+        var dense = Engine.Load(InProcess.Model(model), file, new EngineOptions { Mode = EngineMode.Dense, Threads = threads });
+        try
+        {
+            var shape = flash.Info.Shape;
+            int count = 37;
+            int[] tokens = Tokens(flash, count);
+            var inputs = new List<float[]>[shape.Layers];
+            for (int l = 0; l < shape.Layers; l++) inputs[l] = [];
+            flash.FfnProbe = (layer, x) => inputs[layer].Add(new ReadOnlySpan<float>(x, shape.Dim).ToArray());
+            flash.FfnSource.Reset();
+            flash.Forward(tokens, 0);
+            flash.FfnProbe = null;
+            for (int pos = 0; pos < count; pos++)
+            {
+                dense.Forward(tokens[pos], pos);
+                flash.ComputeLogits(pos);
+                Assert.True(dense.Logits.SequenceEqual(flash.Logits), $"position {pos}");
+            }
+            Assert.Equal(count * (long)shape.Layers * shape.HiddenDim, flash.FfnSource.Stats.NeuronsUsed);
+
+            var source = (FlashFfnSource)flash.FfnSource;
+            var predictors = flash.Weights.Predictors!;
+            int window = flash.Info.Flash.Window;
+            var layout = flash.Info.Layout;
+            byte* flashSection = dense.Weights.Flash;
+            int[] active = new int[shape.HiddenDim];
+            float[] scratch = new float[shape.HiddenDim + predictors.Layers.Max(p => p.Rank)];
+            for (int l = 0; l < shape.Layers; l++)
+            {
+                var expected = new SortedSet<int>();
+                for (int t = count - window; t < count; t++)
+                    fixed (float* x = inputs[l][t])
+                    fixed (float* s = scratch)
+                        expected.UnionWith(active.Take(predictors.Layers[l].Select(x, active, s)));
+                var cache = source.CacheOf(l);
+                var cached = new SortedSet<int>(Enumerable.Range(0, cache.Count).Select(cache.NeuronAt));
+                Assert.Equal(expected, cached);
+                long layerStart = layout.Layers[l].FfnBundles;
+                for (int row = 0; row < cache.Count; row++)
+                {
+                    byte* want = flashSection + layerStart + cache.NeuronAt(row) * layout.BundleStride;
+                    Assert.True(new ReadOnlySpan<byte>(want, (int)layout.BundleBytes).SequenceEqual(new ReadOnlySpan<byte>(cache.Row(row), (int)layout.BundleBytes)),
+                        $"layer {l}, neuron {cache.NeuronAt(row)}: its cached bundle is not the file's");
+                }
+            }
+        }
+        finally
+        {
+            foreach (var t in new[] { flash, dense }) t.Dispose();
+            flash.Weights.Dispose();
+            dense.Weights.Dispose();
         }
     }
 
