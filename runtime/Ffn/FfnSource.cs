@@ -1,3 +1,4 @@
+using AotFlash.Flash;
 using System.Diagnostics;
 
 namespace AotFlash.Ffn;
@@ -76,6 +77,25 @@ public unsafe interface IFfnSource : IDisposable
 
     FfnStats Stats { get; }
 
+    /// <summary>Most tokens a block should hold (<see cref="FfnBlocks"/>).</summary>
+    int BlockTokens { get; }
+
     /// <summary>Forgets per-sequence state (the cache's window) before a new sequence.</summary>
     void Reset();
+}
+
+/// <summary>How many tokens a block of a prompt holds.</summary>
+public static class FfnBlocks
+{
+    /// <summary>Where the weights are in memory: enough tokens for the products to run at the FMA units' speed.</summary>
+    public const int InMemory = 64;
+
+    /// <summary>Where a block reads whole layers from flash, the more tokens the fewer passes over the flash section:
+    /// up to this many, ...</summary>
+    public const int Streamed = 512;
+
+    /// <summary>... while a token's rows (activations and partial sums, about 32·dim bytes) stay within a 32nd of the
+    /// DRAM budget.</summary>
+    public static int ForStreaming(ModelShape shape, long budget) =>
+        (int)Math.Min(shape.Context, Math.Min(Streamed, Math.Max(InMemory, budget / 32 / (32L * shape.Dim))));
 }

@@ -31,8 +31,8 @@ public sealed unsafe class FlashFfnSource : IFfnSource
     private readonly NativeArray<float> _scratch;
     private readonly long[] _tokens;
     private readonly RecallProbe? _probe;
-    private NativeArray<byte>? _stream;               // one piece of a streamed layer
-    private int _pieceNeurons;
+    private LayerStream? _stream;
+    private int _pieceNeurons, _pieces;
     private readonly NativeArray<int> _fill;          // the streamed layer's neurons the cache awaits, ascending
     private readonly NativeArray<byte> _awaited;      // per neuron: in _fill
     private int _fillCount, _fillAt;
@@ -41,8 +41,8 @@ public sealed unsafe class FlashFfnSource : IFfnSource
     /// pays when the union of the tokens' neurons is a large part of it.</summary>
     public const int MinStreamedTokens = 8;
 
-    /// <summary>The most bytes one piece of a streamed layer holds (large sequential requests), unless an eighth of
-    /// what the budget leaves for the caches is less.</summary>
+    /// <summary>The most bytes one piece of a streamed layer holds (large sequential requests), unless a sixteenth of
+    /// what the budget leaves for the caches is less (two pieces are in memory: one computed, the next being read).</summary>
     public const int StreamBytes = 8 << 20;
 
     /// <param name="source">The model file's name, for errors.</param>
@@ -72,11 +72,14 @@ public sealed unsafe class FlashFfnSource : IFfnSource
         _tokens = new long[layout.Shape.Layers];
         if (measureRecall) _probe = new RecallProbe(reader, flashSection, layout, account, activeThreshold);
         _fill = new NativeArray<int>(_hidden, account, "the neuron lists");
+        BlockTokens = FfnBlocks.ForStreaming(layout.Shape, account.Limit);
         _awaited = new NativeArray<byte>(_hidden, account, "the neuron lists");
         Stats.DirectIo = reader.Direct;
     }
 
     public FfnStats Stats { get; } = new();
+
+    public int BlockTokens { get; }
 
     /// <summary>Gives the caches whatever the budget has left, once everything else is allocated, less the buffer
     /// that a streamed layer's pieces go through.</summary>
@@ -87,10 +90,10 @@ public sealed unsafe class FlashFfnSource : IFfnSource
         // Pieces start on the file's 4 KiB blocks (O_DIRECT) and on groups of four neurons (the products' groups).
         int step = 4;
         while (step * perRow % Layout.FlashAlignment != 0) step += 4;
-        long pieceBytes = Math.Min(StreamBytes, (_account.Available - (64L << 10)) / 8);
+        long pieceBytes = Math.Min(StreamBytes, (_account.Available - (64L << 10)) / 16);
         _pieceNeurons = (int)Math.Min(_hidden, Math.Max(step, pieceBytes / perRow / step * step));
         long streamBytes = Math.Min(_layout.FlashLayerBytes, Layout.AlignUp(_pieceNeurons * perRow, Layout.FlashAlignment));
-        _stream = new NativeArray<byte>(streamBytes, _account, "the streamed layer's piece", Layout.FlashAlignment);
+        _stream = new LayerStream(this, streamBytes);
         // Everything else is allocated by now; keep a little headroom all the same.
         long available = _account.Available - (64L << 10);
         int rows = s.HiddenDim;
@@ -117,6 +120,7 @@ public sealed unsafe class FlashFfnSource : IFfnSource
 
     public FfnSelection Prepare(FfnLayer layer, float* x)
     {
+        _stream?.Abandon(); // a block that failed midway may have left a read in flight
         var cache = _caches[layer.Index];
         long t0 = Stopwatch.GetTimestamp();
         int* active = _active.Pointer;
@@ -178,6 +182,8 @@ public sealed unsafe class FlashFfnSource : IFfnSource
     public int BeginBlock(FfnLayer layer, float* xs, int tokens)
     {
         if (tokens < MinStreamedTokens) return 0;
+        _pieces = (_hidden + _pieceNeurons - 1) / _pieceNeurons;
+        _stream!.Start(layer, 0); // read while the predictors run
         var cache = _caches[layer.Index];
         int dim = _layout.Shape.Dim, layerIndex = layer.Index;
         int window = Math.Min(_window, tokens);
@@ -214,28 +220,28 @@ public sealed unsafe class FlashFfnSource : IFfnSource
         Stats.MemTicks += Stopwatch.GetTimestamp() - t0 - predict;
         Stats.NeuronsUsed += (long)_hidden * tokens;
         Stats.NeuronsTotal += (long)_hidden * tokens;
-        return (_hidden + _pieceNeurons - 1) / _pieceNeurons;
+        return _pieces;
     }
 
-    /// <summary>Reads one piece of the layer, checks its bundles and copies the ones the cache awaits into their rows.</summary>
+    /// <summary>Takes one piece of the layer, read and checked while the previous piece was computed, starts reading
+    /// the next, and copies the bundles the cache awaits into their rows.</summary>
     public FfnSelection BlockPiece(FfnLayer layer, int piece)
     {
         var cache = _caches[layer.Index];
         long stride = layer.BundleStride;
         int from = piece * _pieceNeurons, n = Math.Min(_pieceNeurons, _hidden - from);
-        long offset = from * stride;
-        long t0 = Stopwatch.GetTimestamp(), before = _reader.BytesRead;
-        byte* stream = _stream!.Pointer;
+        long t0 = Stopwatch.GetTimestamp();
+        byte* stream;
         try
         {
-            _reader.ReadContiguous(_flashSection + layer.Offset + offset, Math.Min(_stream.Length, _layout.FlashLayerBytes - offset), stream);
-            uint* expected = _checksums.Layer(layer.Index) + from;
-            for (int i = 0; i < n; i++)
-                if (Crc32C.Compute(stream + i * stride, _bundleBytes) != expected[i]) throw new FlashChecksumException(from + i);
+            stream = _stream!.Take(layer, piece, out long bytes);
+            Stats.BytesRead += bytes;
+            if (piece + 1 < _pieces) _stream.Start(layer, piece + 1);
         }
         catch (Exception e)
         {
             // Rows the cache counts as present wait for this layer's stream; none can be trusted now.
+            _stream!.Abandon();
             cache.Clear();
             if (e is FlashChecksumException corrupt) throw FlashChecksums.Corrupt(_source, layer.Index, corrupt);
             throw;
@@ -253,8 +259,73 @@ public sealed unsafe class FlashFfnSource : IFfnSource
         }
         Stats.IoTicks += t1 - t0;
         Stats.MemTicks += Stopwatch.GetTimestamp() - t1;
-        Stats.BytesRead += _reader.BytesRead - before;
         return new FfnSelection(new ReadOnlySpan<int>(_missing.Pointer, n), new ReadOnlySpan<nint>(_bundles.Pointer, n), stride);
+    }
+
+    /// <summary>
+    /// A layer read piece by piece through two buffers: piece p + 1 is read, and its bundles checked, on a pool thread
+    /// while the FFN computes piece p. Only one read is in flight, and the reader serves nobody else meanwhile.
+    /// </summary>
+    private sealed class LayerStream(FlashFfnSource source, long bytes) : IDisposable
+    {
+        private readonly NativeArray<byte>[] _buffers =
+        [
+            new(bytes, source._account, "the streamed layer's pieces", Layout.FlashAlignment),
+            new(bytes, source._account, "the streamed layer's pieces", Layout.FlashAlignment),
+        ];
+        private Task<long>? _pending;
+        private (int Layer, int Piece) _pendingPiece = (-1, -1);
+
+        /// <summary>Begins reading <paramref name="piece"/> of <paramref name="layer"/> into its buffer.</summary>
+        public void Start(FfnLayer layer, int piece)
+        {
+            Abandon();
+            byte* buffer = _buffers[piece & 1].Pointer;
+            _pendingPiece = (layer.Index, piece);
+            _pending = Task.Run(() => source.ReadPiece(layer, piece, buffer));
+        }
+
+        /// <summary>Waits for <paramref name="piece"/> (reading it now if it was not started) and returns its buffer.</summary>
+        public byte* Take(FfnLayer layer, int piece, out long bytesRead)
+        {
+            if (_pending is null || _pendingPiece != (layer.Index, piece)) Start(layer, piece);
+            var pending = _pending!;
+            _pending = null;
+            _pendingPiece = (-1, -1);
+            bytesRead = pending.GetAwaiter().GetResult();
+            return _buffers[piece & 1].Pointer;
+        }
+
+        /// <summary>Waits for a read in flight and drops it, whatever became of it.</summary>
+        public void Abandon()
+        {
+            var pending = _pending;
+            _pending = null;
+            _pendingPiece = (-1, -1);
+            if (pending is null) return;
+            try { pending.Wait(); }
+            catch (AggregateException) { } // its failure belongs to a piece nobody takes
+        }
+
+        public void Dispose()
+        {
+            Abandon();
+            foreach (var buffer in _buffers) buffer.Dispose();
+        }
+    }
+
+    /// <summary>Reads piece <paramref name="piece"/> of a layer into <paramref name="buffer"/> and checks its bundles;
+    /// returns the bytes read.</summary>
+    private long ReadPiece(FfnLayer layer, int piece, byte* buffer)
+    {
+        int from = piece * _pieceNeurons, n = Math.Min(_pieceNeurons, _hidden - from);
+        long stride = layer.BundleStride, offset = from * stride, before = _reader.BytesRead;
+        long length = Math.Min(Layout.AlignUp(n * stride, Layout.FlashAlignment), _layout.FlashLayerBytes - offset);
+        _reader.ReadContiguous(_flashSection + layer.Offset + offset, length, buffer);
+        uint* expected = _checksums.Layer(layer.Index) + from;
+        for (int i = 0; i < n; i++)
+            if (Crc32C.Compute(buffer + i * stride, _bundleBytes) != expected[i]) throw new FlashChecksumException(from + i);
+        return _reader.BytesRead - before;
     }
 
     /// <summary>Keeps the <paramref name="keep"/> neurons with the largest margin, in ascending neuron order.</summary>
@@ -273,15 +344,17 @@ public sealed unsafe class FlashFfnSource : IFfnSource
 
     public void Reset()
     {
+        _stream?.Abandon();
         foreach (var cache in _caches) cache.Clear();
         Array.Clear(_tokens);
     }
 
     public void Dispose()
     {
+        _stream?.Dispose();
         foreach (var cache in _caches) cache.Dispose();
         _active.Dispose(); _missing.Dispose(); _missingRows.Dispose(); _destinations.Dispose(); _bundles.Dispose(); _scratch.Dispose();
-        _stream?.Dispose(); _fill.Dispose(); _awaited.Dispose();
+        _fill.Dispose(); _awaited.Dispose();
         _probe?.Dispose();
         _reader.Dispose();
     }

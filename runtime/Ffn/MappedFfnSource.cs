@@ -54,6 +54,8 @@ public sealed unsafe class MappedFfnSource(byte* flash, int hidden, DramAccount 
 
     public FfnStats Stats { get; } = new();
 
+    public int BlockTokens => FfnBlocks.InMemory;
+
     public FfnSelection Prepare(FfnLayer layer, float* x) => _all.All(flash + layer.Offset, layer.BundleStride, 1, Stats);
 
     /// <summary>One piece: the whole layer, in place.</summary>

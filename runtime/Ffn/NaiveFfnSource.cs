@@ -29,10 +29,13 @@ public sealed unsafe class NaiveFfnSource : IFfnSource
         _layer = new NativeArray<byte>(_layerBytes, account, "the naive mode's layer buffer", Layout.FlashAlignment);
         _hidden = layout.Shape.HiddenDim;
         _all = new EveryNeuron(_hidden, account);
+        BlockTokens = FfnBlocks.ForStreaming(layout.Shape, account.Limit);
         Stats.DirectIo = reader.Direct;
     }
 
     public FfnStats Stats { get; } = new();
+
+    public int BlockTokens { get; }
 
     public FfnSelection Prepare(FfnLayer layer, float* x)
     {

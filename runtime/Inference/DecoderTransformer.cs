@@ -51,7 +51,8 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
         R = weights.Resident;
         _ffnSource = ffnSource;
         _team = new ThreadTeam(Math.Max(1, threads));
-        long rows = (long)MaxBlock * s.Dim;
+        BlockTokens = ffnSource.BlockTokens;
+        long rows = (long)BlockTokens * s.Dim;
         X = Alloc(rows, "activations");
         Xb = Alloc(rows, "activations");
         Xb2 = Alloc(rows, "activations");
@@ -62,11 +63,11 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
         _scores = Alloc((long)s.Heads * s.Context, "attention scores");
         _partials = Alloc(_team.Size * rows, "FFN partial sums");
         // Room for one token's whole share, or four neurons of every token of a block.
-        _gatesFloats = 2 * Math.Max(s.HiddenDim, 4 * MaxBlock);
+        _gatesFloats = 2 * Math.Max(s.HiddenDim, 4 * BlockTokens);
         _gates = Alloc((long)_team.Size * _gatesFloats, "FFN partial sums");
         // Every product's input rows are dim long (the generated code's shapes).
         _preparedBytes = TWeights.InputBytes(s.Dim);
-        if (_preparedBytes > 0) _prepared = (byte*)Alloc(((long)MaxBlock * _preparedBytes + 3) / sizeof(float), "activations");
+        if (_preparedBytes > 0) _prepared = (byte*)Alloc(((long)BlockTokens * _preparedBytes + 3) / sizeof(float), "activations");
         if (TWeights.WidenInBlocks)
         {
             // A chunk, or four bundles widened (three rows and a bias each; four rows of a matrix fit too), whichever is larger.
@@ -79,6 +80,8 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
     }
 
     public override Span<float> Logits => new(_logits, Info.Shape.Vocab);
+
+    public override int BlockTokens { get; }
 
     protected float* LogitsPointer => _logits;
 
@@ -183,7 +186,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
             }
             _team.Run(_ffn);
         }
-        for (int m = 0; m < _team.Size; m++) Add(output, _partials + (long)m * MaxBlock * dim, count, dim);
+        for (int m = 0; m < _team.Size; m++) Add(output, _partials + (long)m * BlockTokens * dim, count, dim);
     }
 
     /// <summary>Where a bundle's parts are: gate row at 0, then the up row, down column and gate bias (-1: absent).</summary>
@@ -355,7 +358,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
         {
             int dim = _parts.Dim;
             // One member sums straight into the output; several sum into their own partials, added in member order.
-            float* acc = members == 1 ? _output : model._partials + (long)member * MaxBlock * dim;
+            float* acc = members == 1 ? _output : model._partials + (long)member * model.BlockTokens * dim;
             if (members > 1) NativeZero(acc, _count * dim);
             if (_stride == 0)
             {

@@ -61,7 +61,7 @@ public sealed class PerplexityText
             // Blocks of positions, each scored row by row. Flash mode scores every position as decoding computes it, one
             // token at a time through the predictor and the cache: a block would stream whole layers and compute them
             // densely, as it does for a prompt, and the score would be dense mode's.
-            int block = model.Mode == EngineMode.Flash ? 1 : Transformer.MaxBlock;
+            int block = model.Mode == EngineMode.Flash ? 1 : model.BlockTokens;
             for (int pos = 0; pos + 1 < chunk.Length; pos += block)
             {
                 int count = Math.Min(block, chunk.Length - 1 - pos);

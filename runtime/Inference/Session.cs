@@ -52,7 +52,7 @@ public sealed class Generation
     /// <summary>Mean time of each generated token after the first.</summary>
     public double MsPerToken { get; set; }
     /// <summary>Prompt processing: the forward passes up to and including the one whose logits give the first generated
-    /// token: the prompt's tokens, run in blocks of up to <see cref="Transformer.MaxBlock"/> (all of them when a token was
+    /// token: the prompt's tokens, run in blocks of up to <see cref="Transformer.BlockTokens"/> (all of them when a token was
     /// sampled). <see cref="GenerationPhase.Forwards"/> counts tokens, not blocks.</summary>
     public GenerationPhase Prompt { get; set; } = new(0, 0, new FfnStats());
     /// <summary>Decoding: every forward pass after <see cref="Prompt"/>'s, one per generated token fed back (none when
@@ -152,7 +152,7 @@ public sealed class Session(Transformer model, ITokenizer tokenizer, Sampler sam
         int promptRun = maxNewTokens == 0 ? promptIds.Length - 1 : promptIds.Length;
         while (pos < promptRun)
         {
-            int count = Math.Min(Transformer.MaxBlock, promptRun - pos);
+            int count = Math.Min(Model.BlockTokens, promptRun - pos);
             Run(promptIds.AsSpan(pos, count), pos);
             pos += count;
         }

@@ -25,8 +25,9 @@ public abstract unsafe class Transformer : IDisposable
     public ModelInfo Info { get; }
     public ModelWeights Weights { get; }
 
-    /// <summary>Most tokens one <see cref="Forward(ReadOnlySpan{int}, int)"/> runs: the rows of the activation buffers.</summary>
-    public const int MaxBlock = 64;
+    /// <summary>Most tokens one <see cref="Forward(ReadOnlySpan{int}, int)"/> runs: the rows of the activation buffers,
+    /// as the FFN source asks (<see cref="IFfnSource.BlockTokens"/>).</summary>
+    public abstract int BlockTokens { get; }
 
     private int _blockStart, _blockCount; // the last block's positions
 
@@ -35,15 +36,15 @@ public abstract unsafe class Transformer : IDisposable
     /// <exception cref="NonFiniteLogitsException">The logits hold a NaN or an infinity.</exception>
     public void Forward(int token, int pos) => Forward([token], pos);
 
-    /// <summary>Runs a block of up to <see cref="MaxBlock"/> tokens at positions pos, pos + 1, … in one pass through
+    /// <summary>Runs a block of up to <see cref="BlockTokens"/> tokens at positions pos, pos + 1, … in one pass through
     /// the weights; <see cref="Logits"/> are then the last position's, and <see cref="ComputeLogits"/> gives the
     /// others'. The results are those of running the tokens one by one.</summary>
     /// <exception cref="NonFiniteLogitsException">The logits hold a NaN or an infinity.</exception>
     public void Forward(ReadOnlySpan<int> tokens, int pos)
     {
         int count = tokens.Length;
-        if (count is < 1 or > MaxBlock)
-            throw new ArgumentOutOfRangeException(nameof(tokens), count, $"a block runs 1 to {MaxBlock} tokens");
+        if (count < 1 || count > BlockTokens)
+            throw new ArgumentOutOfRangeException(nameof(tokens), count, $"a block runs 1 to {BlockTokens} tokens");
         foreach (int token in tokens)
             if ((uint)token >= (uint)Info.Shape.Vocab)
                 throw new ArgumentOutOfRangeException(nameof(tokens), token, $"token id outside the vocabulary [0, {Info.Shape.Vocab})");

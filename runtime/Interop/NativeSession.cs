@@ -129,9 +129,9 @@ internal sealed unsafe class NativeSession
     {
         if (pos == 0) Transformer.FfnSource.Reset();
         Positions = pos; // what follows pos is overwritten now
-        for (int i = 0; i < tokens.Length; i += Transformer.MaxBlock)
+        for (int i = 0; i < tokens.Length; i += Transformer.BlockTokens)
         {
-            int count = Math.Min(Transformer.MaxBlock, tokens.Length - i);
+            int count = Math.Min(Transformer.BlockTokens, tokens.Length - i);
             Transformer.Forward(tokens.Slice(i, count), pos + i);
             Positions = pos + i + count;
         }

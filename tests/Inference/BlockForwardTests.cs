@@ -34,7 +34,7 @@ public sealed unsafe class BlockForwardTests(ITestOutputHelper output)
         var t = Engine.Load(InProcess.Model(spec), file, new EngineOptions { Mode = mode, Threads = threads });
         try
         {
-            int[] blocks = mode == EngineMode.Flash ? [1, 5, 7, 3, 6] : [1, 37, Transformer.MaxBlock, 5];
+            int[] blocks = mode == EngineMode.Flash ? [1, 5, 7, 3, 6] : [1, 37, Math.Min(t.BlockTokens, t.Info.Shape.Context - 43), 5];
             int[] tokens = Tokens(t, blocks.Sum());
 
             var single = new List<float[]>();
@@ -159,7 +159,7 @@ public sealed unsafe class BlockForwardTests(ITestOutputHelper output)
         try
         {
             int context = t.Info.Shape.Context;
-            Assert.Throws<ArgumentOutOfRangeException>(() => t.Forward(new int[Transformer.MaxBlock + 1], 0));
+            Assert.Throws<ArgumentOutOfRangeException>(() => t.Forward(new int[t.BlockTokens + 1], 0));
             Assert.Throws<ArgumentOutOfRangeException>(() => t.Forward(ReadOnlySpan<int>.Empty, 0));
             Assert.Throws<ArgumentOutOfRangeException>(() => t.Forward(new int[2], context - 1));
             Assert.Throws<ArgumentOutOfRangeException>(() => t.Forward([1, t.Info.Shape.Vocab], 0));

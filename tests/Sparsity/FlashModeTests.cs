@@ -133,7 +133,7 @@ public sealed class FlashModeTests(ITestOutputHelper output)
             Assert.Equal(reference.Generated, g.GeneratedIds);
             var layout = t.Info.Layout;
             // The layer is read once per block of the prompt and once per token after it.
-            long passes = (g.Prompt.Forwards + Transformer.MaxBlock - 1) / Transformer.MaxBlock + g.Decode.Forwards;
+            long passes = (g.Prompt.Forwards + t.BlockTokens - 1) / t.BlockTokens + g.Decode.Forwards;
             Assert.Equal(layout.FlashBytes * passes, t.FfnSource.Stats.BytesRead);
         }
         finally { Dispose(t); }
