@@ -95,7 +95,7 @@ public static class FfnBlocks
     public const int Streamed = 512;
 
     /// <summary>... while a token's rows (activations and partial sums, about 32·dim bytes) stay within a 32nd of the
-    /// DRAM budget.</summary>
-    public static int ForStreaming(ModelShape shape, long budget) =>
-        (int)Math.Min(shape.Context, Math.Min(Streamed, Math.Max(InMemory, budget / 32 / (32L * shape.Dim))));
+    /// DRAM budget; a tiny budget gets blocks of at least <paramref name="fewest"/>.</summary>
+    public static int ForStreaming(ModelShape shape, long budget, int fewest) =>
+        (int)Math.Min(shape.Context, Math.Min(Streamed, Math.Max(fewest, budget / 32 / (32L * shape.Dim))));
 }

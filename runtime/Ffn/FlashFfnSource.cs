@@ -41,8 +41,9 @@ public sealed unsafe class FlashFfnSource : IFfnSource
     /// pays when the union of the tokens' neurons is a large part of it.</summary>
     public const int MinStreamedTokens = 8;
 
-    /// <summary>The most bytes one piece of a streamed layer holds (large sequential requests), unless a sixteenth of
-    /// what the budget leaves for the caches is less (two pieces are in memory: one computed, the next being read).</summary>
+    /// <summary>The most bytes one piece of a streamed layer holds (large sequential requests), unless a 32nd of
+    /// what the budget leaves for the caches is less (two pieces are in memory, one computed and the next being read:
+    /// together a sixteenth).</summary>
     public const int StreamBytes = 8 << 20;
 
     /// <param name="source">The model file's name, for errors.</param>
@@ -72,7 +73,7 @@ public sealed unsafe class FlashFfnSource : IFfnSource
         _tokens = new long[layout.Shape.Layers];
         if (measureRecall) _probe = new RecallProbe(reader, flashSection, layout, account, activeThreshold);
         _fill = new NativeArray<int>(_hidden, account, "the neuron lists");
-        BlockTokens = FfnBlocks.ForStreaming(layout.Shape, account.Limit);
+        BlockTokens = FfnBlocks.ForStreaming(layout.Shape, account.Limit, MinStreamedTokens);
         _awaited = new NativeArray<byte>(_hidden, account, "the neuron lists");
         Stats.DirectIo = reader.Direct;
     }
@@ -90,7 +91,7 @@ public sealed unsafe class FlashFfnSource : IFfnSource
         // Pieces start on the file's 4 KiB blocks (O_DIRECT) and on groups of four neurons (the products' groups).
         int step = 4;
         while (step * perRow % Layout.FlashAlignment != 0) step += 4;
-        long pieceBytes = Math.Min(StreamBytes, (_account.Available - (64L << 10)) / 16);
+        long pieceBytes = Math.Min(StreamBytes, (_account.Available - (64L << 10)) / 32);
         _pieceNeurons = (int)Math.Min(_hidden, Math.Max(step, pieceBytes / perRow / step * step));
         long streamBytes = Math.Min(_layout.FlashLayerBytes, Layout.AlignUp(_pieceNeurons * perRow, Layout.FlashAlignment));
         _stream = new LayerStream(this, streamBytes);

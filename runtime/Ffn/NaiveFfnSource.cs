@@ -29,7 +29,7 @@ public sealed unsafe class NaiveFfnSource : IFfnSource
         _layer = new NativeArray<byte>(_layerBytes, account, "the naive mode's layer buffer", Layout.FlashAlignment);
         _hidden = layout.Shape.HiddenDim;
         _all = new EveryNeuron(_hidden, account);
-        BlockTokens = FfnBlocks.ForStreaming(layout.Shape, account.Limit);
+        BlockTokens = FfnBlocks.ForStreaming(layout.Shape, account.Limit, FfnBlocks.InMemory);
         Stats.DirectIo = reader.Direct;
     }
 
