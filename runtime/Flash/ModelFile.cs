@@ -75,7 +75,7 @@ public sealed unsafe class ModelFile : IDisposable
     public MappedSection Map(SectionKind kind, DramAccount account)
     {
         var section = Header.Get(kind, Source);
-        if (section.Length == 0) return new MappedSection(null, null, 0, 0, account);
+        if (section.Length == 0) return new MappedSection(null, null, 0, 0, account, null);
         // mmap needs a page-aligned file offset; sections are 4 KiB aligned within a 4 KiB aligned payload.
         long fileOffset = BaseOffset + section.Offset;
         long pageOffset = fileOffset % Environment.SystemPageSize;
@@ -87,7 +87,10 @@ public sealed unsafe class ModelFile : IDisposable
             account.Release(mapLength);
             throw new IOException($"{Source}: cannot map the {ModelFileHeader.Name(kind)} section (errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()})");
         }
-        var mapped = new MappedSection(map, (byte*)map + pageOffset, section.Length, mapLength, account);
+        bool resident = kind == SectionKind.Resident;
+        if (resident) Interlocked.Increment(ref _residentMappings);
+        var mapped = new MappedSection(map, (byte*)map + pageOffset, section.Length, mapLength, account,
+            resident ? () => Interlocked.Decrement(ref _residentMappings) : null);
         if (Crc32C.Compute(mapped.Data, mapped.Length) != section.Crc)
         {
             mapped.Dispose();
@@ -116,8 +119,16 @@ public sealed unsafe class ModelFile : IDisposable
     /// <summary>Asks the kernel to forget the file's cached pages that no mapping holds: sections read once, and what
     /// readahead (often megabytes) brought in around them and around the mapped sections. Left there, they would be
     /// counted against the process's memory limit (a cgroup charges page cache) though nothing reads them again, and
-    /// push out mapped weights that are read every token. Mapped pages stay; this is advice, nothing fails without it.</summary>
-    private void DropUnmappedCache() => Libc.posix_fadvise((int)_handle.DangerousGetHandle(), 0, 0, Libc.PosixFadvDontNeed);
+    /// push out mapped weights that are read every token. Mapped pages stay; this is advice, nothing fails without it.
+    /// Before the resident section is mapped (the header and the provenance line are read first) a drop would take its
+    /// cached pages too, and mapping it would read hundreds of MB from the disk again at every start: what is read
+    /// before then is dropped by the first read-once section after it.</summary>
+    private void DropUnmappedCache()
+    {
+        if (Volatile.Read(ref _residentMappings) > 0) Libc.posix_fadvise((int)_handle.DangerousGetHandle(), 0, 0, Libc.PosixFadvDontNeed);
+    }
+
+    private int _residentMappings; // live mappings of the resident section made through this file
 
     /// <summary>Receives a section's bytes piece by piece, in order.</summary>
     public delegate void SectionChunk(ReadOnlySpan<byte> data);
@@ -193,10 +204,11 @@ public sealed unsafe class MappedSection : IDisposable
     private void* _map;
     private readonly long _mapLength;
     private readonly DramAccount _account;
+    private readonly Action? _unmapped;
 
-    internal MappedSection(void* map, byte* data, long length, long mapLength, DramAccount account)
+    internal MappedSection(void* map, byte* data, long length, long mapLength, DramAccount account, Action? unmapped)
     {
-        _map = map; Data = data; Length = length; _mapLength = mapLength; _account = account;
+        _map = map; Data = data; Length = length; _mapLength = mapLength; _account = account; _unmapped = unmapped;
     }
 
     public byte* Data { get; }
@@ -213,5 +225,6 @@ public sealed unsafe class MappedSection : IDisposable
         Libc.munmap(_map, (nuint)_mapLength);
         _account.Release(_mapLength);
         _map = null;
+        _unmapped?.Invoke();
     }
 }

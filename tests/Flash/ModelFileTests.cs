@@ -10,11 +10,39 @@ public sealed class ModelFileTests
     {
         Assert.Equal(0xE3069283u, Crc32C.Compute("123456789"u8));
         var random = new Random(7);
-        foreach (int n in new[] { 0, 1, 7, 8, 9, 63, 64, 1000, 4099 })
+        // Across the three-lane rounds (12 KiB) and their tails.
+        foreach (int n in new[] { 0, 1, 7, 8, 9, 63, 64, 1000, 4099, 12287, 12288, 12289, 24576 + 13, 100_003 })
         {
             var data = new byte[n];
             random.NextBytes(data);
-            Assert.Equal(Crc32C.ComputeReference(data), Crc32C.Compute(data));
+            uint reference = Crc32C.ComputeReference(data);
+            Assert.Equal(reference, Crc32C.Compute(data));
+            // A running CRC continued at an odd split gives the same.
+            int split = n / 3 + 1;
+            if (split <= n) Assert.Equal(reference, ~Crc32C.Append(Crc32C.Append(~0u, data.AsSpan(0, split)), data.AsSpan(split)));
+        }
+    }
+
+    // A region large enough to be split over the cores gives the CRC of one pass.
+    [Fact]
+    public unsafe void ALargeRegionSplitOverTheCoresGivesTheSameCrc()
+    {
+        var data = new byte[(32 << 20) + 4099];
+        new Random(9).NextBytes(data);
+        fixed (byte* p = data) Assert.Equal(~Crc32C.Append(~0u, data), Crc32C.Compute(p, data.Length));
+    }
+
+    // The algebra the lanes are joined by: x^(8n) for n bytes, against shifting n zero bytes through the register.
+    [Fact]
+    public void TheLaneShiftIsMultiplicationByAPowerOfX()
+    {
+        var random = new Random(8);
+        foreach (int n in new[] { 0, 1, 5, 4096 })
+        {
+            uint reg = (uint)random.Next() ^ ((uint)random.Next() << 16);
+            uint shifted = reg;
+            for (int i = 0; i < n; i++) shifted = System.Numerics.BitOperations.Crc32C(shifted, (byte)0);
+            Assert.Equal(shifted, Crc32C.MultiplyModP(reg, Crc32C.XPow8N(n)));
         }
     }
 
