@@ -94,8 +94,10 @@ public static class FfnBlocks
     /// up to this many, ...</summary>
     public const int Streamed = 512;
 
-    /// <summary>... while a token's rows (activations and partial sums, about 32·dim bytes) stay within a 32nd of the
-    /// DRAM budget; a tiny budget gets blocks of at least <paramref name="fewest"/>.</summary>
+    /// <summary>... while a token's rows (activations and partial sums, about 32·dim bytes) stay within a 64th of the
+    /// DRAM budget, which they take from the neuron caches (a prompt that is compute-bound does not need one pass: at
+    /// 1.1B, 250 tokens a block keep the reads of a 512-token prompt under its compute); a tiny budget gets blocks of
+    /// at least <paramref name="fewest"/>.</summary>
     public static int ForStreaming(ModelShape shape, long budget, int fewest) =>
-        (int)Math.Min(shape.Context, Math.Min(Streamed, Math.Max(fewest, budget / 32 / (32L * shape.Dim))));
+        (int)Math.Min(shape.Context, Math.Min(Streamed, Math.Max(fewest, budget / 64 / (32L * shape.Dim))));
 }

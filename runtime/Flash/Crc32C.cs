@@ -17,7 +17,13 @@ public static class Crc32C
     public static unsafe uint Compute(byte* data, long length)
     {
         int parts = length >= ParallelBytes ? Math.Min(Environment.ProcessorCount, 4) : 1;
-        if (parts == 1) return ~AppendLong(~0u, data, length);
+        return parts == 1 ? ~AppendLong(~0u, data, length) : ComputeInParts(data, length, parts);
+    }
+
+    // Apart from Compute, which checks every bundle read from flash: the lambda's closure is allocated on entry to the
+    // method that holds it, whether it runs or not.
+    private static unsafe uint ComputeInParts(byte* data, long length, int parts)
+    {
         long part = length / parts;
         var registers = new uint[parts];
         Parallel.For(0, parts, i =>
