@@ -348,7 +348,8 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
 
         public void Set(float* output, float* x, int count, nint* bundles, int neurons, long stride, BundleShape parts, int* observed, int layer)
         {
-            // Only evenly spaced bundles (dense, naive) come in blocks: the flash source serves a block token by token.
+            // Only evenly spaced bundles (a block's pieces: every neuron of a range) come in blocks; the flash source's
+            // predicted neurons, anywhere in its caches, come one token at a time.
             if (count > 1 && stride == 0) throw new InvalidOperationException("a block of tokens needs evenly spaced bundles");
             _output = output; _x = x; _count = count; _bundles = bundles; _neurons = neurons; _stride = stride; _parts = parts; _observed = observed;
             _layer = layer;
