@@ -33,7 +33,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
     private readonly float* _partials;    // [team, block, dim] per-member FFN sums
     private readonly byte* _prepared;     // [block] of the current product's x rows as TWeights.PrepareInput makes them; null if unused
     private readonly int _preparedBytes;  // one row of _prepared
-    private readonly float* _gates;       // [team, GatesFloats] a member's gate and up products over a chunk of evenly spaced bundles
+    private readonly float* _gates;       // [team, _gatesFloats] a member's gate and up products over a chunk of evenly spaced bundles
     private readonly int _gatesFloats;
     private readonly float* _widened;     // [team, WidenedFloats] chunks of weights widened to f32 (TWeights.WidenInBlocks)
     private readonly int _widenedFloats;
@@ -62,8 +62,8 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
         ValueCache = Alloc((long)s.Layers * s.Context * s.KvDim, "the KV cache");
         _scores = Alloc((long)s.Heads * s.Context, "attention scores");
         _partials = Alloc(_team.Size * rows, "FFN partial sums");
-        // Room for one token's whole share, or four neurons of every token of a block.
-        _gatesFloats = 2 * Math.Max(s.HiddenDim, 4 * BlockTokens);
+        // Gate and up products of four neurons for every token of a block, at least (FfnWork.Chunk keeps within it).
+        _gatesFloats = 2 * 4 * BlockTokens;
         _gates = Alloc((long)_team.Size * _gatesFloats, "FFN partial sums");
         // Every product's input rows are dim long (the generated code's shapes).
         _preparedBytes = TWeights.InputBytes(s.Dim);
@@ -120,10 +120,16 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
     /// <summary>Y[count, rows] = X[count, cols] · W[rows, cols]ᵀ, W in the resident section: row t of Y is W · x_t.</summary>
     protected void MatMul(float* y, long w, float* x, int count, int rows, int cols)
     {
-        for (int t = 0; t < count; t++) TWeights.PrepareInput(_prepared + (long)t * _preparedBytes, x + (long)t * cols, cols);
+        PrepareRows(x, count, cols);
         _matMul.Set(y, R + w, x, count, rows, cols);
         if (_team.Size == 1 || (long)count * rows * cols < ParallelThreshold) _matMul.Execute(0, 1);
         else _team.Run(_matMul);
+    }
+
+    /// <summary>_prepared[t] = x[t, :] as TWeights.PrepareInput makes it, for the products that follow.</summary>
+    private void PrepareRows(float* x, int count, int cols)
+    {
+        for (int t = 0; t < count; t++) TWeights.PrepareInput(_prepared + (long)t * _preparedBytes, x + (long)t * cols, cols);
     }
 
     /// <summary>For each row t of the block, at position pos + t: output_t = per head h: softmax(q_h · K_h[0..pos+t] /
@@ -157,7 +163,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
         int pieces = _ffnSource.BeginBlock(at, x, count);
         if (pieces > 0)
         {
-            for (int t = 0; t < count; t++) TWeights.PrepareInput(_prepared + (long)t * _preparedBytes, x + (long)t * dim, dim);
+            PrepareRows(x, count, dim);
             for (int piece = 0; piece < pieces; piece++) Ffn(output, x, count, _ffnSource.BlockPiece(at, piece), parts, layer);
             return;
         }
@@ -165,7 +171,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
         {
             float* xt = x + (long)t * dim;
             var selection = _ffnSource.Prepare(at, xt);
-            TWeights.PrepareInput(_prepared, xt, dim);
+            PrepareRows(xt, 1, dim);
             Ffn(output + (long)t * dim, xt, 1, selection, parts, layer);
         }
     }
@@ -193,24 +199,23 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
     private readonly record struct BundleShape(int Dim, long Up, long Down, long Bias);
 
     /// <summary>acc[dim] += Σ_{j in [from, to)} a_j down_j with a_j = act(gate_j · x [+ bias_j]) [· (up_j · x)];
-    /// neurons the activation zeroes are skipped; bundles in format TW. With <paramref name="neurons"/>, reports each
-    /// neuron whose activation is non-zero.</summary>
-    private void FfnRange<TW>(float* acc, float* x, byte* prepared, nint* bundles, int from, int to, BundleShape p, int* neurons, int layer)
-        where TW : struct, IWeightFormat
+    /// neurons the activation zeroes are skipped. With <paramref name="neurons"/>, reports each neuron whose
+    /// activation is non-zero.</summary>
+    private void FfnRange(float* acc, float* x, nint* bundles, int from, int to, BundleShape p, int* neurons, int layer)
     {
         for (int j = from; j < to; j++)
         {
             byte* b = (byte*)bundles[j];
-            float pre = TW.Dot(b, x, prepared, p.Dim);
+            float pre = TWeights.Dot(b, x, _prepared, p.Dim);
             float a = TActivation.Apply(p.Bias >= 0 ? pre + *(float*)(b + p.Bias) : pre);
             if (a == 0f) continue;
             if (neurons != null) ActiveNeuronObserver!(layer, neurons[j]);
-            if (p.Up >= 0) a *= TW.Dot(b + p.Up, x, prepared, p.Dim);
-            TW.Axpy(acc, a, b + p.Down, p.Dim);
+            if (p.Up >= 0) a *= TWeights.Dot(b + p.Up, x, _prepared, p.Dim);
+            TWeights.Axpy(acc, a, b + p.Down, p.Dim);
         }
     }
 
-    /// <summary>As <see cref="FfnRange{TW}"/> for each of <paramref name="count"/> tokens (rows of acc and x, x prepared
+    /// <summary>As <see cref="FfnRange"/> for each of <paramref name="count"/> tokens (rows of acc and x, x prepared
     /// at <paramref name="preparedStride"/> bytes apart) over <paramref name="n"/> bundles evenly spaced from
     /// <paramref name="first"/>: their gate rows (and up rows) are a matrix, multiplied by the tokens' x four rows at a
     /// time into h[2, count, n]. Callers start ranges at multiples of four from the layer's first neuron, so a neuron's
@@ -364,7 +369,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
             if (_stride == 0)
             {
                 var (from, to) = ThreadTeam.Share(_neurons, member, members);
-                model.FfnRange<TWeights>(acc, _x, model._prepared, _bundles, from, to, _parts, _observed, _layer);
+                model.FfnRange(acc, _x, _bundles, from, to, _parts, _observed, _layer);
                 return;
             }
             // Shares and chunks are whole groups of four neurons, as MatVec runs the gate rows.
