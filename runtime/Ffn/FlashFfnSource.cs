@@ -35,6 +35,7 @@ public sealed unsafe class FlashFfnSource : IFfnSource
     private int _pieceNeurons, _pieces;
     private readonly NativeArray<int> _fill;          // the streamed layer's neurons the cache awaits, ascending
     private readonly NativeArray<byte> _awaited;      // per neuron: in _fill
+    private readonly EveryNeuron _pieceSelection;     // a streamed piece's neurons and bundles
     private int _fillCount, _fillAt;
 
     /// <summary>Fewer tokens than this go through the predictor and the cache one by one: streaming a whole layer
@@ -75,6 +76,7 @@ public sealed unsafe class FlashFfnSource : IFfnSource
         _fill = new NativeArray<int>(_hidden, account, "the neuron lists");
         BlockTokens = FfnBlocks.ForStreaming(layout.Shape, account.Limit, MinStreamedTokens);
         _awaited = new NativeArray<byte>(_hidden, account, "the neuron lists");
+        _pieceSelection = new EveryNeuron(_hidden, account);
         Stats.DirectIo = reader.Direct;
     }
 
@@ -219,8 +221,7 @@ public sealed unsafe class FlashFfnSource : IFfnSource
         new Span<int>(_fill.Pointer, kept).Sort();
         Stats.PredictTicks += predict;
         Stats.MemTicks += Stopwatch.GetTimestamp() - t0 - predict;
-        Stats.NeuronsUsed += (long)_hidden * tokens;
-        Stats.NeuronsTotal += (long)_hidden * tokens;
+        _pieceSelection.Count(Stats, tokens);
         return _pieces;
     }
 
@@ -253,14 +254,10 @@ public sealed unsafe class FlashFfnSource : IFfnSource
             int neuron = _fill.Pointer[_fillAt];
             Buffer.MemoryCopy(stream + (neuron - from) * stride, cache.Row(cache.RowOf(neuron)), _bundleBytes, _bundleBytes);
         }
-        for (int i = 0; i < n; i++)
-        {
-            _bundles.Pointer[i] = (nint)(stream + i * stride);
-            _missing.Pointer[i] = from + i;
-        }
+        var selection = _pieceSelection.At(stream, stride, from, n);
         Stats.IoTicks += t1 - t0;
         Stats.MemTicks += Stopwatch.GetTimestamp() - t1;
-        return new FfnSelection(new ReadOnlySpan<int>(_missing.Pointer, n), new ReadOnlySpan<nint>(_bundles.Pointer, n), stride);
+        return selection;
     }
 
     /// <summary>
@@ -323,9 +320,7 @@ public sealed unsafe class FlashFfnSource : IFfnSource
         long stride = layer.BundleStride, offset = from * stride, before = _reader.BytesRead;
         long length = Math.Min(Layout.AlignUp(n * stride, Layout.FlashAlignment), _layout.FlashLayerBytes - offset);
         _reader.ReadContiguous(_flashSection + layer.Offset + offset, length, buffer);
-        uint* expected = _checksums.Layer(layer.Index) + from;
-        for (int i = 0; i < n; i++)
-            if (Crc32C.Compute(buffer + i * stride, _bundleBytes) != expected[i]) throw new FlashChecksumException(from + i);
+        _checksums.VerifyNeurons(layer.Index, from, n, buffer, stride, _bundleBytes);
         return _reader.BytesRead - before;
     }
 
@@ -355,7 +350,7 @@ public sealed unsafe class FlashFfnSource : IFfnSource
         _stream?.Dispose();
         foreach (var cache in _caches) cache.Dispose();
         _active.Dispose(); _missing.Dispose(); _missingRows.Dispose(); _destinations.Dispose(); _bundles.Dispose(); _scratch.Dispose();
-        _fill.Dispose(); _awaited.Dispose();
+        _fill.Dispose(); _awaited.Dispose(); _pieceSelection.Dispose();
         _probe?.Dispose();
         _reader.Dispose();
     }

@@ -25,14 +25,6 @@ public sealed unsafe class EveryNeuron : IDisposable
         return new FfnSelection(_neurons.Span.Slice(from, count), _bundles.Span[..count], stride);
     }
 
-    /// <summary>Every neuron, their bundles <paramref name="stride"/> apart from <paramref name="first"/>; counted in
-    /// <paramref name="stats"/> as used by <paramref name="tokens"/> tokens.</summary>
-    public FfnSelection All(byte* first, long stride, int tokens, FfnStats stats)
-    {
-        Count(stats, tokens);
-        return At(first, stride, 0, _hidden);
-    }
-
     /// <summary>Counts every neuron as used by <paramref name="tokens"/> tokens.</summary>
     public void Count(FfnStats stats, int tokens)
     {
@@ -56,7 +48,11 @@ public sealed unsafe class MappedFfnSource(byte* flash, int hidden, DramAccount 
 
     public int BlockTokens => FfnBlocks.InMemory;
 
-    public FfnSelection Prepare(FfnLayer layer, float* x) => _all.All(flash + layer.Offset, layer.BundleStride, 1, Stats);
+    public FfnSelection Prepare(FfnLayer layer, float* x)
+    {
+        _all.Count(Stats, 1);
+        return BlockPiece(layer, 0);
+    }
 
     /// <summary>One piece: the whole layer, in place.</summary>
     public int BeginBlock(FfnLayer layer, float* xs, int tokens)

@@ -57,11 +57,16 @@ public sealed unsafe class FlashChecksums
     /// <summary>Checks every bundle of one layer read whole into <paramref name="bundles"/> (<paramref name="stride"/>
     /// bytes apart).</summary>
     /// <exception cref="FlashChecksumException">A bundle does not match.</exception>
-    public void VerifyLayer(int layer, byte* bundles, long stride, int bundleBytes)
+    public void VerifyLayer(int layer, byte* bundles, long stride, int bundleBytes) => VerifyNeurons(layer, 0, _hidden, bundles, stride, bundleBytes);
+
+    /// <summary>Checks neurons [first, first + count) of one layer, read into <paramref name="bundles"/> (neuron
+    /// <paramref name="first"/>'s, the next <paramref name="stride"/> bytes on).</summary>
+    /// <exception cref="FlashChecksumException">A bundle does not match.</exception>
+    public void VerifyNeurons(int layer, int first, int count, byte* bundles, long stride, int bundleBytes)
     {
-        uint* expected = Layer(layer);
-        for (int i = 0; i < _hidden; i++)
-            if (Crc32C.Compute(bundles + i * stride, bundleBytes) != expected[i]) throw new FlashChecksumException(i);
+        uint* expected = Layer(layer) + first;
+        for (int i = 0; i < count; i++)
+            if (Crc32C.Compute(bundles + i * stride, bundleBytes) != expected[i]) throw new FlashChecksumException(first + i);
     }
 
     /// <summary>The error for a bundle that failed its check, naming where it is.</summary>
