@@ -80,7 +80,7 @@ public readonly unsafe struct Q8 : IWeightFormat
     public static void MatVec(float* y, byte* w, long rowStride, float* x, byte* prepared, int rows, int cols) => VectorOps.MatVecQ8(y, w, rowStride, prepared, rows, cols);
     public static void MatMul(float* y, long yStride, byte* w, long rowStride, float* x, long xStride, byte* prepared, long preparedStride,
                               int tokens, int rows, int cols) =>
-        WeightRows.MatVecEach<Q8>(y, yStride, w, rowStride, x, xStride, prepared, preparedStride, tokens, rows, cols);
+        VectorOps.MatMulQ8(y, yStride, w, rowStride, prepared, preparedStride, tokens, rows, cols);
     public static float Dot(byte* w, float* x, byte* prepared, int n) => VectorOps.DotQ8(w, prepared, n);
     public static void Axpy(float* y, float a, byte* w, int n) => VectorOps.AxpyQ8(y, a, w, n);
     public static void AxpyRows(float* y, float* a, byte** w, int count, int n) => WeightRows.AxpyEach<Q8>(y, a, w, count, n);
@@ -97,7 +97,7 @@ public readonly unsafe struct Q4 : IWeightFormat
     public static void MatVec(float* y, byte* w, long rowStride, float* x, byte* prepared, int rows, int cols) => VectorOps.MatVecQ4(y, w, rowStride, prepared, rows, cols);
     public static void MatMul(float* y, long yStride, byte* w, long rowStride, float* x, long xStride, byte* prepared, long preparedStride,
                               int tokens, int rows, int cols) =>
-        WeightRows.MatVecEach<Q4>(y, yStride, w, rowStride, x, xStride, prepared, preparedStride, tokens, rows, cols);
+        VectorOps.MatMulQ4(y, yStride, w, rowStride, prepared, preparedStride, tokens, rows, cols);
     public static float Dot(byte* w, float* x, byte* prepared, int n) => VectorOps.DotQ4(w, prepared, n);
     public static void Axpy(float* y, float a, byte* w, int n) => VectorOps.AxpyQ4(y, a, w, n);
     public static void AxpyRows(float* y, float* a, byte** w, int count, int n) => WeightRows.AxpyEach<Q4>(y, a, w, count, n);

@@ -35,7 +35,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
     private readonly int _preparedBytes;  // one row of _prepared
     private readonly float* _gates;       // [team, _gatesFloats] a member's gate and up products over a chunk of evenly spaced bundles
     private readonly int _gatesFloats;
-    private readonly float* _widened;     // [team, WidenedFloats] chunks of weights widened to f32 (TWeights.WidenInBlocks)
+    private readonly float* _widened;     // [team, _widenedFloats] chunks of weights widened to f32 in blocks (see FfnRows)
     private readonly int _widenedFloats;
     private readonly List<NativeArray<float>> _buffers = [];
     private readonly IFfnSource _ffnSource;
@@ -68,9 +68,10 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
         // Every product's input rows are dim long (the generated code's shapes).
         _preparedBytes = TWeights.InputBytes(s.Dim);
         if (_preparedBytes > 0) _prepared = (byte*)Alloc(((long)BlockTokens * _preparedBytes + 3) / sizeof(float), "activations");
-        if (TWeights.WidenInBlocks)
+        if (TWeights.Type != WeightType.F32)
         {
             // A chunk, or four bundles widened (three rows and a bias each; four rows of a matrix fit too), whichever is larger.
+            // Formats that are not widened whole (q8, q4) widen a chunk's down columns here.
             _widenedFloats = Math.Max(ChunkBytes / sizeof(float), 4 * (3 * s.Dim + 1));
             _widened = Alloc((long)_team.Size * _widenedFloats, "activations");
         }
@@ -219,14 +220,18 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
     /// at <paramref name="preparedStride"/> bytes apart) over <paramref name="n"/> bundles evenly spaced from
     /// <paramref name="first"/>: their gate rows (and up rows) are a matrix, multiplied by the tokens' x four rows at a
     /// time into h[2, count, n]. Callers start ranges at multiples of four from the layer's first neuron, so a neuron's
-    /// sums are the same whatever range it falls in.</summary>
+    /// sums are the same whatever range it falls in. A block of quantised bundles widens each down column to f32 in
+    /// <paramref name="widened"/> [n, dim] the first time a token needs it, rather than once per token.</summary>
     private void FfnRows<TW>(float* acc, float* x, byte* prepared, long preparedStride, int count, byte* first, long stride, int n, BundleShape p,
-                             int* neurons, int layer, float* h)
+                             int* neurons, int layer, float* h, float* widened)
         where TW : struct, IWeightFormat
     {
         float* hUp = h + count * n;
         TW.MatMul(h, n, first, stride, x, p.Dim, prepared, preparedStride, count, n, p.Dim);
         if (p.Up >= 0) TW.MatMul(hUp, n, first + p.Up, stride, x, p.Dim, prepared, preparedStride, count, n, p.Dim);
+        bool widen = count > 1 && TW.Type != WeightType.F32;
+        byte** column = stackalloc byte*[n];
+        new Span<nint>(column, n).Clear();
         // Per token, the neurons the activation leaves non-zero, in order; their down columns are added together.
         float* active = stackalloc float[n];
         byte** down = stackalloc byte*[n];
@@ -241,9 +246,16 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
                 if (a == 0f) continue;
                 if (neurons != null) ActiveNeuronObserver!(layer, neurons[j]);
                 active[m] = p.Up >= 0 ? a * hUp[t * n + j] : a;
-                down[m++] = b + p.Down;
+                if (widen && column[j] == null)
+                {
+                    float* f = widened + (long)j * p.Dim;
+                    TW.ToSingle(f, b + p.Down, p.Dim);
+                    column[j] = (byte*)f;
+                }
+                down[m++] = widen ? column[j] : b + p.Down;
             }
-            TW.AxpyRows(acc + (long)t * p.Dim, active, down, m, p.Dim);
+            if (widen) F32.AxpyRows(acc + (long)t * p.Dim, active, down, m, p.Dim);
+            else TW.AxpyRows(acc + (long)t * p.Dim, active, down, m, p.Dim);
         }
     }
 
@@ -381,13 +393,17 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
                 Widened(acc, start, end, first, h, model._widened + (long)member * model._widenedFloats);
                 return;
             }
-            // The chunk's bundles stay cached across the gate, up and down passes over them and across the tokens.
-            int chunk = Chunk((int)(ChunkBytes / _stride));
+            // The chunk's bundles stay cached across the gate, up and down passes over them and across the tokens; its
+            // down columns, widened, fit the member's room.
+            float* widened = model._widened + (long)member * model._widenedFloats;
+            int fits = (int)(ChunkBytes / _stride);
+            if (widened != null) fits = Math.Min(fits, model._widenedFloats / dim);
+            int chunk = Chunk(fits);
             for (int j0 = start; j0 < end; j0 += chunk)
             {
                 int n = Math.Min(end - j0, chunk);
                 model.FfnRows<TWeights>(acc, _x, model._prepared, model._preparedBytes, _count, first + j0 * _stride, _stride, n, _parts, Observed(j0),
-                    _layer, h);
+                    _layer, h, widened);
             }
         }
 
@@ -415,7 +431,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
                     TWeights.ToSingle((float*)(to + shape.Down), from + _parts.Down, dim);
                     if (shape.Bias >= 0) *(float*)(to + shape.Bias) = *(float*)(from + _parts.Bias);
                 }
-                model.FfnRows<F32>(acc, _x, null, 0, _count, (byte*)widened, stride, n, shape, Observed(j0), _layer, h);
+                model.FfnRows<F32>(acc, _x, null, 0, _count, (byte*)widened, stride, n, shape, Observed(j0), _layer, h, null);
             }
         }
     }

@@ -56,13 +56,30 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
 
     public static Vector256<float> DotQ8Group(sbyte* w, sbyte* x) => Vector256.ConvertToSingle(DotBytes(Vector256.Load(w), Vector256.Load(x)));
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static (Vector256<float> A, Vector256<float> B) DotQ8Group2(sbyte* w, sbyte* xa, sbyte* xb)
+    {
+        var quants = Vector256.Load(w);
+        return (Vector256.ConvertToSingle(DotBytes(quants, Vector256.Load(xa))), Vector256.ConvertToSingle(DotBytes(quants, Vector256.Load(xb))));
+    }
+
     // The group's 16 bytes hold its first half in the low nibbles and its second half in the high ones.
-    public static Vector256<float> DotQ4Group(byte* w, sbyte* x)
+    public static Vector256<float> DotQ4Group(byte* w, sbyte* x) => Vector256.ConvertToSingle(DotBytes(Q4Quants(w), Vector256.Load(x)));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static (Vector256<float> A, Vector256<float> B) DotQ4Group2(byte* w, sbyte* xa, sbyte* xb)
+    {
+        var quants = Q4Quants(w);
+        return (Vector256.ConvertToSingle(DotBytes(quants, Vector256.Load(xa))), Vector256.ConvertToSingle(DotBytes(quants, Vector256.Load(xb))));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<sbyte> Q4Quants(byte* w)
     {
         var bytes = Vector128.Load(w);
         var nibble = Vector128.Create((byte)0xF);
         var quants = Vector256.Create(bytes & nibble, Vector128.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte() & nibble).AsSByte();
-        return Vector256.ConvertToSingle(DotBytes(quants - Vector256.Create((sbyte)8), Vector256.Load(x)));
+        return quants - Vector256.Create((sbyte)8);
     }
 
     // The 32 products w·x summed into 8 int lanes; with AVX2 as Simd128.DotBytes does with SSSE3.

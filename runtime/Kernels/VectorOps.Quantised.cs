@@ -87,4 +87,32 @@ public static unsafe partial class VectorOps
             default: VectorOpsReference.MatVecQ4(y, w, rowStride, xq, rows, cols); break;
         }
     }
+
+    // Y[t·yStride + r] = W[r, :] · X[t, :] for a block of tokens, W q8 rows as MatVecQ8, X prepared rows xStride bytes apart
+    public static void MatMulQ8(float* y, long yStride, byte* w, long rowStride, byte* xq, long xStride, int tokens, int rows, int cols) =>
+        MatMulQ8(IsaSupport.Best, y, yStride, w, rowStride, xq, xStride, tokens, rows, cols);
+
+    internal static void MatMulQ8(Isa isa, float* y, long yStride, byte* w, long rowStride, byte* xq, long xStride, int tokens, int rows, int cols)
+    {
+        switch (isa)
+        {
+            case Isa.V512 or Isa.V256: Q256.MatMulQ8(y, yStride, w, rowStride, xq, xStride, tokens, rows, cols); break;
+            case Isa.V128: Q128.MatMulQ8(y, yStride, w, rowStride, xq, xStride, tokens, rows, cols); break;
+            default: VectorOpsReference.MatMulQ8(y, yStride, w, rowStride, xq, xStride, tokens, rows, cols); break;
+        }
+    }
+
+    // Y[t·yStride + r] = W[r, :] · X[t, :], W q4 rows; as MatMulQ8
+    public static void MatMulQ4(float* y, long yStride, byte* w, long rowStride, byte* xq, long xStride, int tokens, int rows, int cols) =>
+        MatMulQ4(IsaSupport.Best, y, yStride, w, rowStride, xq, xStride, tokens, rows, cols);
+
+    internal static void MatMulQ4(Isa isa, float* y, long yStride, byte* w, long rowStride, byte* xq, long xStride, int tokens, int rows, int cols)
+    {
+        switch (isa)
+        {
+            case Isa.V512 or Isa.V256: Q256.MatMulQ4(y, yStride, w, rowStride, xq, xStride, tokens, rows, cols); break;
+            case Isa.V128: Q128.MatMulQ4(y, yStride, w, rowStride, xq, xStride, tokens, rows, cols); break;
+            default: VectorOpsReference.MatMulQ4(y, yStride, w, rowStride, xq, xStride, tokens, rows, cols); break;
+        }
+    }
 }

@@ -118,6 +118,18 @@ internal static unsafe class VectorOpsReference
         for (int r = 0; r < rows; r++) y[r] = DotQ4(w + r * rowStride, xq, cols);
     }
 
+    // y[t·yStride + r] = W[r, :] · X[t, :], W q8 rows, X prepared rows xStride bytes apart
+    public static void MatMulQ8(float* y, long yStride, byte* w, long rowStride, byte* xq, long xStride, int tokens, int rows, int cols)
+    {
+        for (int t = 0; t < tokens; t++) MatVecQ8(y + t * yStride, w, rowStride, xq + t * xStride, rows, cols);
+    }
+
+    // y[t·yStride + r] = W[r, :] · X[t, :], W q4 rows, X prepared rows xStride bytes apart
+    public static void MatMulQ4(float* y, long yStride, byte* w, long rowStride, byte* xq, long xStride, int tokens, int rows, int cols)
+    {
+        for (int t = 0; t < tokens; t++) MatVecQ4(y + t * yStride, w, rowStride, xq + t * xStride, rows, cols);
+    }
+
     // o[n] = weight[n] ⊙ (x[n] / sqrt(Σx²/n + eps)), llama2.c's rmsnorm; o may alias x
     public static void RmsNorm(float* o, float* x, float* weight, int n, float eps)
     {
