@@ -59,13 +59,13 @@ internal static unsafe class QuantKernels<TF, TI, S>
     private static float Dot<G>(byte* w, byte* xq, int n) where G : struct, IGroups
     {
         int groups = n / Quantization.Group;
-        Half* scales = (Half*)w;
-        float* xScales = (float*)xq;
+        float* scales = stackalloc float[groups];
+        RowScales(scales, w, 0, 1, (float*)xq, groups);
         byte* q = w + 2L * groups;
         sbyte* x = (sbyte*)(xq + 4L * groups);
         TF total = S.Zero;
         for (int g = 0; g < groups; g++, q += G.Bytes, x += Quantization.Group)
-            total = S.MulAdd(S.Splat(HalfBits.ToSingle(scales[g]) * xScales[g]), G.Dot(q, x), total);
+            total = S.MulAdd(S.Splat(scales[g]), G.Dot(q, x), total);
         return S.Sum(total);
     }
 
@@ -74,22 +74,24 @@ internal static unsafe class QuantKernels<TF, TI, S>
     private static void MatVec<G>(float* y, byte* w, long rowStride, byte* xq, int rows, int cols) where G : struct, IGroups
     {
         int r = 0, groups = cols / Quantization.Group;
-        float* xScales = (float*)xq;
         sbyte* x = (sbyte*)(xq + 4L * groups);
         long quants = 2L * groups;
+        float* scales = stackalloc float[4 * groups]; // [row, group] of the four rows, times the activation scales
+        float* s0 = scales, s1 = s0 + groups, s2 = s1 + groups, s3 = s2 + groups;
         for (; r <= rows - 4; r += 4)
         {
             byte* w0 = w + r * rowStride, w1 = w0 + rowStride, w2 = w1 + rowStride, w3 = w2 + rowStride;
+            Prefetch.Rows(w0 + 4 * rowStride, rowStride, Math.Min(4, rows - r - 4), quants + (long)groups * G.Bytes);
+            RowScales(scales, w0, rowStride, 4, (float*)xq, groups);
             TF t0 = S.Zero, t1 = S.Zero, t2 = S.Zero, t3 = S.Zero;
             for (int g = 0; g < groups; g++)
             {
                 long q = quants + (long)g * G.Bytes;
                 sbyte* xg = x + g * Quantization.Group;
-                float xs = xScales[g];
-                t0 = S.MulAdd(S.Splat(HalfBits.ToSingle(((Half*)w0)[g]) * xs), G.Dot(w0 + q, xg), t0);
-                t1 = S.MulAdd(S.Splat(HalfBits.ToSingle(((Half*)w1)[g]) * xs), G.Dot(w1 + q, xg), t1);
-                t2 = S.MulAdd(S.Splat(HalfBits.ToSingle(((Half*)w2)[g]) * xs), G.Dot(w2 + q, xg), t2);
-                t3 = S.MulAdd(S.Splat(HalfBits.ToSingle(((Half*)w3)[g]) * xs), G.Dot(w3 + q, xg), t3);
+                t0 = S.MulAdd(S.Splat(s0[g]), G.Dot(w0 + q, xg), t0);
+                t1 = S.MulAdd(S.Splat(s1[g]), G.Dot(w1 + q, xg), t1);
+                t2 = S.MulAdd(S.Splat(s2[g]), G.Dot(w2 + q, xg), t2);
+                t3 = S.MulAdd(S.Splat(s3[g]), G.Dot(w3 + q, xg), t3);
             }
             y[r] = S.Sum(t0);
             y[r + 1] = S.Sum(t1);
@@ -105,19 +107,20 @@ internal static unsafe class QuantKernels<TF, TI, S>
     private static void MatMul<G>(float* y, long yStride, byte* w, long rowStride, byte* xq, long xStride, int tokens, int rows, int cols)
         where G : struct, IGroups
     {
+        if (tokens == 1)
+        {
+            MatVec<G>(y, w, rowStride, xq, rows, cols);
+            return;
+        }
         int r = 0, groups = cols / Quantization.Group;
         long quants = 2L * groups, xQuants = 4L * groups;
-        float* scales = stackalloc float[4 * groups]; // [group, row] of the four rows
+        float* scales = stackalloc float[4 * groups]; // [row, group] of the four rows
+        float* s0 = scales, s1 = s0 + groups, s2 = s1 + groups, s3 = s2 + groups;
         for (; r <= rows - 4; r += 4)
         {
             byte* w0 = w + r * rowStride, w1 = w0 + rowStride, w2 = w1 + rowStride, w3 = w2 + rowStride;
-            for (int g = 0; g < groups; g++)
-            {
-                scales[4 * g] = HalfBits.ToSingle(((Half*)w0)[g]);
-                scales[4 * g + 1] = HalfBits.ToSingle(((Half*)w1)[g]);
-                scales[4 * g + 2] = HalfBits.ToSingle(((Half*)w2)[g]);
-                scales[4 * g + 3] = HalfBits.ToSingle(((Half*)w3)[g]);
-            }
+            Prefetch.Rows(w0 + 4 * rowStride, rowStride, Math.Min(4, rows - r - 4), quants + (long)groups * G.Bytes);
+            RowScales(scales, w0, rowStride, 4, null, groups);
             int t = 0;
             for (; t <= tokens - 2; t += 2)
             {
@@ -127,20 +130,19 @@ internal static unsafe class QuantKernels<TF, TI, S>
                 for (int g = 0; g < groups; g++, qa += Quantization.Group, qb += Quantization.Group)
                 {
                     long q = quants + (long)g * G.Bytes;
-                    float* s = scales + 4 * g;
                     float sa = ((float*)xa)[g], sb = ((float*)xb)[g];
                     var (da, db) = G.Dot2(w0 + q, qa, qb);
-                    a0 = S.MulAdd(S.Splat(s[0] * sa), da, a0);
-                    b0 = S.MulAdd(S.Splat(s[0] * sb), db, b0);
+                    a0 = S.MulAdd(S.Splat(s0[g] * sa), da, a0);
+                    b0 = S.MulAdd(S.Splat(s0[g] * sb), db, b0);
                     (da, db) = G.Dot2(w1 + q, qa, qb);
-                    a1 = S.MulAdd(S.Splat(s[1] * sa), da, a1);
-                    b1 = S.MulAdd(S.Splat(s[1] * sb), db, b1);
+                    a1 = S.MulAdd(S.Splat(s1[g] * sa), da, a1);
+                    b1 = S.MulAdd(S.Splat(s1[g] * sb), db, b1);
                     (da, db) = G.Dot2(w2 + q, qa, qb);
-                    a2 = S.MulAdd(S.Splat(s[2] * sa), da, a2);
-                    b2 = S.MulAdd(S.Splat(s[2] * sb), db, b2);
+                    a2 = S.MulAdd(S.Splat(s2[g] * sa), da, a2);
+                    b2 = S.MulAdd(S.Splat(s2[g] * sb), db, b2);
                     (da, db) = G.Dot2(w3 + q, qa, qb);
-                    a3 = S.MulAdd(S.Splat(s[3] * sa), da, a3);
-                    b3 = S.MulAdd(S.Splat(s[3] * sb), db, b3);
+                    a3 = S.MulAdd(S.Splat(s3[g] * sa), da, a3);
+                    b3 = S.MulAdd(S.Splat(s3[g] * sb), db, b3);
                 }
                 float* ya = y + t * yStride + r, yb = ya + yStride;
                 ya[0] = S.Sum(a0); ya[1] = S.Sum(a1); ya[2] = S.Sum(a2); ya[3] = S.Sum(a3);
@@ -150,5 +152,36 @@ internal static unsafe class QuantKernels<TF, TI, S>
         }
         for (; r < rows; r++)
             for (int t = 0; t < tokens; t++) y[t * yStride + r] = Dot<G>(w + r * rowStride, xq + t * xStride, cols);
+    }
+
+    // scales[k·groups + g] = the half scale of group g of row k (rows at w + k·rowStride) as a float, times xScales[g]
+    // when given: the products the loops splat, a vector of halves at a time rather than one scalar conversion each
+    // (every value exactly what HalfBits.ToSingle and the scalar product give). With Count to 2·Count groups left, the
+    // load of 2·Count halves reaches at most Count halves (2·Count bytes) into the row's quants, which hold 16 bytes or
+    // more per group: it stays inside the row.
+    private static void RowScales(float* scales, byte* w, long rowStride, int rows, float* xScales, int groups)
+    {
+        int c = S.Count;
+        for (int k = 0; k < rows; k++, scales += groups)
+        {
+            Half* h = (Half*)(w + k * rowStride);
+            int g = 0;
+            for (; g <= groups - c; g += 2 * c)
+            {
+                var (lower, upper) = S.LoadHalves(h + g);
+                TF a = SimdKernels<TF, TI, S>.HalfToSingle(lower);
+                if (xScales != null) a = S.Mul(a, S.Load(xScales + g));
+                S.Store(scales + g, a);
+                if (g + 2 * c > groups)
+                {
+                    g += c;
+                    break;
+                }
+                TF b = SimdKernels<TF, TI, S>.HalfToSingle(upper);
+                if (xScales != null) b = S.Mul(b, S.Load(xScales + g + c));
+                S.Store(scales + g + c, b);
+            }
+            for (; g < groups; g++) scales[g] = xScales != null ? HalfBits.ToSingle(h[g]) * xScales[g] : HalfBits.ToSingle(h[g]);
+        }
     }
 }

@@ -402,7 +402,7 @@ internal static unsafe class SimdKernels<TF, TI, S>
     // subnormals, ±0, ±inf and NaN (quieted, payload kept, as (float)Half does). No float subnormal is ever
     // an operand, as those are slow on some x86 cores. After Maratyszcza's FP16 library (fp16_ieee_to_fp32_value).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static TF HalfToSingle(TI h)
+    internal static TF HalfToSingle(TI h)
     {
         TI sign = S.ShiftLeft(S.And(h, S.Splat(0x8000)), 16);
         TI magnitude = S.ShiftLeft(h, 17); // exponent and mantissa at the top, sign shifted out

@@ -348,7 +348,7 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
 
     // Quantised rows: whole groups of 32 only. Odd group counts leave a part-vector group count for every width,
     // and 33 groups make a row longer than one pass of the four-row blocks.
-    static readonly int[] GroupCounts = [0, 1, 3, 5, 33];
+    static readonly int[] GroupCounts = [0, 1, 3, 5, 12, 33];
     public static TheoryData<Isa, WeightType> IsasAndQuants()
     {
         var data = new TheoryData<Isa, WeightType>();
@@ -424,7 +424,7 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
         var rng = new Random(23);
         foreach (int tokens in new[] { 0, 1, 2, 3, 5 })
             foreach (int rows in MatVecRows)
-                foreach (int groups in new[] { 0, 1, 3, 5 })
+                foreach (int groups in new[] { 0, 1, 3, 5, 12 })
                 {
                     int cols = groups * Quantization.Group;
                     long stride = Layout.RowBytes(type, cols) + 7, yStride = rows + 1;
