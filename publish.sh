@@ -17,8 +17,9 @@ usage: ./publish.sh modelspecs/<name>.yaml [--weights CKPT] [--tokenizer TOK] [-
   --output DIR       where to put the result (default: artifacts/<name>, or artifacts/<name>-<rid> for other RIDs)
   --rid RID          linux-x64 (default) or linux-arm64 (cross-compiled with clang + lld; the model is converted by
                      running the new binary under qemu-aarch64, so qemu-user must be installed)
-  --cpu ISA          instruction set the executable may assume (default for linux-x64: x86-64-v3, i.e. AVX2+FMA;
-                     e.g. x86-64-v2, x86-64-v4 for AVX-512, or native for this machine)
+  --cpu ISA          instruction set the executable may assume (default: $AOTFLASH_CPU when set, else for linux-x64
+                     x86-64-v3, i.e. AVX2+FMA; e.g. x86-64-v2, x86-64-v4 for AVX-512, or native for this machine);
+                     recorded in DIR/build/cpu
   --keep-symbols     do not strip native symbols from the executable
   --no-calibrate     do not train flash-mode predictors (by default ReLU-family models are calibrated, so the
                      executable runs in flash mode out of the box)
@@ -35,7 +36,7 @@ USAGE
 [[ $# -ge 1 ]] || { usage >&2; exit 2; }
 case "$1" in -h|--help) usage; exit 0 ;; esac
 spec=$1; shift
-weights="" tokenizer="" output="" rid="linux-x64" strip=true cpu="" calibrate=true calibrate_tokens=4096 lib=false
+weights="" tokenizer="" output="" rid="linux-x64" strip=true cpu=${AOTFLASH_CPU:-} calibrate=true calibrate_tokens=4096 lib=false
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --weights) weights=${2:?--weights needs a file}; shift 2 ;;
@@ -81,6 +82,7 @@ build_host() { # OUTPUT_DIR [MSBUILD_PROPERTY...]
 }
 echo "publish.sh: building $name for $rid (Native AOT)..." >&2
 build_host "$build"
+echo "${cpu:-default}" > "$build/cpu"
 # The executable converts, calibrates and packs the model for the library too.
 if $lib; then
   echo "publish.sh: building lib$name.so for $rid (Native AOT, shared library)..." >&2

@@ -34,9 +34,9 @@ dir=artifacts/$name
 bin=$dir/build/$name model=$dir/$name.afm
 if grep -q "kind: gpt2" "$spec"; then tokenizer=$shared/models/opt-tiny-hf; else tokenizer=$shared/models/llama2-tokenizer/tokenizer.bin; fi
 
-# A binary older than any source is built again. Its model file is made again only if the new binary refuses it
+# A binary older than any source, or built for another --cpu than $AOTFLASH_CPU asks (see publish.sh), is built again. Its model file is made again only if the new binary refuses it
 # (another spec hash or format): a 7B shape takes half an hour to generate and calibrate.
-if [[ ! -x $bin ]] || [[ -n $(find runtime generator host "$spec" \( -name bin -o -name obj \) -prune -o -newer "$bin" -type f \( -name '*.cs' -o -name '*.csproj' -o -name '*.yaml' \) -print | head -n 1) ]]; then
+if [[ ! -x $bin ]] || [[ "$(cat "$dir/build/cpu" 2>/dev/null)" != "${AOTFLASH_CPU:-default}" ]] || [[ -n $(find runtime generator host "$spec" \( -name bin -o -name obj \) -prune -o -newer "$bin" -type f \( -name '*.cs' -o -name '*.csproj' -o -name '*.yaml' \) -print | head -n 1) ]]; then
   ./publish.sh "$spec" >/dev/null
 fi
 if [[ -f $model.prepared ]] && ! "$bin" info --model "$model" 2>/dev/null | grep -q "(matches this binary)"; then

@@ -59,10 +59,14 @@ public static class Models
     }
 
     /// <summary>Whether a source file of the engine is newer than <paramref name="binary"/> (built before the last
-    /// change, it may lack what the report asks of it).</summary>
+    /// change, it may lack what the report asks of it), or it was built for another instruction set than
+    /// $AOTFLASH_CPU (publish.sh's --cpu) asks.</summary>
     private static bool IsStale(string binary)
     {
         if (!File.Exists(binary)) return true;
+        string stamp = Path.Combine(Path.GetDirectoryName(binary)!, "build", "cpu");
+        string cpu = Environment.GetEnvironmentVariable("AOTFLASH_CPU") is { Length: > 0 } asked ? asked : "default";
+        if (!File.Exists(stamp) || File.ReadAllText(stamp).Trim() != cpu) return true;
         var built = File.GetLastWriteTimeUtc(binary);
         return new[] { "runtime", "generator", "host" }.SelectMany(d => Directory.EnumerateFiles(d, "*.cs*", SearchOption.AllDirectories))
             .Where(f => !f.Contains("/obj/", StringComparison.Ordinal) && !f.Contains("/bin/", StringComparison.Ordinal))
@@ -109,6 +113,7 @@ public static class Machine
             ["cpu"] = Field("model name"),
             ["logical_cores"] = Environment.ProcessorCount,
             ["isa"] = string.Join(", ", isa),
+            ["our_build"] = $"publish.sh --cpu {Environment.GetEnvironmentVariable("AOTFLASH_CPU")}",
             ["memory"] = memTotal,
             ["kernel"] = File.ReadAllText("/proc/sys/kernel/osrelease").Trim(),
             ["disk"] = System.Text.RegularExpressions.Regex.Replace(df, @"\s+", " "),

@@ -1,6 +1,6 @@
 // The benchmark report: every figure of docs/benchmarks-PROFILE.md measured in one run, on this machine, with the
 // command above each table; the raw rows beside it (benchmarks-PROFILE.json) and the charts in docs/charts-PROFILE/.
-//   bench/report.sh [--profile quick|full] [--stages LIST] [--out DIR]
+//   bench/report.sh [--profile quick|full] [--stages LIST] [--out DIR] [--cpu ISA]
 //   bench/report.sh --render RESULTS.json [--out DIR]     (the Markdown and charts again from a run's rows)
 //   bench/report.sh --add-to RESULTS.json --stages LIST   (measure some stages again, or ones a run left out, into
 //                                                          an earlier run's rows; each stage says when it was measured)
@@ -15,6 +15,9 @@ using AotFlash.Bench.Report;
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 string profile = "quick", outDir = "docs";
 string? render = null, addTo = null;
+// Our binaries are built for this machine's instruction set, as llama.cpp's GGML_NATIVE build is (the shipped default,
+// x86-64-v3, leaves AVX-512 unused); publish.sh and bench/synthetic.sh read it from the environment.
+string cpu = "native";
 string[] allStages = ["probe", "paper", "sweeps", "prompts", "dense", "fidelity"];
 var stages = allStages.ToHashSet();
 for (int i = 0; i < args.Length; i++)
@@ -26,8 +29,9 @@ for (int i = 0; i < args.Length; i++)
         case "--stages" when i + 1 < args.Length: stages = args[++i].Split(',').ToHashSet(); break;
         case "--render" when i + 1 < args.Length: render = args[++i]; break;
         case "--add-to" when i + 1 < args.Length: addTo = args[++i]; break;
+        case "--cpu" when i + 1 < args.Length: cpu = args[++i]; break;
         default:
-            Console.Error.WriteLine($"report: unknown argument '{args[i]}' (usage: bench/report.sh [--profile quick|full] [--stages LIST] [--out DIR])");
+            Console.Error.WriteLine($"report: unknown argument '{args[i]}' (usage: bench/report.sh [--profile quick|full] [--stages LIST] [--out DIR] [--cpu ISA])");
             return 2;
     }
 }
@@ -48,6 +52,7 @@ if (render is not null)
     return 0;
 }
 bool full = profile == "full";
+Environment.SetEnvironmentVariable("AOTFLASH_CPU", cpu);
 Directory.CreateDirectory("artifacts/report");
 var log = new Progress();
 var sandbox = Sandbox.Create("aotflash-bench");

@@ -110,7 +110,12 @@ public static unsafe class WeightRows
     /// <summary>IWeightFormat.AxpyRows as one Axpy per row, for formats without a kernel over several rows.</summary>
     internal static void AxpyEach<TW>(float* y, float* a, byte** w, int count, int n) where TW : struct, IWeightFormat
     {
-        for (int k = 0; k < count; k++) TW.Axpy(y, a[k], w[k], n);
+        long bytes = Layout.RowBytes(TW.Type, n);
+        for (int k = 0; k < count; k++)
+        {
+            if (k + 1 < count) Prefetch.Rows(w[k + 1], 0, 1, bytes);
+            TW.Axpy(y, a[k], w[k], n);
+        }
     }
 
     /// <summary>IWeightFormat.MatMul as one MatVec per token, for formats without a kernel over several tokens; a caller
