@@ -12,7 +12,4 @@ internal unsafe interface IQuantDot<TF> where TF : struct
     static abstract (TF A, TF B) DotQ8Group2(sbyte* w, sbyte* xa, sbyte* xb);
     /// <summary>w: 16 bytes of q4 quants, values q - 8.</summary>
     static abstract TF DotQ4Group(byte* w, sbyte* x);
-    /// <summary>w: 16 bytes of q4 quants, times two tokens' activations: each as <see cref="DotQ4Group"/> gives it, w
-    /// unpacked once.</summary>
-    static abstract (TF A, TF B) DotQ4Group2(byte* w, sbyte* xa, sbyte* xb);
 }

@@ -1,3 +1,5 @@
+using System.Runtime.Intrinsics;
+
 namespace AotFlash.Kernels;
 
 /// <summary>
@@ -38,21 +40,18 @@ internal static unsafe class QuantKernels<TF, TI, S>
     {
         static abstract int Bytes { get; }
         static abstract TF Dot(byte* quants, sbyte* x);
-        static abstract (TF A, TF B) Dot2(byte* quants, sbyte* xa, sbyte* xb);
     }
 
     private readonly struct Q8Groups : IGroups
     {
         public static int Bytes => Quantization.Group;
         public static TF Dot(byte* quants, sbyte* x) => S.DotQ8Group((sbyte*)quants, x);
-        public static (TF A, TF B) Dot2(byte* quants, sbyte* xa, sbyte* xb) => S.DotQ8Group2((sbyte*)quants, xa, xb);
     }
 
     private readonly struct Q4Groups : IGroups
     {
         public static int Bytes => Quantization.Group / 2;
         public static TF Dot(byte* quants, sbyte* x) => S.DotQ4Group(quants, x);
-        public static (TF A, TF B) Dot2(byte* quants, sbyte* xa, sbyte* xb) => S.DotQ4Group2(quants, xa, xb);
     }
 
     // w[n] · x[n] for one row [n/32 half scales][quants]
@@ -102,8 +101,9 @@ internal static unsafe class QuantKernels<TF, TI, S>
     }
 
     // Y[t, r] = W[r, :] · X[t, :]. Four rows by two tokens per pass, as SimdKernels.MatMul: each group of the four rows is
-    // loaded (q4: unpacked) once for both tokens, and their scales widened once for the whole block, in eight independent
-    // chains. Every (row, token) is summed as MatVec sums it, so a token's results do not depend on the block it is in.
+    // loaded once for both tokens, in eight independent chains; their scales are widened, and q4 quants unpacked to int8,
+    // once for the whole block. Every (row, token) is summed as MatVec sums it (the same integer group sums, the same
+    // float steps), so a token's results do not depend on the block it is in.
     private static void MatMul<G>(float* y, long yStride, byte* w, long rowStride, byte* xq, long xStride, int tokens, int rows, int cols)
         where G : struct, IGroups
     {
@@ -114,13 +114,25 @@ internal static unsafe class QuantKernels<TF, TI, S>
         }
         int r = 0, groups = cols / Quantization.Group;
         long quants = 2L * groups, xQuants = 4L * groups;
+        bool q4 = typeof(G) == typeof(Q4Groups);
         float* scales = stackalloc float[4 * groups]; // [row, group] of the four rows
+        sbyte* unpacked = stackalloc sbyte[q4 ? 4 * cols : 0]; // [row, cols] of the four rows, q4 only
         float* s0 = scales, s1 = s0 + groups, s2 = s1 + groups, s3 = s2 + groups;
         for (; r <= rows - 4; r += 4)
         {
-            byte* w0 = w + r * rowStride, w1 = w0 + rowStride, w2 = w1 + rowStride, w3 = w2 + rowStride;
+            byte* w0 = w + r * rowStride;
             Prefetch.Rows(w0 + 4 * rowStride, rowStride, Math.Min(4, rows - r - 4), quants + (long)groups * G.Bytes);
             RowScales(scales, w0, rowStride, 4, null, groups);
+            sbyte* q0, q1, q2, q3;
+            if (q4)
+            {
+                for (int k = 0; k < 4; k++) UnpackQ4(unpacked + k * cols, w0 + k * rowStride + quants, groups);
+                q0 = unpacked; q1 = q0 + cols; q2 = q1 + cols; q3 = q2 + cols;
+            }
+            else
+            {
+                q0 = (sbyte*)(w0 + quants); q1 = q0 + rowStride; q2 = q1 + rowStride; q3 = q2 + rowStride;
+            }
             int t = 0;
             for (; t <= tokens - 2; t += 2)
             {
@@ -129,18 +141,18 @@ internal static unsafe class QuantKernels<TF, TI, S>
                 TF a0 = S.Zero, a1 = S.Zero, a2 = S.Zero, a3 = S.Zero, b0 = S.Zero, b1 = S.Zero, b2 = S.Zero, b3 = S.Zero;
                 for (int g = 0; g < groups; g++, qa += Quantization.Group, qb += Quantization.Group)
                 {
-                    long q = quants + (long)g * G.Bytes;
+                    int q = g * Quantization.Group;
                     float sa = ((float*)xa)[g], sb = ((float*)xb)[g];
-                    var (da, db) = G.Dot2(w0 + q, qa, qb);
+                    var (da, db) = S.DotQ8Group2(q0 + q, qa, qb);
                     a0 = S.MulAdd(S.Splat(s0[g] * sa), da, a0);
                     b0 = S.MulAdd(S.Splat(s0[g] * sb), db, b0);
-                    (da, db) = G.Dot2(w1 + q, qa, qb);
+                    (da, db) = S.DotQ8Group2(q1 + q, qa, qb);
                     a1 = S.MulAdd(S.Splat(s1[g] * sa), da, a1);
                     b1 = S.MulAdd(S.Splat(s1[g] * sb), db, b1);
-                    (da, db) = G.Dot2(w2 + q, qa, qb);
+                    (da, db) = S.DotQ8Group2(q2 + q, qa, qb);
                     a2 = S.MulAdd(S.Splat(s2[g] * sa), da, a2);
                     b2 = S.MulAdd(S.Splat(s2[g] * sb), db, b2);
-                    (da, db) = G.Dot2(w3 + q, qa, qb);
+                    (da, db) = S.DotQ8Group2(q3 + q, qa, qb);
                     a3 = S.MulAdd(S.Splat(s3[g] * sa), da, a3);
                     b3 = S.MulAdd(S.Splat(s3[g] * sb), db, b3);
                 }
@@ -152,6 +164,20 @@ internal static unsafe class QuantKernels<TF, TI, S>
         }
         for (; r < rows; r++)
             for (int t = 0; t < tokens; t++) y[t * yStride + r] = Dot<G>(w + r * rowStride, xq + t * xStride, cols);
+    }
+
+    // to[32·groups] = a q4 row's quants as int8 values q - 8, group by group: the 16 low nibbles, then the 16 high ones
+    // (the order DotQ4Group multiplies them in).
+    private static void UnpackQ4(sbyte* to, byte* quants, int groups)
+    {
+        var nibble = Vector128.Create((byte)0xF);
+        var eight = Vector128.Create((sbyte)8);
+        for (int g = 0; g < groups; g++, quants += Quantization.Group / 2, to += Quantization.Group)
+        {
+            var bytes = Vector128.Load(quants);
+            ((bytes & nibble).AsSByte() - eight).Store(to);
+            ((Vector128.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte() & nibble).AsSByte() - eight).Store(to + Quantization.Group / 2);
+        }
     }
 
     // scales[k·groups + g] = the half scale of group g of row k (rows at w + k·rowStride) as a float, times xScales[g]

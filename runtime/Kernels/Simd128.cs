@@ -70,26 +70,11 @@ internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>
     // The group's 16 bytes hold its first half in the low nibbles and its second half in the high ones.
     public static Vector128<float> DotQ4Group(byte* w, sbyte* x)
     {
-        var (low, high) = Q4Quants(w);
-        return Vector128.ConvertToSingle(DotBytes(DotBytes(Vector128<int>.Zero, low, Vector128.Load(x)), high, Vector128.Load(x + 16)));
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static (Vector128<float> A, Vector128<float> B) DotQ4Group2(byte* w, sbyte* xa, sbyte* xb)
-    {
-        var (low, high) = Q4Quants(w);
-        return (Vector128.ConvertToSingle(DotBytes(DotBytes(Vector128<int>.Zero, low, Vector128.Load(xa)), high, Vector128.Load(xa + 16))),
-                Vector128.ConvertToSingle(DotBytes(DotBytes(Vector128<int>.Zero, low, Vector128.Load(xb)), high, Vector128.Load(xb + 16))));
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static (Vector128<sbyte> Low, Vector128<sbyte> High) Q4Quants(byte* w)
-    {
         var bytes = Vector128.Load(w);
         var eight = Vector128.Create((sbyte)8);
         var low = (bytes & Vector128.Create((byte)0xF)).AsSByte() - eight;
         var high = (Vector128.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte() & Vector128.Create((byte)0xF)).AsSByte() - eight;
-        return (low, high);
+        return Vector128.ConvertToSingle(DotBytes(DotBytes(Vector128<int>.Zero, low, Vector128.Load(x)), high, Vector128.Load(x + 16)));
     }
 
     // acc + the 16 products w·x summed into 4 int lanes. SSSE3 multiplies unsigned by signed bytes, so |w| meets x with

@@ -64,22 +64,12 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
     }
 
     // The group's 16 bytes hold its first half in the low nibbles and its second half in the high ones.
-    public static Vector256<float> DotQ4Group(byte* w, sbyte* x) => Vector256.ConvertToSingle(DotBytes(Q4Quants(w), Vector256.Load(x)));
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static (Vector256<float> A, Vector256<float> B) DotQ4Group2(byte* w, sbyte* xa, sbyte* xb)
-    {
-        var quants = Q4Quants(w);
-        return (Vector256.ConvertToSingle(DotBytes(quants, Vector256.Load(xa))), Vector256.ConvertToSingle(DotBytes(quants, Vector256.Load(xb))));
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<sbyte> Q4Quants(byte* w)
+    public static Vector256<float> DotQ4Group(byte* w, sbyte* x)
     {
         var bytes = Vector128.Load(w);
         var nibble = Vector128.Create((byte)0xF);
         var quants = Vector256.Create(bytes & nibble, Vector128.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte() & nibble).AsSByte();
-        return quants - Vector256.Create((sbyte)8);
+        return Vector256.ConvertToSingle(DotBytes(quants - Vector256.Create((sbyte)8), Vector256.Load(x)));
     }
 
     // The 32 products w·x summed into 8 int lanes; with AVX2 as Simd128.DotBytes does with SSSE3.
