@@ -9,9 +9,10 @@ usage() {
 usage: ./publish.sh modelspecs/<name>.yaml [--weights CKPT] [--tokenizer TOK] [--output DIR] [--rid RID] [--cpu ISA] [--keep-symbols]
                    [--lib]
 
-  --weights CKPT     llama2.c checkpoint, or a Hugging Face folder (config.json + safetensors; make its spec with
-                     '<any published binary> convert --hf DIR --emit-spec SPEC.yaml') (default: modelspecs/<name>/model.bin
-                     when it exists)
+  --weights CKPT     llama2.c checkpoint, a Hugging Face folder (config.json + safetensors; make its spec with
+                     '<any published binary> convert --hf DIR --emit-spec SPEC.yaml'), or a GGUF file (*.gguf, llama
+                     architecture, its vocabulary included; spec from 'convert --gguf FILE --emit-spec SPEC.yaml')
+                     (default: modelspecs/<name>/model.bin when it exists)
   --tokenizer TOK    llama2.c tokenizer.bin (default: modelspecs/<name>/tokenizer.bin); for a gpt2-tokenizer model from
                      a Hugging Face folder, the folder's tokenizer.json or vocab.json + merges.txt are used
   --output DIR       where to put the result (default: artifacts/<name>, or artifacts/<name>-<rid> for other RIDs)
@@ -68,7 +69,7 @@ name=$(basename "$spec"); name=${name%.yaml}; name=${name%.yml}
 specdir=$(dirname "$spec")/$name
 [[ -n "$weights" || ! -f "$specdir/model.bin" ]] || weights=$specdir/model.bin
 [[ -n "$tokenizer" || ! -f "$specdir/tokenizer.bin" ]] || tokenizer=$specdir/tokenizer.bin
-[[ -z "$weights" || -d "$weights" || -n "$tokenizer" ]] || { echo "publish.sh: error: --weights needs --tokenizer too" >&2; exit 2; }
+[[ -z "$weights" || -d "$weights" || "$weights" == *.gguf || -n "$tokenizer" ]] || { echo "publish.sh: error: --weights needs --tokenizer too" >&2; exit 2; }
 if [[ "$rid" == linux-x64 ]]; then output=${output:-$root/artifacts/$name}; else output=${output:-$root/artifacts/$name-$rid}; fi
 mkdir -p "$output"
 output=$(cd "$output" && pwd)
@@ -98,7 +99,9 @@ if [[ ${#cross[@]} -gt 0 ]]; then
   run=(qemu-aarch64 -L /usr/aarch64-linux-gnu "$exe")
 fi
 if [[ -n "$weights" ]]; then
-  if [[ -d "$weights" ]]; then source_args=(--hf "$weights" ${tokenizer:+--tokenizer "$tokenizer"}); else source_args=(--weights "$weights" --tokenizer "$tokenizer"); fi
+  if [[ -d "$weights" ]]; then source_args=(--hf "$weights" ${tokenizer:+--tokenizer "$tokenizer"})
+  elif [[ "$weights" == *.gguf ]]; then source_args=(--gguf "$weights" ${tokenizer:+--tokenizer "$tokenizer"})
+  else source_args=(--weights "$weights" --tokenizer "$tokenizer"); fi
   "${run[@]}" convert "${source_args[@]}" -o "$output/$name.afm" --force >&2
   if $calibrate && "${run[@]}" info | grep -Eq '^math .*, (relu|fatrelu\([^)]*\)), '; then
     "${run[@]}" calibrate --model "$output/$name.afm" --tokens "$calibrate_tokens" >&2

@@ -14,27 +14,32 @@ public static class ConvertCommand
         new(["-w", "--weights"], "FILE", "llama2.c checkpoint (.bin, format v0 or v1, float32)"),
         new(["--hf"], "DIR", "Hugging Face folder: config.json + model.safetensors or a sharded model.safetensors.index.json " +
                              "(LlamaForCausalLM, OPTForCausalLM; f32, f16 or bf16)"),
+        new(["--gguf"], "FILE", "GGUF file of llama.cpp's llama architecture (F32, F16, Q8_0, Q4_0 tensors; its vocabulary " +
+                                "becomes the tokenizer); where the spec's type matches a tensor's, its rows are copied bit for bit"),
         new(["--synthetic"], "SEED", "no checkpoint: SYNTHETIC weights of the spec's shape, deterministic by SEED, with sparse, " +
                                      "predictable FFN activations (for speed measurements; the file says so wherever it is used)"),
         new(["-k", "--tokenizer"], "FILE", "llama2c tokenizer: tokenizer.bin or a SentencePiece .model (default with --hf: the folder's " +
-                                           "tokenizer.model); gpt2 tokenizer: tokenizer.json, or a folder with tokenizer.json or " +
+                                           "tokenizer.model; with --gguf: the file's vocabulary); gpt2 tokenizer: tokenizer.json, or a folder with tokenizer.json or " +
                                            "vocab.json + merges.txt (default: the --hf folder)"),
         new(["-o", "--output"], "FILE", "model file to write (.afm)"),
         new(["--dtype"], "TYPE", "f32, f16, q8 or q4: check that this binary stores its weights so (the spec decides)"),
-        new(["--emit-spec"], "FILE", "with --hf: write a model spec (YAML) for the folder instead of converting; publish.sh builds it"),
-        new(["--name"], "NAME", "with --emit-spec: the model's name (default: the folder's name)"),
+        new(["--emit-spec"], "FILE", "with --hf or --gguf: write a model spec (YAML) for the model instead of converting; publish.sh builds it"),
+        new(["--name"], "NAME", "with --emit-spec: the model's name (default: the folder's or file's name)"),
         new(["--force"], null, "overwrite the output if it exists"),
     ];
 
     public static string Help(CliContext ctx) => CommandLine.HelpText(
-        $"{ctx.ProgramName} convert (--weights CKPT | --hf DIR | --synthetic SEED) [--tokenizer TOK] -o MODEL.afm [--dtype TYPE] [--force]\n" +
-        $"       {ctx.ProgramName} convert --hf DIR --emit-spec SPEC.yaml [--name NAME] [--force]",
+        $"{ctx.ProgramName} convert (--weights CKPT | --hf DIR | --gguf FILE | --synthetic SEED) [--tokenizer TOK] -o MODEL.afm [--dtype TYPE] [--force]\n" +
+        $"       {ctx.ProgramName} convert (--hf DIR | --gguf FILE) --emit-spec SPEC.yaml [--name NAME] [--force]",
         $"Converts a checkpoint into a model file for '{ctx.Model.Name}' ({ctx.Model.Shape.Weights.ToString().ToLowerInvariant()} weights):\n" +
         "resident section (embeddings, attention, norms), tokenizer, and the flash section of FFN neuron bundles.\n" +
         "The checkpoint must have the spec's shape. The file is written atomically (never half a file).\n" +
         "The weight type is compiled in from the spec's weights: { dtype: ... }; q8 and q4 quantise each row in groups of\n" +
         "32 with a half-precision scale per group, and convert prints each tensor kind's quantisation error.\n" +
-        "With --emit-spec, writes the spec of a Hugging Face folder, so that './publish.sh SPEC.yaml --weights DIR' builds its binary.\n" +
+        "With --emit-spec, writes the spec of a Hugging Face folder or GGUF file, so that './publish.sh SPEC.yaml --weights DIR|FILE'\n" +
+        "builds its binary. A GGUF file does not say its FFN activation: the spec's applies (the emitted spec says silu, llama.cpp's).\n" +
+        "From GGUF, Q8_0 and Q4_0 quants are copied where the spec's type matches, except the FFN's down columns, which the model\n" +
+        "file quantises along the other axis (their error is printed).\n" +
         "With --synthetic, no checkpoint is read: the weights are generated tensor by tensor straight into the file (no\n" +
         "full-size intermediate). They are random except for the FFN, whose neurons fire sparsely (~3% with a gate bias, like\n" +
         "OPT; ~10% under fatrelu, like a ReLU Llama), with hot neurons, clusters that fire together, and gates a low-rank\n" +
@@ -45,14 +50,15 @@ public static class ConvertCommand
     {
         var a = new Arguments("convert", args, Options);
         a.NoPositional();
-        string? weights = a.String("--weights"), hf = a.String("--hf"), tokenizer = a.String("--tokenizer"), synthetic = a.String("--synthetic");
+        string? weights = a.String("--weights"), hf = a.String("--hf"), gguf = a.String("--gguf"), tokenizer = a.String("--tokenizer"),
+            synthetic = a.String("--synthetic");
         bool force = a.Flag("--force");
-        if ((weights is null ? 0 : 1) + (hf is null ? 0 : 1) + (synthetic is null ? 0 : 1) != 1)
-            throw new BadInputException("convert needs one of --weights CKPT, --hf DIR and --synthetic SEED");
+        if ((weights is null ? 0 : 1) + (hf is null ? 0 : 1) + (gguf is null ? 0 : 1) + (synthetic is null ? 0 : 1) != 1)
+            throw new BadInputException("convert needs one of --weights CKPT, --hf DIR, --gguf FILE and --synthetic SEED");
         if (a.String("--emit-spec") is { } specPath)
         {
-            if (hf is null) throw new BadInputException("--emit-spec needs --hf DIR");
-            EmitSpec(ctx, hf, specPath, a.String("--name"), force);
+            if (hf is null && gguf is null) throw new BadInputException("--emit-spec needs --hf DIR or --gguf FILE");
+            EmitSpec(ctx, hf, gguf, specPath, a.String("--name"), force);
             return 0;
         }
         string output = a.String("--output") ?? throw new BadInputException("convert needs -o MODEL.afm");
@@ -80,6 +86,22 @@ public static class ConvertCommand
                 ctx.Stderr.WriteLine($"convert: warning: activation {ctx.Model.Activation} without a gate bias: the synthetic FFN is not sparse " +
                                      "(use relu with a bias, as OPT has, or fatrelu(t))");
             errors = ModelConverter.Write(ctx.Model, source, $"synthetic weights (seed {seed})", tokenizerSection, output, force, [tokenizer], Progress);
+        }
+        else if (gguf is not null)
+        {
+            if (ctx.Model.Tokenizer.Kind != TokenizerKind.Llama2c)
+                throw new BadInputException($"convert --gguf reads a llama (SentencePiece) vocabulary, and spec '{ctx.Model.Name}' has a {ctx.Model.Tokenizer.Kind} tokenizer");
+            using var checkpoint = GgufCheckpoint.Open(gguf);
+            checkpoint.CheckFits(ctx.Model);
+            byte[] tokenizerSection;
+            try
+            {
+                tokenizerSection = tokenizer is null ? checkpoint.Llama2cTokenizer() : ModelConverter.ReadLlama2cTokenizer(tokenizer, ctx.Model.Shape.Vocab);
+                Llama2cTokenizer.Load(tokenizerSection, ctx.Model.Shape.Vocab);
+            }
+            catch (InvalidDataException e) { throw new BadInputException($"{gguf}: {e.Message}"); }
+            errors = ModelConverter.Write(ctx.Model, checkpoint, gguf, tokenizerSection, output, force,
+                tokenizer is null ? [gguf] : [gguf, tokenizer], Progress);
         }
         else
         {
@@ -132,13 +154,21 @@ public static class ConvertCommand
         }
     }
 
-    private static void EmitSpec(CliContext ctx, string folder, string specPath, string? name, bool force)
+    private static void EmitSpec(CliContext ctx, string? folder, string? gguf, string specPath, string? name, bool force)
     {
-        var config = HfCheckpoint.ReadConfig(Path.Combine(folder, "config.json"));
-        name ??= Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder)));
+        HfConfig config;
+        if (gguf is not null)
+        {
+            using var file = GgufCheckpoint.Open(gguf);
+            config = file.Config;
+        }
+        else config = HfCheckpoint.ReadConfig(Path.Combine(folder!, "config.json"));
+        name ??= gguf is not null ? Path.GetFileNameWithoutExtension(gguf) : Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder!)));
         if (!force && File.Exists(specPath)) throw new BadInputException($"{specPath} already exists (use --force to overwrite it)");
-        string yaml = HfCheckpoint.SpecYaml(config, name, Path.Combine(folder, "config.json"),
+        string yaml = HfCheckpoint.SpecYaml(config, name, gguf ?? Path.Combine(folder!, "config.json"),
             config.Family == Flash.ModelFamily.Opt ? TokenizerKind.Gpt2 : TokenizerKind.Llama2c);
+        if (gguf is not null)
+            yaml = yaml.Replace("activation: silu\n", "activation: silu  # GGUF does not record it; llama.cpp runs its llama architecture with silu\n");
         try { File.WriteAllText(specPath, yaml); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         { throw new BadInputException($"{specPath}: cannot write ({e.Message})"); }

@@ -79,7 +79,7 @@ public static unsafe class GgufExport
             stream.Start(data + plan.Resident[slot].Offset);
             long rowBytes = Layout.RowBytes(slot.Type, slot.Cols);
             for (int r = 0; r < slot.Rows; r++)
-                ToGguf(slot.Type, bytes.Slice((int)(r * rowBytes), (int)rowBytes), slot.Cols, stream.Next((int)GgufFormat.RowBytes(TensorType(slot.Type), slot.Cols)));
+                GgufFormat.ToBlocks(slot.Type, bytes.Slice((int)(r * rowBytes), (int)rowBytes), slot.Cols, stream.Next((int)GgufFormat.RowBytes(TensorType(slot.Type), slot.Cols)));
             stream.Flush();
         });
         file.ReadSection(resident, residentRegions.Consume);
@@ -207,25 +207,6 @@ public static unsafe class GgufExport
         return new TensorPlan(resident, gate, up, down);
     }
 
-    /// <summary>One row of <paramref name="n"/> elements of <paramref name="type"/> (<see cref="Layout.RowBytes"/>:
-    /// all scales, then all quants) as GGUF's blocks (each block's scale, then its quants): the same bytes, moved.</summary>
-    public static void ToGguf(WeightType type, ReadOnlySpan<byte> row, int n, Span<byte> block)
-    {
-        if (type is WeightType.F32 or WeightType.F16)
-        {
-            row.CopyTo(block);
-            return;
-        }
-        int groups = n / Layout.QuantGroup;
-        int quantBytes = type == WeightType.Q8 ? Layout.QuantGroup : Layout.QuantGroup / 2;
-        for (int g = 0; g < groups; g++)
-        {
-            var target = block.Slice(g * (2 + quantBytes), 2 + quantBytes);
-            row.Slice(2 * g, 2).CopyTo(target);
-            row.Slice(2 * groups + g * quantBytes, quantBytes).CopyTo(target[2..]);
-        }
-    }
-
     /// <summary>One layer's ffn_gate and ffn_up (neuron i's rows, streamed out as they come) and ffn_down (neuron i's
     /// column, gathered until the layer's last bundle).</summary>
     private sealed class FfnAssembler
@@ -266,8 +247,8 @@ public static unsafe class GgufExport
 
         public void Add(int neuron, ReadOnlySpan<byte> bundle)
         {
-            ToGguf(_type, bundle.Slice((int)_layout.BundleGate, _rowBytes), _dim, _gate.Next(_ggufRowBytes));
-            ToGguf(_type, bundle.Slice((int)_layout.BundleUp, _rowBytes), _dim, _up.Next(_ggufRowBytes));
+            GgufFormat.ToBlocks(_type, bundle.Slice((int)_layout.BundleGate, _rowBytes), _dim, _gate.Next(_ggufRowBytes));
+            GgufFormat.ToBlocks(_type, bundle.Slice((int)_layout.BundleUp, _rowBytes), _dim, _up.Next(_ggufRowBytes));
             var column = bundle.Slice((int)_layout.BundleDown, _rowBytes);
             if (_downBytes is not null)
             {
@@ -308,7 +289,7 @@ public static unsafe class GgufExport
                         float* x = values + (long)d * _hidden;
                         if (_type == WeightType.Q8) Quantization.QuantizeQ8(quantised, x, _hidden);
                         else Quantization.QuantizeQ4(quantised, x, _hidden);
-                        ToGguf(_type, row, _hidden, _down.Next(ggufRow));
+                        GgufFormat.ToBlocks(_type, row, _hidden, _down.Next(ggufRow));
                     }
                 }
             }

@@ -1,3 +1,5 @@
+using AotFlash.Flash;
+
 namespace AotFlash.Convert;
 
 /// <summary>Type tags of GGUF metadata values (and of array elements).</summary>
@@ -70,4 +72,37 @@ public static class GgufFormat
         : throw new ArgumentException($"{type} rows need a multiple of {BlockElements} elements, not {n}", nameof(n));
 
     public static long AlignUp(long value) => (value + Alignment - 1) / Alignment * Alignment;
+
+    /// <summary>One row of <paramref name="n"/> elements of <paramref name="type"/> (<see cref="Layout.RowBytes"/>:
+    /// all scales, then all quants) as GGUF's blocks (each block's scale, then its quants): the same bytes, moved.</summary>
+    public static void ToBlocks(WeightType type, ReadOnlySpan<byte> row, int n, Span<byte> blocks) => Move(type, n, row, blocks, toBlocks: true);
+
+    /// <summary>One row of GGUF blocks as <see cref="Layout.RowBytes"/> lays it out: <see cref="ToBlocks"/> undone.</summary>
+    public static void FromBlocks(WeightType type, ReadOnlySpan<byte> blocks, int n, Span<byte> row) => Move(type, n, blocks, row, toBlocks: false);
+
+    private static void Move(WeightType type, int n, ReadOnlySpan<byte> from, Span<byte> to, bool toBlocks)
+    {
+        if (type is WeightType.F32 or WeightType.F16)
+        {
+            from[..(int)Layout.RowBytes(type, n)].CopyTo(to);
+            return;
+        }
+        int groups = n / Layout.QuantGroup;
+        int quantBytes = type == WeightType.Q8 ? Layout.QuantGroup : Layout.QuantGroup / 2;
+        for (int g = 0; g < groups; g++)
+        {
+            // (scale, quants) of group g: in a row at 2g and 2·groups + g·quantBytes, in blocks at g·(2 + quantBytes).
+            int block = g * (2 + quantBytes), scale = 2 * g, quants = 2 * groups + g * quantBytes;
+            if (toBlocks)
+            {
+                from.Slice(scale, 2).CopyTo(to[block..]);
+                from.Slice(quants, quantBytes).CopyTo(to[(block + 2)..]);
+            }
+            else
+            {
+                from.Slice(block, 2).CopyTo(to[scale..]);
+                from.Slice(block + 2, quantBytes).CopyTo(to[quants..]);
+            }
+        }
+    }
 }

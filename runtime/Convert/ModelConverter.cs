@@ -24,6 +24,12 @@ public interface IWeightSource : IDisposable
     /// <summary>A line for the model file's provenance section when the weights are not a trained model's (synthetic
     /// ones); null for a checkpoint.</summary>
     string? Provenance => null;
+
+    /// <summary>The tensor [rows, cols] already in <paramref name="type"/>, as the model file stores each row
+    /// (<see cref="Layout.RowBytes"/>, rows one after the other), when the source holds it in that type: it is then
+    /// copied, not decoded and encoded again (a GGUF file's Q8_0 and Q4_0 blocks keep their quants bit for bit). Null
+    /// when the source holds it otherwise.</summary>
+    byte[]? ReadStored(string name, int rows, int cols, WeightType type) => null;
 }
 
 /// <summary>What storing one kind of tensor (e.g. every layer's wq) in a lossy weight type lost: the RMS of the error
@@ -76,7 +82,8 @@ public static unsafe class ModelConverter
         foreach (var slot in layout.ResidentTensors)
         {
             writer.PadTo(slot.Offset);
-            tensors.Rows(source.Read(slot.Name, slot.Rows, slot.Cols), slot.Rows, slot.Cols, slot.Type, WeightNames.Split(slot.Name).Tensor, slot.Name);
+            if (source.ReadStored(slot.Name, slot.Rows, slot.Cols, slot.Type) is { } stored) writer.Write(stored);
+            else tensors.Rows(source.Read(slot.Name, slot.Rows, slot.Cols), slot.Rows, slot.Cols, slot.Type, WeightNames.Split(slot.Name).Tensor, slot.Name);
         }
         writer.EndSection(layout.ResidentBytes);
 
@@ -90,12 +97,16 @@ public static unsafe class ModelConverter
         for (int l = 0; l < shape.Layers; l++)
         {
             progress?.Invoke($"flash section: layer {l + 1}/{shape.Layers} ({shape.HiddenDim} neuron bundles)");
-            // Every tensor the bundles are cut from, for the whole layer.
+            // Every tensor the bundles are cut from, for the whole layer: rows as stored where the source holds them so,
+            // else as floats (columns always: they are stored, and quantised, along the other axis).
             var whole = new float[parts.Count][];
+            var stored = new byte[]?[parts.Count];
             for (int p = 0; p < parts.Count; p++)
             {
                 var (rows, cols) = Whole(parts[p]);
-                whole[p] = source.Read($"layers.{l}.{parts[p].Tensor}", rows, cols).ToArray();
+                string tensor = $"layers.{l}.{parts[p].Tensor}";
+                if (parts[p].Kind == BundlePartKind.Row) stored[p] = source.ReadStored(tensor, rows, cols, parts[p].Type);
+                if (stored[p] is null) whole[p] = source.Read(tensor, rows, cols).ToArray();
             }
             for (int i = 0; i < shape.HiddenDim; i++)
             {
@@ -109,6 +120,12 @@ public static unsafe class ModelConverter
                     writer.PadTo(bundle + part.Offset);
                     var values = whole[p];
                     string name = $"layers.{l}.{part.Tensor} neuron {i}";
+                    if (stored[p] is { } rowsStored)
+                    {
+                        long rowBytes = Layout.RowBytes(part.Type, shape.Dim);
+                        writer.Write(rowsStored.AsSpan((int)(i * rowBytes), (int)rowBytes));
+                        continue;
+                    }
                     switch (part.Kind)
                     {
                         case BundlePartKind.Row:

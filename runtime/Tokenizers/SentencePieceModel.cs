@@ -36,7 +36,14 @@ public static class SentencePieceModel
             else reader.Skip(wire);
         }
         if (pieces.Count == 0) throw new InvalidDataException("tokenizer: not a SentencePiece model (it holds no pieces)");
+        return Llama2cBytes(pieces, bos, eos);
+    }
 
+    /// <summary>SentencePiece pieces (spaces as '▁') and scores as llama2.c's tokenizer.bin: the longest piece's byte
+    /// length, then each piece's score, byte length and UTF-8 bytes, '▁' written as a space and the pieces of
+    /// <paramref name="bos"/> and <paramref name="eos"/> as "\n&lt;s&gt;\n" and "\n&lt;/s&gt;\n".</summary>
+    internal static byte[] Llama2cBytes(IReadOnlyList<(string Piece, float Score)> pieces, long bos, long eos)
+    {
         var tokens = new byte[pieces.Count][];
         for (int i = 0; i < pieces.Count; i++)
         {

@@ -159,7 +159,7 @@ public sealed partial class BadInputCatalogue
         string W() => ModelSource.Of(Relu).Weights;
         string T() => ModelSource.Of(Relu).Tokenizer;
         string Out(string dir) => Path.Combine(dir, "out.afm");
-        const string OneSource = "convert needs one of --weights CKPT, --hf DIR and --synthetic SEED";
+        const string OneSource = "convert needs one of --weights CKPT, --hf DIR, --gguf FILE and --synthetic SEED";
         yield return C("convert: neither --weights nor --hf", OneSource, dir => ["convert", "-o", Out(dir)]);
         yield return C("convert: both --weights and --hf", OneSource,
             dir => ["convert", "-w", W(), "--hf", HfFolder("stories260K-relu-hf"), "-k", T(), "-o", Out(dir)]);

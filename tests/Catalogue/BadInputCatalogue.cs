@@ -11,7 +11,7 @@ namespace AotFlash.Tests.Catalogue;
 /// stdout, exactly one "error: " line naming the problem (the case's fragment), and nothing written: the case's own
 /// folder, where it puts its input files and points any output, holds exactly those files, unchanged, afterwards.
 /// The groups live in the other parts of this class: options (Cli), model files (ModelFiles), checkpoints and
-/// tokenizers (Checkpoints), Hugging Face folders (HuggingFace), prompts and the other commands (Commands).
+/// tokenizers (Checkpoints), Hugging Face folders (HuggingFace), GGUF files (Gguf), prompts and the other commands (Commands).
 /// </summary>
 public sealed partial class BadInputCatalogue(ITestOutputHelper output)
 {
@@ -30,7 +30,7 @@ public sealed partial class BadInputCatalogue(ITestOutputHelper output)
     {
         var cases = new Dictionary<string, Case>(StringComparer.Ordinal);
         foreach (var (name, c) in CliCases().Concat(ModelFileCases()).Concat(DamagedModelFileCases()).Concat(CheckpointCases())
-                     .Concat(TokenizerCases()).Concat(HuggingFaceCases()).Concat(CommandCases()))
+                     .Concat(TokenizerCases()).Concat(HuggingFaceCases()).Concat(GgufCases()).Concat(CommandCases()))
             cases.Add(name, c); // a duplicate name throws here
         return cases;
     }
