@@ -43,7 +43,6 @@ public static class Markdown
                                              ("kernel", "kernel"), ("disk", "disk (source, type, size, free)"), ("memory_limits", "memory limits"),
                                              ("page_cache_dropped_before_each_run", "page cache dropped before each run") })
             o.AppendLine($"| {label} | {m[key]} |");
-        o.AppendLine($"| our binaries | {m["our_build"]?.ToString() ?? "publish.sh's default (x86-64-v3)"} |");
         if (r["measured"] is JsonObject measured)
             o.AppendLine($"| stages measured | {string.Join("; ", measured.Select(s => $"{s.Key}: {s.Value}"))} |");
         string? build = Rows(r, "prompts").Concat(Rows(r, "dense")).Select(x => Str(x, "llama_cpp_build")).FirstOrDefault(b => b.Length > 0);

@@ -113,7 +113,6 @@ public static class Machine
             ["cpu"] = Field("model name"),
             ["logical_cores"] = Environment.ProcessorCount,
             ["isa"] = string.Join(", ", isa),
-            ["our_build"] = $"publish.sh --cpu {Environment.GetEnvironmentVariable("AOTFLASH_CPU")}",
             ["memory"] = memTotal,
             ["kernel"] = File.ReadAllText("/proc/sys/kernel/osrelease").Trim(),
             ["disk"] = System.Text.RegularExpressions.Regex.Replace(df, @"\s+", " "),

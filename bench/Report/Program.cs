@@ -92,7 +92,7 @@ void RunStage(string name, Action stage)
 {
     if (!stages.Contains(name)) return;
     results.Remove(name + "_error");
-    measured[name] = $"{DateTime.UtcNow:u}, commit {machine["commit"]}";
+    measured[name] = $"{DateTime.UtcNow:u}, commit {machine["commit"]}, ours built with publish.sh --cpu {cpu}";
     try { stage(); }
     catch (Exception e) when (e is InvalidOperationException or IOException or JsonException)
     {
