@@ -69,14 +69,14 @@ public readonly unsafe struct F16 : IWeightFormat
 
 /// <summary>int8 quants in groups of 32 with a half scale each (<see cref="Layout.RowBytes"/>); every row or bundle slice
 /// quantised on its own. The input is quantised to int8 groups of 32 with an f32 scale each
-/// (<see cref="Quantization.QuantizeActivations"/>), so products are integer per group and each group's two scales
+/// (<see cref="VectorOps.QuantizeActivations(byte*, float*, int)"/>), so products are integer per group and each group's two scales
 /// apply once.</summary>
 public readonly unsafe struct Q8 : IWeightFormat
 {
     public static WeightType Type => WeightType.Q8;
     public static bool WidenInBlocks => false;
     public static int InputBytes(int n) => Quantization.ActivationBytes(n);
-    public static void PrepareInput(byte* prepared, float* x, int n) => Quantization.QuantizeActivations(prepared, x, n);
+    public static void PrepareInput(byte* prepared, float* x, int n) => VectorOps.QuantizeActivations(prepared, x, n);
     public static void MatVec(float* y, byte* w, long rowStride, float* x, byte* prepared, int rows, int cols) => VectorOps.MatVecQ8(y, w, rowStride, prepared, rows, cols);
     public static void MatMul(float* y, long yStride, byte* w, long rowStride, float* x, long xStride, byte* prepared, long preparedStride,
                               int tokens, int rows, int cols) =>
@@ -93,7 +93,7 @@ public readonly unsafe struct Q4 : IWeightFormat
     public static WeightType Type => WeightType.Q4;
     public static bool WidenInBlocks => false;
     public static int InputBytes(int n) => Quantization.ActivationBytes(n);
-    public static void PrepareInput(byte* prepared, float* x, int n) => Quantization.QuantizeActivations(prepared, x, n);
+    public static void PrepareInput(byte* prepared, float* x, int n) => VectorOps.QuantizeActivations(prepared, x, n);
     public static void MatVec(float* y, byte* w, long rowStride, float* x, byte* prepared, int rows, int cols) => VectorOps.MatVecQ4(y, w, rowStride, prepared, rows, cols);
     public static void MatMul(float* y, long yStride, byte* w, long rowStride, float* x, long xStride, byte* prepared, long preparedStride,
                               int tokens, int rows, int cols) =>

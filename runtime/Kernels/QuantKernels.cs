@@ -3,7 +3,7 @@ using System.Runtime.Intrinsics;
 namespace AotFlash.Kernels;
 
 /// <summary>
-/// q8 and q4 rows times activations quantised to int8 (<see cref="Quantization.QuantizeActivations"/>:
+/// q8 and q4 rows times activations quantised to int8 (<see cref="VectorOps.QuantizeActivations(byte*, float*, int)"/>:
 /// [n/32 f32 scales][n int8]), as llama.cpp's Q8_0 dot products: per group the exact integer sum of products
 /// (<see cref="IQuantDot{TF}"/>), times the weight scale and the activation scale. Integer products need no
 /// int8→float conversion per element, and one instruction multiplies a whole register of bytes.

@@ -53,29 +53,8 @@ public static unsafe class Quantization
         }
     }
 
-    /// <summary>Bytes of an activation vector of n elements (n a multiple of 32) as <see cref="QuantizeActivations"/> writes it.</summary>
+    /// <summary>Bytes of an activation vector of n elements (n a multiple of 32) as <see cref="VectorOps.QuantizeActivations(byte*, float*, int)"/> writes it.</summary>
     public static int ActivationBytes(int n) => n / Quantization.Group * sizeof(float) + n;
-
-    /// <summary>dst = x[n] (n a multiple of 32) as the q8·q8 and q4·q8 kernels read it: [n/32 f32 scales][n int8],
-    /// symmetric per group of 32 as llama.cpp's Q8_0 (scale = max|x| / 127, q = round(x / scale)). Runs once per
-    /// matrix-vector product or FFN layer, against rows·n multiply-adds, so it stays scalar. The scale stays f32, as
-    /// a half would add its rounding to every product. A group holding a non-finite value gets scale NaN and quants 0,
-    /// so the products are NaN as a float kernel's would be.</summary>
-    public static void QuantizeActivations(byte* dst, float* x, int n)
-    {
-        int groups = n / Quantization.Group;
-        float* scales = (float*)dst;
-        sbyte* q = (sbyte*)(dst + sizeof(float) * (long)groups);
-        for (int g = 0; g < groups; g++, x += Quantization.Group, q += Quantization.Group)
-        {
-            float max = 0f;
-            for (int j = 0; j < Quantization.Group; j++) max = MathF.Max(max, MathF.Abs(x[j]));
-            float scale = max / 127f;
-            scales[g] = float.IsFinite(scale) ? scale : float.NaN;
-            float inverse = scale > 0f && float.IsFinite(scale) ? 1f / scale : 0f;
-            for (int j = 0; j < Quantization.Group; j++) q[j] = (sbyte)Math.Clamp(MathF.Round(x[j] * inverse), -127f, 127f);
-        }
-    }
 
     private static float LeastSquaresScale(float* x, float extreme)
     {

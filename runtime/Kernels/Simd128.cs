@@ -54,6 +54,15 @@ internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>
         Vector128.WidenLower(Vector128.WidenLower(Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<int>(p)).AsByte())).AsInt32();
 
     public static Vector128<float> ToFloat(Vector128<int> v) => Vector128.ConvertToSingle(v);
+    public static Vector128<float> Round(Vector128<float> v) => Vector128.Round(v);
+    public static Vector128<int> ToInt(Vector128<float> v) => Vector128.ConvertToInt32(v);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreSBytes(sbyte* p, Vector128<int> v)
+    {
+        var shorts = Vector128.Narrow(v, v);
+        Unsafe.WriteUnaligned(p, Vector128.Narrow(shorts, shorts).AsInt32().ToScalar());
+    }
 
     // A group as two 16-byte halves.
     public static Vector128<float> DotQ8Group(sbyte* w, sbyte* x) =>

@@ -53,6 +53,15 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
         Vector256.WidenLower(Vector128.WidenLower(Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(p)).AsByte()).ToVector256Unsafe()).AsInt32();
 
     public static Vector256<float> ToFloat(Vector256<int> v) => Vector256.ConvertToSingle(v);
+    public static Vector256<float> Round(Vector256<float> v) => Vector256.Round(v);
+    public static Vector256<int> ToInt(Vector256<float> v) => Vector256.ConvertToInt32(v);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreSBytes(sbyte* p, Vector256<int> v)
+    {
+        var shorts = Vector128.Narrow(v.GetLower(), v.GetUpper());
+        Unsafe.WriteUnaligned(p, Vector128.Narrow(shorts, shorts).AsInt64().ToScalar());
+    }
 
     public static Vector256<float> DotQ8Group(sbyte* w, sbyte* x) => Vector256.ConvertToSingle(DotBytes(Vector256.Load(w), Vector256.Load(x)));
 

@@ -60,4 +60,14 @@ internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<int>
     }
 
     public static Vector512<float> ToFloat(Vector512<int> v) => Vector512.ConvertToSingle(v);
+    public static Vector512<float> Round(Vector512<float> v) => Vector512.Round(v);
+    public static Vector512<int> ToInt(Vector512<float> v) => Vector512.ConvertToInt32(v);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreSBytes(sbyte* p, Vector512<int> v)
+    {
+        var lower = Vector128.Narrow(v.GetLower().GetLower(), v.GetLower().GetUpper());
+        var upper = Vector128.Narrow(v.GetUpper().GetLower(), v.GetUpper().GetUpper());
+        Vector128.Narrow(lower, upper).Store(p);
+    }
 }

@@ -336,6 +336,41 @@ internal static unsafe class SimdKernels<TF, TI, S>
         for (; i < n; i++) dst[i] = (float)src[i];
     }
 
+    // dst = x[n] as [n/32 f32 scales][n int8], bit for bit the reference's. A group's max|x| is the largest of its bit
+    // patterns with the sign cleared (monotonic for finite values; a NaN or infinity sorts above them all). A group
+    // whose max is not finite, or whose scale is too small to invert, takes the reference's own path; for every other
+    // group round(x · (1/scale)) stays within [-127, 127], so the reference's clamp changes nothing.
+    public static void QuantizeActivations(byte* dst, float* x, int n)
+    {
+        int c = S.Count, groups = n / Quantization.Group;
+        float* scales = (float*)dst;
+        sbyte* q = (sbyte*)(dst + sizeof(float) * (long)groups);
+        TI magnitude = S.Splat(0x7FFFFFFF);
+        int* lanes = stackalloc int[c];
+        for (int g = 0; g < groups; g++, x += Quantization.Group, q += Quantization.Group)
+        {
+            TI max = S.Splat(0);
+            for (int k = 0; k < Quantization.Group; k += c)
+            {
+                TI bits = S.And(S.AsInt(S.Load(x + k)), magnitude);
+                max = S.Select(S.GreaterThan(bits, max), bits, max);
+            }
+            S.Store((float*)lanes, S.AsFloat(max));
+            int top = 0;
+            for (int i = 0; i < c; i++) top = Math.Max(top, lanes[i]);
+            float scale = BitConverter.Int32BitsToSingle(top) / 127f;
+            float inverse = scale > 0f ? 1f / scale : 0f;
+            if (top >= 0x7F800000 || !float.IsFinite(inverse))
+            {
+                VectorOpsReference.QuantizeActivationGroup(scales + g, q, x);
+                continue;
+            }
+            scales[g] = scale;
+            TF factor = S.Splat(inverse);
+            for (int k = 0; k < Quantization.Group; k += c) S.StoreSBytes(q + k, S.ToInt(S.Round(S.Mul(S.Load(x + k), factor))));
+        }
+    }
+
     // dst[n] = w[n] dequantised, w one q8 row: q · scale, exactly as the reference
     public static void ToSingleQ8(float* dst, byte* w, int n)
     {

@@ -10,7 +10,7 @@ using Q256 = QuantKernels<Vector256<float>, Vector256<int>, Simd256>;
 
 public static unsafe partial class VectorOps
 {
-    // w[n] · x[n], w one q8 row (see Layout.RowBytes; n a multiple of 32), x prepared by Quantization.QuantizeActivations.
+    // w[n] · x[n], w one q8 row (see Layout.RowBytes; n a multiple of 32), x prepared by VectorOps.QuantizeActivations.
     // A group of 32 int8 is one 256-bit register, so V512 runs the V256 body (two groups per register would need two
     // scales per register and a lane shuffle per group).
     public static float DotQ8(byte* w, byte* xq, int n) => DotQ8(IsaSupport.Best, w, xq, n);
@@ -113,6 +113,23 @@ public static unsafe partial class VectorOps
             case Isa.V512 or Isa.V256: Q256.MatMulQ4(y, yStride, w, rowStride, xq, xStride, tokens, rows, cols); break;
             case Isa.V128: Q128.MatMulQ4(y, yStride, w, rowStride, xq, xStride, tokens, rows, cols); break;
             default: VectorOpsReference.MatMulQ4(y, yStride, w, rowStride, xq, xStride, tokens, rows, cols); break;
+        }
+    }
+
+    /// <summary>dst = x[n] (n a multiple of 32) as the q8·q8 and q4·q8 kernels read it: [n/32 f32 scales][n int8],
+    /// symmetric per group of 32 as llama.cpp's Q8_0 (scale = max|x| / 127, q = round(x / scale)). The scale stays f32,
+    /// as a half would add its rounding to every product. A group holding a non-finite value gets scale NaN and quants
+    /// 0, so the products are NaN as a float kernel's would be.</summary>
+    public static void QuantizeActivations(byte* dst, float* x, int n) => QuantizeActivations(IsaSupport.Best, dst, x, n);
+
+    internal static void QuantizeActivations(Isa isa, byte* dst, float* x, int n)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.QuantizeActivations(dst, x, n); break;
+            case Isa.V256: K256.QuantizeActivations(dst, x, n); break;
+            case Isa.V128: K128.QuantizeActivations(dst, x, n); break;
+            default: VectorOpsReference.QuantizeActivations(dst, x, n); break;
         }
     }
 }

@@ -61,7 +61,7 @@ internal static unsafe class VectorOpsReference
     }
 
     // w[n] · x[n], w one q8 row [n/32 half scales][n int8], x prepared [n/32 f32 scales][n int8]
-    // (Quantization.QuantizeActivations): per group the integer Σ qw·qx, times both scales
+    // (VectorOps.QuantizeActivations): per group the integer Σ qw·qx, times both scales
     public static float DotQ8(byte* w, byte* xq, int n)
     {
         int groups = n / Quantization.Group;
@@ -116,6 +116,26 @@ internal static unsafe class VectorOpsReference
     public static void MatVecQ4(float* y, byte* w, long rowStride, byte* xq, int rows, int cols)
     {
         for (int r = 0; r < rows; r++) y[r] = DotQ4(w + r * rowStride, xq, cols);
+    }
+
+    // dst = x[n] as [n/32 f32 scales][n int8] (see VectorOps.QuantizeActivations)
+    public static void QuantizeActivations(byte* dst, float* x, int n)
+    {
+        int groups = n / Quantization.Group;
+        sbyte* q = (sbyte*)(dst + sizeof(float) * (long)groups);
+        for (int g = 0; g < groups; g++, x += Quantization.Group, q += Quantization.Group) QuantizeActivationGroup((float*)dst + g, q, x);
+    }
+
+    // scale = max|x| / 127 over the group of 32, q = round(x / scale); a group holding a non-finite value gets scale NaN
+    // and quants 0
+    public static void QuantizeActivationGroup(float* scale, sbyte* q, float* x)
+    {
+        float max = 0f;
+        for (int j = 0; j < Quantization.Group; j++) max = MathF.Max(max, MathF.Abs(x[j]));
+        float s = max / 127f;
+        *scale = float.IsFinite(s) ? s : float.NaN;
+        float inverse = s > 0f && float.IsFinite(s) ? 1f / s : 0f;
+        for (int j = 0; j < Quantization.Group; j++) q[j] = (sbyte)Math.Clamp(MathF.Round(x[j] * inverse), -127f, 127f);
     }
 
     // y[t·yStride + r] = W[r, :] · X[t, :], W q8 rows, X prepared rows xStride bytes apart

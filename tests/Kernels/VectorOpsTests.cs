@@ -460,6 +460,37 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
                 }
     }
 
+    // Activations quantised bit for bit as the reference does it, group by group: random values, ties at .5 steps, all
+    // zeros, values too small for their scale to be inverted, and groups holding a NaN or an infinity.
+    [Theory, MemberData(nameof(Isas))]
+    public void QuantizeActivations(Isa isa)
+    {
+        var rng = new Random(29);
+        foreach (int groups in GroupCounts)
+        {
+            int n = groups * Quantization.Group;
+            using Buf<float> x = Floats(rng, n, 3f);
+            for (int g = 0; g < groups; g++)
+            {
+                float* group = x.P + g * Quantization.Group;
+                switch (g % 6)
+                {
+                    case 1: for (int j = 0; j < Quantization.Group; j++) group[j] = (j - 15) * 0.5f; break; // max 8: steps of 127/16, ties
+                    case 2: for (int j = 0; j < Quantization.Group; j++) group[j] = j % 2 == 0 ? 0f : -0f; break;
+                    case 3: for (int j = 0; j < Quantization.Group; j++) group[j] *= 1e-38f; break; // subnormal scale
+                    case 4: group[g % Quantization.Group] = float.NaN; break;
+                    case 5: group[(g * 7) % Quantization.Group] = g % 2 == 0 ? float.PositiveInfinity : float.NegativeInfinity; break;
+                }
+            }
+            int bytes = Quantization.ActivationBytes(n);
+            using Buf<byte> want = new(bytes, 0xAB), got = new(bytes, 0xAB);
+            VectorOpsReference.QuantizeActivations(want.P, x.P, n);
+            VectorOps.QuantizeActivations(isa, got.P, x.P, n);
+            got.AssertGuardIntact();
+            for (int i = 0; i < bytes; i++) Assert.True(want[i] == got[i], $"groups={groups} byte {i}: {got[i]}, the reference has {want[i]}");
+        }
+    }
+
     [Theory, MemberData(nameof(IsasAndQuants))]
     public void ToSingleQuantised(Isa isa, WeightType type)
     {
@@ -569,7 +600,7 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
         for (int j = 64; j < 96; j++) x[j] = MathF.Pow(10f, -4 + (j - 64) / 8f) * (j % 2 == 0 ? 1 : -1);
         x[100] = float.PositiveInfinity;
         using Buf<byte> xq = new(Quantization.ActivationBytes(n), 0xEE);
-        Quantization.QuantizeActivations(xq.P, x.P, n);
+        VectorOps.QuantizeActivations(xq.P, x.P, n);
         xq.AssertGuardIntact();
         float* scales = (float*)xq.P;
         sbyte* q = (sbyte*)(xq.P + 4 * (n / 32));
@@ -601,7 +632,7 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
     {
         using Buf<float> x = Floats(rng, n);
         var b = new Buf<byte>(Quantization.ActivationBytes(n), 0xFF);
-        Quantization.QuantizeActivations(b.P, x.P, n);
+        VectorOps.QuantizeActivations(b.P, x.P, n);
         return b;
     }
 
