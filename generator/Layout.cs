@@ -10,9 +10,10 @@ namespace AotFlash.Flash
     /// group; see <see cref="Layout.RowBytes"/>.</summary>
     public enum WeightType { F32 = 0, F16 = 1, Q8 = 2, Q4 = 3 }
 
-    /// <summary>Which tensors a model has: llama (RMSNorm, RoPE, gated FFN, no biases) or OPT (LayerNorm, learned
-    /// positions, biases everywhere, plain FFN).</summary>
-    public enum ModelFamily { Llama = 0, Opt = 1 }
+    /// <summary>Which tensors a model has: llama (RMSNorm, RoPE, gated FFN, no biases), OPT (LayerNorm, learned
+    /// positions, biases everywhere, plain FFN) or Falcon (one LayerNorm with bias feeding attention and a plain FFN in
+    /// parallel, RoPE, no other biases).</summary>
+    public enum ModelFamily { Llama = 0, Opt = 1, Falcon = 2 }
 
     /// <summary>How a bundle part is cut from its source tensor: row i, column i, or element i of a vector.</summary>
     public enum BundlePartKind { Row, Column, Element }
@@ -75,7 +76,7 @@ namespace AotFlash.Flash
     /// <summary>Offsets of one layer's tensors: attention in the resident section, FFN bundles in the flash section.</summary>
     public sealed class LayerSlots
     {
-        public LayerSlots(TensorSlot attnNorm, TensorSlot wq, TensorSlot wk, TensorSlot wv, TensorSlot wo, TensorSlot ffnNorm, long ffnBundles,
+        public LayerSlots(TensorSlot attnNorm, TensorSlot wq, TensorSlot wk, TensorSlot wv, TensorSlot wo, TensorSlot? ffnNorm, long ffnBundles,
                           LayerBiases? biases = null)
         { AttnNorm = attnNorm; Wq = wq; Wk = wk; Wv = wv; Wo = wo; FfnNorm = ffnNorm; FfnBundles = ffnBundles; Biases = biases; }
         public TensorSlot AttnNorm { get; }
@@ -83,36 +84,39 @@ namespace AotFlash.Flash
         public TensorSlot Wk { get; }
         public TensorSlot Wv { get; }
         public TensorSlot Wo { get; }
-        public TensorSlot FfnNorm { get; }
-        /// <summary>The OPT family's LayerNorm and projection biases; null for llama.</summary>
+        /// <summary>The norm before the FFN; null for Falcon, whose FFN reads the attention norm's output.</summary>
+        public TensorSlot? FfnNorm { get; }
+        /// <summary>The OPT family's LayerNorm and projection biases, Falcon's LayerNorm bias; null for llama.</summary>
         public LayerBiases? Biases { get; }
         /// <summary>Byte offset of this layer's first neuron bundle from the start of the flash section.</summary>
         public long FfnBundles { get; }
     }
 
-    /// <summary>Offsets of one OPT layer's biases (all f32 vectors in the resident section).</summary>
+    /// <summary>Offsets of one layer's biases (all f32 vectors in the resident section): OPT has them all, Falcon only
+    /// its LayerNorm's (the others null).</summary>
     public sealed class LayerBiases
     {
-        public LayerBiases(TensorSlot attnNorm, TensorSlot q, TensorSlot k, TensorSlot v, TensorSlot o, TensorSlot ffnNorm, TensorSlot ffnDown)
+        public LayerBiases(TensorSlot attnNorm, TensorSlot? q = null, TensorSlot? k = null, TensorSlot? v = null, TensorSlot? o = null,
+                           TensorSlot? ffnNorm = null, TensorSlot? ffnDown = null)
         { AttnNorm = attnNorm; Q = q; K = k; V = v; O = o; FfnNorm = ffnNorm; FfnDown = ffnDown; }
         public TensorSlot AttnNorm { get; }
-        public TensorSlot Q { get; }
-        public TensorSlot K { get; }
-        public TensorSlot V { get; }
-        public TensorSlot O { get; }
-        public TensorSlot FfnNorm { get; }
+        public TensorSlot? Q { get; }
+        public TensorSlot? K { get; }
+        public TensorSlot? V { get; }
+        public TensorSlot? O { get; }
+        public TensorSlot? FfnNorm { get; }
         /// <summary>fc2's bias, added once to the FFN's sum over neurons.</summary>
-        public TensorSlot FfnDown { get; }
+        public TensorSlot? FfnDown { get; }
     }
 
     /// <summary>
     /// Byte layout of a model file's two weight sections.
     /// Resident section: token embedding, [position embedding,] per layer [attention norm, wq, wk, wv, wo, ffn norm,
-    /// and for OPT the norms' biases and the projections' biases], final norm [and its bias], classifier (unless tied);
-    /// every tensor 64-byte aligned.
+    /// and for OPT the norms' biases and the projections' biases; Falcon: attention norm and its bias, wq, wk, wv, wo],
+    /// final norm [and its bias], classifier (unless tied); every tensor 64-byte aligned.
     /// Flash section: per layer (4 KiB aligned) one bundle per FFN neuron i, each 64-byte aligned, so the weights of one
     /// neuron are one contiguous read: llama [gate row i (w1) | up row i (w3) | down column i (w2)];
-    /// OPT [fc1 row i | fc2 column i | fc1 bias i (f32)].
+    /// OPT [fc1 row i | fc2 column i | fc1 bias i (f32)]; Falcon [fc1 row i | fc2 column i].
     /// </summary>
     public sealed class Layout
     {
@@ -126,7 +130,7 @@ namespace AotFlash.Flash
         {
             Shape = shape;
             Family = family;
-            bool opt = family == ModelFamily.Opt;
+            bool opt = family == ModelFamily.Opt, falcon = family == ModelFamily.Falcon;
             var t = shape.Weights;
             long at = 0;
             var all = new List<TensorSlot>();
@@ -156,6 +160,18 @@ namespace AotFlash.Flash
                     new BundlePart("fc1_bias", BundlePartKind.Element, BundleBias, WeightType.F32),
                 };
             }
+            else if (falcon)
+            {
+                BundleUp = -1;
+                BundleDown = row;
+                BundleBias = -1;
+                BundleBytes = 2 * row;
+                BundleParts = new[]
+                {
+                    new BundlePart("fc1", BundlePartKind.Row, BundleGate, t),
+                    new BundlePart("fc2", BundlePartKind.Column, BundleDown, t),
+                };
+            }
             else
             {
                 BundleUp = row;
@@ -175,6 +191,18 @@ namespace AotFlash.Flash
             {
                 string p = "layers." + l + ".";
                 TensorSlot Vector(string name, int n) => Add(p + name, 1, n, WeightType.F32);
+                if (falcon)
+                {
+                    var norm = Vector("attention_norm", shape.Dim);
+                    var normBias = Vector("attention_norm_bias", shape.Dim);
+                    layers[l] = new LayerSlots(norm,
+                        Add(p + "wq", shape.Dim, shape.Dim, t),
+                        Add(p + "wk", shape.KvDim, shape.Dim, t),
+                        Add(p + "wv", shape.KvDim, shape.Dim, t),
+                        Add(p + "wo", shape.Dim, shape.Dim, t),
+                        null, l * layerFlashBytes, new LayerBiases(normBias));
+                    continue;
+                }
                 if (!opt)
                 {
                     layers[l] = new LayerSlots(
@@ -206,7 +234,7 @@ namespace AotFlash.Flash
             }
             Layers = layers;
             FinalNorm = Add("final_norm", 1, shape.Dim, WeightType.F32);
-            if (opt) FinalNormBias = Add("final_norm_bias", 1, shape.Dim, WeightType.F32);
+            if (opt || falcon) FinalNormBias = Add("final_norm_bias", 1, shape.Dim, WeightType.F32);
             Classifier = shape.TiedEmbeddings ? TokenEmbedding : Add("classifier", shape.Vocab, shape.Dim, t);
             ResidentTensors = all;
             ResidentBytes = AlignUp(at, FlashAlignment);
@@ -221,7 +249,7 @@ namespace AotFlash.Flash
         public TensorSlot? PositionEmbedding { get; }
         public IReadOnlyList<LayerSlots> Layers { get; }
         public TensorSlot FinalNorm { get; }
-        /// <summary>OPT's final LayerNorm bias; null for llama.</summary>
+        /// <summary>OPT's and Falcon's final LayerNorm bias; null for llama.</summary>
         public TensorSlot? FinalNormBias { get; }
         /// <summary>The output projection; the token embedding itself when embeddings are tied.</summary>
         public TensorSlot Classifier { get; }
@@ -236,10 +264,10 @@ namespace AotFlash.Flash
         /// <summary>Offset of the gate row (llama's w1, OPT's fc1) in a bundle: the row whose dot product decides
         /// whether the neuron is active.</summary>
         public long BundleGate { get; }
-        /// <summary>Offset of the up row (w3); -1 for OPT's plain FFN, which has none.</summary>
+        /// <summary>Offset of the up row (w3); -1 for OPT's and Falcon's plain FFN, which has none.</summary>
         public long BundleUp { get; }
         public long BundleDown { get; }
-        /// <summary>Offset of the gate's f32 bias (OPT's fc1 bias); -1 for llama, which has none.</summary>
+        /// <summary>Offset of the gate's f32 bias (OPT's fc1 bias); -1 for llama and Falcon, which have none.</summary>
         public long BundleBias { get; }
         /// <summary>What a bundle is made of, in file order.</summary>
         public IReadOnlyList<BundlePart> BundleParts { get; }

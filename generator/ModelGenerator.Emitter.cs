@@ -15,7 +15,7 @@ namespace AotFlash.Generator
         {
             public static string EmitModel(ModelSpec spec, string specFile)
             {
-                bool opt = spec.Family == ModelFamily.Opt;
+                bool opt = spec.Family == ModelFamily.Opt, falcon = spec.Family == ModelFamily.Falcon;
                 var layout = new Layout(ShapeOf(spec), spec.Family);
                 var (sw, w) = Begin();
                 // The runtime's weight format structs are named as the WeightType values.
@@ -30,7 +30,7 @@ namespace AotFlash.Generator
                 w.WriteLine($"/// <summary>{spec.Name}: {Parser.Word(spec.Family)}, dim {spec.Dim}, hidden {spec.HiddenDim}, {spec.Layers} layers, " +
                             $"{spec.Heads} heads ({spec.KvHeads} kv), vocab {spec.Vocab}, context {spec.Context}, {spec.Activation}, {Parser.Word(spec.Dtype)}. " +
                             $"Generated from {specFile}.</summary>");
-                string baseClass = opt ? "OptTransformer" : "LlamaTransformer";
+                string baseClass = opt ? "OptTransformer" : falcon ? "FalconTransformer" : "LlamaTransformer";
                 w.WriteLine($"public sealed unsafe partial class {spec.ClassName} : global::AotFlash.Inference.{baseClass}<{weights}, {activation}>");
                 w.WriteLine("{");
                 w.Indent++;
@@ -58,7 +58,13 @@ namespace AotFlash.Generator
                 w.WriteLine($"private const long FinalNorm = {Long(layout.FinalNorm.Offset)};");
                 if (layout.FinalNormBias is { } finalBias) w.WriteLine($"private const long FinalNormBias = {Long(finalBias.Offset)};");
                 w.WriteLine($"private const long Classifier = {Long(layout.Classifier.Offset)};{(spec.TieEmbeddings ? " // tied: the token embedding" : "")}");
-                if (opt)
+                if (falcon)
+                {
+                    w.WriteLine("// Flash section: neuron i of a layer is one bundle [fc1 row | fc2 column] at (layer's FFN offset) + i * BundleStride.");
+                    w.WriteLine($"private const long BundleStride = {Long(layout.BundleStride)};");
+                    w.WriteLine($"private const long BundleDown = {Long(layout.BundleDown)};");
+                }
+                else if (opt)
                 {
                     w.WriteLine("// Flash section: neuron i of a layer is one bundle [fc1 row | fc2 column | fc1 bias] at (layer's FFN offset) + i * BundleStride.");
                     w.WriteLine($"private const long BundleStride = {Long(layout.BundleStride)};");
@@ -110,6 +116,7 @@ namespace AotFlash.Generator
                 w.WriteLine("{");
                 w.Indent++;
                 if (opt) EmitOptForward(w, layout);
+                else if (falcon) EmitFalconForward(w, layout);
                 else EmitLlamaForward(w, layout);
                 w.Indent--;
                 w.WriteLine("}");
@@ -119,6 +126,7 @@ namespace AotFlash.Generator
                 w.WriteLine();
                 w.WriteLine("[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]");
                 if (opt) EmitOptLayer(w);
+                else if (falcon) EmitFalconLayer(w);
                 else EmitLlamaLayer(w);
                 w.Indent--;
                 w.WriteLine("}");
@@ -132,7 +140,7 @@ namespace AotFlash.Generator
                 w.WriteLine("Embed(X, TokenEmbedding, tokens, count, Dim);");
                 foreach (var (l, s) in layout.Layers.Select((s, l) => (l, s)))
                     w.WriteLine($"Layer(pos, count, {Int(l)}, attnNorm: {Long(s.AttnNorm.Offset)}, wq: {Long(s.Wq.Offset)}, wk: {Long(s.Wk.Offset)}, " +
-                                $"wv: {Long(s.Wv.Offset)}, wo: {Long(s.Wo.Offset)}, ffnNorm: {Long(s.FfnNorm.Offset)}, ffn: {Long(s.FfnBundles)});");
+                                $"wv: {Long(s.Wv.Offset)}, wo: {Long(s.Wo.Offset)}, ffnNorm: {Long(s.FfnNorm!.Offset)}, ffn: {Long(s.FfnBundles)});");
                 w.WriteLine("RmsNorm(X, X, FinalNorm, count, Dim, NormEps);");
             }
 
@@ -171,9 +179,9 @@ namespace AotFlash.Generator
                 {
                     var b = s.Biases!;
                     w.WriteLine($"Layer(pos, count, {Int(l)}, attnNorm: {Long(s.AttnNorm.Offset)}, attnNormBias: {Long(b.AttnNorm.Offset)}, " +
-                                $"wq: {Long(s.Wq.Offset)}, bq: {Long(b.Q.Offset)}, wk: {Long(s.Wk.Offset)}, bk: {Long(b.K.Offset)}, " +
-                                $"wv: {Long(s.Wv.Offset)}, bv: {Long(b.V.Offset)}, wo: {Long(s.Wo.Offset)}, bo: {Long(b.O.Offset)}, " +
-                                $"ffnNorm: {Long(s.FfnNorm.Offset)}, ffnNormBias: {Long(b.FfnNorm.Offset)}, ffnDownBias: {Long(b.FfnDown.Offset)}, " +
+                                $"wq: {Long(s.Wq.Offset)}, bq: {Long(b.Q!.Offset)}, wk: {Long(s.Wk.Offset)}, bk: {Long(b.K!.Offset)}, " +
+                                $"wv: {Long(s.Wv.Offset)}, bv: {Long(b.V!.Offset)}, wo: {Long(s.Wo.Offset)}, bo: {Long(b.O!.Offset)}, " +
+                                $"ffnNorm: {Long(s.FfnNorm!.Offset)}, ffnNormBias: {Long(b.FfnNorm!.Offset)}, ffnDownBias: {Long(b.FfnDown!.Offset)}, " +
                                 $"ffn: {Long(s.FfnBundles)});");
                 }
                 w.WriteLine("LayerNorm(X, X, FinalNorm, FinalNormBias, count, Dim, NormEps);");
@@ -204,6 +212,38 @@ namespace AotFlash.Generator
                 w.WriteLine("LayerNorm(Xb, X, ffnNorm, ffnNormBias, count, Dim, NormEps);");
                 w.WriteLine("PlainFfn(Xb2, Xb, count, layer, ffn, Dim, BundleStride, BundleDown, BundleBias);");
                 w.WriteLine("AddBias(Xb2, ffnDownBias, count, Dim);");
+                w.WriteLine("Add(X, Xb2, count, Dim);");
+                w.Indent--;
+                w.WriteLine("}");
+            }
+
+            private static void EmitFalconForward(IndentedTextWriter w, Layout layout)
+            {
+                w.WriteLine("Embed(X, TokenEmbedding, tokens, count, Dim);");
+                foreach (var (l, s) in layout.Layers.Select((s, l) => (l, s)))
+                    w.WriteLine($"Layer(pos, count, {Int(l)}, norm: {Long(s.AttnNorm.Offset)}, normBias: {Long(s.Biases!.AttnNorm.Offset)}, " +
+                                $"wq: {Long(s.Wq.Offset)}, wk: {Long(s.Wk.Offset)}, wv: {Long(s.Wv.Offset)}, wo: {Long(s.Wo.Offset)}, ffn: {Long(s.FfnBundles)});");
+                w.WriteLine("LayerNorm(X, X, FinalNorm, FinalNormBias, count, Dim, NormEps);");
+            }
+
+            private static void EmitFalconLayer(IndentedTextWriter w)
+            {
+                w.WriteLine("private void Layer(int pos, int count, int layer, long norm, long normBias, long wq, long wk, long wv, long wo, long ffn)");
+                w.WriteLine("{");
+                w.Indent++;
+                w.WriteLine("// the block's keys and values go straight into the cache, rows pos .. pos + count - 1");
+                w.WriteLine("float* k = KeyCache + ((long)layer * Context + pos) * KvDim;");
+                w.WriteLine("float* v = ValueCache + ((long)layer * Context + pos) * KvDim;");
+                w.WriteLine("// attention and feed-forward side by side on one layernorm: x += (Σ_i act(fc1_i·xb) fc2_i) + attend(xb·Wqᵀ, xb·Wkᵀ, xb·Wvᵀ)·Woᵀ");
+                w.WriteLine("LayerNorm(Xb, X, norm, normBias, count, Dim, NormEps);");
+                w.WriteLine("PlainFfn(Xb2, Xb, count, layer, ffn, Dim, BundleStride, BundleDown, -1);");
+                w.WriteLine("MatMul(Q, wq, Xb, count, Dim, Dim);");
+                w.WriteLine("MatMul(k, wk, Xb, count, KvDim, Dim);");
+                w.WriteLine("MatMul(v, wv, Xb, count, KvDim, Dim);");
+                w.WriteLine("Rope(Q, k, pos, count, Dim, KvDim, HeadSize);");
+                w.WriteLine("Attention(Xb, layer, pos, count, Heads, KvHeads, HeadSize, Context);");
+                w.WriteLine("MatMul(Q, wo, Xb, count, Dim, Dim);");
+                w.WriteLine("Add(Xb2, Q, count, Dim);");
                 w.WriteLine("Add(X, Xb2, count, Dim);");
                 w.Indent--;
                 w.WriteLine("}");

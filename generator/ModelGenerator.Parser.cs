@@ -16,20 +16,25 @@ namespace AotFlash.Generator
         /// <summary>YAML text → validated <see cref="ModelSpec"/> + diagnostics with file, line and column.</summary>
         internal static class Parser
         {
-            private static readonly string[] Families = { "llama", "opt" };
+            private static readonly string[] Families = { "llama", "opt", "falcon" };
             private static readonly string[] Activations = { "relu", "silu", "gelu", "fatrelu(t)" };
             private static readonly string[] Dtypes = { "f32", "f16", "q8", "q4" };
             private static readonly string[] TokenizerKinds = { "llama2c", "gpt2" };
 
             /// <summary>The norm, position encoding and FFN each family is built from, as spec hashes name them: the
             /// family implies them, so a spec does not write them.</summary>
-            private static (string Norm, string Position, string Ffn) Architecture(ModelFamily family) =>
-                family == ModelFamily.Opt ? ("layernorm", "learned", "plain") : ("rmsnorm", "rope", "gated");
+            private static (string Norm, string Position, string Ffn) Architecture(ModelFamily family) => family switch
+            {
+                ModelFamily.Opt => ("layernorm", "learned", "plain"),
+                ModelFamily.Falcon => ("layernorm", "rope", "parallel plain"),
+                _ => ("rmsnorm", "rope", "gated"),
+            };
 
             private static ModelFamily? FamilyOf(string? word) => word switch
             {
                 "llama" => ModelFamily.Llama,
                 "opt" => ModelFamily.Opt,
+                "falcon" => ModelFamily.Falcon,
                 _ => null,
             };
 
@@ -95,7 +100,8 @@ namespace AotFlash.Generator
                 int? vocab = top.Size("vocab", required: true);
                 int? context = top.Size("context", required: true);
                 foreach (var key in new[] { "norm", "position", "ffn" })
-                    top.ImpliedByFamily(key, "llama: rmsnorm, rope, gated FFN; opt: layernorm, learned positions, plain FFN");
+                    top.ImpliedByFamily(key, "llama: rmsnorm, rope, gated FFN; opt: layernorm, learned positions, plain FFN; " +
+                                             "falcon: layernorm, rope, plain FFN beside attention");
                 double? normEps = top.PositiveNumber("norm_eps") ?? 1e-5;
                 double? ropeTheta = top.PositiveNumber("rope_theta") ?? 10000.0;
                 (string kind, double threshold)? activation = top.Activation("activation", Activations);
@@ -144,7 +150,7 @@ namespace AotFlash.Generator
                         "family opt has multi-head attention, so kv_heads must equal heads (" + Str(heads.Value) + ")"));
                 if (dim is not null && heads is not null && dim % heads != 0)
                     diagnostics.Add(Info(DiagnosticDescriptors.DimNotDivisibleByHeads, top.SiteOf("heads")!, Str(dim.Value), Str(heads.Value)));
-                else if (family == ModelFamily.Llama && dim is not null && heads is not null && dim / heads % 2 != 0)
+                else if (family is ModelFamily.Llama or ModelFamily.Falcon && dim is not null && heads is not null && dim / heads % 2 != 0)
                     diagnostics.Add(Info(DiagnosticDescriptors.InvalidValue, top.SiteOf("heads")!, "heads",
                         "RoPE needs an even head size, but dim / heads = " + Str(dim.Value / heads.Value)));
                 if (dim is not null && (dtype == WeightType.Q8 || dtype == WeightType.Q4) && dim % Layout.QuantGroup != 0)

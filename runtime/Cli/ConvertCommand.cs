@@ -13,7 +13,7 @@ public static class ConvertCommand
     [
         new(["-w", "--weights"], "FILE", "llama2.c checkpoint (.bin, format v0 or v1, float32)"),
         new(["--hf"], "DIR", "Hugging Face folder: config.json + model.safetensors or a sharded model.safetensors.index.json " +
-                             "(LlamaForCausalLM, OPTForCausalLM; f32, f16 or bf16)"),
+                             "(LlamaForCausalLM, OPTForCausalLM, FalconForCausalLM; f32, f16 or bf16)"),
         new(["--gguf"], "FILE", "GGUF file of llama.cpp's llama architecture (F32, F16, Q8_0, Q4_0 tensors; its vocabulary " +
                                 "becomes the tokenizer); where the spec's type matches a tensor's, its rows are copied bit for bit"),
         new(["--synthetic"], "SEED", "no checkpoint: SYNTHETIC weights of the spec's shape, deterministic by SEED, with sparse, " +
@@ -166,7 +166,7 @@ public static class ConvertCommand
         name ??= gguf is not null ? Path.GetFileNameWithoutExtension(gguf) : Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder!)));
         if (!force && File.Exists(specPath)) throw new BadInputException($"{specPath} already exists (use --force to overwrite it)");
         string yaml = HfCheckpoint.SpecYaml(config, name, gguf ?? Path.Combine(folder!, "config.json"),
-            config.Family == Flash.ModelFamily.Opt ? TokenizerKind.Gpt2 : TokenizerKind.Llama2c);
+            config.Family == Flash.ModelFamily.Llama ? TokenizerKind.Llama2c : TokenizerKind.Gpt2);
         if (gguf is not null)
             yaml = yaml.Replace("activation: silu\n", "activation: silu  # GGUF does not record it; llama.cpp runs its llama architecture with silu\n");
         try { File.WriteAllText(specPath, yaml); }

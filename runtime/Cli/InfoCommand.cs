@@ -38,9 +38,12 @@ public static class InfoCommand
         o.AppendLine($"spec hash      {m.SpecHash}");
         o.AppendLine($"family         {m.FamilyName}: dim {s.Dim}, hidden {s.HiddenDim}, {s.Layers} layers, {s.Heads} heads ({s.KvHeads} kv, head size {s.HeadSize}), " +
                      $"vocab {s.Vocab}, context {s.Context}");
-        string architecture = m.Family == ModelFamily.Opt
-            ? $"layernorm (eps {m.NormEps}), learned positions, biases, plain ffn"
-            : $"rmsnorm (eps {m.NormEps}), rope (theta {m.RopeTheta}), gated ffn";
+        string architecture = m.Family switch
+        {
+            ModelFamily.Opt => $"layernorm (eps {m.NormEps}), learned positions, biases, plain ffn",
+            ModelFamily.Falcon => $"layernorm (eps {m.NormEps}), rope (theta {m.RopeTheta}), plain ffn beside attention",
+            _ => $"rmsnorm (eps {m.NormEps}), rope (theta {m.RopeTheta}), gated ffn",
+        };
         o.AppendLine($"math           {architecture}, {m.Activation}, " +
                      $"{(s.TiedEmbeddings ? "tied" : "separate")} classifier, {s.Weights.ToString().ToLowerInvariant()} weights");
         o.AppendLine($"tokenizer      {m.Tokenizer.Kind}, bos {m.Tokenizer.Bos}, eos {m.Tokenizer.Eos}, stop [{string.Join(", ", m.Tokenizer.Stop)}]");

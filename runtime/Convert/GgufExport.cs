@@ -193,7 +193,7 @@ public static unsafe class GgufExport
             var slots = layout.Layers[l];
             string block = $"blk.{l}.";
             Add(block + "attn_norm.weight", slots.AttnNorm);
-            Add(block + "ffn_norm.weight", slots.FfnNorm);
+            Add(block + "ffn_norm.weight", slots.FfnNorm!);
             Add(block + "attn_q.weight", slots.Wq);
             Add(block + "attn_k.weight", slots.Wk);
             Add(block + "attn_v.weight", slots.Wv);

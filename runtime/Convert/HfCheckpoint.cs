@@ -56,7 +56,8 @@ public sealed class HfCheckpoint : IWeightSource
             {
                 "LlamaForCausalLM" => Llama(c, architecture),
                 "OPTForCausalLM" => Opt(c, architecture),
-                _ => throw new BadInputException($"{path}: architecture {architecture} is not supported (LlamaForCausalLM and OPTForCausalLM are)"),
+                "FalconForCausalLM" => Falcon(c, architecture),
+                _ => throw new BadInputException($"{path}: architecture {architecture} is not supported (LlamaForCausalLM, OPTForCausalLM and FalconForCausalLM are)"),
             };
         }
     }
@@ -93,6 +94,28 @@ public sealed class HfCheckpoint : IWeightSource
             c.Int("bos_token_id", 2), c.Ids("eos_token_id", 2), c.Dtype());
     }
 
+    /// <summary>The classic Falcon-7B architecture as transformers' FalconForCausalLM runs it: one key/value head
+    /// (multi_query; num_kv_heads is then ignored, as transformers ignores it), attention and MLP side by side on one
+    /// LayerNorm, rotary embeddings, no linear biases, exact GELU or ReLU.</summary>
+    private static HfConfig Falcon(ConfigReader c, string architecture)
+    {
+        int dim = c.Int("hidden_size"), heads = c.Heads();
+        if (dim % heads != 0) c.Unsupported("hidden_size", $"{dim} is not a multiple of num_attention_heads {heads}");
+        if (c.Bool("new_decoder_architecture", false)) c.Unsupported("new_decoder_architecture", "Falcon's new decoder architecture (grouped key/value heads, two LayerNorms)");
+        if (c.Bool("alibi", false)) c.Unsupported("alibi", "ALiBi position biases");
+        if (c.Bool("bias", false)) c.Unsupported("bias", "biases on the linear layers");
+        if (!c.Bool("multi_query", true)) c.Unsupported("multi_query", "a key/value head per query head");
+        if (!c.Bool("parallel_attn", true)) c.Unsupported("parallel_attn", "attention and MLP one after the other");
+        if (c.Bool("apply_residual_connection_post_layernorm", false))
+            c.Unsupported("apply_residual_connection_post_layernorm", "a residual taken after the LayerNorm");
+        if (!c.IsNull("rope_scaling")) c.Unsupported("rope_scaling", "scaled RoPE");
+        string act = c.String("activation", "gelu");
+        if (act is not ("gelu" or "relu")) c.Unsupported("activation", $"activation {act} (gelu and relu are)");
+        return new HfConfig(ModelFamily.Falcon, architecture, dim, c.Int("ffn_hidden_size", 4 * dim), c.Int("num_hidden_layers"), heads, 1,
+            c.Int("vocab_size"), c.Int("max_position_embeddings", 2048), c.Number("layer_norm_epsilon", 1e-5), c.Number("rope_theta", 10000),
+            act, c.Bool("tie_word_embeddings", true), c.Int("bos_token_id", 11), c.Ids("eos_token_id", 11), c.Dtype());
+    }
+
     /// <summary>Fails with every difference between this checkpoint and the model's spec.</summary>
     public void CheckFits(ModelInfo info)
     {
@@ -102,7 +125,7 @@ public sealed class HfCheckpoint : IWeightSource
         fit.Check("activation", c.Activation, info.Activation.ToString());
         fit.Check("tie_embeddings", c.TiedEmbeddings, info.Shape.TiedEmbeddings);
         if (Math.Abs(c.NormEps - info.NormEps) > 1e-3 * c.NormEps) fit.Check("norm_eps", c.NormEps, (double)info.NormEps);
-        if (c.Family == ModelFamily.Llama && Math.Abs(c.RopeTheta - info.RopeTheta) > 1e-3 * c.RopeTheta) fit.Check("rope_theta", c.RopeTheta, (double)info.RopeTheta);
+        if (c.Family != ModelFamily.Opt && Math.Abs(c.RopeTheta - info.RopeTheta) > 1e-3 * c.RopeTheta) fit.Check("rope_theta", c.RopeTheta, (double)info.RopeTheta);
         fit.ThrowIfUnfit(c.MaxPositions);
     }
 
@@ -122,12 +145,23 @@ public sealed class HfCheckpoint : IWeightSource
         y.AppendLine($"vocab: {c.Vocab}");
         y.AppendLine($"context: {c.MaxPositions}");
         y.AppendLine($"norm_eps: {F(c.NormEps)}");
-        if (c.Family == ModelFamily.Llama) y.AppendLine($"rope_theta: {F(c.RopeTheta)}");
+        if (c.Family != ModelFamily.Opt) y.AppendLine($"rope_theta: {F(c.RopeTheta)}");
         y.AppendLine($"activation: {c.Activation}");
         y.AppendLine($"tie_embeddings: {(c.TiedEmbeddings ? "true" : "false")}");
         y.AppendLine($"tokenizer: {{ kind: {tokenizer.ToString().ToLowerInvariant()}, bos: {c.Bos}, eos: {c.Eos[0]}, stop: [{string.Join(", ", c.Eos)}] }}");
         y.AppendLine($"weights: {{ dtype: {c.Dtype} }}");
-        // No flash block: the spec's defaults apply (window, predictor_rank, io_threads, dram_budget; see the README).
+        // No flash block, so the defaults apply (see the README), unless the resident section (embeddings, attention)
+        // alone is over the default budget, half the file: a small model with a large vocabulary. Its budget is then
+        // absolute: the resident section, the KV cache, half the FFN and 4 MiB for buffers and caches.
+        var dtype = c.Dtype == "f16" ? WeightType.F16 : WeightType.F32;
+        var layout = new Layout(new ModelShape(c.Dim, c.HiddenDim, c.Layers, c.Heads, c.KvHeads, c.Vocab, c.MaxPositions, dtype, c.TiedEmbeddings), c.Family);
+        if (layout.ResidentBytes > (layout.ResidentBytes + layout.FlashBytes) / 2)
+        {
+            long kvCache = 2L * c.Layers * c.MaxPositions * layout.Shape.KvDim * sizeof(float);
+            long budget = (layout.ResidentBytes + kvCache + layout.FlashBytes / 2 + (4 << 20) + (1 << 20) - 1) >> 20;
+            y.AppendLine("# The resident section (embeddings, attention) is most of the model, so the budget is absolute.");
+            y.AppendLine($"flash: {{ dram_budget: {budget}MiB }}");
+        }
         return y.ToString();
     }
 
@@ -139,6 +173,15 @@ public sealed class HfCheckpoint : IWeightSource
             return tensor == "position_embedding"
                 ? _tensors.ReadF32(hf, PositionRows(hf, rows, cols), cols)[..(rows * cols)]
                 : _tensors.ReadF32(hf, rows, cols);
+        if (Config.Family == ModelFamily.Falcon && tensor is "wq" or "wk" or "wv")
+        {
+            // One fused matrix: the query heads' rows, then the key head's, then the value head's.
+            int headSize = Config.Dim / Config.Heads;
+            var fused = _tensors.ReadF32(hf, Config.Dim + 2 * headSize, cols);
+            int first = tensor switch { "wq" => 0, "wk" => Config.Dim, _ => Config.Dim + headSize };
+            var part = fused.Slice(first * cols, rows * cols);
+            return tensor == "wv" ? part : Interleave(part, rows / headSize, cols);
+        }
         var values = _tensors.ReadF32(hf, rows, cols);
         return tensor is "wq" or "wk" ? Interleave(values, rows / (Config.Dim / Config.Heads), cols) : values;
     }
@@ -147,6 +190,7 @@ public sealed class HfCheckpoint : IWeightSource
     {
         string hf = HfName(name);
         if (Config.Family == ModelFamily.Opt && WeightNames.Split(name).Tensor == "position_embedding") rows = PositionRows(hf, rows, cols);
+        if (Config.Family == ModelFamily.Falcon && WeightNames.Split(name).Tensor is "wq" or "wk" or "wv") rows = Config.Dim + 2 * (Config.Dim / Config.Heads);
         _tensors.CheckShape(hf, rows, cols);
     }
 
@@ -155,6 +199,7 @@ public sealed class HfCheckpoint : IWeightSource
     {
         var (layer, tensor) = WeightNames.Split(name);
         if (Config.Family == ModelFamily.Opt) return OptName(name, layer, tensor);
+        if (Config.Family == ModelFamily.Falcon) return FalconName(name, layer, tensor);
         return (layer, tensor) switch
         {
             (null, "token_embedding") => "model.embed_tokens.weight",
@@ -203,6 +248,25 @@ public sealed class HfCheckpoint : IWeightSource
         };
     }
 
+    private string FalconName(string name, int? layer, string tensor)
+    {
+        string p = $"transformer.h.{layer}.";
+        return (layer, tensor) switch
+        {
+            (null, "token_embedding") => "transformer.word_embeddings.weight",
+            (null, "classifier") => "lm_head.weight",
+            (null, "final_norm") => "transformer.ln_f.weight",
+            (null, "final_norm_bias") => "transformer.ln_f.bias",
+            (_, "attention_norm") => p + "input_layernorm.weight",
+            (_, "attention_norm_bias") => p + "input_layernorm.bias",
+            (_, "wq" or "wk" or "wv") => p + "self_attention.query_key_value.weight",
+            (_, "wo") => p + "self_attention.dense.weight",
+            (_, "fc1") => p + "mlp.dense_h_to_4h.weight",
+            (_, "fc2") => p + "mlp.dense_4h_to_h.weight",
+            _ => throw new BadInputException($"{Folder}: a Falcon checkpoint has no tensor for '{name}'"),
+        };
+    }
+
     /// <summary>The rows of OPT's position table: max_position_embeddings + 2; a spec with a shorter context uses the
     /// first <paramref name="rows"/>.</summary>
     private int PositionRows(string hf, int rows, int cols)
@@ -243,6 +307,7 @@ public sealed class HfCheckpoint : IWeightSource
             {
                 "llama" => "LlamaForCausalLM",
                 "opt" => "OPTForCausalLM",
+                "falcon" => "FalconForCausalLM",
                 "" => throw new BadInputException($"{path}: names no architecture (neither \"architectures\" nor \"model_type\")"),
                 _ => type,
             };

@@ -35,6 +35,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
     private readonly int _preparedBytes;  // one row of _prepared
     private readonly float* _gates;       // [team, _gatesFloats] a member's gate and up products over a chunk of evenly spaced bundles
     private readonly int _gatesFloats;
+    private readonly float* _ropeFreq;    // [headSize / 2], for the families with RoPE; null for OPT
     private readonly float* _widened;     // [team, _widenedFloats] chunks of weights widened to f32 in blocks (see FfnRows)
     private readonly int _widenedFloats;
     private readonly List<NativeArray<float>> _buffers = [];
@@ -74,6 +75,12 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
             // Formats that are not widened whole (q8, q4) widen a chunk's down columns here.
             _widenedFloats = Math.Max(ChunkBytes / sizeof(float), 4 * (3 * s.Dim + 1));
             _widened = Alloc((long)_team.Size * _widenedFloats, "activations");
+        }
+        if (info.Family != ModelFamily.Opt)
+        {
+            _ropeFreq = Alloc(s.HeadSize / 2, "RoPE frequencies");
+            // As llama2.c: freq = 1 / theta^(2i / head_size), in float.
+            for (int i = 0; i < s.HeadSize / 2; i++) _ropeFreq[i] = 1.0f / MathF.Pow(info.RopeTheta, 2 * i / (float)s.HeadSize);
         }
         _matMul = new MatMulWork(this);
         _attention = new AttentionWork(this);
@@ -118,6 +125,39 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
         for (int t = 0; t < count; t++) VectorOps.Add(y + (long)t * n, (float*)(R + b), n);
     }
 
+    /// <summary>o[t, n] = layernorm(x[t, n]) * weight[n] + bias[n] for each row t, weight and bias in the resident
+    /// section; o may be x.</summary>
+    protected void LayerNorm(float* o, float* x, long weight, long bias, int count, int n, float eps)
+    {
+        for (int t = 0; t < count; t++)
+            VectorOps.LayerNorm(o + (long)t * n, x + (long)t * n, (float*)(R + weight), (float*)(R + bias), n, eps);
+    }
+
+    /// <summary>Rotates q[count, dim] and k[count, kvDim] in place, row t by position pos + t (pairs (2i, 2i+1) within
+    /// each head, as llama2.c).</summary>
+    protected void Rope(float* q, float* k, int pos, int count, int dim, int kvDim, int headSize)
+    {
+        for (int t = 0; t < count; t++) Rope(q + (long)t * dim, k + (long)t * kvDim, pos + t, dim, kvDim, headSize);
+    }
+
+    private void Rope(float* q, float* k, int pos, int dim, int kvDim, int headSize)
+    {
+        for (int i = 0; i < dim; i += 2)
+        {
+            float angle = pos * _ropeFreq[(i % headSize) / 2];
+            float cos = MathF.Cos(angle), sin = MathF.Sin(angle);
+            Rotate(q + i, cos, sin);
+            if (i < kvDim) Rotate(k + i, cos, sin);
+        }
+
+        static void Rotate(float* v, float cos, float sin)
+        {
+            float v0 = v[0], v1 = v[1];
+            v[0] = v0 * cos - v1 * sin;
+            v[1] = v0 * sin + v1 * cos;
+        }
+    }
+
     /// <summary>Y[count, rows] = X[count, cols] · W[rows, cols]ᵀ, W in the resident section: row t of Y is W · x_t.</summary>
     protected void MatMul(float* y, long w, float* x, int count, int rows, int cols)
     {
@@ -146,7 +186,8 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
     protected void GatedFfn(float* output, float* x, int count, int layer, long ffn, int dim, long stride, long up, long down) =>
         SparseFfn(output, x, count, layer, ffn, dim, stride, up, down, bias: -1);
 
-    /// <summary>output_t[dim] = Σ_i act(gate_i · x_t + bias_i) down_i over the neurons the FFN source selects (OPT).</summary>
+    /// <summary>output_t[dim] = Σ_i act(gate_i · x_t [+ bias_i]) down_i over the neurons the FFN source selects (OPT;
+    /// Falcon, whose bundles have no bias: -1).</summary>
     protected void PlainFfn(float* output, float* x, int count, int layer, long ffn, int dim, long stride, long down, long bias) =>
         SparseFfn(output, x, count, layer, ffn, dim, stride, up: -1, down, bias);
 

@@ -15,12 +15,4 @@ public abstract unsafe class OptTransformer<TWeights, TActivation> : DecoderTran
 {
     protected OptTransformer(ModelInfo info, ModelWeights weights, IFfnSource ffnSource, int threads)
         : base(info, weights, ffnSource, threads) { }
-
-    /// <summary>o[t, n] = layernorm(x[t, n]) * weight[n] + bias[n] for each row t, weight and bias in the resident
-    /// section; o may be x.</summary>
-    protected void LayerNorm(float* o, float* x, long weight, long bias, int count, int n, float eps)
-    {
-        for (int t = 0; t < count; t++)
-            VectorOps.LayerNorm(o + (long)t * n, x + (long)t * n, (float*)(R + weight), (float*)(R + bias), n, eps);
-    }
 }

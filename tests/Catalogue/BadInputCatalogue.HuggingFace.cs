@@ -64,6 +64,17 @@ public sealed partial class BadInputCatalogue
         return ConvertHf(dir, folder);
     }, Silu);
 
+    /// <summary>The falcon-tiny folder with its config.json changed by <paramref name="edit"/>, converted with its spec.</summary>
+    private static (string, Case) FalconConfig(string name, string fragment, Action<JsonObject> edit) => C($"hf: falcon config {name}", fragment, dir =>
+    {
+        string folder = CopyHf(dir, "falcon-tiny-hf");
+        string path = Path.Combine(folder, "config.json");
+        var config = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+        edit(config);
+        File.WriteAllText(path, config.ToJsonString());
+        return ["convert", "--hf", folder, "-o", Path.Combine(dir, "out.afm")];
+    }, "falcon-tiny");
+
     private const string Embed = "model.embed_tokens.weight", Down4 = "model.layers.4.mlp.down_proj.weight";
 
     private static IEnumerable<(string, Case)> HuggingFaceCases()
@@ -86,7 +97,7 @@ public sealed partial class BadInputCatalogue
             File.WriteAllText(Path.Combine(folder, "config.json"), "[1, 2]");
             return ConvertHf(dir, folder);
         }, Silu);
-        yield return Config("of an unknown architecture", "architecture GPT2LMHeadModel is not supported (LlamaForCausalLM and OPTForCausalLM are)",
+        yield return Config("of an unknown architecture", "architecture GPT2LMHeadModel is not supported (LlamaForCausalLM, OPTForCausalLM and FalconForCausalLM are)",
             c => c["architectures"] = new JsonArray("GPT2LMHeadModel"));
         yield return Config("naming no architecture", "names no architecture (neither \"architectures\" nor \"model_type\")", c =>
         {
@@ -113,6 +124,16 @@ public sealed partial class BadInputCatalogue
         yield return Config("with hidden_act relu", "checkpoint does not fit spec 'stories260K': it has activation relu (spec: silu)", c => c["hidden_act"] = "relu");
         yield return Config("with 256 positions", "checkpoint was trained for 256 positions, spec 'stories260K' asks for context 512",
             c => c["max_position_embeddings"] = 256);
+
+        yield return FalconConfig("new architecture", "\"new_decoder_architecture\": Falcon's new decoder architecture",
+            c => c["new_decoder_architecture"] = true);
+        yield return FalconConfig("with alibi", "\"alibi\": ALiBi position biases is not supported", c => c["alibi"] = true);
+        yield return FalconConfig("with bias", "\"bias\": biases on the linear layers is not supported", c => c["bias"] = true);
+        yield return FalconConfig("not multi-query", "\"multi_query\": a key/value head per query head is not supported", c => c["multi_query"] = false);
+        yield return FalconConfig("sequential", "\"parallel_attn\": attention and MLP one after the other is not supported", c => c["parallel_attn"] = false);
+        yield return FalconConfig("activation silu", "\"activation\": activation silu (gelu and relu are) is not supported", c => c["activation"] = "silu");
+        yield return FalconConfig("relu for the gelu spec", "checkpoint does not fit spec 'falcon-tiny': it has activation relu (spec: gelu)",
+            c => c["activation"] = "relu");
 
         yield return Tensors("header length 2^40", "not a safetensors file or truncated (header of 1099511627776 bytes", b => I64(b, 0, 1L << 40));
         yield return Tensors("header length past the end", "not a safetensors file or truncated (header of", b => I64(b, 0, b.Length));

@@ -142,7 +142,7 @@ public sealed class GgufExportTests(ITestOutputHelper output)
         {
             var slots = layout.Layers[l];
             Same($"blk.{l}.attn_norm.weight", Rows(slots.AttnNorm));
-            Same($"blk.{l}.ffn_norm.weight", Rows(slots.FfnNorm));
+            Same($"blk.{l}.ffn_norm.weight", Rows(slots.FfnNorm!));
             Same($"blk.{l}.attn_q.weight", Rows(slots.Wq));
             Same($"blk.{l}.attn_k.weight", Rows(slots.Wk));
             Same($"blk.{l}.attn_v.weight", Rows(slots.Wv));

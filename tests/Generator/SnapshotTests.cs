@@ -12,6 +12,7 @@ public sealed class SnapshotTests
     [InlineData("tests/specs/stories260K-fatrelu.yaml", "Stories260KFatreluModel.g.cs")]
     [InlineData("modelspecs/opt-tiny.yaml", "OptTinyModel.g.cs")]
     [InlineData("tests/specs/stories260K-relu-q4.yaml", "Stories260KReluQ4Model.g.cs")]
+    [InlineData("modelspecs/falcon-tiny-relu.yaml", "FalconTinyReluModel.g.cs")]
     public void EmittedModelMatchesSnapshot(string spec, string hintName)
     {
         var result = SpecGenerator.Run((spec, SpecGenerator.Spec(spec)));

@@ -12,7 +12,7 @@ namespace AotFlash.Tests.Inference;
 /// to f32 and use the f32 kernels, whose sums group the terms differently from the f16 kernels' (the same products, other
 /// roundings); q8 and q4 blocks widen the FFN's down columns, whose terms a·(q·s) round once where a token's (a·s)·q
 /// rounds twice: there the logits agree within 1e-4, the tolerance against the references. Blocks of odd sizes, across
-/// the largest block, on every weight format, both families, one and two threads, and the three FFN sources (flash mode
+/// the largest block, on every weight format, every family, one and two threads, and the three FFN sources (flash mode
 /// with blocks too small to stream a layer; a streamed block gives dense mode's logits, tested below).</summary>
 public sealed unsafe class BlockForwardTests(ITestOutputHelper output)
 {
@@ -25,12 +25,14 @@ public sealed unsafe class BlockForwardTests(ITestOutputHelper output)
     [InlineData("babyllama-relu-q4", "babyllama-relu", EngineMode.Dense, 1)]
     [InlineData("opt-tiny", null, EngineMode.Dense, 2)]
     [InlineData("opt-tiny", null, EngineMode.Naive, 1)]
+    [InlineData("falcon-tiny", null, EngineMode.Dense, 2)]
+    [InlineData("falcon-tiny-relu", null, EngineMode.Naive, 1)]
     [InlineData("stories260K-relu", "stories260K-relu", EngineMode.Flash, 2)]
     public void BlocksGiveTheLogitsOfTokenByToken(string spec, string? source, EngineMode mode, int threads)
     {
         ModelSource.RequireShared();
         string afm = mode == EngineMode.Flash ? FlashModeTests.Calibrated(spec)
-            : source is null ? OptReferenceTests.Converted.Value : InProcess.ModelFile(spec, source);
+            : source is null ? HfReferenceTests.Converted(spec) : InProcess.ModelFile(spec, source);
         using var file = ModelFile.Open(afm);
         var t = Engine.Load(InProcess.Model(spec), file, new EngineOptions { Mode = mode, Threads = threads });
         try

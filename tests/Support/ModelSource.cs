@@ -15,10 +15,10 @@ public static class ModelSource
     };
 
     /// <summary>publish.sh's options that name the weights of <paramref name="model"/>: a llama2.c checkpoint and its
-    /// tokenizer, or for opt-tiny the Hugging Face folder (its tokenizer comes from the folder).</summary>
+    /// tokenizer, or for opt-tiny and the falcon-tiny models the Hugging Face folder (its tokenizer comes from the folder).</summary>
     public static string[] PublishArguments(string model)
     {
-        if (model == "opt-tiny") return ["--weights", Shared("models/opt-tiny-hf")];
+        if (model is "opt-tiny" or "falcon-tiny" or "falcon-tiny-relu") return ["--weights", Shared($"models/{model}-hf")];
         var (weights, tokenizer) = Of(model);
         return ["--weights", weights, "--tokenizer", tokenizer];
     }
