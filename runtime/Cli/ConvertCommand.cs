@@ -18,8 +18,8 @@ public static class ConvertCommand
                                 "becomes the tokenizer); where the spec's type matches a tensor's, its rows are copied bit for bit"),
         new(["--synthetic"], "SEED", "no checkpoint: SYNTHETIC weights of the spec's shape, deterministic by SEED, with sparse, " +
                                      "predictable FFN activations (for speed measurements; the file says so wherever it is used)"),
-        new(["-k", "--tokenizer"], "FILE", "llama2c tokenizer: tokenizer.bin or a SentencePiece .model (default with --hf: the folder's " +
-                                           "tokenizer.model; with --gguf: the file's vocabulary); gpt2 tokenizer: tokenizer.json, or a folder with tokenizer.json or " +
+        new(["-k", "--tokenizer"], "FILE", "llama2c tokenizer: tokenizer.bin, a SentencePiece .model or a Llama tokenizer.json (default with --hf: " +
+                                           "the folder's tokenizer.model, else its tokenizer.json; with --gguf: the file's vocabulary); gpt2 tokenizer: tokenizer.json, or a folder with tokenizer.json or " +
                                            "vocab.json + merges.txt (default: the --hf folder)"),
         new(["-o", "--output"], "FILE", "model file to write (.afm)"),
         new(["--dtype"], "TYPE", "f32, f16, q8 or q4: check that this binary stores its weights so (the spec decides)"),
@@ -96,7 +96,7 @@ public static class ConvertCommand
             byte[] tokenizerSection;
             try
             {
-                tokenizerSection = tokenizer is null ? checkpoint.Llama2cTokenizer() : ModelConverter.ReadLlama2cTokenizer(tokenizer, ctx.Model.Shape.Vocab);
+                tokenizerSection = tokenizer is null ? checkpoint.Llama2cTokenizer() : ModelConverter.ReadLlama2cTokenizer(tokenizer, ctx.Model);
                 Llama2cTokenizer.Load(tokenizerSection, ctx.Model.Shape.Vocab);
             }
             catch (InvalidDataException e) { throw new BadInputException($"{gguf}: {e.Message}"); }
@@ -124,8 +124,9 @@ public static class ConvertCommand
     {
         TokenizerKind.Llama2c => ModelConverter.ReadLlama2cTokenizer(tokenizer ?? (File.Exists(Path.Combine(folder!, "tokenizer.model"))
                 ? Path.Combine(folder!, "tokenizer.model")
-                : throw new BadInputException($"{folder}: has no tokenizer.model; pass --tokenizer tokenizer.bin (or a SentencePiece .model)")),
-            model.Shape.Vocab),
+                : File.Exists(Path.Combine(folder!, "tokenizer.json")) ? Path.Combine(folder!, "tokenizer.json")
+                : throw new BadInputException($"{folder}: has neither tokenizer.model nor tokenizer.json; pass --tokenizer tokenizer.bin (or a SentencePiece .model)")),
+            model),
         TokenizerKind.Gpt2 => Directory.Exists(tokenizer) ? Gpt2Section(model, tokenizer, null) : Gpt2Section(model, folder, tokenizer),
         var kind => throw new InvalidOperationException($"no converter for tokenizer kind '{kind}'"),
     };

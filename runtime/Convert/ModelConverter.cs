@@ -47,7 +47,7 @@ public static unsafe class ModelConverter
     {
         using var ckpt = Llama2cCheckpoint.Open(checkpointPath);
         ckpt.CheckFits(info);
-        return Write(info, ckpt, checkpointPath, ReadLlama2cTokenizer(tokenizerPath, info.Shape.Vocab), outputPath, force,
+        return Write(info, ckpt, checkpointPath, ReadLlama2cTokenizer(tokenizerPath, info), outputPath, force,
                      [checkpointPath, tokenizerPath], progress);
     }
 
@@ -161,15 +161,16 @@ public static unsafe class ModelConverter
         return tensors.Errors;
     }
 
-    /// <summary>A llama2.c tokenizer.bin, or a SentencePiece .model turned into one, checked to load for a vocabulary
-    /// of <paramref name="vocab"/>.</summary>
-    public static byte[] ReadLlama2cTokenizer(string path, int vocab)
+    /// <summary>A llama2.c tokenizer.bin, or a SentencePiece .model or Hugging Face Llama tokenizer.json turned into
+    /// one, checked to load for the model's vocabulary.</summary>
+    public static byte[] ReadLlama2cTokenizer(string path, ModelInfo info)
     {
         byte[] data = ReadFile(path, "tokenizer");
         try
         {
             if (path.EndsWith(".model", StringComparison.OrdinalIgnoreCase)) data = SentencePieceModel.ToLlama2c(data);
-            Llama2cTokenizer.Load(data, vocab);
+            else if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase)) data = HfLlamaTokenizer.ToLlama2c(data, info.Tokenizer.Bos, info.Tokenizer.Eos);
+            Llama2cTokenizer.Load(data, info.Shape.Vocab);
         }
         catch (InvalidDataException e) { throw new BadInputException($"{path}: {e.Message}"); }
         return data;

@@ -175,7 +175,7 @@ public sealed partial class BadInputCatalogue
             File.Delete(Path.Combine(folder, "model.safetensors"));
             return ConvertHf(dir, folder);
         }, Silu);
-        yield return C("hf: no tokenizer.model and no --tokenizer", "has no tokenizer.model; pass --tokenizer",
+        yield return C("hf: no tokenizer.model and no --tokenizer", "has neither tokenizer.model nor tokenizer.json; pass --tokenizer",
             dir => ConvertHf(dir, HfFolder("stories260K-hf"), tokenizer: false), Silu);
         yield return C("hf: tokenizer.model of garbage", "not a SentencePiece model", dir =>
         {

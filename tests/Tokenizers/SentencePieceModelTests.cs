@@ -37,7 +37,7 @@ public sealed class SentencePieceModelTests
         Directory.CreateDirectory(folder);
         foreach (var f in Directory.GetFiles(Path.Combine(TestPaths.Shared!, "models", "stories260K-hf"))) File.Copy(f, Path.Combine(folder, Path.GetFileName(f)));
         string afm = Path.Combine(folder, "out.afm");
-        InProcess.Run("stories260K", "convert", "--hf", folder, "-o", afm).AssertBadInput("has no tokenizer.model");
+        InProcess.Run("stories260K", "convert", "--hf", folder, "-o", afm).AssertBadInput("has neither tokenizer.model nor tokenizer.json");
 
         byte[] bin = File.ReadAllBytes(ModelSource.Of("stories260K").Tokenizer);
         File.WriteAllBytes(Path.Combine(folder, "tokenizer.model"), SentencePieceProto(bin));
