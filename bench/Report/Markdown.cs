@@ -13,8 +13,12 @@ public static class Markdown
         string profile = (string)r["profile"]!;
         o.AppendLine($"# Benchmarks ({profile} profile)");
         o.AppendLine();
-        o.AppendLine($"Measured by `bench/report.sh --profile {profile} --stages {r["stages"]}` from {r["started"]} to {r["finished"]}, commit {r["machine"]!["commit"]}; " +
-                     "every figure below comes from that one run (raw rows: the JSON beside this file). Models named `synthetic-…` have " +
+        string runs = r["measured"] is JsonObject { Count: > 0 } again
+            ? $"first run at commit {r["machine"]!["commit"]}; stages measured again later ({string.Join(", ", again.Select(s => s.Key))}) say when, " +
+              "at which commit and with which build under Machine; every figure comes from one of those runs"
+            : $"commit {r["machine"]!["commit"]}; every figure below comes from that one run";
+        o.AppendLine($"Measured by `bench/report.sh --profile {profile} --stages {r["stages"]}` from {r["started"]} to {r["finished"]}, {runs} " +
+                     "(raw rows: the JSON beside this file). Models named `synthetic-…` have " +
                      "**SYNTHETIC weights** (`convert --synthetic`, see the README's \"Synthetic models of real shapes\"): they measure speed, " +
                      "not quality; quality is measured on the real small models (Fidelity).");
         o.AppendLine();
