@@ -27,8 +27,8 @@ public static unsafe class GgufExport
     public static void CheckExportable(ModelInfo info)
     {
         if (info.Family != ModelFamily.Llama)
-            throw new BadInputException($"export writes llama.cpp's llama architecture, and '{info.Name}' is an {info.FamilyName} model " +
-                                        "(llama.cpp has no OPT architecture)");
+            throw new BadInputException($"export writes llama.cpp's llama architecture, and '{info.Name}' is of the {info.FamilyName} family" +
+                                        (info.Family == ModelFamily.Opt ? " (llama.cpp has no OPT architecture)" : ""));
         if (info.Tokenizer.Kind != TokenizerKind.Llama2c)
             throw new BadInputException($"export writes a llama2c (SentencePiece) vocabulary, and '{info.Name}' has a {info.Tokenizer.Kind} tokenizer");
     }

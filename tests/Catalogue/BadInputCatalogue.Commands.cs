@@ -198,6 +198,7 @@ public sealed partial class BadInputCatalogue
         // export
         string Gguf(string dir) => Path.Combine(dir, "out.gguf");
         yield return C("export: an OPT model", "llama.cpp has no OPT architecture", dir => ["export", "-o", Gguf(dir)], "opt-tiny");
+        yield return C("export: a Falcon model", "'falcon-tiny' is of the falcon family", dir => ["export", "-o", Gguf(dir)], "falcon-tiny");
         yield return C("export: no -o", "export needs -o OUT.gguf", _ => ["export", "--model", AfmPath()]);
         yield return C("export: no model packed and no --model", "no model: this executable carries no model file", dir => ["export", "-o", Gguf(dir)]);
         yield return C("export: model of another spec", "model file is for 'stories260K'", dir => ["export", "--model", AfmPath(Silu), "-o", Gguf(dir)]);
