@@ -215,17 +215,18 @@ internal static unsafe class SimdKernels<TF, TI, S>
         for (; r < rows; r++) y[r] = DotF16(w + r * rowStride, x, cols);
     }
 
-    // y[n] += a · w[n], w one q8 row: a times the group's scale once per group, then multiply and add unfused as the reference
+    // y[n] += a · w[n], w one q8 row: a · (q · scale), multiplies and add unfused, as the reference (and as a row ToSingleQ8 widened, then Axpy)
     public static void AxpyQ8(float* y, float a, byte* w, int n)
     {
         int c = S.Count, groups = n / Quantization.Group;
         Half* scales = (Half*)w;
         sbyte* q = (sbyte*)(w + 2L * groups);
+        TF av = S.Splat(a);
         for (int g = 0; g < groups; g++, q += Quantization.Group, y += Quantization.Group)
         {
-            TF av = S.Splat(a * HalfBits.ToSingle(scales[g]));
+            TF scale = S.Splat(HalfBits.ToSingle(scales[g]));
             for (int k = 0; k < Quantization.Group; k += c)
-                S.Store(y + k, S.Add(S.Load(y + k), S.Mul(av, S.ToFloat(S.LoadSBytes(q + k)))));
+                S.Store(y + k, S.Add(S.Load(y + k), S.Mul(av, S.Mul(S.ToFloat(S.LoadSBytes(q + k)), scale))));
         }
     }
 
@@ -235,15 +236,16 @@ internal static unsafe class SimdKernels<TF, TI, S>
         int c = S.Count, groups = n / Quantization.Group;
         Half* scales = (Half*)w;
         byte* q = w + 2L * groups;
+        TF av = S.Splat(a);
         for (int g = 0; g < groups; g++, q += Quantization.Group / 2, y += Quantization.Group)
         {
-            TF av = S.Splat(a * HalfBits.ToSingle(scales[g]));
+            TF scale = S.Splat(HalfBits.ToSingle(scales[g]));
             for (int k = 0; k < Quantization.Group / 2; k += c)
             {
                 var (low, high) = Nibbles(S.LoadBytes(q + k));
                 float* upper = y + Quantization.Group / 2 + k;
-                S.Store(y + k, S.Add(S.Load(y + k), S.Mul(av, low)));
-                S.Store(upper, S.Add(S.Load(upper), S.Mul(av, high)));
+                S.Store(y + k, S.Add(S.Load(y + k), S.Mul(av, S.Mul(low, scale))));
+                S.Store(upper, S.Add(S.Load(upper), S.Mul(av, S.Mul(high, scale))));
             }
         }
     }

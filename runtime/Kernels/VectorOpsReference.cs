@@ -91,19 +91,20 @@ internal static unsafe class VectorOpsReference
         return sum;
     }
 
-    // y[n] += a · w[n], w one q8 row: (a · scale) · q per element
+    // y[n] += a · w[n], w one q8 row: a · (q · scale) per element, the weight as ToSingleQ8 gives it, so a block that
+    // widens a row once and adds it with Axpy gets the same sums
     public static void AxpyQ8(float* y, float a, byte* w, int n)
     {
         int groups = n / Quantization.Group;
         sbyte* q = (sbyte*)(w + 2L * groups);
-        for (int j = 0; j < n; j++) y[j] += a * (float)((Half*)w)[j / Quantization.Group] * q[j];
+        for (int j = 0; j < n; j++) y[j] += a * (q[j] * (float)((Half*)w)[j / Quantization.Group]);
     }
 
-    // y[n] += a · w[n], w one q4 row: (a · scale) · (q - 8) per element
+    // y[n] += a · w[n], w one q4 row: a · ((q - 8) · scale) per element, as AxpyQ8
     public static void AxpyQ4(float* y, float a, byte* w, int n)
     {
         int groups = n / Quantization.Group;
-        for (int j = 0; j < n; j++) y[j] += a * (float)((Half*)w)[j / Quantization.Group] * Q4Value(w, groups, j);
+        for (int j = 0; j < n; j++) y[j] += a * (Q4Value(w, groups, j) * (float)((Half*)w)[j / Quantization.Group]);
     }
 
     // y[rows] = W[rows, cols] · x[cols], W q8 rows at w + r·rowStride (bytes), x prepared
