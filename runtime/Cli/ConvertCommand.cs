@@ -93,13 +93,9 @@ public static class ConvertCommand
                 throw new BadInputException($"convert --gguf reads a llama (SentencePiece) vocabulary, and spec '{ctx.Model.Name}' has a {ctx.Model.Tokenizer.Kind} tokenizer");
             using var checkpoint = GgufCheckpoint.Open(gguf);
             checkpoint.CheckFits(ctx.Model);
-            byte[] tokenizerSection;
-            try
-            {
-                tokenizerSection = tokenizer is null ? checkpoint.Llama2cTokenizer() : ModelConverter.ReadLlama2cTokenizer(tokenizer, ctx.Model);
-                Llama2cTokenizer.Load(tokenizerSection, ctx.Model.Shape.Vocab);
-            }
-            catch (InvalidDataException e) { throw new BadInputException($"{gguf}: {e.Message}"); }
+            byte[] tokenizerSection = tokenizer is null
+                ? checkpoint.Llama2cTokenizer(ctx.Model.Shape.Vocab)
+                : ModelConverter.ReadLlama2cTokenizer(tokenizer, ctx.Model);
             errors = ModelConverter.Write(ctx.Model, checkpoint, gguf, tokenizerSection, output, force,
                 tokenizer is null ? [gguf] : [gguf, tokenizer], Progress);
         }

@@ -57,14 +57,7 @@ public sealed class GgufCheckpoint : IWeightSource
         string model = Text(f, "tokenizer.ggml.model");
         if (model != "llama") throw new BadInputException($"{f.Path}: GGUF tokenizer.ggml.model {model} is not supported (llama, a SentencePiece vocabulary, is)");
         int vocab = Array<string>(f, "tokenizer.ggml.tokens").Length;
-        var gate = f.Tensor("blk.0.ffn_gate.weight");
-        string dtype = gate.Type switch
-        {
-            GgufTensorType.F32 => "f32",
-            GgufTensorType.F16 => "f16",
-            GgufTensorType.Q8_0 => "q8",
-            _ => "q4",
-        };
+        string dtype = WeightTypeOf(f.Tensor("blk.0.ffn_gate.weight").Type).ToString().ToLowerInvariant();
         return new HfConfig(ModelFamily.Llama, "llama (GGUF)", dim, Int(f, "llama.feed_forward_length"), Int(f, "llama.block_count"), heads, kvHeads,
             vocab, Int(f, "llama.context_length"), Number(f, "llama.attention.layer_norm_rms_epsilon", null),
             Number(f, "llama.rope.freq_base", 10000), "silu", !f.Tensors.Any(t => t.Name == "output.weight"),
@@ -84,14 +77,18 @@ public sealed class GgufCheckpoint : IWeightSource
     }
 
     /// <summary>The vocabulary as llama2.c's tokenizer.bin (what the model file's tokenizer section holds), as
-    /// llama2.c exports a SentencePiece model: U+2581 as a space, BOS and EOS as "\n&lt;s&gt;\n" and "\n&lt;/s&gt;\n".</summary>
-    public byte[] Llama2cTokenizer()
+    /// llama2.c exports a SentencePiece model: U+2581 as a space, BOS and EOS as "\n&lt;s&gt;\n" and "\n&lt;/s&gt;\n";
+    /// checked to load for a vocabulary of <paramref name="vocab"/>.</summary>
+    public byte[] Llama2cTokenizer(int vocab)
     {
         string[] tokens = Array<string>(_file, "tokenizer.ggml.tokens");
         float[] scores = Array<float>(_file, "tokenizer.ggml.scores");
         if (scores.Length != tokens.Length)
             throw new BadInputException($"{Path}: GGUF has {tokens.Length} tokens but {scores.Length} scores");
-        return Tokenizers.SentencePieceModel.Llama2cBytes([.. tokens.Select((t, i) => (t, scores[i]))], Config.Bos, Config.Eos[0]);
+        byte[] bytes = Tokenizers.SentencePieceModel.Llama2cBytes([.. tokens.Select((t, i) => (t, scores[i]))], Config.Bos, Config.Eos[0]);
+        try { Tokenizers.Llama2cTokenizer.Load(bytes, vocab); }
+        catch (InvalidDataException e) { throw new BadInputException($"{Path}: {e.Message}"); }
+        return bytes;
     }
 
     public void Check(string name, int rows, int cols) => Tensor(name, rows, cols);
@@ -100,20 +97,15 @@ public sealed class GgufCheckpoint : IWeightSource
     {
         var tensor = Tensor(name, rows, cols);
         var type = WeightTypeOf(tensor.Type);
+        byte[] stored = Rows(tensor, type, rows, cols);
+        long rowBytes = Layout.RowBytes(type, cols);
         if (_values.Length < (long)rows * cols) _values = new float[(long)rows * cols];
-        byte[] data = _file.Read(tensor);
-        long blockRow = GgufFormat.RowBytes(tensor.Type, cols), rowBytes = Layout.RowBytes(type, cols);
-        var row = new byte[rowBytes];
         unsafe
         {
-            fixed (byte* r = row)
+            fixed (byte* s = stored)
             fixed (float* values = _values)
             {
-                for (int i = 0; i < rows; i++)
-                {
-                    GgufFormat.FromBlocks(type, data.AsSpan((int)(i * blockRow), (int)blockRow), cols, row);
-                    WeightRows.ToSingle(type, values + (long)i * cols, r, cols);
-                }
+                for (int i = 0; i < rows; i++) WeightRows.ToSingle(type, values + (long)i * cols, s + i * rowBytes, cols);
             }
         }
         return _values.AsSpan(0, rows * cols);
@@ -122,7 +114,13 @@ public sealed class GgufCheckpoint : IWeightSource
     public byte[]? ReadStored(string name, int rows, int cols, WeightType type)
     {
         var tensor = Tensor(name, rows, cols);
-        if (WeightTypeOf(tensor.Type) != type) return null;
+        return WeightTypeOf(tensor.Type) == type ? Rows(tensor, type, rows, cols) : null;
+    }
+
+    /// <summary>The tensor's rows in the model file's layout of <paramref name="type"/>, its own type: f32 and f16 as they
+    /// are, Q8_0 and Q4_0 blocks moved into rows of scales then quants.</summary>
+    private byte[] Rows(GgufTensorInfo tensor, WeightType type, int rows, int cols)
+    {
         byte[] data = _file.Read(tensor);
         if (type is WeightType.F32 or WeightType.F16) return data;
         long blockRow = GgufFormat.RowBytes(tensor.Type, cols), rowBytes = Layout.RowBytes(type, cols);

@@ -153,7 +153,7 @@ public sealed class HfCheckpoint : IWeightSource
         // No flash block, so the defaults apply (see the README), unless the resident section (embeddings, attention)
         // alone is over the default budget, half the file: a small model with a large vocabulary. Its budget is then
         // absolute: the resident section, the KV cache, half the FFN and 4 MiB for buffers and caches.
-        var dtype = c.Dtype == "f16" ? WeightType.F16 : WeightType.F32;
+        var dtype = Enum.Parse<WeightType>(c.Dtype, ignoreCase: true);
         var layout = new Layout(new ModelShape(c.Dim, c.HiddenDim, c.Layers, c.Heads, c.KvHeads, c.Vocab, c.MaxPositions, dtype, c.TiedEmbeddings), c.Family);
         if (layout.ResidentBytes > (layout.ResidentBytes + layout.FlashBytes) / 2)
         {
