@@ -88,7 +88,8 @@ namespace AotFlash.Generator
                 w.WriteLine($"NormEps, RopeTheta, new global::AotFlash.Inference.Activation(global::AotFlash.Inference.ActivationKind.{activationKind}" +
                             (spec.Activation == "fatrelu" ? $", Threshold: {Float(spec.ActivationThreshold)})," : "),"));
                 w.WriteLine($"new global::AotFlash.Inference.TokenizerConfig(global::AotFlash.Tokenizers.TokenizerKind.{TokenizerKindOf(spec.Tokenizer.Kind)}, Bos: {Int(spec.Tokenizer.Bos)}, Eos: {Int(spec.Tokenizer.Eos)}, " +
-                            $"Stop: new int[] {{ {string.Join(", ", spec.Tokenizer.Stop)} }}),");
+                            $"Stop: new int[] {{ {string.Join(", ", spec.Tokenizer.Stop)} }}" +
+                            (spec.Tokenizer.ChatTemplate == "none" ? "" : $", ChatTemplate: global::AotFlash.Tokenizers.ChatTemplateKind.{ChatTemplateKindOf(spec.Tokenizer.ChatTemplate)}") + "),");
                 w.WriteLine($"new global::AotFlash.Inference.FlashDefaults(Window: {Int(spec.Flash.Window)}, PredictorRank: {Int(spec.Flash.PredictorRank)}, " +
                             $"IoThreads: {Int(spec.Flash.IoThreads)}, DramBudget: {Literal(spec.Flash.DramBudget)}),");
                 w.WriteLine($"static (weights, ffn, threads) => new {spec.ClassName}(weights, ffn, threads));");
@@ -295,6 +296,14 @@ namespace AotFlash.Generator
                 "llama2c" => "Llama2c",
                 "gpt2" => "Gpt2",
                 _ => throw new System.ArgumentException("tokenizer kind '" + kind + "' passed the parser but has no runtime member", nameof(kind)),
+            };
+
+            /// <summary>The runtime's ChatTemplateKind member for a spec's chat_template.</summary>
+            private static string ChatTemplateKindOf(string template) => template switch
+            {
+                "llama2" => "Llama2",
+                "chatml" => "ChatMl",
+                _ => throw new System.ArgumentException("chat template '" + template + "' passed the parser but has no runtime member", nameof(template)),
             };
 
             private static string Int(int v) => v.ToString(CultureInfo.InvariantCulture);

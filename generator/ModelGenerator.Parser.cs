@@ -20,6 +20,8 @@ namespace AotFlash.Generator
             private static readonly string[] Activations = { "relu", "silu", "gelu", "fatrelu(t)" };
             private static readonly string[] Dtypes = { "f32", "f16", "q8", "q4" };
             private static readonly string[] TokenizerKinds = { "llama2c", "gpt2" };
+            // The runtime's ChatTemplate.Names.
+            private static readonly string[] ChatTemplates = { "none", "llama2", "chatml" };
 
             /// <summary>The norm, position encoding and FFN each family is built from, as spec hashes name them: the
             /// family implies them, so a spec does not write them.</summary>
@@ -115,9 +117,10 @@ namespace AotFlash.Generator
                     int? bos = tokReader.TokenId("bos", vocab, required: true);
                     int? eos = tokReader.TokenId("eos", vocab, required: true);
                     int[]? stop = tokReader.TokenIds("stop", vocab) ?? Array.Empty<int>();
+                    string? chatTemplate = tokReader.Choice("chat_template", ChatTemplates, required: false) ?? "none";
                     tokReader.RejectUnknownKeys();
                     if (kind is not null && bos is not null && eos is not null && stop is not null)
-                        tokenizer = new TokenizerSpec(kind, bos.Value, eos.Value, new EquatableArray<int>(stop));
+                        tokenizer = new TokenizerSpec(kind, bos.Value, eos.Value, new EquatableArray<int>(stop), chatTemplate);
                 }
 
                 WeightType? dtype = WeightType.F32;

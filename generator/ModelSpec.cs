@@ -27,7 +27,7 @@ namespace AotFlash.Generator
         FlashSpec Flash,
         string SpecHash);
 
-    internal sealed record TokenizerSpec(string Kind, int Bos, int Eos, EquatableArray<int> Stop);
+    internal sealed record TokenizerSpec(string Kind, int Bos, int Eos, EquatableArray<int> Stop, string ChatTemplate);
 
     internal sealed record FlashSpec(int Window, int PredictorRank, int IoThreads, string DramBudget)
     {

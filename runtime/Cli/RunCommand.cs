@@ -16,6 +16,21 @@ public static class RunCommand
     /// <summary>-t/--threads, as every command that computes takes it (declared before Options, which holds it).</summary>
     internal static readonly Option ThreadsOption = new(["-t", "--threads"], "N", $"compute threads (default: the physical cores, {DefaultThreads} here)");
 
+    /// <summary>How the engine holds the model: the options of every command that loads one to generate.</summary>
+    internal static readonly Option[] EngineSettings =
+    [
+        new(["--mode"], "MODE", "dense (all weights in DRAM), naive (whole FFN read from flash every token) or flash\n" +
+                                "                             (predicted neurons, cached, read sparsely); default: flash when the model\n" +
+                                "                             file has predictors (see calibrate), else dense"),
+        new(["--dram-budget"], "B", "hard cap on the engine's memory: 50% (of the model file) or a size such as 512MiB\n" +
+                                    "                             (default in flash mode: the spec's; otherwise none); the runtime's own\n" +
+                                    "                             ~12 MiB and the kernel's page tables (0.2%) are outside\n" +
+                                    "                             it: under an OS limit, give 16 MiB + 0.4% less"),
+        new(["--window"], "K", "flash mode: keep neurons used in the last K tokens cached (default: the spec's)"),
+        new(["--io-threads"], "N", "flash and naive modes: parallel flash reads (default: the spec's)"),
+        new(["--measure-recall"], null, "flash mode: also compute the true active neurons (reads every gate row) to report predictor_recall"),
+    ];
+
     internal static readonly Option[] Options =
     [
         new(["-p", "--prompt"], "TEXT", "prompt text (default: empty, i.e. start from BOS)"),
@@ -27,16 +42,7 @@ public static class RunCommand
         new(["--top-k"], "K", "keep the K most likely tokens, 0 = off (default 40)"),
         new(["--top-p"], "P", "nucleus sampling mass, 1 = off (default 0.95)"),
         new(["--min-p"], "P", "drop tokens below P x the top probability, 0 = off (default 0.05)"),
-        new(["--mode"], "MODE", "dense (all weights in DRAM), naive (whole FFN read from flash every token) or flash\n" +
-                                "                             (predicted neurons, cached, read sparsely); default: flash when the model\n" +
-                                "                             file has predictors (see calibrate), else dense"),
-        new(["--dram-budget"], "B", "hard cap on the engine's memory: 50% (of the model file) or a size such as 512MiB\n" +
-                                    "                             (default in flash mode: the spec's; otherwise none); the runtime's own\n" +
-                                    "                             ~12 MiB and the kernel's page tables (0.2%) are outside\n" +
-                                    "                             it: under an OS limit, give 16 MiB + 0.4% less"),
-        new(["--window"], "K", "flash mode: keep neurons used in the last K tokens cached (default: the spec's)"),
-        new(["--io-threads"], "N", "flash and naive modes: parallel flash reads (default: the spec's)"),
-        new(["--measure-recall"], null, "flash mode: also compute the true active neurons (reads every gate row) to report predictor_recall"),
+        .. EngineSettings,
         new(["--json"], null, "print one JSON object (ids, text, stop reason, stats) instead of streaming text"),
         new(["--dump-logits"], "K", "with --json: include the logits after positions 0..K-1"),
         ModelLoader.ModelOption,
@@ -60,7 +66,6 @@ public static class RunCommand
         var (promptText, promptFile) = PromptOptions(a);
         int maxNew = a.Int("--n-predict", -1, min: -1);
         int threads = Threads(a);
-        EngineMode? mode = a.Mode("--mode");
         bool json = a.Flag("--json");
         int dumpLogits = a.Int("--dump-logits", 0, min: 0, max: info.Shape.Context);
         if (dumpLogits > 0 && !json) throw new BadInputException("--dump-logits needs --json");
@@ -74,16 +79,7 @@ public static class RunCommand
         };
         sampling.Validate();
 
-        var options = new EngineOptions
-        {
-            Mode = mode,
-            Threads = threads,
-            DramBudget = a.String("--dram-budget"),
-            Window = a.Int("--window", 0, min: 1),
-            IoThreads = a.Int("--io-threads", 0, min: 1, max: 256),
-            MeasureRecall = a.Flag("--measure-recall"),
-            Warn = message => ctx.Stderr.WriteLine("warning: " + message),
-        };
+        var options = ReadEngineOptions(ctx, a, threads);
         var (model, tokenizer, loadMs, provenance) = ModelLoader.Load(ctx, a.String("--model"), options);
         using var weights = model.Weights;
         using var _ = model;
@@ -119,6 +115,18 @@ public static class RunCommand
         }
         return 0;
     }
+
+    /// <summary>The engine options that <see cref="EngineSettings"/> give.</summary>
+    internal static EngineOptions ReadEngineOptions(CliContext ctx, Arguments a, int threads) => new()
+    {
+        Mode = a.Mode("--mode"),
+        Threads = threads,
+        DramBudget = a.String("--dram-budget"),
+        Window = a.Int("--window", 0, min: 1),
+        IoThreads = a.Int("--io-threads", 0, min: 1, max: 256),
+        MeasureRecall = a.Flag("--measure-recall"),
+        Warn = message => ctx.Stderr.WriteLine("warning: " + message),
+    };
 
     /// <summary>The prompt's text (-p) or file (-f), at most one of them given.</summary>
     internal static (string? Text, string? File) PromptOptions(Arguments a)
@@ -156,7 +164,6 @@ public static class RunCommand
 
     private static void WriteJson(CliContext ctx, Generation r, byte[] text, double loadMs, Transformer model, int threads, string? provenance)
     {
-        var st = TokenStats.Of(r, model);
         using var w = new Utf8JsonWriter(ctx.Stdout);
         w.WriteStartObject();
         w.WriteStartArray("prompt_ids");
@@ -180,6 +187,14 @@ public static class RunCommand
             }
             w.WriteEndArray();
         }
+        WriteStats(w, r, model, threads, loadMs);
+        CommandLine.EndJson(ctx, w);
+    }
+
+    /// <summary>The <c>stats</c> object of <c>run --json</c> (serve's responses carry the same).</summary>
+    internal static void WriteStats(Utf8JsonWriter w, Generation r, Transformer model, int threads, double loadMs)
+    {
+        var st = TokenStats.Of(r, model);
         var account = model.Weights.Account;
         w.WriteStartObject("stats");
         w.WriteString("mode", st.Mode);
@@ -203,6 +218,5 @@ public static class RunCommand
         if (model.FfnSource.Stats.DirectIo is { } direct) w.WriteBoolean("o_direct", direct);
         else w.WriteNull("o_direct");
         w.WriteEndObject();
-        CommandLine.EndJson(ctx, w);
     }
 }

@@ -5,7 +5,9 @@ using AotFlash.Tokenizers;
 
 namespace AotFlash.Inference;
 
-public sealed record TokenizerConfig(TokenizerKind Kind, int Bos, int Eos, int[] Stop);
+/// <summary>The spec's tokenizer section: its kind, BOS/EOS ids, the ids that end a generation, and the prompt format of a
+/// chat model.</summary>
+public sealed record TokenizerConfig(TokenizerKind Kind, int Bos, int Eos, int[] Stop, ChatTemplateKind ChatTemplate = ChatTemplateKind.None);
 
 /// <summary>The FFN activations a spec can name.</summary>
 public enum ActivationKind { Relu, Silu, Gelu, FatRelu }

@@ -14,6 +14,9 @@ public interface ITokenizer
     /// is known to need more than n tokens before it is encoded.</summary>
     int LongestTokenBytes { get; }
 
+    /// <summary>The bytes of a token's vocabulary entry as stored (a control token's own text, such as <c>&lt;/s&gt;</c>).</summary>
+    ReadOnlySpan<byte> Piece(int token);
+
     /// <summary>The ids of <paramref name="utf8"/>, after <paramref name="bos"/> when <paramref name="addBos"/>.</summary>
     int[] Encode(ReadOnlySpan<byte> utf8, bool addBos, int bos);
 

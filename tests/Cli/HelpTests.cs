@@ -27,6 +27,7 @@ public sealed class HelpTests
     [InlineData("bench", "-f", "prompt.txt", "--prompt-tokens", "64", "--help")]
     [InlineData("perplexity", "-f", "story.txt", "--kl-base", "base.klbase", "--help")]
     [InlineData("export", "-o", "out.gguf", "--help")]
+    [InlineData("serve", "--port", "1", "--help")]
     public void HelpWhereAnOptionNameIsExpected(params string[] args) => AssertHelp(InProcess.Run(Model, args), args[0]);
 
     [SkippableTheory]
@@ -53,7 +54,7 @@ public sealed class HelpTests
     // Nothing to do is a usage error like any other: one line on stderr, exit 2, nothing on stdout.
     [Fact]
     public void NoArgumentsIsOneErrorLine() => InProcess.Run(Model).AssertBadInput(
-        "no command given (commands: run, convert, calibrate, pack, bench, perplexity, export, info, soak; see --help)");
+        "no command given (commands: run, convert, calibrate, pack, bench, perplexity, export, info, soak, serve; see --help)");
 
     [Fact]
     public void TopLevelHelpGoesToStdout()
