@@ -274,10 +274,7 @@ internal sealed class OpenAiServer : IAsyncDisposable
                     await SendEvent(http, w => reply.WriteChunk(w, piece, role: false, finish: null, request.IncludeUsage));
             }
             var result = await generating;
-            if (cancel.IsCancellationRequested && result.StopReason == StopReason.Callback && !answer.Stopped && !templateStop)
-            {
-                http.RequestAborted.ThrowIfCancellationRequested(); // the client is gone: nothing to answer
-            }
+            http.RequestAborted.ThrowIfCancellationRequested(); // the client is gone: nothing to answer
             string tail = answer.Finish();
             string finish = answer.Stopped || templateStop || result.StopReason is StopReason.StopToken or StopReason.Callback ? "stop" : "length";
             var usage = (result.PromptIds.Length, result.GeneratedIds.Count);
@@ -307,6 +304,12 @@ internal sealed class OpenAiServer : IAsyncDisposable
             }
             return $"{usage.Item1} prompt tokens, {usage.Item2} generated, {finish}" +
                    (result.StopReason == StopReason.Callback && _stopping.IsCancellationRequested ? ", ended by shutdown" : "");
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException && http.RequestAborted.IsCancellationRequested)
+        {
+            cancel.Cancel();
+            var result = await generating;
+            return $"client went away: {result.PromptIds.Length} prompt tokens, {result.GeneratedIds.Count} generated";
         }
         finally
         {

@@ -109,6 +109,7 @@ public sealed class DiagnosticTests
     [InlineData("family", "family: gpt", 2, 9)]
     [InlineData("activation", "activation: tanh", 10, 13)]
     [InlineData("weights", "weights: { dtype: q3 }", 12, 19)]
+    [InlineData("tokenizer", "tokenizer: { kind: llama2c, bos: 1, eos: 2, stop: [1], chat_template: alpaca }", 11, 71)]
     public void AF0008_Unsupported(string? key, string line, int row, int column) =>
         Assert.Equal((row, column), At(Single(With(key, line), "AF0008")));
 
@@ -118,6 +119,15 @@ public sealed class DiagnosticTests
         Assert.Contains("outside the vocabulary", Single(With("tokenizer", "tokenizer: { kind: llama2c, bos: 1, eos: 2, stop: [600] }"), "AF0009").GetMessage());
         Assert.Contains("even head size", Single(With("heads", "heads: 64"), "AF0009").GetMessage()); // head size 1
         Assert.Contains("kv_heads must equal heads", Single(With("family", "family: opt"), "AF0009").GetMessage()); // Valid has kv_heads 4 of 8
+    }
+
+    [Fact]
+    public void AChatTemplateReachesTheModelsTokenizerConfig()
+    {
+        var result = SpecGenerator.Run(("/specs/tiny.yaml", With("tokenizer", "tokenizer: { kind: llama2c, bos: 1, eos: 2, stop: [1], chat_template: chatml }")));
+        Assert.Empty(result.GeneratorDiagnostics);
+        Assert.Empty(result.CompileErrors);
+        Assert.Contains("ChatTemplate: global::AotFlash.Tokenizers.ChatTemplateKind.ChatMl", result.Sources.Values.Single(s => s.Contains("TokenizerConfig(")));
     }
 
     // The family decides norm, position encoding and FFN; a spec that writes one is told so, whatever the value.

@@ -51,10 +51,13 @@ internal sealed class LocalServer : IAsyncDisposable
         return new LocalServer(info, loaded, tokenizer, pool, server, log, address);
     }
 
+    /// <summary>Bodies of more than a megabyte go with <c>Expect: 100-continue</c>, as curl sends them: a server that refuses
+    /// one (413) answers before the client sends it, instead of closing the connection under a client still writing.</summary>
     public Task<HttpResponseMessage> Post(string path, string json, string? apiKey = null, HttpCompletionOption read = HttpCompletionOption.ResponseContentRead,
         CancellationToken cancel = default)
     {
         var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new StringContent(json, Encoding.UTF8, "application/json") };
+        if (json.Length > 1 << 20) request.Headers.ExpectContinue = true;
         if (apiKey is not null) request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", apiKey);
         return Client.SendAsync(request, read, cancel);
     }

@@ -26,6 +26,9 @@ public static class Published
     /// <summary>Path of the packed executable of <paramref name="model"/> (spec modelspecs/&lt;model&gt;.yaml, weights from ../shared).</summary>
     public static string Executable(string model, string rid = "linux-x64") => Publish(model, rid, lib: false);
 
+    /// <summary>The packed executable of <paramref name="model"/> with the HTTP server compiled in (publish.sh --server).</summary>
+    public static string ServerExecutable(string model) => Publish(model, "linux-x64", lib: false, server: true);
+
     /// <summary>A test-only spec (tests/specs/&lt;spec&gt;.yaml) published uncalibrated with the weights of reference model
     /// <paramref name="source"/>.</summary>
     public static string TestSpecExecutable(string spec, string source, string rid) =>
@@ -40,17 +43,17 @@ public static class Published
         return new PublishedLibrary(library, dir, Path.Combine(dir, model), Path.Combine(dir, model + ".afm"));
     }
 
-    private static string Publish(string model, string rid, bool lib, string? spec = null, string[]? weights = null)
+    private static string Publish(string model, string rid, bool lib, string? spec = null, string[]? weights = null, bool server = false)
     {
         Gate.Wait();
         try
         {
-            string key = model + "/" + rid + (lib ? "/lib" : "");
+            string key = model + "/" + rid + (lib ? "/lib" : "") + (server ? "/server" : "");
             if (Outputs.TryGetValue(key, out var exe)) return exe;
-            string output = Path.Combine(Root, rid, model + (lib ? "-lib" : ""));
+            string output = Path.Combine(Root, rid, model + (lib ? "-lib" : "") + (server ? "-server" : ""));
             var r = ProcessRunner.Run(Path.Combine(TestPaths.RepoRoot, "publish.sh"),
                 [Path.Combine(TestPaths.RepoRoot, spec ?? Path.Combine("modelspecs", model + ".yaml")), .. weights ?? ModelSource.PublishArguments(model),
-                 "--output", output, "--rid", rid, .. (lib ? ["--lib"] : Array.Empty<string>())],
+                 "--output", output, "--rid", rid, .. (lib ? ["--lib"] : Array.Empty<string>()), .. (server ? ["--server"] : Array.Empty<string>())],
                 TestPaths.RepoRoot, timeoutSeconds: 900);
             Assert.True(r.ExitCode == 0, $"publish.sh {model} failed ({r.ExitCode}):\n{r.Stderr}\n{r.Stdout}");
             exe = r.Stdout.TrimEnd('\n').Split('\n')[^1];
