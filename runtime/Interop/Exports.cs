@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Text.Unicode;
 using AotFlash.Inference;
+using AotFlash.Tokenizers;
 
 namespace AotFlash.Interop;
 
@@ -24,6 +25,7 @@ public static unsafe class Exports
         NativeText("token id out of range"), NativeText("invalid UTF-8"), NativeText("context full"), NativeText("session busy"),
         NativeText("bad input"), NativeText("cancelled"), NativeText("runtime failure"),
     ];
+    private static readonly byte* ImEndText = NativeText("<|im_end|>");
     private static readonly Lock ModelTextLock = new();
     private static byte* s_specHash, s_name, s_family;
 
@@ -146,6 +148,39 @@ public static unsafe class Exports
             return LastError.Success();
         }
         catch (Exception e) { return LastError.Set(e); }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "aotflash_chat_tokenize")]
+    public static Status ChatTokenize(nint model, NativeChatMessage* messages, nuint messageCount, byte* chatTemplate, int* ids, nuint idsCapacity,
+                                      nuint* outCount, int* outStopToken, byte** outStopText)
+    {
+        try
+        {
+            var m = Models.Get(model);
+            if (outCount is null) throw Null("out_count");
+            var kind = chatTemplate is null ? m.Info.Tokenizer.ChatTemplate : ChatTemplate.Parse(Text(chatTemplate, "chat_template"));
+            var list = new List<ChatMessage>();
+            foreach (var message in Input(messages, messageCount, "messages"))
+                list.Add(new ChatMessage(Text(message.Role, $"messages[{list.Count}].role"), Text(message.Content, $"messages[{list.Count}].content")));
+            var template = m.Template(kind);
+            int[] tokens = template.Encode(list, Session.MaxPromptBytesOf(m.Info, m.Tokenizer));
+            *outCount = (nuint)tokens.Length;
+            Output(ids, idsCapacity, (nuint)tokens.Length, "ids", "token ids");
+            tokens.CopyTo(new Span<int>(ids, tokens.Length));
+            if (outStopToken is not null) *outStopToken = template.StopTokens.Count > 0 ? template.StopTokens[0] : -1;
+            if (outStopText is not null) *outStopText = template.StopStrings.Count > 0 ? ImEndText : null;
+            return LastError.Success();
+        }
+        catch (Exception e) { return LastError.Set(e); }
+    }
+
+    /// <summary>A caller's NUL-terminated UTF-8 string.</summary>
+    private static string Text(byte* text, string name)
+    {
+        if (text is null) throw Null(name);
+        var utf8 = MemoryMarshal.CreateReadOnlySpanFromNullTerminated(text);
+        if (!Utf8.IsValid(utf8)) throw new ApiException(Status.InvalidUtf8, $"{name} is not valid UTF-8");
+        return System.Text.Encoding.UTF8.GetString(utf8);
     }
 
     [UnmanagedCallersOnly(EntryPoint = "aotflash_session_new")]

@@ -42,6 +42,16 @@ internal sealed class NativeModel : IDisposable
         }
     }
 
+    private readonly ChatTemplate?[] _templates = new ChatTemplate?[Enum.GetValues<ChatTemplateKind>().Length];
+
+    /// <summary>The chat template of a kind over this model's tokenizer, made once (ChatML looks its markers up in the
+    /// vocabulary).</summary>
+    public ChatTemplate Template(ChatTemplateKind kind)
+    {
+        lock (_templates)
+            return _templates[(int)kind] ??= new ChatTemplate(kind, Tokenizer, Info.Tokenizer.Bos, Info.Tokenizer.Eos);
+    }
+
     /// <summary>The sessions made from this model keep the weights mapped until they are freed.</summary>
     public void Dispose() => Loaded.Dispose();
 }

@@ -39,6 +39,14 @@ public enum NativeStopReason
     Callback = 3,
 }
 
+/// <summary><c>aotflash_chat_message</c>.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct NativeChatMessage
+{
+    public byte* Role;
+    public byte* Content;
+}
+
 /// <summary><c>aotflash_params</c>.</summary>
 [StructLayout(LayoutKind.Sequential)]
 public unsafe struct NativeParams

@@ -19,6 +19,7 @@ public sealed partial class HeaderTests
         ("aotflash_params", typeof(NativeParams)),
         ("aotflash_model_desc", typeof(NativeModelDesc)),
         ("aotflash_session_stats", typeof(NativeSessionStats)),
+        ("aotflash_chat_message", typeof(NativeChatMessage)),
     ];
 
     /// <summary>The C enum constants' prefixes and the C# enums that mirror them.</summary>

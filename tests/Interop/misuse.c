@@ -202,7 +202,31 @@ int main(int argc, char **argv) {
     expect(aotflash_detokenize(model, NULL, 2, text, sizeof text, &len), AOTFLASH_ERR_INVALID_ARGUMENT, "detokenize NULL ids");
     expect(aotflash_detokenize(model, ids, needed, text, sizeof text, NULL), AOTFLASH_ERR_INVALID_ARGUMENT, "detokenize with out_len NULL");
 
+    /* ---- chat_tokenize ---- */
+    aotflash_chat_message chat[] = {{"system", "Be brief."}, {"user", "Hi"}};
+    int32_t stop_token = 7;
+    const char *stop_text = "unset";
+    expect(aotflash_chat_tokenize(NULL, chat, 2, "llama2", ids, 1024, &n, NULL, NULL), AOTFLASH_ERR_INVALID_HANDLE, "chat_tokenize with a NULL model");
+    expect(aotflash_chat_tokenize(model, chat, 2, NULL, ids, 1024, &n, NULL, NULL), AOTFLASH_ERR_BAD_INPUT, "chat_tokenize on a base model without a template");
+    expect(aotflash_chat_tokenize(model, chat, 2, "alpaca", ids, 1024, &n, NULL, NULL), AOTFLASH_ERR_BAD_INPUT, "chat_tokenize with an unknown template");
+    expect(aotflash_chat_tokenize(model, chat + 1, 1, "llama2", ids, 1024, NULL, NULL, NULL), AOTFLASH_ERR_INVALID_ARGUMENT, "chat_tokenize with out_count NULL");
+    expect(aotflash_chat_tokenize(model, NULL, 2, "llama2", ids, 1024, &n, NULL, NULL), AOTFLASH_ERR_INVALID_ARGUMENT, "chat_tokenize NULL messages");
+    aotflash_chat_message no_role[] = {{NULL, "Hi"}};
+    expect(aotflash_chat_tokenize(model, no_role, 1, "llama2", ids, 1024, &n, NULL, NULL), AOTFLASH_ERR_INVALID_ARGUMENT, "chat_tokenize with a NULL role");
+    aotflash_chat_message bad_text[] = {{"user", "\xff"}};
+    expect(aotflash_chat_tokenize(model, bad_text, 1, "llama2", ids, 1024, &n, NULL, NULL), AOTFLASH_ERR_INVALID_UTF8, "chat_tokenize invalid UTF-8");
+    aotflash_chat_message out_of_order[] = {{"assistant", "Hi"}};
+    expect(aotflash_chat_tokenize(model, out_of_order, 1, "llama2", ids, 1024, &n, NULL, NULL), AOTFLASH_ERR_BAD_INPUT, "chat_tokenize, assistant first");
+    n = 0;
+    expect(aotflash_chat_tokenize(model, chat, 2, "llama2", NULL, 0, &n, NULL, NULL), AOTFLASH_ERR_BUFFER_TOO_SMALL, "chat_tokenize size query");
+    size_t chat_needed = n;
+    expect(aotflash_chat_tokenize(model, chat, 2, "llama2", ids, chat_needed, &n, &stop_token, &stop_text), AOTFLASH_OK, "chat_tokenize llama2");
+    check(n == chat_needed && ids[0] == desc.bos && stop_token == -1 && stop_text == NULL, "llama2: BOS first, nothing more ends the answer");
+    expect(aotflash_chat_tokenize(model, chat, 2, "chatml", ids, 1024, &n, &stop_token, &stop_text), AOTFLASH_OK, "chat_tokenize chatml");
+    check(stop_token == -1 && stop_text != NULL && strcmp(stop_text, "<|im_end|>") == 0, "chatml spelled in pieces ends at its marker's text");
+
     /* ---- generate ---- */
+    expect(aotflash_tokenize(model, prompt, strlen(prompt), 1, ids, needed, &n), AOTFLASH_OK, "tokenize the prompt again");
     size_t n_prompt = needed;
     int32_t negative[] = {desc.bos, -1};
     expect(aotflash_generate(session, NULL, 3, 5, NULL, NULL, NULL), AOTFLASH_ERR_INVALID_ARGUMENT, "generate with NULL prompt");
