@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace AotFlash.Server;
+namespace AotFlash.Tokenizers;
 
 /// <summary>
 /// The answer's text as tokens arrive: a token may end inside a UTF-8 character, so bytes are held until the character

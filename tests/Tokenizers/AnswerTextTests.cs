@@ -1,7 +1,7 @@
 using System.Text;
-using AotFlash.Server;
+using AotFlash.Tokenizers;
 
-namespace AotFlash.Tests.Server;
+namespace AotFlash.Tests.Tokenizers;
 
 public sealed class AnswerTextTests
 {
