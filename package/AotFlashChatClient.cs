@@ -110,9 +110,18 @@ public sealed class AotFlashChatClient : IChatClient
         // Generation computes for as long as the answer takes: a thread of its own, not one of the pool's.
         var generating = Task.Factory.StartNew(() => run.Run(_api, _model, p, prompt, maxTokens), CancellationToken.None,
             TaskCreationOptions.LongRunning, TaskScheduler.Default);
-        await foreach (string text in run.Pieces.Reader.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
-            yield return Update(text);
-        int reason = await generating.ConfigureAwait(false);
+        int reason;
+        try
+        {
+            await foreach (string text in run.Pieces.Reader.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
+                yield return Update(text);
+            reason = await generating.ConfigureAwait(false);
+        }
+        finally
+        {
+            // A caller that stops reading early ends the generation too (its thread frees the session).
+            run.Abandon();
+        }
         cancellationToken.ThrowIfCancellationRequested();
         string tail = run.Answer.Finish();
         if (tail.Length > 0) yield return Update(tail);
@@ -186,6 +195,7 @@ public sealed class AotFlashChatClient : IChatClient
         if (options.Temperature is { } t) p.Temperature = t;
         if (options.TopP is { } topP) p.TopP = topP;
         if (options.TopK is { } topK) p.TopK = topK;
+        // The library reads seed 0 as "from the clock"; a caller's 0 is a seed like any other.
         if (options.Seed is { } seed) p.Seed = unchecked((ulong)seed) is 0 ? 1 : unchecked((ulong)seed);
         return p;
     }
@@ -218,10 +228,14 @@ public sealed class AotFlashChatClient : IChatClient
     {
         private readonly int _stopToken = stopToken;
         private readonly CancellationToken _cancel = cancel;
+        private volatile bool _abandoned;
 
         public AnswerText Answer { get; } = answer;
         public Channel<string> Pieces { get; } = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         public int Generated { get; private set; }
+
+        /// <summary>Stops the generation at its next token (nothing happens once it has ended).</summary>
+        public void Abandon() => _abandoned = true;
 
         /// <summary>Runs the session to the end and returns its <c>aotflash_stop_reason</c>.</summary>
         public int Run(NativeApi api, nint model, NativeApi.Params p, int[] prompt, int maxTokens)
@@ -248,7 +262,7 @@ public sealed class AotFlashChatClient : IChatClient
         private static int OnToken(int token, byte* piece, nuint length, void* user)
         {
             var run = (Generation)GCHandle.FromIntPtr((nint)user).Target!;
-            if (run._cancel.IsCancellationRequested || token == run._stopToken) return 1;
+            if (run._abandoned || run._cancel.IsCancellationRequested || token == run._stopToken) return 1;
             run.Generated++;
             string text = run.Answer.Add(new ReadOnlySpan<byte>(piece, (int)length));
             if (text.Length > 0) run.Pieces.Writer.TryWrite(text);

@@ -18,21 +18,18 @@ internal sealed record Reply(bool Chat, string Id, long Created, string Model)
     public void WriteWhole(Utf8JsonWriter w, string text, string finish, (int Prompt, int Generated) usage)
     {
         WriteHead(w, chunk: false);
-        w.WriteStartArray("choices");
-        w.WriteStartObject();
-        w.WriteNumber("index", 0);
-        if (Chat)
+        WriteChoice(w, finish, () =>
         {
+            if (!Chat)
+            {
+                w.WriteString("text", text);
+                return;
+            }
             w.WriteStartObject("message");
             w.WriteString("role", "assistant");
             w.WriteString("content", text);
             w.WriteEndObject();
-        }
-        else w.WriteString("text", text);
-        w.WriteNull("logprobs");
-        w.WriteString("finish_reason", finish);
-        w.WriteEndObject();
-        w.WriteEndArray();
+        });
         WriteUsage(w, usage);
     }
 
@@ -42,24 +39,34 @@ internal sealed record Reply(bool Chat, string Id, long Created, string Model)
     {
         w.WriteStartObject();
         WriteHead(w, chunk: true);
-        w.WriteStartArray("choices");
-        w.WriteStartObject();
-        w.WriteNumber("index", 0);
-        if (Chat)
+        WriteChoice(w, finish, () =>
         {
+            if (!Chat)
+            {
+                w.WriteString("text", text);
+                return;
+            }
             w.WriteStartObject("delta");
             if (role) w.WriteString("role", "assistant");
             if (finish is null) w.WriteString("content", text);
             w.WriteEndObject();
-        }
-        else w.WriteString("text", text);
+        });
+        // With include_usage every event but the last has "usage": null, as OpenAI's do.
+        if (includeUsage) w.WriteNull("usage");
+        if (closeObject) w.WriteEndObject();
+    }
+
+    /// <summary><c>"choices": [{index 0, what <paramref name="writeText"/> writes, logprobs null, finish_reason}]</c>.</summary>
+    private static void WriteChoice(Utf8JsonWriter w, string? finish, Action writeText)
+    {
+        w.WriteStartArray("choices");
+        w.WriteStartObject();
+        w.WriteNumber("index", 0);
+        writeText();
         w.WriteNull("logprobs");
         w.WriteString("finish_reason", finish);
         w.WriteEndObject();
         w.WriteEndArray();
-        // With include_usage every event but the last has "usage": null, as OpenAI's do.
-        if (includeUsage) w.WriteNull("usage");
-        if (closeObject) w.WriteEndObject();
     }
 
     /// <summary>The event that stream_options.include_usage adds after the last: no choices, the usage.</summary>

@@ -2,7 +2,6 @@ using System.Net;
 using System.Runtime.InteropServices;
 using AotFlash.Cli;
 using AotFlash.Inference;
-using AotFlash.Sampling;
 
 using AotFlash.Tokenizers;
 
@@ -58,14 +57,7 @@ public static class ServeCommand
         if (apiKey == "") throw new BadInputException("--api-key must not be empty");
         var templateKind = a.String("--chat-template") is { } name ? ChatTemplate.Parse(name) : info.Tokenizer.ChatTemplate;
         int threads = a.Int("--threads", Math.Max(1, RunCommand.DefaultThreads / parallel), min: 1, max: 1024);
-        var defaults = new SamplerOptions
-        {
-            Temperature = a.Float("--temp", 0.8f),
-            TopK = a.Int("--top-k", 40),
-            TopP = a.Float("--top-p", 0.95f),
-            MinP = a.Float("--min-p", 0.05f),
-        };
-        defaults.Validate();
+        var defaults = RunCommand.ReadSampling(a, seed: 0); // each request brings its seed, or gets a random one
         var options = RunCommand.ReadEngineOptions(ctx, a, threads);
 
         var clock = System.Diagnostics.Stopwatch.StartNew();

@@ -69,15 +69,7 @@ public static class RunCommand
         bool json = a.Flag("--json");
         int dumpLogits = a.Int("--dump-logits", 0, min: 0, max: info.Shape.Context);
         if (dumpLogits > 0 && !json) throw new BadInputException("--dump-logits needs --json");
-        var sampling = new SamplerOptions
-        {
-            Temperature = a.Float("--temp", 0.8f),
-            TopK = a.Int("--top-k", 40),
-            TopP = a.Float("--top-p", 0.95f),
-            MinP = a.Float("--min-p", 0.05f),
-            Seed = a.ULong("--seed", (ulong)DateTime.UtcNow.Ticks),
-        };
-        sampling.Validate();
+        var sampling = ReadSampling(a, seed: a.ULong("--seed", (ulong)DateTime.UtcNow.Ticks));
 
         var options = ReadEngineOptions(ctx, a, threads);
         var (model, tokenizer, loadMs, provenance) = ModelLoader.Load(ctx, a.String("--model"), options);
@@ -114,6 +106,21 @@ public static class RunCommand
                                  $"compute {st.ComputeMs:F2} ms, {st.BytesRead / 1024.0:F0} KiB read, FFN density {st.Density:F3}; peak DRAM {DramAccount.Format(model.Weights.Account.Peak)}]");
         }
         return 0;
+    }
+
+    /// <summary>--temp, --top-k, --top-p and --min-p (llama.cpp's defaults where not given), checked, with <paramref name="seed"/>.</summary>
+    internal static SamplerOptions ReadSampling(Arguments a, ulong seed)
+    {
+        var sampling = new SamplerOptions
+        {
+            Temperature = a.Float("--temp", 0.8f),
+            TopK = a.Int("--top-k", 40),
+            TopP = a.Float("--top-p", 0.95f),
+            MinP = a.Float("--min-p", 0.05f),
+            Seed = seed,
+        };
+        sampling.Validate();
+        return sampling;
     }
 
     /// <summary>The engine options that <see cref="EngineSettings"/> give.</summary>

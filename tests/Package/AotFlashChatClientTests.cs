@@ -86,6 +86,9 @@ public sealed class AotFlashChatClientTests
                 if (++updates == 2) cancel.Cancel();
         });
         Assert.InRange(updates, 2, 399);
+        // A caller that stops reading ends the generation as well.
+        await foreach (var _ in client.GetStreamingResponseAsync(Conversation, new ChatOptions { MaxOutputTokens = 400 }))
+            break;
         var next = await client.GetResponseAsync(Conversation, new ChatOptions { MaxOutputTokens = 3 });
         Assert.Equal(3, next.Usage!.OutputTokenCount);
     }
