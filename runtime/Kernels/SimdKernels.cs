@@ -143,8 +143,11 @@ internal static unsafe class SimdKernels<TF, TI, S>
                 float* xa = x + t * xStride;
                 TF a0 = S.Zero, a1 = S.Zero, a2 = S.Zero, a3 = S.Zero;
                 int j = 0;
+                // One token (decode) waits on memory: the next four rows are asked for as these are read.
+                float* next = tokens == 1 && r + 8 <= rows ? w0 + 4 * rowStride : null;
                 for (; j <= cols - c; j += c)
                 {
+                    Prefetch.FourRows(next, rowStride * sizeof(float), (long)j * sizeof(float), c * sizeof(float));
                     TF xv = S.Load(xa + j);
                     a0 = S.MulAdd(S.Load(w0 + j), xv, a0);
                     a1 = S.MulAdd(S.Load(w1 + j), xv, a1);
@@ -186,8 +189,10 @@ internal static unsafe class SimdKernels<TF, TI, S>
             Half* w0 = w + r * rowStride, w1 = w0 + rowStride, w2 = w1 + rowStride, w3 = w2 + rowStride;
             TF acc0 = S.Zero, acc1 = S.Zero, acc2 = S.Zero, acc3 = S.Zero;
             int j = 0;
+            Half* next = r + 8 <= rows ? w0 + 4 * rowStride : null;
             for (; j <= cols - 2 * c; j += 2 * c)
             {
+                Prefetch.FourRows(next, rowStride * sizeof(Half), (long)j * sizeof(Half), 2 * c * sizeof(Half));
                 TF xLower = S.Load(x + j), xUpper = S.Load(x + j + c);
                 var (lower, upper) = S.LoadHalves(w0 + j);
                 acc0 = S.MulAdd(HalfToSingle(upper), xUpper, S.MulAdd(HalfToSingle(lower), xLower, acc0));
