@@ -47,6 +47,7 @@ public sealed class AotFlashChatClient : IChatClient
     private readonly NativeApi _api;
     private readonly nint _model;
     private readonly byte[]? _template;
+    private readonly int _threads;
     private int _disposed;
 
     /// <param name="libraryPath">The model's library, <c>lib&lt;name&gt;.so</c>.</param>
@@ -72,10 +73,15 @@ public sealed class AotFlashChatClient : IChatClient
             _api.Check(_api.ModelOpen(m, &p, &model), "aotflash_model_open");
         }
         _model = model;
+        _threads = options.Threads;
         var desc = new NativeApi.ModelDesc { Size = (uint)sizeof(NativeApi.ModelDesc) };
-        _api.Check(_api.ModelInfo(_model, &desc), "aotflash_model_info");
-        string name = Marshal.PtrToStringUTF8((nint)desc.Name)!;
-        Metadata = new ChatClientMetadata("aotflash", null, name);
+        try { _api.Check(_api.ModelInfo(_model, &desc), "aotflash_model_info"); }
+        catch
+        {
+            _api.ModelClose(_model);
+            throw;
+        }
+        Metadata = new ChatClientMetadata("aotflash", null, Marshal.PtrToStringUTF8((nint)desc.Name)!);
     }
 
     /// <summary>Provider "aotflash", the model's spec name as its id.</summary>
@@ -88,7 +94,9 @@ public sealed class AotFlashChatClient : IChatClient
 
     /// <summary>The answer as it is generated: one update per piece of text (whole characters), then one with the finish
     /// reason (<see cref="ChatFinishReason.Length"/> at MaxOutputTokens or the context's end) and the usage. Cancelling stops the
-    /// generation at the next token and throws <see cref="OperationCanceledException"/>.</summary>
+    /// generation at its next token (a prompt being processed is finished first) and throws
+    /// <see cref="OperationCanceledException"/>; a caller that stops reading ends it too. ChatOptions.Instructions become the
+    /// system message (joined to the conversation's own).</summary>
     /// <exception cref="AotFlashException">The library refused the conversation (roles out of the format's order, a
     /// model without a chat template, too long) or failed while generating.</exception>
     /// <exception cref="NotSupportedException">Content other than text, tools, penalties or a response format.</exception>
@@ -97,7 +105,7 @@ public sealed class AotFlashChatClient : IChatClient
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         ArgumentNullException.ThrowIfNull(messages);
-        var (prompt, stopToken, stopText) = Prompt(messages);
+        var (prompt, stopToken, stopText) = Prompt(WithInstructions(messages, options?.Instructions));
         var stops = new List<string>(options?.StopSequences ?? []);
         if (stopText is not null) stops.Add(stopText);
         if (stops.Any(s => s.Length == 0)) throw new ArgumentException("stop sequences must not be empty", nameof(options));
@@ -119,8 +127,10 @@ public sealed class AotFlashChatClient : IChatClient
         }
         finally
         {
-            // A caller that stops reading early ends the generation too (its thread frees the session).
+            // A caller that stops reading early ends the generation too (its thread frees the session; a failure there
+            // has no one left to tell).
             run.Abandon();
+            _ = generating.ContinueWith(static t => t.Exception, TaskContinuationOptions.OnlyOnFaulted);
         }
         cancellationToken.ThrowIfCancellationRequested();
         string tail = run.Answer.Finish();
@@ -144,6 +154,16 @@ public sealed class AotFlashChatClient : IChatClient
         };
     }
 
+    /// <summary>ChatOptions.Instructions as the system message, before the conversation's own if it has one.</summary>
+    private static IEnumerable<ChatMessage> WithInstructions(IEnumerable<ChatMessage> messages, string? instructions)
+    {
+        if (string.IsNullOrEmpty(instructions)) return messages;
+        var list = messages.ToList();
+        if (list.Count > 0 && list[0].Role == ChatRole.System)
+            return [new ChatMessage(ChatRole.System, instructions + "\n\n" + list[0].Text), .. list.Skip(1)];
+        return [new ChatMessage(ChatRole.System, instructions), .. list];
+    }
+
     /// <summary>The conversation's prompt ids in the model's chat format, and what ends the answer besides its stop tokens.</summary>
     private unsafe (int[] Ids, int StopToken, string? StopText) Prompt(IEnumerable<ChatMessage> messages)
     {
@@ -154,7 +174,9 @@ public sealed class AotFlashChatClient : IChatClient
                 : throw new NotSupportedException($"role '{m.Role}': the model reads system, user and assistant messages");
             if (m.Contents.FirstOrDefault(c => c is not TextContent) is { } other)
                 throw new NotSupportedException($"{other.GetType().Name} in a {role} message: the model reads text only");
-            texts.Add((Utf8z(role), Utf8z(m.Text)));
+            string text = m.Text;
+            if (text.Contains('\0')) throw new ArgumentException($"a {role} message holds a NUL character, which the library cannot take", nameof(messages));
+            texts.Add((Utf8z(role), Utf8z(text)));
         }
         var handles = texts.SelectMany(t => new[] { GCHandle.Alloc(t.Role, GCHandleType.Pinned), GCHandle.Alloc(t.Content, GCHandleType.Pinned) }).ToArray();
         try
@@ -186,6 +208,7 @@ public sealed class AotFlashChatClient : IChatClient
     private unsafe NativeApi.Params SessionParams(ChatOptions? options)
     {
         var p = _api.DefaultParams();
+        p.Threads = _threads;
         if (options is null) return p;
         if (options.Tools is { Count: > 0 }) throw new NotSupportedException("tools: this model answers in text only");
         if (options.FrequencyPenalty is { } f && f != 0 || options.PresencePenalty is { } pp && pp != 0)

@@ -10,7 +10,6 @@ internal sealed class ApiException(int status, string message, string? param = n
     /// <summary>OpenAI's error type for a status.</summary>
     public string Type => Status switch
     {
-        401 => "authentication_error",
         404 => "not_found_error",
         >= 500 => "server_error",
         _ => "invalid_request_error",

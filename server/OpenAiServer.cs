@@ -42,7 +42,7 @@ internal sealed record ServerSettings
 /// OpenAI's HTTP API over one loaded model on Kestrel: <c>POST /v1/completions</c> and <c>/v1/chat/completions</c>
 /// (whole answers or server-sent events), <c>GET /v1/models</c> and <c>GET /health</c>. Each request generates on a
 /// transformer of the <see cref="SessionPool"/>, on a thread of its own; a client that goes away stops its generation
-/// at the next token.
+/// at the next token or prompt block.
 /// </summary>
 internal sealed class OpenAiServer : IAsyncDisposable
 {
@@ -87,14 +87,20 @@ internal sealed class OpenAiServer : IAsyncDisposable
         });
         var app = builder.Build();
         app.Run(Handle);
-        await app.StartAsync();
+        try { await app.StartAsync(); }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
+        {
+            await app.DisposeAsync();
+            throw new IOException(e.Message, e);
+        }
         _app = app;
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
         return addresses.First();
     }
 
-    /// <summary>Stops taking requests, ends the generations running (their clients get what was generated so far) and
-    /// waits for them.</summary>
+    /// <summary>Stops taking requests, ends the generations running (their clients get what was generated so far, with
+    /// finish_reason "length") and refuses the waiting ones (503). Kestrel waits for the requests to end; the pool's owner
+    /// then waits for every session to come back before freeing them (<see cref="SessionPool.Dispose"/>).</summary>
     public async ValueTask DisposeAsync()
     {
         _stopping.Cancel();
@@ -103,7 +109,6 @@ internal sealed class OpenAiServer : IAsyncDisposable
             await _app.StopAsync();
             await _app.DisposeAsync();
         }
-        _stopping.Dispose();
     }
 
     private async Task Handle(HttpContext http)
@@ -216,10 +221,14 @@ internal sealed class OpenAiServer : IAsyncDisposable
         var body = await ReadBody(http);
         var request = GenerationRequest.Parse(body, chat, _requests);
         var (running, waiting) = _pool.Load();
-        var acquired = _pool.Acquire(http.RequestAborted)
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, _stopping.Token);
+        var acquired = _pool.Acquire(wait.Token)
             ?? throw new ApiException(503, $"the server is busy: {running} requests are generating and {waiting} waiting, " +
                                            $"the most that may wait; try again later", code: "server_busy");
-        var transformer = await acquired;
+        Transformer transformer;
+        try { transformer = await acquired; }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested && !http.RequestAborted.IsCancellationRequested)
+        { throw new ApiException(503, "the server is stopping", code: "server_stopping"); }
         try { return await Run(http, request, transformer); }
         finally { _pool.Release(transformer); }
     }
@@ -247,7 +256,6 @@ internal sealed class OpenAiServer : IAsyncDisposable
             {
                 return session.Generate(request.PromptIds, request.MaxTokens, 0, (previous, token) =>
                 {
-                    if (cancel.IsCancellationRequested) return false;
                     if (stopTokens.Contains(token))
                     {
                         templateStop = true;
@@ -256,7 +264,7 @@ internal sealed class OpenAiServer : IAsyncDisposable
                     string text = answer.Add(_tokenizer.Decode(previous, token, bos));
                     if (text.Length > 0) pieces.Writer.TryWrite(text);
                     return !answer.Stopped;
-                });
+                }, cancel: cancel.Token);
             }
             finally { pieces.Writer.Complete(); }
         }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
@@ -276,8 +284,10 @@ internal sealed class OpenAiServer : IAsyncDisposable
             var result = await generating;
             http.RequestAborted.ThrowIfCancellationRequested(); // the client is gone: nothing to answer
             string tail = answer.Finish();
-            string finish = answer.Stopped || templateStop || result.StopReason is StopReason.StopToken or StopReason.Callback ? "stop" : "length";
-            var usage = (result.PromptIds.Length, result.GeneratedIds.Count);
+            // "length" for an answer cut short by the end of max_tokens or of the context, or by the server stopping.
+            string finish = answer.Stopped || templateStop || result.StopReason == StopReason.StopToken ? "stop" : "length";
+            // A template's stop token is not part of the answer, as the spec's stop tokens are not.
+            var usage = (result.PromptIds.Length, result.GeneratedIds.Count - (templateStop ? 1 : 0));
             void Stats(Utf8JsonWriter w) => RunCommand.WriteStats(w, result, transformer, _settings.Threads, _settings.LoadMs);
             if (request.Stream)
             {
@@ -319,7 +329,9 @@ internal sealed class OpenAiServer : IAsyncDisposable
         }
     }
 
-    private static string NewId(bool chat) => (chat ? "chatcmpl-" : "cmpl-") + System.Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12));
+    /// <summary>A response id. Not from RandomNumberGenerator: that loads OpenSSL, which a device may not have (the process
+    /// would abort on its first answer), and an id needs no secrecy.</summary>
+    private static string NewId(bool chat) => (chat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N")[..24];
 
     private static async Task WriteJson(HttpContext http, int status, Action<Utf8JsonWriter> writeFields)
     {

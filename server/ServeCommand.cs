@@ -103,7 +103,7 @@ public static class ServeCommand
                                  $"loaded in {settings.LoadMs:F0} ms)");
             ctx.Stderr.Flush();
             stop.Wait();
-            ctx.Stderr.WriteLine("serve: stopping");
+            lock (ctx.Stderr) ctx.Stderr.WriteLine("serve: stopping"); // the server logs under the same lock
         }
         finally
         {

@@ -10,9 +10,10 @@ internal sealed class SessionPool : IDisposable
 {
     private readonly Lock _lock = new();
     private readonly Stack<Transformer> _free;
-    private readonly LinkedList<TaskCompletionSource<Transformer>> _waiting = new();
+    private readonly LinkedList<Waiter> _waiting = new();
     private readonly List<Transformer> _all;
     private readonly int _queueLimit;
+    private readonly ManualResetEventSlim _allFree = new(true);
 
     public SessionPool(IReadOnlyList<Transformer> transformers, int queueLimit)
     {
@@ -23,7 +24,6 @@ internal sealed class SessionPool : IDisposable
 
     /// <summary>Requests generated at once.</summary>
     public int Size => _all.Count;
-    public int QueueLimit => _queueLimit;
 
     /// <summary>Requests generating now, and requests waiting.</summary>
     public (int Running, int Waiting) Load()
@@ -32,50 +32,69 @@ internal sealed class SessionPool : IDisposable
     }
 
     /// <summary>A free transformer, now or when one is released; null when the queue is full. Cancelling
-    /// <paramref name="cancel"/> takes a waiting request out of the queue.</summary>
+    /// <paramref name="cancel"/> takes a waiting request out of the queue (the task is then cancelled).</summary>
     public Task<Transformer>? Acquire(CancellationToken cancel)
     {
         lock (_lock)
         {
-            if (_free.Count > 0) return Task.FromResult(_free.Pop());
+            if (_free.Count > 0) return Task.FromResult(Take(_free.Pop()));
             if (_waiting.Count >= _queueLimit) return null;
-            var waiter = new TaskCompletionSource<Transformer>(TaskCreationOptions.RunContinuationsAsynchronously);
+            var waiter = new Waiter();
             var node = _waiting.AddLast(waiter);
-            cancel.Register(() =>
+            waiter.Registration = cancel.Register(() =>
             {
                 lock (_lock)
                 {
                     if (node.List is null) return; // already handed a transformer
                     _waiting.Remove(node);
                 }
-                waiter.TrySetCanceled(cancel);
+                waiter.Result.TrySetCanceled(cancel);
             });
-            return waiter.Task;
+            return waiter.Result.Task;
         }
     }
 
     /// <summary>Hands a transformer to the first waiting request, or back to the free ones.</summary>
     public void Release(Transformer transformer)
     {
+        Waiter? next;
         lock (_lock)
         {
-            if (_waiting.First is { } first)
+            next = _waiting.First?.Value;
+            if (next is null)
             {
-                _waiting.RemoveFirst();
-                first.Value.SetResult(transformer);
+                _free.Push(transformer);
+                if (_free.Count == _all.Count) _allFree.Set();
                 return;
             }
-            _free.Push(transformer);
+            _waiting.RemoveFirst();
         }
+        next.Registration.Dispose(); // outside the lock: it waits for a cancellation callback that takes the lock
+        next.Result.SetResult(transformer);
     }
 
-    /// <summary>Frees every transformer; call when no request runs any more.</summary>
+    private Transformer Take(Transformer transformer)
+    {
+        _allFree.Reset();
+        return transformer;
+    }
+
+    /// <summary>Waits until every transformer is back (a generation still running, however it was stopped, finishes
+    /// with its own), then frees them all.</summary>
     public void Dispose()
     {
+        _allFree.Wait();
         foreach (var t in _all)
         {
             t.Dispose();
             t.Weights.Dispose();
         }
+        _allFree.Dispose();
+    }
+
+    private sealed class Waiter
+    {
+        public TaskCompletionSource<Transformer> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public CancellationTokenRegistration Registration { get; set; }
     }
 }

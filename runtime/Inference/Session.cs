@@ -14,7 +14,7 @@ public enum StopReason
     Length,
     /// <summary>The context was full.</summary>
     Context,
-    /// <summary>The caller's token callback asked to stop.</summary>
+    /// <summary>The caller's token callback, or its cancellation token, asked to stop.</summary>
     Callback,
 }
 
@@ -111,7 +111,10 @@ public sealed class Session(Transformer model, ITokenizer tokenizer, Sampler sam
     /// the generation there.</param>
     /// <param name="endAtStopToken">False to keep a sampled stop token and go on (benchmarks that must run a fixed
     /// number of tokens).</param>
-    public Generation Generate(int[] promptIds, int maxNewTokens, int dumpLogits, Func<int, int, bool>? onToken = null, bool endAtStopToken = true)
+    /// <param name="cancel">Stops the generation (<see cref="StopReason.Callback"/>) before the next block of the prompt or
+    /// the next token: a caller that goes away does not hold the model for the rest of a long prompt.</param>
+    public Generation Generate(int[] promptIds, int maxNewTokens, int dumpLogits, Func<int, int, bool>? onToken = null, bool endAtStopToken = true,
+        CancellationToken cancel = default)
     {
         var info = Model.Info;
         int context = info.Shape.Context;
@@ -152,6 +155,12 @@ public sealed class Session(Transformer model, ITokenizer tokenizer, Sampler sam
         int promptRun = maxNewTokens == 0 ? promptIds.Length - 1 : promptIds.Length;
         while (pos < promptRun)
         {
+            if (cancel.IsCancellationRequested)
+            {
+                result.StopReason = StopReason.Callback;
+                maxNewTokens = 0;
+                break;
+            }
             int count = Math.Min(Model.BlockTokens, promptRun - pos);
             Run(promptIds.AsSpan(pos, count), pos);
             pos += count;
@@ -163,6 +172,11 @@ public sealed class Session(Transformer model, ITokenizer tokenizer, Sampler sam
             int token = promptIds[pos];
             while (true)
             {
+                if (cancel.IsCancellationRequested)
+                {
+                    result.StopReason = StopReason.Callback;
+                    break;
+                }
                 int next = sampler.Sample(Model.Logits);
                 if (result.GeneratedIds.Count == 0) firstTokenAt = clock.Elapsed.TotalMilliseconds;
                 if (endAtStopToken && Array.IndexOf(info.Tokenizer.Stop, next) >= 0)

@@ -119,8 +119,8 @@ typedef struct aotflash_model_desc {
     const char *family;       /* "llama" */
 } aotflash_model_desc;
 
-/* One message of a conversation (aotflash_chat_tokenize): role "system", "user" or "assistant", and the content;
- * both NUL-terminated UTF-8. */
+/* One message of a conversation (aotflash_chat_tokenize): role "system", "user" or "assistant", and the content.
+ * Unlike other text in this API, both are NUL-terminated UTF-8: a message ends at its first NUL. */
 typedef struct aotflash_chat_message {
     const char *role;
     const char *content;
@@ -196,13 +196,14 @@ aotflash_status aotflash_detokenize(const aotflash_model *model, const int32_t *
                                     size_t text_capacity, size_t *out_len);
 
 /* A conversation -> the prompt ids of the model's chat format, ending where the assistant's answer begins.
- * chat_template names the format ("llama2": Meta's [INST] format; "chatml"), or NULL for the spec's. Writes up to
- * ids_capacity ids and their count to *out_count (BUFFER_TOO_SMALL with the count needed). What ends the answer
- * besides the spec's stop tokens: *out_stop_token (may be NULL) receives a token (ChatML's <|im_end|> where the
- * vocabulary holds it) or -1, *out_stop_text (may be NULL) a static string (the same marker where the vocabulary
- * spells it in pieces) or NULL; the caller stops generating there. Errors: BAD_INPUT (the model has no chat template
- * and chat_template is NULL, an unknown template, roles out of the format's order, more text than the context
- * holds), INVALID_UTF8, INVALID_ARGUMENT (a NULL string). Thread-safe. */
+ * chat_template names the format ("llama2": Meta's [INST] format; "chatml"), or NULL for the spec's. Writes the ids
+ * to ids and their count to *out_count; when they do not fit, BUFFER_TOO_SMALL with the count needed and no ids
+ * written. What ends the answer besides the spec's stop tokens: *out_stop_token (may be NULL) receives a token
+ * (llama2: EOS; ChatML's <|im_end|> where the vocabulary holds it) or -1, *out_stop_text (may be NULL) a static string
+ * (ChatML's marker where the vocabulary spells it in pieces) or NULL; the caller stops generating there. Errors:
+ * BAD_INPUT (no chat template: the spec names none and chat_template is NULL, or "none"; an unknown template; roles
+ * out of the format's order; more text than the context holds), INVALID_UTF8, INVALID_ARGUMENT (a NULL string).
+ * Thread-safe. */
 aotflash_status aotflash_chat_tokenize(const aotflash_model *model, const aotflash_chat_message *messages, size_t n_messages,
                                        const char *chat_template, int32_t *ids, size_t ids_capacity, size_t *out_count,
                                        int32_t *out_stop_token, const char **out_stop_text);

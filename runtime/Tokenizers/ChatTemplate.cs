@@ -25,6 +25,8 @@ public sealed record ChatMessage(string Role, string Content);
 public sealed class ChatTemplate
 {
     private const string ImStart = "<|im_start|>", ImEnd = "<|im_end|>";
+    /// <summary>The most text a format adds to one message ("[INST] ", " [/INST] ", markers, newlines), rounded up.</summary>
+    private const int MessageOverheadBytes = 32;
     private readonly ITokenizer _tokenizer;
     private readonly int _bos, _eos;
     private readonly int _imStart = -1, _imEnd = -1;
@@ -62,8 +64,14 @@ public sealed class ChatTemplate
     /// spells it in pieces).</summary>
     public IReadOnlyList<string> StopStrings => Kind == ChatTemplateKind.ChatMl && _imEnd < 0 ? [ImEnd] : [];
 
-    /// <summary>Tokens that end the answer besides the model's stop tokens.</summary>
-    public IReadOnlyList<int> StopTokens => _imEnd >= 0 ? [_imEnd] : [];
+    /// <summary>Tokens that end the answer besides the model's stop tokens: Llama 2 ends each answer with EOS (a spec may
+    /// not list it as a stop token), ChatML with its end marker where the vocabulary holds it.</summary>
+    public IReadOnlyList<int> StopTokens => Kind switch
+    {
+        ChatTemplateKind.Llama2 => [_eos],
+        ChatTemplateKind.ChatMl when _imEnd >= 0 => [_imEnd],
+        _ => [],
+    };
 
     /// <summary>The conversation's prompt ids, ending where the assistant's next answer begins.</summary>
     /// <exception cref="BadInputException">The template is none, a role is unknown or out of order, or the messages'
@@ -71,10 +79,12 @@ public sealed class ChatTemplate
     public int[] Encode(IReadOnlyList<ChatMessage> messages, long maxBytes)
     {
         if (Kind == ChatTemplateKind.None)
-            throw new BadInputException("this model has no chat template (its spec names none): use completions, or name one " +
+            throw new BadInputException("no chat template (none): a base model continues text; use completions, or name a template " +
                                         $"({string.Join(", ", Names.Skip(1))})");
         if (messages.Count == 0) throw new BadInputException("messages: at least one message is needed");
-        long bytes = messages.Sum(m => (long)Encoding.UTF8.GetByteCount(m.Content));
+        // Each message's role and content, and what the format adds around them, count: a conversation of many empty
+        // messages is bounded too.
+        long bytes = messages.Sum(m => (long)Encoding.UTF8.GetByteCount(m.Content) + Encoding.UTF8.GetByteCount(m.Role) + MessageOverheadBytes);
         if (bytes > maxBytes)
             throw new BadInputException($"the messages hold {bytes} bytes of text, more than the model's context can hold ({maxBytes})");
         foreach (var m in messages)
@@ -109,36 +119,35 @@ public sealed class ChatTemplate
         Add(ids, $"[INST] {turns[^1].Content.Trim()} [/INST]", bos: true);
     }
 
-    // The whole conversation as one text after BOS; a marker that the vocabulary holds as one entry becomes that token
-    // and the text between markers is encoded on its own.
     private void EncodeChatMl(IReadOnlyList<ChatMessage> messages, List<int> ids)
     {
-        var text = new StringBuilder();
-        foreach (var m in messages) text.Append(ImStart).Append(m.Role).Append('\n').Append(m.Content).Append(ImEnd).Append('\n');
-        text.Append(ImStart).Append("assistant\n");
-        ids.Add(_bos);
-        string rest = text.ToString();
-        while (rest.Length > 0)
+        if (_imStart < 0 && _imEnd < 0)
         {
-            var (at, marker, id) = NextMarker(rest);
-            if (at < 0)
-            {
-                Add(ids, rest, bos: false);
-                break;
-            }
-            if (at > 0) Add(ids, rest[..at], bos: false);
-            ids.Add(id);
-            rest = rest[(at + marker.Length)..];
+            // Neither marker is a token of its own: the whole conversation is one text after BOS.
+            var text = new StringBuilder();
+            foreach (var m in messages) text.Append(ImStart).Append(m.Role).Append('\n').Append(m.Content).Append(ImEnd).Append('\n');
+            Add(ids, text.Append(ImStart).Append("assistant\n").ToString(), bos: true);
+            return;
         }
+        // The markers where the format puts them, as their tokens; the text between them encoded on its own, so that a
+        // marker written inside a message stays text and cannot open a turn of another role.
+        ids.Add(_bos);
+        foreach (var m in messages)
+        {
+            Marker(ids, _imStart, ImStart);
+            Add(ids, $"{m.Role}\n{m.Content}", bos: false);
+            Marker(ids, _imEnd, ImEnd);
+            Add(ids, "\n", bos: false);
+        }
+        Marker(ids, _imStart, ImStart);
+        Add(ids, "assistant\n", bos: false);
     }
 
-    /// <summary>The first marker in <paramref name="text"/> that the vocabulary holds as one token; at -1 when none.</summary>
-    private (int At, string Marker, int Id) NextMarker(string text)
+    /// <summary>A marker's token, or its text where the vocabulary spells it in pieces.</summary>
+    private void Marker(List<int> ids, int token, string text)
     {
-        int start = _imStart < 0 ? -1 : text.IndexOf(ImStart, StringComparison.Ordinal);
-        int end = _imEnd < 0 ? -1 : text.IndexOf(ImEnd, StringComparison.Ordinal);
-        if (start >= 0 && (end < 0 || start < end)) return (start, ImStart, _imStart);
-        return end >= 0 ? (end, ImEnd, _imEnd) : (-1, "", -1);
+        if (token >= 0) ids.Add(token);
+        else Add(ids, text, bos: false);
     }
 
     private void Add(List<int> ids, string text, bool bos) =>

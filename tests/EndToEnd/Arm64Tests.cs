@@ -42,6 +42,35 @@ public sealed class Arm64Tests(ITestOutputHelper output)
         Assert.True(flash.Stats.GetProperty("bytes_read_per_token").GetDouble() > 0);
     }
 
+    // serve on arm64, where no OpenSSL is installed for the emulated process: an answer must not need it (a random
+    // response id from RandomNumberGenerator did, and the process aborted on its first answer).
+    [SkippableFact]
+    public async Task EmulatedArm64ServerAnswers()
+    {
+        ModelSource.RequireShared();
+        Skip.IfNot(Have("qemu-aarch64") && Have("aarch64-linux-gnu-objcopy") && Directory.Exists("/usr/aarch64-linux-gnu/lib"),
+            "needs qemu-user, gcc-aarch64-linux-gnu, libc6-dev-arm64-cross and lld (.ci/run installs them)");
+        const string model = "stories260K-relu";
+        using var server = new ServeProcess(Qemu, Published.ServerExecutable(model, "linux-arm64"), ["--chat-template", "llama2", "--api-key", "k", "--mode", "dense"]);
+        using var client = new HttpClient { BaseAddress = new Uri(server.Url!), Timeout = TimeSpan.FromSeconds(120) };
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", "k");
+        var first = GreedyReference.Load(model)[0];
+        using var completion = await client.PostAsync("/v1/completions", new StringContent(
+            System.Text.Json.JsonSerializer.Serialize(new { prompt = first.PromptIds, max_tokens = 20, temperature = 0 })));
+        string body = await completion.Content.ReadAsStringAsync();
+        Assert.True(completion.IsSuccessStatusCode, body);
+        var usage = System.Text.Json.JsonDocument.Parse(body).RootElement.GetProperty("usage");
+        Assert.Equal(20, usage.GetProperty("completion_tokens").GetInt32());
+        using var chat = await client.PostAsync("/v1/chat/completions", new StringContent(
+            """{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5, "stream": true}"""));
+        string events = await chat.Content.ReadAsStringAsync();
+        Assert.True(chat.IsSuccessStatusCode, events);
+        Assert.EndsWith("data: [DONE]\n\n", events);
+        var (exitCode, stderr) = server.Stop();
+        Assert.True(exitCode == 0, stderr);
+        output.WriteLine(stderr);
+    }
+
     // The q8 kernels' arm64 bodies (SDOT where the CPU has it, widening multiplies where not: qemu's default CPU has
     // the dot-product extension, a Cortex-A57 does not) give the x64 (in-process) ids and logits.
     [SkippableFact]

@@ -115,4 +115,34 @@ public sealed class SessionPhaseTests
         }
         finally { Dispose(t); }
     }
+
+    [SkippableFact]
+    public void CancellingStopsBetweenPromptBlocksAndTokens()
+    {
+        ModelSource.RequireShared();
+        var t = Load(InProcess.ModelFile(Model, Model), EngineMode.Dense);
+        try
+        {
+            var session = Greedy(t);
+            int[] prompt = session.Tokenize("Lily and Tom went to the park"u8);
+            using var cancelled = new CancellationTokenSource();
+            cancelled.Cancel();
+            var none = session.Generate(prompt, 20, 0, cancel: cancelled.Token);
+            Assert.Equal(StopReason.Callback, none.StopReason);
+            Assert.Equal(0, none.Forwards);
+            Assert.Empty(none.GeneratedIds);
+
+            using var later = new CancellationTokenSource();
+            var some = session.Generate(prompt, 20, 0, (_, _) =>
+            {
+                if (--_countdown == 0) later.Cancel();
+                return true;
+            }, cancel: later.Token);
+            Assert.Equal(StopReason.Callback, some.StopReason);
+            Assert.Equal(3, some.GeneratedIds.Count);
+        }
+        finally { Dispose(t); }
+    }
+
+    private int _countdown = 3;
 }

@@ -221,7 +221,7 @@ int main(int argc, char **argv) {
     expect(aotflash_chat_tokenize(model, chat, 2, "llama2", NULL, 0, &n, NULL, NULL), AOTFLASH_ERR_BUFFER_TOO_SMALL, "chat_tokenize size query");
     size_t chat_needed = n;
     expect(aotflash_chat_tokenize(model, chat, 2, "llama2", ids, chat_needed, &n, &stop_token, &stop_text), AOTFLASH_OK, "chat_tokenize llama2");
-    check(n == chat_needed && ids[0] == desc.bos && stop_token == -1 && stop_text == NULL, "llama2: BOS first, nothing more ends the answer");
+    check(n == chat_needed && ids[0] == desc.bos && stop_token == desc.eos && stop_text == NULL, "llama2: BOS first, EOS ends the answer");
     expect(aotflash_chat_tokenize(model, chat, 2, "chatml", ids, 1024, &n, &stop_token, &stop_text), AOTFLASH_OK, "chat_tokenize chatml");
     check(stop_token == -1 && stop_text != NULL && strcmp(stop_text, "<|im_end|>") == 0, "chatml spelled in pieces ends at its marker's text");
 

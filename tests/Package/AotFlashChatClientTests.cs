@@ -64,6 +64,17 @@ public sealed class AotFlashChatClientTests
     }
 
     [SkippableFact]
+    public async Task InstructionsAreTheSystemMessage()
+    {
+        using var client = Client();
+        var greedy = new ChatOptions { Temperature = 0, MaxOutputTokens = 30 };
+        string withSystem = (await client.GetResponseAsync(Conversation, greedy)).Text;
+        string withInstructions = (await client.GetResponseAsync([Conversation[1]], new ChatOptions
+            { Temperature = 0, MaxOutputTokens = 30, Instructions = Conversation[0].Text })).Text;
+        Assert.Equal(withSystem, withInstructions);
+    }
+
+    [SkippableFact]
     public async Task StopSequencesEndTheAnswerBeforeThem()
     {
         using var client = Client();
@@ -102,6 +113,7 @@ public sealed class AotFlashChatClientTests
             [new ChatMessage(ChatRole.User, [new DataContent(new byte[] { 1 }, "image/png")])]));
         await Assert.ThrowsAsync<NotSupportedException>(() => client.GetResponseAsync(Conversation,
             new ChatOptions { Tools = [AIFunctionFactory.Create(() => 1, "one")] }));
+        await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync("a\0b"));
         var order = await Assert.ThrowsAsync<AotFlashException>(() => client.GetResponseAsync([new ChatMessage(ChatRole.Assistant, "x")]));
         Assert.Equal(8, order.Status); // AOTFLASH_ERR_BAD_INPUT
         Assert.Contains("take turns", order.Message);

@@ -27,7 +27,7 @@ public static class Published
     public static string Executable(string model, string rid = "linux-x64") => Publish(model, rid, lib: false);
 
     /// <summary>The packed executable of <paramref name="model"/> with the HTTP server compiled in (publish.sh --server).</summary>
-    public static string ServerExecutable(string model) => Publish(model, "linux-x64", lib: false, server: true);
+    public static string ServerExecutable(string model, string rid = "linux-x64") => Publish(model, rid, lib: false, server: true);
 
     /// <summary>A test-only spec (tests/specs/&lt;spec&gt;.yaml) published uncalibrated with the weights of reference model
     /// <paramref name="source"/>.</summary>

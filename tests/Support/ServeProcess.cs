@@ -13,10 +13,15 @@ public sealed partial class ServeProcess : IDisposable
     private static partial Regex Listening();
 
     /// <summary>Starts <c>EXE serve --port 0 ARGS</c> and waits until it says where it listens.</summary>
-    public ServeProcess(string executable, params string[] args)
+    public ServeProcess(string executable, params string[] args) : this([], executable, args) { }
+
+    /// <summary>As the other constructor, through <paramref name="launcher"/> (e.g. qemu-aarch64 and its options).</summary>
+    public ServeProcess(string[] launcher, string executable, string[] args)
     {
-        var psi = new ProcessStartInfo(executable) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        foreach (var a in new[] { "serve", "--port", "0" }.Concat(args)) psi.ArgumentList.Add(a);
+        var psi = new ProcessStartInfo(launcher.Length > 0 ? launcher[0] : executable)
+            { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var a in launcher.Skip(1).Concat(launcher.Length > 0 ? [executable] : []).Concat(["serve", "--port", "0"]).Concat(args))
+            psi.ArgumentList.Add(a);
         _process = Process.Start(psi)!;
         var lines = new List<string>();
         while (Url is null && _process.StandardError.ReadLine() is { } line)
