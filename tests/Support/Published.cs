@@ -11,10 +11,19 @@ public static class Published
     private static readonly Dictionary<string, string> Outputs = [];
     private static readonly string Root = CreateRoot();
 
-    /// <summary>A per-run folder, removed when the test process exits.</summary>
+    /// <summary>A per-run folder, removed when the test process exits. The test host is often ended without running its
+    /// exit handlers, so the folders of earlier runs whose process is gone are removed here too (each holds published
+    /// binaries and model files, about half a gigabyte).</summary>
     private static string CreateRoot()
     {
-        string root = Path.Combine(Path.GetTempPath(), "aotflash-tests-" + Environment.ProcessId);
+        const string Prefix = "aotflash-tests-";
+        foreach (string stale in Directory.GetDirectories(Path.GetTempPath(), Prefix + "*"))
+            if (int.TryParse(Path.GetFileName(stale)[Prefix.Length..], out int pid) && pid != Environment.ProcessId && !Directory.Exists($"/proc/{pid}"))
+            {
+                try { Directory.Delete(stale, recursive: true); }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+            }
+        string root = Path.Combine(Path.GetTempPath(), Prefix + Environment.ProcessId);
         AppDomain.CurrentDomain.ProcessExit += (_, _) =>
         {
             try { Directory.Delete(root, recursive: true); }
