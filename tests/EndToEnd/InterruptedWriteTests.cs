@@ -18,9 +18,15 @@ public sealed class InterruptedWriteTests(ITestOutputHelper output)
         string dir = Directory.CreateTempSubdirectory("aotflash-killed").FullName;
         string target = Path.Combine(dir, "calibrated.afm");
         string[] args = ["calibrate", "-o", target, "--force", "--tokens", "1024", "-t", "1"];
-        var clock = Stopwatch.StartNew();
-        ProcessRunner.Run(exe, args).AssertSucceeded();
-        double fullMs = clock.Elapsed.TotalMilliseconds;
+        // The fastest of three whole runs: the first is slower (cold caches) and other tests share the machine, so a
+        // delay drawn from the slowest could fall after most runs had ended.
+        double fullMs = double.MaxValue;
+        for (int i = 0; i < 3; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            ProcessRunner.Run(exe, args).AssertSucceeded();
+            fullMs = Math.Min(fullMs, clock.Elapsed.TotalMilliseconds);
+        }
         byte[] before = File.ReadAllBytes(target);
         var random = new Random(5);
         string[] signals = ["KILL", "TERM", "INT"];
