@@ -154,16 +154,22 @@ public static class ConvertCommand
     private static void EmitSpec(CliContext ctx, string? folder, string? gguf, string specPath, string? name, bool force)
     {
         HfConfig config;
+        string? chatTemplate;
         if (gguf is not null)
         {
             using var file = GgufCheckpoint.Open(gguf);
             config = file.Config;
+            chatTemplate = file.ChatTemplate;
         }
-        else config = HfCheckpoint.ReadConfig(Path.Combine(folder!, "config.json"));
+        else
+        {
+            config = HfCheckpoint.ReadConfig(Path.Combine(folder!, "config.json"));
+            chatTemplate = HfCheckpoint.ReadChatTemplate(folder!);
+        }
         name ??= gguf is not null ? Path.GetFileNameWithoutExtension(gguf) : Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder!)));
         if (!force && File.Exists(specPath)) throw new BadInputException($"{specPath} already exists (use --force to overwrite it)");
         string yaml = HfCheckpoint.SpecYaml(config, name, gguf ?? Path.Combine(folder!, "config.json"),
-            config.Family == Flash.ModelFamily.Llama ? TokenizerKind.Llama2c : TokenizerKind.Gpt2);
+            config.Family == Flash.ModelFamily.Llama ? TokenizerKind.Llama2c : TokenizerKind.Gpt2, chatTemplate);
         if (gguf is not null)
             yaml = yaml.Replace("activation: silu\n", "activation: silu  # GGUF does not record it; llama.cpp runs its llama architecture with silu\n");
         try { File.WriteAllText(specPath, yaml); }

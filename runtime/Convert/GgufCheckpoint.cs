@@ -32,6 +32,9 @@ public sealed class GgufCheckpoint : IWeightSource
     /// activation is silu, llama.cpp's for this architecture, since the file does not say.</summary>
     public HfConfig Config { get; }
 
+    /// <summary>The file's Jinja chat template (<c>tokenizer.chat_template</c>); null when it has none.</summary>
+    public string? ChatTemplate => _file["tokenizer.chat_template"]?.Value as string;
+
     public static GgufCheckpoint Open(string path)
     {
         var file = GgufReader.Open(path);

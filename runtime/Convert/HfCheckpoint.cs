@@ -129,8 +129,30 @@ public sealed class HfCheckpoint : IWeightSource
         fit.ThrowIfUnfit(c.MaxPositions);
     }
 
-    /// <summary>A model spec (YAML) for this checkpoint, so a folder becomes a binary with <c>publish.sh</c>.</summary>
-    public static string SpecYaml(HfConfig c, string name, string source, TokenizerKind tokenizer)
+    /// <summary>The Jinja chat template of a folder's tokenizer_config.json (<c>chat_template</c>: a string, or a list of
+    /// named templates, of which "default" or else the first); null when the folder has none.</summary>
+    public static string? ReadChatTemplate(string folder)
+    {
+        string path = Path.Combine(folder, "tokenizer_config.json");
+        if (!File.Exists(path)) return null;
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
+            if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("chat_template", out var t)) return null;
+            if (t.ValueKind == JsonValueKind.String) return t.GetString();
+            if (t.ValueKind != JsonValueKind.Array) return null;
+            var named = t.EnumerateArray().Where(e => e.ValueKind == JsonValueKind.Object && e.TryGetProperty("template", out var v) && v.ValueKind == JsonValueKind.String).ToList();
+            var chosen = named.FirstOrDefault(e => e.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String && n.GetString() == "default");
+            return chosen.ValueKind == JsonValueKind.Object ? chosen.GetProperty("template").GetString()
+                 : named.Count > 0 ? named[0].GetProperty("template").GetString() : null;
+        }
+        catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException or InvalidOperationException)
+        { throw new BadInputException($"{path}: cannot read its chat template ({e.Message})"); }
+    }
+
+    /// <summary>A model spec (YAML) for this checkpoint, so a folder becomes a binary with <c>publish.sh</c>;
+    /// <paramref name="chatTemplate"/> is the source's Jinja chat template, if it has one.</summary>
+    public static string SpecYaml(HfConfig c, string name, string source, TokenizerKind tokenizer, string? chatTemplate = null)
     {
         string F(double v) => v.ToString("R", CultureInfo.InvariantCulture);
         var y = new StringBuilder();
@@ -148,7 +170,13 @@ public sealed class HfCheckpoint : IWeightSource
         if (c.Family != ModelFamily.Opt) y.AppendLine($"rope_theta: {F(c.RopeTheta)}");
         y.AppendLine($"activation: {c.Activation}");
         y.AppendLine($"tie_embeddings: {(c.TiedEmbeddings ? "true" : "false")}");
-        y.AppendLine($"tokenizer: {{ kind: {tokenizer.ToString().ToLowerInvariant()}, bos: {c.Bos}, eos: {c.Eos[0]}, stop: [{string.Join(", ", c.Eos)}] }}");
+        var chat = ChatTemplate.Recognise(chatTemplate);
+        if (chatTemplate is not null)
+            y.AppendLine(chat == ChatTemplateKind.None
+                ? "# The source's chat template is none of the built-in ones (llama2, chatml): chat is off until one is named."
+                : $"# chat_template: the source's chat template is {ChatTemplate.NameOf(chat)}'s format.");
+        y.AppendLine($"tokenizer: {{ kind: {tokenizer.ToString().ToLowerInvariant()}, bos: {c.Bos}, eos: {c.Eos[0]}, stop: [{string.Join(", ", c.Eos)}]" +
+                     (chat == ChatTemplateKind.None ? "" : $", chat_template: {ChatTemplate.NameOf(chat)}") + " }");
         y.AppendLine($"weights: {{ dtype: {c.Dtype} }}");
         // No flash block, so the defaults apply (see the README), unless the resident section (embeddings, attention)
         // alone is over the default budget, half the file: a small model with a large vocabulary. Its budget is then

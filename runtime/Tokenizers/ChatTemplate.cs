@@ -60,6 +60,17 @@ public sealed class ChatTemplate
         var i => (ChatTemplateKind)i,
     };
 
+    /// <summary>The template that a Jinja chat template (Hugging Face's tokenizer_config.json, GGUF's
+    /// tokenizer.chat_template) spells: ChatML's markers, or Llama 2's [INST] with its &lt;&lt;SYS&gt;&gt; block; None for
+    /// any other (Mistral's [INST] has no system block, and other formats are not built in).</summary>
+    public static ChatTemplateKind Recognise(string? jinja) => jinja switch
+    {
+        null => ChatTemplateKind.None,
+        _ when jinja.Contains(ImStart, StringComparison.Ordinal) && jinja.Contains(ImEnd, StringComparison.Ordinal) => ChatTemplateKind.ChatMl,
+        _ when jinja.Contains("[INST]", StringComparison.Ordinal) && jinja.Contains("<<SYS>>", StringComparison.Ordinal) => ChatTemplateKind.Llama2,
+        _ => ChatTemplateKind.None,
+    };
+
     /// <summary>Text that ends the answer besides the model's stop tokens (the ChatML end marker, when the vocabulary
     /// spells it in pieces).</summary>
     public IReadOnlyList<string> StopStrings => Kind == ChatTemplateKind.ChatMl && _imEnd < 0 ? [ImEnd] : [];

@@ -1,3 +1,4 @@
+using AotFlash.Tokenizers;
 using System.Text;
 using AotFlash.Convert;
 using AotFlash.Tests.Support;
@@ -68,6 +69,38 @@ public sealed class HfConvertTests(ITestOutputHelper output)
         Assert.Empty(result.CompileErrors);
         Assert.Contains($"public const string SpecHash = \"{InProcess.Model(model).SpecHash}\";", result.Sources[generated]);
         InProcess.Run(model, "convert", "--hf", Folder(folder), "--emit-spec", spec).AssertBadInput("already exists");
+    }
+
+    // tokenizer_config.json's chat template names the spec's chat_template when it is one of the built-in formats.
+    [SkippableTheory]
+    [InlineData("\"{% if messages[0]['role'] == 'system' %}{% set system_message = '<<SYS>>\\\\n' + messages[0]['content'] + '\\\\n<</SYS>>\\\\n\\\\n' %}{% endif %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}\"", "llama2")]
+    [InlineData("[{\"name\": \"tool_use\", \"template\": \"x\"}, {\"name\": \"default\", \"template\": \"{% for m in messages %}<|im_start|>{{ m.role }}\\\\n{{ m.content }}<|im_end|>{% endfor %}\"}]", "chatml")]
+    [InlineData("\"{% for m in messages %}<|user|>{{ m.content }}</s>{% endfor %}\"", null)]
+    public void EmittedSpecNamesTheFoldersChatTemplate(string chatTemplateJson, string? expected)
+    {
+        ModelSource.RequireShared();
+        string dir = Published.TempDirectory(), folder = Path.Combine(dir, "hf");
+        Directory.CreateDirectory(folder);
+        File.Copy(Path.Combine(Folder("stories260K-hf"), "config.json"), Path.Combine(folder, "config.json"));
+        File.WriteAllText(Path.Combine(folder, "tokenizer_config.json"), $"{{\"bos_token\": \"<s>\", \"chat_template\": {chatTemplateJson}}}");
+        string spec = Path.Combine(dir, "chat.yaml");
+        var r = InProcess.Run("stories260K", "convert", "--hf", folder, "--emit-spec", spec, "--name", "chat");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        string yaml = File.ReadAllText(spec);
+        if (expected is null)
+        {
+            Assert.DoesNotContain("chat_template:", yaml.Replace("# chat_template", ""));
+            Assert.Contains("none of the built-in ones", yaml);
+            return;
+        }
+        Assert.Contains($", chat_template: {expected} }}", yaml);
+        var result = Generator.SpecGenerator.Run((spec, yaml));
+        Assert.Empty(result.GeneratorDiagnostics);
+        Assert.Contains($"ChatTemplateKind.{ChatTemplate.NameOf(ChatTemplate.Parse(expected)) switch { "llama2" => "Llama2", _ => "ChatMl" }}",
+            result.Sources.Values.Single(v => v.Contains("TokenizerConfig(")));
+
+        File.WriteAllText(Path.Combine(folder, "tokenizer_config.json"), "{\"chat_template\": ");
+        InProcess.Run("stories260K", "convert", "--hf", folder, "--emit-spec", spec, "--force").AssertBadInput("tokenizer_config.json: cannot read its chat template");
     }
 
     [SkippableFact]
