@@ -85,6 +85,9 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector256<int> DotBytes(Vector256<sbyte> w, Vector256<sbyte> x)
     {
+        // AVX-VNNI sums each four |w|·(±x) products straight into an int lane: the same sums, one instruction instead of two.
+        if (AvxVnni.IsSupported)
+            return AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx2.Abs(w), Avx2.Sign(x, w));
         if (Avx2.IsSupported)
             return Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.Abs(w), Avx2.Sign(x, w)), Vector256.Create((short)1));
         var (wLow, wHigh) = Vector256.Widen(w);
