@@ -60,10 +60,10 @@ public sealed class GgufCheckpoint : IWeightSource
         string model = Text(f, "tokenizer.ggml.model");
         if (model != "llama") throw new BadInputException($"{f.Path}: GGUF tokenizer.ggml.model {model} is not supported (llama, a SentencePiece vocabulary, is)");
         int vocab = Array<string>(f, "tokenizer.ggml.tokens").Length;
-        string dtype = WeightTypeOf(f.Tensor("blk.0.ffn_gate.weight").Type).ToString().ToLowerInvariant();
+        string dtype = GgufFormat.WeightTypeOf(f.Tensor(GgufFormat.LlamaTensorName(0, "w1")!).Type).ToString().ToLowerInvariant();
         return new HfConfig(ModelFamily.Llama, "llama (GGUF)", dim, Int(f, "llama.feed_forward_length"), Int(f, "llama.block_count"), heads, kvHeads,
             vocab, Int(f, "llama.context_length"), Number(f, "llama.attention.layer_norm_rms_epsilon", null),
-            Number(f, "llama.rope.freq_base", 10000), "silu", !f.Tensors.Any(t => t.Name == "output.weight"),
+            Number(f, "llama.rope.freq_base", 10000), "silu", !f.Tensors.Any(t => t.Name == GgufFormat.LlamaTensorName(null, "classifier")),
             Int(f, "tokenizer.ggml.bos_token_id", 1), [Int(f, "tokenizer.ggml.eos_token_id", 2)], dtype);
     }
 
@@ -99,7 +99,7 @@ public sealed class GgufCheckpoint : IWeightSource
     public ReadOnlySpan<float> Read(string name, int rows, int cols)
     {
         var tensor = Tensor(name, rows, cols);
-        var type = WeightTypeOf(tensor.Type);
+        var type = GgufFormat.WeightTypeOf(tensor.Type);
         byte[] stored = Rows(tensor, type, rows, cols);
         long rowBytes = Layout.RowBytes(type, cols);
         if (_values.Length < (long)rows * cols) _values = new float[(long)rows * cols];
@@ -117,7 +117,7 @@ public sealed class GgufCheckpoint : IWeightSource
     public byte[]? ReadStored(string name, int rows, int cols, WeightType type)
     {
         var tensor = Tensor(name, rows, cols);
-        return WeightTypeOf(tensor.Type) == type ? Rows(tensor, type, rows, cols) : null;
+        return GgufFormat.WeightTypeOf(tensor.Type) == type ? Rows(tensor, type, rows, cols) : null;
     }
 
     /// <summary>The tensor's rows in the model file's layout of <paramref name="type"/>, its own type: f32 and f16 as they
@@ -139,37 +139,14 @@ public sealed class GgufCheckpoint : IWeightSource
     private GgufTensorInfo Tensor(string name, int rows, int cols)
     {
         var (layer, tensor) = WeightNames.Split(name);
-        string gguf = (layer, tensor) switch
-        {
-            (null, "token_embedding") => "token_embd.weight",
-            (null, "classifier") => "output.weight",
-            (null, "final_norm") => "output_norm.weight",
-            ({ } l, "attention_norm") => $"blk.{l}.attn_norm.weight",
-            ({ } l, "wq") => $"blk.{l}.attn_q.weight",
-            ({ } l, "wk") => $"blk.{l}.attn_k.weight",
-            ({ } l, "wv") => $"blk.{l}.attn_v.weight",
-            ({ } l, "wo") => $"blk.{l}.attn_output.weight",
-            ({ } l, "ffn_norm") => $"blk.{l}.ffn_norm.weight",
-            ({ } l, "w1") => $"blk.{l}.ffn_gate.weight",
-            ({ } l, "w2") => $"blk.{l}.ffn_down.weight",
-            ({ } l, "w3") => $"blk.{l}.ffn_up.weight",
-            _ => throw new BadInputException($"{Path}: a GGUF llama model has no tensor for '{name}'"),
-        };
+        string gguf = GgufFormat.LlamaTensorName(layer, tensor)
+            ?? throw new BadInputException($"{Path}: a GGUF llama model has no tensor for '{name}'");
         var info = _file.Tensor(gguf);
         long[] want = rows == 1 ? [cols] : [cols, rows];
         if (!info.Dims.SequenceEqual(want) && !(rows == 1 && info.Dims.SequenceEqual([cols, 1L])))
             throw new BadInputException($"{Path}: GGUF tensor {gguf} is [{string.Join(", ", info.Dims)}], the spec needs [{string.Join(", ", want)}]");
         return info;
     }
-
-    private static WeightType WeightTypeOf(GgufTensorType type) => type switch
-    {
-        GgufTensorType.F32 => WeightType.F32,
-        GgufTensorType.F16 => WeightType.F16,
-        GgufTensorType.Q8_0 => WeightType.Q8,
-        GgufTensorType.Q4_0 => WeightType.Q4,
-        _ => throw new ArgumentOutOfRangeException(nameof(type), type, null),
-    };
 
     private static GgufValue Value(GgufReader f, string key) =>
         f[key] ?? throw new BadInputException($"{f.Path}: GGUF metadata has no {key}");

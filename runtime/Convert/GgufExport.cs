@@ -33,19 +33,10 @@ public static unsafe class GgufExport
             throw new BadInputException($"export writes a llama2c (SentencePiece) vocabulary, and '{info.Name}' has a {info.Tokenizer.Kind} tokenizer");
     }
 
-    public static GgufTensorType TensorType(WeightType type) => type switch
-    {
-        WeightType.F32 => GgufTensorType.F32,
-        WeightType.F16 => GgufTensorType.F16,
-        WeightType.Q8 => GgufTensorType.Q8_0,
-        WeightType.Q4 => GgufTensorType.Q4_0,
-        _ => throw new ArgumentOutOfRangeException(nameof(type), type, null),
-    };
-
     /// <summary>The type ffn_down is written in (see the class summary).</summary>
     public static GgufTensorType FfnDownType(ModelShape shape, bool exactFfnDown)
     {
-        var type = TensorType(shape.Weights);
+        var type = GgufFormat.TensorType(shape.Weights);
         bool quantised = shape.Weights is WeightType.Q8 or WeightType.Q4;
         return quantised && (exactFfnDown || !GgufFormat.Fits(type, shape.HiddenDim)) ? GgufTensorType.F32 : type;
     }
@@ -79,7 +70,7 @@ public static unsafe class GgufExport
             stream.Start(data + plan.Resident[slot].Offset);
             long rowBytes = Layout.RowBytes(slot.Type, slot.Cols);
             for (int r = 0; r < slot.Rows; r++)
-                GgufFormat.ToBlocks(slot.Type, bytes.Slice((int)(r * rowBytes), (int)rowBytes), slot.Cols, stream.Next((int)GgufFormat.RowBytes(TensorType(slot.Type), slot.Cols)));
+                GgufFormat.ToBlocks(slot.Type, bytes.Slice((int)(r * rowBytes), (int)rowBytes), slot.Cols, stream.Next((int)GgufFormat.RowBytes(GgufFormat.TensorType(slot.Type), slot.Cols)));
             stream.Flush();
         });
         file.ReadSection(resident, residentRegions.Consume);
@@ -121,7 +112,7 @@ public static unsafe class GgufExport
     private static void AddMetadata(GgufWriter gguf, ModelInfo info, ModelFile file)
     {
         var s = info.Shape;
-        var matrices = TensorType(s.Weights);
+        var matrices = GgufFormat.TensorType(s.Weights);
         gguf.Add("general.architecture", GgufValue.String("llama"));
         gguf.Add("general.name", GgufValue.String(info.Name));
         if (file.Provenance() is { } provenance) gguf.Add("general.description", GgufValue.String(provenance));
@@ -179,31 +170,31 @@ public static unsafe class GgufExport
     private static TensorPlan PlanTensors(GgufWriter gguf, Layout layout, GgufTensorType ffnDown)
     {
         var s = layout.Shape;
-        var matrices = TensorType(s.Weights);
+        var matrices = GgufFormat.TensorType(s.Weights);
         var resident = new Dictionary<TensorSlot, GgufTensorInfo>();
         // A resident tensor [rows, cols] is GGUF's [cols, rows] (the contiguous dimension first); a vector is [cols].
         void Add(string name, TensorSlot slot) =>
-            resident[slot] = gguf.AddTensor(name, slot.Rows == 1 ? [slot.Cols] : [slot.Cols, slot.Rows], TensorType(slot.Type));
+            resident[slot] = gguf.AddTensor(name, slot.Rows == 1 ? [slot.Cols] : [slot.Cols, slot.Rows], GgufFormat.TensorType(slot.Type));
         var gate = new GgufTensorInfo[s.Layers];
         var up = new GgufTensorInfo[s.Layers];
         var down = new GgufTensorInfo[s.Layers];
-        Add("token_embd.weight", layout.TokenEmbedding);
+        static string Name(int? layer, string tensor) => GgufFormat.LlamaTensorName(layer, tensor)!;
+        Add(Name(null, "token_embedding"), layout.TokenEmbedding);
         for (int l = 0; l < s.Layers; l++)
         {
             var slots = layout.Layers[l];
-            string block = $"blk.{l}.";
-            Add(block + "attn_norm.weight", slots.AttnNorm);
-            Add(block + "ffn_norm.weight", slots.FfnNorm!);
-            Add(block + "attn_q.weight", slots.Wq);
-            Add(block + "attn_k.weight", slots.Wk);
-            Add(block + "attn_v.weight", slots.Wv);
-            Add(block + "attn_output.weight", slots.Wo);
-            gate[l] = gguf.AddTensor(block + "ffn_gate.weight", [s.Dim, s.HiddenDim], matrices);
-            down[l] = gguf.AddTensor(block + "ffn_down.weight", [s.HiddenDim, s.Dim], ffnDown);
-            up[l] = gguf.AddTensor(block + "ffn_up.weight", [s.Dim, s.HiddenDim], matrices);
+            Add(Name(l, "attention_norm"), slots.AttnNorm);
+            Add(Name(l, "ffn_norm"), slots.FfnNorm!);
+            Add(Name(l, "wq"), slots.Wq);
+            Add(Name(l, "wk"), slots.Wk);
+            Add(Name(l, "wv"), slots.Wv);
+            Add(Name(l, "wo"), slots.Wo);
+            gate[l] = gguf.AddTensor(Name(l, "w1"), [s.Dim, s.HiddenDim], matrices);
+            down[l] = gguf.AddTensor(Name(l, "w2"), [s.HiddenDim, s.Dim], ffnDown);
+            up[l] = gguf.AddTensor(Name(l, "w3"), [s.Dim, s.HiddenDim], matrices);
         }
-        Add("output_norm.weight", layout.FinalNorm);
-        if (!s.TiedEmbeddings) Add("output.weight", layout.Classifier);
+        Add(Name(null, "final_norm"), layout.FinalNorm);
+        if (!s.TiedEmbeddings) Add(Name(null, "classifier"), layout.Classifier);
         return new TensorPlan(resident, gate, up, down);
     }
 
@@ -230,7 +221,7 @@ public static unsafe class GgufExport
             _dim = layout.Shape.Dim;
             _hidden = layout.Shape.HiddenDim;
             _rowBytes = (int)Layout.RowBytes(_type, _dim);
-            _ggufRowBytes = (int)GgufFormat.RowBytes(TensorType(_type), _dim);
+            _ggufRowBytes = (int)GgufFormat.RowBytes(GgufFormat.TensorType(_type), _dim);
             _gate = new TensorStream(output);
             _up = new TensorStream(output);
             _down = down;

@@ -42,6 +42,37 @@ public static class GgufFormat
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, null),
     };
 
+    /// <summary>The weight types and the GGUF tensor types that hold them, one for one (export writes, import reads).</summary>
+    private static readonly (WeightType Weights, GgufTensorType Tensor)[] Types =
+        [(WeightType.F32, GgufTensorType.F32), (WeightType.F16, GgufTensorType.F16), (WeightType.Q8, GgufTensorType.Q8_0), (WeightType.Q4, GgufTensorType.Q4_0)];
+
+    /// <summary>The GGUF tensor type of a weight type.</summary>
+    public static GgufTensorType TensorType(WeightType type) =>
+        Array.FindIndex(Types, t => t.Weights == type) is var i and >= 0 ? Types[i].Tensor : throw new ArgumentOutOfRangeException(nameof(type), type, null);
+
+    /// <summary>The weight type a GGUF tensor type holds (one of the four this project reads).</summary>
+    public static WeightType WeightTypeOf(GgufTensorType type) =>
+        Array.FindIndex(Types, t => t.Tensor == type) is var i and >= 0 ? Types[i].Weights : throw new ArgumentOutOfRangeException(nameof(type), type, null);
+
+    /// <summary>llama.cpp's name, in its llama architecture, of the tensor that <see cref="WeightNames"/> calls
+    /// (<paramref name="layer"/>, <paramref name="tensor"/>); null for a name it does not have.</summary>
+    public static string? LlamaTensorName(int? layer, string tensor) => (layer, tensor) switch
+    {
+        (null, "token_embedding") => "token_embd.weight",
+        (null, "classifier") => "output.weight",
+        (null, "final_norm") => "output_norm.weight",
+        ({ } l, "attention_norm") => $"blk.{l}.attn_norm.weight",
+        ({ } l, "wq") => $"blk.{l}.attn_q.weight",
+        ({ } l, "wk") => $"blk.{l}.attn_k.weight",
+        ({ } l, "wv") => $"blk.{l}.attn_v.weight",
+        ({ } l, "wo") => $"blk.{l}.attn_output.weight",
+        ({ } l, "ffn_norm") => $"blk.{l}.ffn_norm.weight",
+        ({ } l, "w1") => $"blk.{l}.ffn_gate.weight",
+        ({ } l, "w2") => $"blk.{l}.ffn_down.weight",
+        ({ } l, "w3") => $"blk.{l}.ffn_up.weight",
+        _ => null,
+    };
+
     /// <summary>general.quantization_version that llama-quantize writes beside quantised tensors.</summary>
     public const uint QuantizationVersion = 2;
 

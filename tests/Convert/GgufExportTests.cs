@@ -153,7 +153,7 @@ public sealed class GgufExportTests(ITestOutputHelper output)
             var columns = Enumerable.Range(0, s.HiddenDim).Select(i => Values(s.Weights, Bundle(i) + layout.BundleDown, s.Dim)).ToArray();
             float[] down = [.. Enumerable.Range(0, s.Dim).SelectMany(d => columns.Select(c => c[d]))];
             // Quantised again: within half a step of the row's block, and no step exceeds max|w| / 127 (q8) or / 7 (q4).
-            double tolerance = downType == GgufExport.TensorType(s.Weights) && s.Weights is WeightType.Q8 or WeightType.Q4
+            double tolerance = downType == GgufFormat.TensorType(s.Weights) && s.Weights is WeightType.Q8 or WeightType.Q4
                 ? down.Max(MathF.Abs) / (s.Weights == WeightType.Q8 ? 127 : 7) : 0;
             Same($"blk.{l}.ffn_down.weight", down, tolerance);
         }

@@ -61,7 +61,7 @@ public sealed class GgufImportTests(ITestOutputHelper output)
         void Same(string name, Func<int, nint> row)
         {
             var t = source.Tensor(name);
-            Assert.Equal(GgufExport.TensorType(s.Weights), t.Type);
+            Assert.Equal(GgufFormat.TensorType(s.Weights), t.Type);
             byte[] data = source.Read(t);
             long blockRow = GgufFormat.RowBytes(t.Type, t.Dims[0]);
             var want = new byte[rowBytes];
