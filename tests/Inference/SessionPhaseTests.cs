@@ -133,9 +133,10 @@ public sealed class SessionPhaseTests
             Assert.Empty(none.GeneratedIds);
 
             using var later = new CancellationTokenSource();
+            int countdown = 3;
             var some = session.Generate(prompt, 20, 0, (_, _) =>
             {
-                if (--_countdown == 0) later.Cancel();
+                if (--countdown == 0) later.Cancel();
                 return true;
             }, cancel: later.Token);
             Assert.Equal(StopReason.Callback, some.StopReason);
@@ -143,6 +144,4 @@ public sealed class SessionPhaseTests
         }
         finally { Dispose(t); }
     }
-
-    private int _countdown = 3;
 }
