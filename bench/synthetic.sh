@@ -4,18 +4,20 @@
 # runtime/Convert/SyntheticWeights.cs), then calibrates the predictors on English text (README + DESIGN: a random
 # model's own samples repeat themselves). Steps already done are skipped; each prints how long it took.
 # Last line of stdout: "BINARY MODEL_FILE". MODEL_FILE.prepared records what preparing it took (JSON).
-#   bench/synthetic.sh SPEC [--dtype f32|f16|q8|q4] [--seed N] [--calibrate-tokens N] [--no-calibrate]
-# --dtype derives a spec of the same shape with other weights (NAME-q8.yaml under artifacts/bench/specs);
+#   bench/synthetic.sh SPEC [--dtype f32|f16|q8|q4] [--resident f32|f16|q8|q4] [--seed N] [--calibrate-tokens N] [--no-calibrate]
+# --dtype derives a spec of the same shape with other weights (NAME-q8.yaml under artifacts/bench/specs), --resident
+# one whose resident matrices (embeddings, attention) have another type than its FFN (NAME-resident-q4.yaml);
 # --no-calibrate leaves out the predictors (dense-only models, e.g. silu).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 shared=${SHARED:-../shared}
-[[ $# -ge 1 && -f $1 ]] || { echo "usage: bench/synthetic.sh SPEC [--dtype f32|f16|q8|q4] [--seed N] [--calibrate-tokens N] [--no-calibrate]" >&2; exit 2; }
+[[ $# -ge 1 && -f $1 ]] || { echo "usage: bench/synthetic.sh SPEC [--dtype f32|f16|q8|q4] [--resident f32|f16|q8|q4] [--seed N] [--calibrate-tokens N] [--no-calibrate]" >&2; exit 2; }
 spec=$1; shift
-dtype="" seed=1 tokens=1024 do_calibrate=true
+dtype="" resident="" seed=1 tokens=1024 do_calibrate=true
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --dtype) dtype=$2; shift 2 ;;
+    --resident) resident=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
     --calibrate-tokens) tokens=$2; shift 2 ;;
     --no-calibrate) do_calibrate=false; shift ;;
@@ -29,6 +31,13 @@ if [[ -n $dtype ]] && ! grep -q "dtype: $dtype }" "$spec"; then
   sed -E -e "s/^name: .*/name: $name-$dtype/" -e "s/dtype: [a-z0-9]+ \}/dtype: $dtype }/" "$spec" > "$derived"
   grep -q "dtype: $dtype }" "$derived" || { echo "bench/synthetic.sh: $spec has no 'weights: { dtype: ... }' line to change" >&2; exit 2; }
   spec=$derived name=$name-$dtype
+fi
+if [[ -n $resident ]]; then
+  mkdir -p artifacts/bench/specs
+  derived=artifacts/bench/specs/$name-resident-$resident.yaml
+  sed -E -e "s/^name: .*/name: $name-resident-$resident/" -e "s/dtype: ([a-z0-9]+) \}/dtype: \1, resident: $resident }/" "$spec" > "$derived"
+  grep -q "resident: $resident }" "$derived" || { echo "bench/synthetic.sh: $spec has no 'weights: { dtype: ... }' line to change" >&2; exit 2; }
+  spec=$derived name=$name-resident-$resident
 fi
 dir=artifacts/$name
 bin=$dir/build/$name model=$dir/$name.afm

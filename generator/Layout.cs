@@ -33,11 +33,14 @@ namespace AotFlash.Flash
     /// <summary>The numbers that decide where every weight lives.</summary>
     public sealed class ModelShape : IEquatable<ModelShape>
     {
+        /// <param name="residentWeights">The type of the resident section's matrices (embeddings, attention,
+        /// classifier); null: the same as <paramref name="weights"/>, the FFN's.</param>
         public ModelShape(int dim, int hiddenDim, int layers, int heads, int kvHeads, int vocab, int context,
-                          WeightType weights, bool tiedEmbeddings)
+                          WeightType weights, bool tiedEmbeddings, WeightType? residentWeights = null)
         {
             Dim = dim; HiddenDim = hiddenDim; Layers = layers; Heads = heads; KvHeads = kvHeads;
             Vocab = vocab; Context = context; Weights = weights; TiedEmbeddings = tiedEmbeddings;
+            ResidentWeights = residentWeights ?? weights;
         }
 
         public int Dim { get; }
@@ -47,16 +50,25 @@ namespace AotFlash.Flash
         public int KvHeads { get; }
         public int Vocab { get; }
         public int Context { get; }
+        /// <summary>Element type of the FFN's neuron bundles (the flash section).</summary>
         public WeightType Weights { get; }
+        /// <summary>Element type of the resident section's matrices: the token and position embeddings, the attention
+        /// projections and the classifier. A smaller type than the FFN's leaves more of a DRAM budget to the neuron
+        /// caches.</summary>
+        public WeightType ResidentWeights { get; }
         public bool TiedEmbeddings { get; }
+        /// <summary>The weight types as messages name them: "f16", or "f16 (resident q8)" where the two differ.</summary>
+        public string WeightsName => Name(Weights) + (ResidentWeights == Weights ? "" : " (resident " + Name(ResidentWeights) + ")");
         public int HeadSize => Dim / Heads;
         public int KvDim => Dim / Heads * KvHeads;
 
         public bool Equals(ModelShape? o) => o is not null && Dim == o.Dim && HiddenDim == o.HiddenDim && Layers == o.Layers
             && Heads == o.Heads && KvHeads == o.KvHeads && Vocab == o.Vocab && Context == o.Context
-            && Weights == o.Weights && TiedEmbeddings == o.TiedEmbeddings;
+            && Weights == o.Weights && ResidentWeights == o.ResidentWeights && TiedEmbeddings == o.TiedEmbeddings;
         public override bool Equals(object? obj) => Equals(obj as ModelShape);
         public override int GetHashCode() => ((Dim * 31 + HiddenDim) * 31 + Layers) * 31 + Vocab;
+
+        private static string Name(WeightType t) => t.ToString().ToLowerInvariant();
     }
 
     /// <summary>One tensor of the resident section.</summary>
@@ -131,7 +143,7 @@ namespace AotFlash.Flash
             Shape = shape;
             Family = family;
             bool opt = family == ModelFamily.Opt, falcon = family == ModelFamily.Falcon;
-            var t = shape.Weights;
+            var t = shape.ResidentWeights;
             long at = 0;
             var all = new List<TensorSlot>();
             TensorSlot Add(string name, int rows, int cols, WeightType type)
@@ -145,7 +157,8 @@ namespace AotFlash.Flash
             TokenEmbedding = Add("token_embedding", shape.Vocab, shape.Dim, t);
             if (opt) PositionEmbedding = Add("position_embedding", shape.Context + OptPositionOffset, shape.Dim, t);
             var layers = new LayerSlots[shape.Layers];
-            long row = RowBytes(t, shape.Dim);
+            var f = shape.Weights;
+            long row = RowBytes(f, shape.Dim);
             BundleGate = 0;
             if (opt)
             {
@@ -155,8 +168,8 @@ namespace AotFlash.Flash
                 BundleBytes = 2 * row + 4;
                 BundleParts = new[]
                 {
-                    new BundlePart("fc1", BundlePartKind.Row, BundleGate, t),
-                    new BundlePart("fc2", BundlePartKind.Column, BundleDown, t),
+                    new BundlePart("fc1", BundlePartKind.Row, BundleGate, f),
+                    new BundlePart("fc2", BundlePartKind.Column, BundleDown, f),
                     new BundlePart("fc1_bias", BundlePartKind.Element, BundleBias, WeightType.F32),
                 };
             }
@@ -168,8 +181,8 @@ namespace AotFlash.Flash
                 BundleBytes = 2 * row;
                 BundleParts = new[]
                 {
-                    new BundlePart("fc1", BundlePartKind.Row, BundleGate, t),
-                    new BundlePart("fc2", BundlePartKind.Column, BundleDown, t),
+                    new BundlePart("fc1", BundlePartKind.Row, BundleGate, f),
+                    new BundlePart("fc2", BundlePartKind.Column, BundleDown, f),
                 };
             }
             else
@@ -180,9 +193,9 @@ namespace AotFlash.Flash
                 BundleBytes = 3 * row;
                 BundleParts = new[]
                 {
-                    new BundlePart("w1", BundlePartKind.Row, BundleGate, t),
-                    new BundlePart("w3", BundlePartKind.Row, BundleUp, t),
-                    new BundlePart("w2", BundlePartKind.Column, BundleDown, t),
+                    new BundlePart("w1", BundlePartKind.Row, BundleGate, f),
+                    new BundlePart("w3", BundlePartKind.Row, BundleUp, f),
+                    new BundlePart("w2", BundlePartKind.Column, BundleDown, f),
                 };
             }
             BundleStride = AlignUp(BundleBytes, TensorAlignment);

@@ -19,7 +19,7 @@ namespace AotFlash.Generator
                 var layout = new Layout(ShapeOf(spec), spec.Family);
                 var (sw, w) = Begin();
                 // The runtime's weight format structs are named as the WeightType values.
-                string weights = "global::AotFlash.Flash." + spec.Dtype;
+                string weights = "global::AotFlash.Flash." + spec.Dtype, resident = "global::AotFlash.Flash." + spec.ResidentDtype;
                 var (activationKind, activation) = spec.Activation switch
                 {
                     "relu" => ("Relu", "global::AotFlash.Kernels.Relu"),
@@ -28,10 +28,11 @@ namespace AotFlash.Generator
                     _ => ("FatRelu", spec.ClassName + ".FatRelu"),
                 };
                 w.WriteLine($"/// <summary>{spec.Name}: {Parser.Word(spec.Family)}, dim {spec.Dim}, hidden {spec.HiddenDim}, {spec.Layers} layers, " +
-                            $"{spec.Heads} heads ({spec.KvHeads} kv), vocab {spec.Vocab}, context {spec.Context}, {spec.Activation}, {Parser.Word(spec.Dtype)}. " +
+                            $"{spec.Heads} heads ({spec.KvHeads} kv), vocab {spec.Vocab}, context {spec.Context}, {spec.Activation}, {Parser.Word(spec.Dtype)}" +
+                            (spec.ResidentDtype == spec.Dtype ? "" : $" (resident {Parser.Word(spec.ResidentDtype)})") + ". " +
                             $"Generated from {specFile}.</summary>");
                 string baseClass = opt ? "OptTransformer" : falcon ? "FalconTransformer" : "LlamaTransformer";
-                w.WriteLine($"public sealed unsafe partial class {spec.ClassName} : global::AotFlash.Inference.{baseClass}<{weights}, {activation}>");
+                w.WriteLine($"public sealed unsafe partial class {spec.ClassName} : global::AotFlash.Inference.{baseClass}<{weights}, {resident}, {activation}>");
                 w.WriteLine("{");
                 w.Indent++;
 
@@ -84,7 +85,8 @@ namespace AotFlash.Generator
                 w.Indent++;
                 w.WriteLine($"ModelName, SpecHash, global::AotFlash.Flash.ModelFamily.{spec.Family},");
                 w.WriteLine($"new global::AotFlash.Flash.ModelShape(Dim, HiddenDim, Layers, Heads, KvHeads, Vocab, Context, " +
-                            $"global::AotFlash.Flash.WeightType.{spec.Dtype}, tiedEmbeddings: {(spec.TieEmbeddings ? "true" : "false")}),");
+                            $"global::AotFlash.Flash.WeightType.{spec.Dtype}, tiedEmbeddings: {(spec.TieEmbeddings ? "true" : "false")}" +
+                            (spec.ResidentDtype == spec.Dtype ? "" : $", residentWeights: global::AotFlash.Flash.WeightType.{spec.ResidentDtype}") + "),");
                 w.WriteLine($"NormEps, RopeTheta, new global::AotFlash.Inference.Activation(global::AotFlash.Inference.ActivationKind.{activationKind}" +
                             (spec.Activation == "fatrelu" ? $", Threshold: {Float(spec.ActivationThreshold)})," : "),"));
                 w.WriteLine($"new global::AotFlash.Inference.TokenizerConfig(global::AotFlash.Tokenizers.TokenizerKind.{TokenizerKindOf(spec.Tokenizer.Kind)}, Bos: {Int(spec.Tokenizer.Bos)}, Eos: {Int(spec.Tokenizer.Eos)}, " +
@@ -288,7 +290,7 @@ namespace AotFlash.Generator
 
             internal static ModelShape ShapeOf(ModelSpec s) =>
                 new ModelShape(s.Dim, s.HiddenDim, s.Layers, s.Heads, s.KvHeads, s.Vocab, s.Context,
-                    s.Dtype, s.TieEmbeddings);
+                    s.Dtype, s.TieEmbeddings, s.ResidentDtype);
 
             /// <summary>The runtime's TokenizerKind member for a spec's tokenizer kind.</summary>
             private static string TokenizerKindOf(string kind) => kind switch

@@ -123,13 +123,16 @@ namespace AotFlash.Generator
                         tokenizer = new TokenizerSpec(kind, bos.Value, eos.Value, new EquatableArray<int>(stop), chatTemplate);
                 }
 
-                WeightType? dtype = WeightType.F32;
+                WeightType? dtype = WeightType.F32, resident = null;
                 var weightsReader = top.Mapping("weights", required: false);
                 if (weightsReader is not null)
                 {
                     dtype = WeightTypeOf(weightsReader.Choice("dtype", Dtypes, required: false) ?? "f32");
+                    // The resident section's matrices may be smaller than the FFN's: more of a budget for the caches.
+                    resident = weightsReader.Choice("resident", Dtypes, required: false) is { } word ? WeightTypeOf(word) : dtype;
                     weightsReader.RejectUnknownKeys();
                 }
+                resident ??= dtype;
 
                 FlashSpec? flash = FlashSpec.Default;
                 var flashReader = top.Mapping("flash", required: false);
@@ -156,9 +159,13 @@ namespace AotFlash.Generator
                 else if (family is ModelFamily.Llama or ModelFamily.Falcon && dim is not null && heads is not null && dim / heads % 2 != 0)
                     diagnostics.Add(Info(DiagnosticDescriptors.InvalidValue, top.SiteOf("heads")!, "heads",
                         "RoPE needs an even head size, but dim / heads = " + Str(dim.Value / heads.Value)));
-                if (dim is not null && (dtype == WeightType.Q8 || dtype == WeightType.Q4) && dim % Layout.QuantGroup != 0)
-                    diagnostics.Add(Info(DiagnosticDescriptors.DimNotDivisibleByQuantGroup, weightsReader!.SiteOf("dtype")!, Word(dtype.Value),
-                        Str(dim.Value), Str(Layout.QuantGroup)));
+                foreach (var (key, type) in new[] { ("dtype", dtype), ("resident", resident) })
+                    if (dim is not null && (type == WeightType.Q8 || type == WeightType.Q4) && dim % Layout.QuantGroup != 0
+                        && weightsReader?.SiteOf(key) is { } site)
+                    {
+                        diagnostics.Add(Info(DiagnosticDescriptors.DimNotDivisibleByQuantGroup, site, Word(type.Value), Str(dim.Value), Str(Layout.QuantGroup)));
+                        break;
+                    }
                 if (heads is not null && kvHeads is not null && heads % kvHeads != 0)
                     diagnostics.Add(Info(DiagnosticDescriptors.HeadsNotDivisibleByKvHeads, top.SiteOf("kv_heads") ?? top.SiteOf("heads")!,
                         Str(heads.Value), Str(kvHeads.Value)));
@@ -166,14 +173,14 @@ namespace AotFlash.Generator
                 if (diagnostics.Count > 0 || name is null || family is null || dim is null || hidden is null || layers is null
                     || heads is null || kvHeads is null || vocab is null || context is null || normEps is null
                     || ropeTheta is null || activation is null || tie is null
-                    || tokenizer is null || dtype is null || flash is null)
+                    || tokenizer is null || dtype is null || resident is null || flash is null)
                     return Result(null, diagnostics, nameSite);
 
                 string hash = SpecHash(family.Value, dim.Value, hidden.Value, layers.Value, heads.Value, kvHeads.Value, vocab.Value,
-                    context.Value, normEps.Value, ropeTheta.Value, activation.Value.kind, activation.Value.threshold, tie.Value, dtype.Value);
+                    context.Value, normEps.Value, ropeTheta.Value, activation.Value.kind, activation.Value.threshold, tie.Value, dtype.Value, resident.Value);
                 var spec = new ModelSpec(name, ClassNameOf(name), family.Value, dim.Value, hidden.Value, layers.Value, heads.Value,
                     kvHeads.Value, vocab.Value, context.Value, normEps.Value, ropeTheta.Value,
-                    activation.Value.kind, activation.Value.threshold, tie.Value, tokenizer, dtype.Value, flash, hash);
+                    activation.Value.kind, activation.Value.threshold, tie.Value, tokenizer, dtype.Value, resident.Value, flash, hash);
                 return Result(spec, diagnostics, nameSite);
             }
 
@@ -196,17 +203,21 @@ namespace AotFlash.Generator
 
             /// <summary>Hash of everything that decides the math and the byte layout (not the name, not flash defaults),
             /// written into model files so a binary refuses weights made for another shape. It still names the family's
-            /// norm, position encoding and FFN, as it did when specs wrote them, so model files made then keep their hash.</summary>
+            /// norm, position encoding and FFN, as it did when specs wrote them, so model files made then keep their hash;
+            /// for the same reason the resident weights' type is named only where it differs from the FFN's.</summary>
             internal static string SpecHash(ModelFamily family, int dim, int hidden, int layers, int heads, int kvHeads, int vocab,
-                int context, double normEps, double ropeTheta, string activation, double threshold, bool tie, WeightType dtype)
+                int context, double normEps, double ropeTheta, string activation, double threshold, bool tie, WeightType dtype,
+                WeightType resident)
             {
                 var (norm, position, ffn) = Architecture(family);
-                string canonical = string.Join(";", new[]
+                var fields = new List<string>
                 {
                     "aotflash-spec-v1", Word(family), Str(dim), Str(hidden), Str(layers), Str(heads), Str(kvHeads), Str(vocab), Str(context),
                     norm, normEps.ToString("R", CultureInfo.InvariantCulture), position, ropeTheta.ToString("R", CultureInfo.InvariantCulture),
                     ffn, activation, threshold.ToString("R", CultureInfo.InvariantCulture), tie ? "tied" : "untied", Word(dtype),
-                });
+                };
+                if (resident != dtype) fields.Add("resident " + Word(resident));
+                string canonical = string.Join(";", fields);
                 using var sha = SHA256.Create();
                 byte[] digest = sha.ComputeHash(Encoding.UTF8.GetBytes(canonical));
                 var sb = new StringBuilder(32);

@@ -24,6 +24,7 @@ namespace AotFlash.Generator
         bool TieEmbeddings,
         TokenizerSpec Tokenizer,
         WeightType Dtype,
+        WeightType ResidentDtype,
         FlashSpec Flash,
         string SpecHash);
 

@@ -210,7 +210,8 @@ public static class Markdown
         o.AppendLine("## Fidelity");
         o.AppendLine();
         o.AppendLine("`perplexity` (teacher-forced, up to 1024 tokens) on real ReLU models: each weight type's dense and flash modes against the f32 " +
-                     "binary's dense next-token distributions (`--save-kl-base` / `--kl-base`). `story.txt` is a TinyStories-like story (held-in " +
+                     "binary's dense next-token distributions (`--save-kl-base` / `--kl-base`); `resident-q8`/`resident-q4` quantise only the embedding and " +
+                     "attention (`weights: { dtype: f32, resident: q4 }`), the FFN stays f32. `story.txt` is a TinyStories-like story (held-in " +
                      "style), `prose.txt` expository prose (held-out).");
         o.AppendLine();
         o.AppendLine("| model | text | weights | mode | tokens | perplexity | mean KL (nats) | p99 KL | top-1 agreement |");

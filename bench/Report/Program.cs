@@ -225,7 +225,8 @@ RunStage("dense", () =>
     results["dense"] = denseRows;
 });
 
-// 7. Fidelity: perplexity and KL against dense f32, for flash mode and q8/q4, on the real ReLU models.
+// 7. Fidelity: perplexity and KL against dense f32, for flash mode, q8/q4, and q8/q4 resident matrices with an f32 FFN
+// (weights: { resident: ... }), on the real ReLU models.
 RunStage("fidelity", () =>
 {
     log.Stage("fidelity");
@@ -237,7 +238,7 @@ RunStage("fidelity", () =>
         string klBase = Path.Combine("artifacts/report", $"{name}-{Path.GetFileNameWithoutExtension(text)}.klbase");
         log.Step($"{name}: perplexity of {Path.GetFileName(text)}, f32 dense and flash");
         foreach (var row in Ours.Perplexity(f32, text, "dense,flash", null, klBase, 1024)) fidelityRows.Add(row.Tagged("f32"));
-        foreach (var dtype in new[] { "q8", "q4" })
+        foreach (var dtype in new[] { "q8", "q4", "resident-q8", "resident-q4" })
         {
             log.Step($"{name}: perplexity of {Path.GetFileName(text)}, {dtype} dense and flash");
             foreach (var row in Ours.Perplexity(Models.Reference(name, dtype, log), text, "dense,flash", klBase, null, 1024)) fidelityRows.Add(row.Tagged(dtype));

@@ -186,7 +186,7 @@ public static class BenchCommand
 
         var o = new StringBuilder();
         o.AppendLine($"machine   {machine}");
-        o.AppendLine($"model     {info.Name}: {DramAccount.Format(fileBytes)} model file, {info.Shape.Weights.ToString().ToLowerInvariant()}, " +
+        o.AppendLine($"model     {info.Name}: {DramAccount.Format(fileBytes)} model file, {info.Shape.WeightsName}, " +
                      $"{info.Shape.Layers} layers x {info.Shape.HiddenDim} FFN neurons; {threads} compute threads");
         if (provenance is not null) o.AppendLine($"weights   {provenance}");
         if (probe.Count > 0)

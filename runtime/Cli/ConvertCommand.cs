@@ -31,11 +31,12 @@ public static class ConvertCommand
     public static string Help(CliContext ctx) => CommandLine.HelpText(
         $"{ctx.ProgramName} convert (--weights CKPT | --hf DIR | --gguf FILE | --synthetic SEED) [--tokenizer TOK] -o MODEL.afm [--dtype TYPE] [--force]\n" +
         $"       {ctx.ProgramName} convert (--hf DIR | --gguf FILE) --emit-spec SPEC.yaml [--name NAME] [--force]",
-        $"Converts a checkpoint into a model file for '{ctx.Model.Name}' ({ctx.Model.Shape.Weights.ToString().ToLowerInvariant()} weights):\n" +
+        $"Converts a checkpoint into a model file for '{ctx.Model.Name}' ({ctx.Model.Shape.WeightsName} weights):\n" +
         "resident section (embeddings, attention, norms), tokenizer, and the flash section of FFN neuron bundles.\n" +
         "The checkpoint must have the spec's shape. The file is written atomically (never half a file).\n" +
-        "The weight type is compiled in from the spec's weights: { dtype: ... }; q8 and q4 quantise each row in groups of\n" +
-        "32 with a half-precision scale per group, and convert prints each tensor kind's quantisation error.\n" +
+        "The weight types are compiled in from the spec's weights: { dtype: ..., resident: ... } (the FFN's, and the\n" +
+        "embeddings' and attention's); q8 and q4 quantise each row in groups of 32 with a half-precision scale per group,\n" +
+        "and convert prints each tensor kind's rounding error.\n" +
         "With --emit-spec, writes the spec of a Hugging Face folder or GGUF file, so that './publish.sh SPEC.yaml --weights DIR|FILE'\n" +
         "builds its binary. A GGUF file does not say its FFN activation: the spec's applies (the emitted spec says silu, llama.cpp's).\n" +
         "From GGUF, Q8_0 and Q4_0 quants are copied where the spec's type matches, except the FFN's down columns, which the model\n" +
@@ -109,7 +110,7 @@ public static class ConvertCommand
         }
         foreach (var e in errors)
             ctx.Stderr.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"convert: {dtype} error {e.Kind,-15} rms relative {e.RmsRelative * 100,7:F3}%, max abs {e.MaxAbs:E2} ({e.Weights} weights)"));
+                $"convert: {e.Type.ToString().ToLowerInvariant()} error {e.Kind,-15} rms relative {e.RmsRelative * 100,7:F3}%, max abs {e.MaxAbs:E2} ({e.Weights} weights)"));
         ctx.Stderr.WriteLine($"convert: wrote {output} ({new FileInfo(output).Length} bytes)");
         return 0;
     }

@@ -45,7 +45,7 @@ public static class InfoCommand
             _ => $"rmsnorm (eps {m.NormEps}), rope (theta {m.RopeTheta}), gated ffn",
         };
         o.AppendLine($"math           {architecture}, {m.Activation}, " +
-                     $"{(s.TiedEmbeddings ? "tied" : "separate")} classifier, {s.Weights.ToString().ToLowerInvariant()} weights");
+                     $"{(s.TiedEmbeddings ? "tied" : "separate")} classifier, {s.WeightsName} weights");
         o.AppendLine($"tokenizer      {m.Tokenizer.Kind}, bos {m.Tokenizer.Bos}, eos {m.Tokenizer.Eos}, stop [{string.Join(", ", m.Tokenizer.Stop)}]");
         o.AppendLine($"flash defaults window {m.Flash.Window}, predictor rank {m.Flash.PredictorRank}, {m.Flash.IoThreads} I/O threads, DRAM budget {m.Flash.DramBudget}");
         o.AppendLine($"resident       {Bytes(layout.ResidentBytes)} (embeddings, attention, norms{(s.TiedEmbeddings ? "" : ", classifier")})");

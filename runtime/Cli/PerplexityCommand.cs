@@ -150,7 +150,7 @@ public static class PerplexityCommand
     {
         var o = new StringBuilder();
         o.AppendLine($"machine   {BenchCommand.Machine()}");
-        o.AppendLine($"model     {info.Name}: {info.Shape.Weights.ToString().ToLowerInvariant()} weights; {threads} compute threads");
+        o.AppendLine($"model     {info.Name}: {info.Shape.WeightsName} weights; {threads} compute threads");
         if (provenance is not null) o.AppendLine($"weights   {provenance}");
         o.AppendLine($"text      {textPath}: {text.Targets.Length} tokens scored in {text.Chunks} chunk{(text.Chunks == 1 ? "" : "s")} of up to {text.Context} positions (BOS first)");
         o.AppendLine($"base      {baseName}");

@@ -34,7 +34,7 @@ public interface IWeightSource : IDisposable
 
 /// <summary>What storing one kind of tensor (e.g. every layer's wq) in a lossy weight type lost: the RMS of the error
 /// relative to the RMS of the weights, and the largest error of a single weight.</summary>
-public sealed record ConversionError(string Kind, long Weights, double RmsRelative, float MaxAbs);
+public sealed record ConversionError(string Kind, WeightType Type, long Weights, double RmsRelative, float MaxAbs);
 
 /// <summary>Any <see cref="IWeightSource"/> + tokenizer → model file laid out by the model's <see cref="Layout"/>.</summary>
 public static unsafe class ModelConverter
@@ -224,7 +224,7 @@ public static unsafe class ModelConverter
                         Encode(row, x, n, type, name, done + r);
                         if (type == WeightType.F32) continue;
                         WeightRows.ToSingle(type, decoded, row, n);
-                        Error(kind).Add(x, decoded, n);
+                        Error(kind, type).Add(x, decoded, n);
                     }
                     writer.Write(new ReadOnlySpan<byte>(buffer, (int)(chunk * rowBytes)));
                     done += chunk;
@@ -251,18 +251,18 @@ public static unsafe class ModelConverter
             }
         }
 
-        private ErrorSum Error(string kind)
+        private ErrorSum Error(string kind, WeightType type)
         {
             if (_errors.TryGetValue(kind, out var sum)) return sum;
             _kinds.Add(kind);
-            return _errors[kind] = new ErrorSum();
+            return _errors[kind] = new ErrorSum(type);
         }
 
         /// <summary>One entry per tensor kind, in the order first written; empty for f32.</summary>
         public IReadOnlyList<ConversionError> Errors => [.. _kinds.Select(k => _errors[k].Result(k))];
     }
 
-    private sealed class ErrorSum
+    private sealed class ErrorSum(WeightType type)
     {
         private double _squaredError, _squared;
         private float _maxAbs;
@@ -281,6 +281,6 @@ public static unsafe class ModelConverter
         }
 
         public ConversionError Result(string kind) =>
-            new(kind, _count, _squared > 0 ? Math.Sqrt(_squaredError / _squared) : 0, _maxAbs);
+            new(kind, type, _count, _squared > 0 ? Math.Sqrt(_squaredError / _squared) : 0, _maxAbs);
     }
 }

@@ -15,7 +15,9 @@ public readonly record struct Section(SectionKind Kind, long Offset, long Length
 ///   0  "AOTFLASH"                  8  u32 version        12 u32 header size (4096)
 ///  16  spec hash, 32 ASCII hex    48  model name, 64 bytes UTF-8, NUL padded
 /// 112  i32 dim, hidden_dim, layers, heads, kv_heads, vocab, context
-/// 140  u32 weight type           144  u32 tied embeddings     148 u32 section count
+/// 140  u32 weight types: bits 0-7 the FFN's, bits 8-15 the resident matrices' plus one (0: the FFN's, as in files
+///      written before the two could differ)
+///                                144  u32 tied embeddings     148 u32 section count
 /// 152  sections, 32 bytes each: u32 kind, u32 crc32c, u64 offset, u64 length, u64 reserved
 /// 4092 u32 CRC-32C of bytes [0, 4092)
 /// </code>
@@ -59,7 +61,8 @@ public sealed class ModelFileHeader
         WriteText(b.AsSpan(48, 64), ModelName);
         int[] dims = [Shape.Dim, Shape.HiddenDim, Shape.Layers, Shape.Heads, Shape.KvHeads, Shape.Vocab, Shape.Context];
         for (int i = 0; i < dims.Length; i++) BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan(112 + 4 * i), dims[i]);
-        BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(140), (uint)Shape.Weights);
+        uint resident = Shape.ResidentWeights == Shape.Weights ? 0u : (uint)Shape.ResidentWeights + 1;
+        BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(140), (uint)Shape.Weights | resident << 8);
         BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(144), Shape.TiedEmbeddings ? 1u : 0u);
         BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(148), (uint)Sections.Count);
         for (int i = 0; i < Sections.Count; i++)
@@ -88,9 +91,10 @@ public sealed class ModelFileHeader
         for (int i = 0; i < dims.Length; i++) dims[i] = BinaryPrimitives.ReadInt32LittleEndian(b[(112 + 4 * i)..]);
         for (int i = 0; i < dims.Length; i++)
             if (dims[i] <= 0) throw new BadInputException($"{source}: model file header is corrupt ({DimNames[i]} {dims[i]})");
-        uint weightType = BinaryPrimitives.ReadUInt32LittleEndian(b[140..]);
+        uint weightTypes = BinaryPrimitives.ReadUInt32LittleEndian(b[140..]);
+        uint weightType = weightTypes & 0xFF, residentType = weightTypes >> 8;
         uint count = BinaryPrimitives.ReadUInt32LittleEndian(b[148..]);
-        if (weightType > (uint)WeightType.Q4 || count > MaxSections)
+        if (weightType > (uint)WeightType.Q4 || residentType > (uint)WeightType.Q4 + 1 || count > MaxSections)
             throw new BadInputException($"{source}: model file header is corrupt (bad weight type or section count)");
         var sections = new Section[count];
         for (int i = 0; i < count; i++)
@@ -119,7 +123,7 @@ public sealed class ModelFileHeader
             SpecHash = hash,
             ModelName = name,
             Shape = new ModelShape(dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], (WeightType)weightType,
-                BinaryPrimitives.ReadUInt32LittleEndian(b[144..]) != 0),
+                BinaryPrimitives.ReadUInt32LittleEndian(b[144..]) != 0, residentType == 0 ? null : (WeightType)(residentType - 1)),
             Sections = sections,
         };
     }

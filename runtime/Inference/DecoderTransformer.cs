@@ -13,9 +13,13 @@ namespace AotFlash.Inference;
 /// each weight matrix once per block, not once per token; decoding is the block of one. Each token's arithmetic is the
 /// same whatever block it is in, so a prompt run as one block gives the logits it gives token by token, bit for bit.
 /// Heavy kernels run on a <see cref="ThreadTeam"/>; everything is allocated once, nothing per token.
+/// <typeparamref name="TWeights"/> is the format of the FFN's bundles, <typeparamref name="TResident"/> that of the
+/// resident section's matrices (embeddings, attention, classifier); they differ where a spec keeps the resident part
+/// smaller to leave more of a DRAM budget to the neuron caches.
 /// </summary>
-public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transformer
+public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation> : Transformer
     where TWeights : struct, IWeightFormat
+    where TResident : struct, IWeightFormat
     where TActivation : struct, IActivation
 {
     // Below this many multiply-adds a kernel runs on the calling thread: waking the team would cost more.
@@ -31,8 +35,10 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
     private readonly float* _logits;
     private readonly float* _scores;      // [heads, context]
     private readonly float* _partials;    // [team, block, dim] per-member FFN sums
-    private readonly byte* _prepared;     // [block] of the current product's x rows as TWeights.PrepareInput makes them; null if unused
+    private readonly byte* _prepared;     // [block] of the FFN's x rows as TWeights.PrepareInput makes them; null if unused
     private readonly int _preparedBytes;  // one row of _prepared
+    private readonly byte* _preparedResident;    // the same for the resident products and TResident; _prepared when the formats are one
+    private readonly int _preparedResidentBytes;
     private readonly float* _gates;       // [team, _gatesFloats] a member's gate and up products over a chunk of evenly spaced bundles
     private readonly int _gatesFloats;
     private readonly float* _ropeFreq;    // [headSize / 2], for the families with RoPE; null for OPT
@@ -48,7 +54,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
     protected DecoderTransformer(ModelInfo info, ModelWeights weights, IFfnSource ffnSource, int threads) : base(info, weights)
     {
         var s = info.Shape;
-        if (TWeights.Type != s.Weights) throw new InvalidOperationException("weight format does not match the spec");
+        if (TWeights.Type != s.Weights || TResident.Type != s.ResidentWeights) throw new InvalidOperationException("weight format does not match the spec");
         R = weights.Resident;
         _ffnSource = ffnSource;
         _team = new ThreadTeam(Math.Max(1, threads));
@@ -69,7 +75,10 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
         // Every product's input rows are dim long (the generated code's shapes).
         _preparedBytes = TWeights.InputBytes(s.Dim);
         if (_preparedBytes > 0) _prepared = (byte*)Alloc(((long)BlockTokens * _preparedBytes + 3) / sizeof(float), "activations");
-        if (TWeights.Type != WeightType.F32)
+        _preparedResidentBytes = TResident.InputBytes(s.Dim);
+        if (TResident.Type == TWeights.Type) _preparedResident = _prepared;
+        else if (_preparedResidentBytes > 0) _preparedResident = (byte*)Alloc(((long)BlockTokens * _preparedResidentBytes + 3) / sizeof(float), "activations");
+        if (TWeights.Type != WeightType.F32 || TResident.Type != WeightType.F32)
         {
             // A chunk, or four bundles widened (three rows and a bias each; four rows of a matrix fit too), whichever is larger.
             // Formats that are not widened whole (q8, q4) widen a chunk's down columns here.
@@ -114,7 +123,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
         for (int t = 0; t < count; t++) Embed(o + (long)t * dim, table, first + t, dim);
     }
 
-    private void Embed(float* o, long table, int row, int dim) => TWeights.ToSingle(o, R + table + row * Layout.RowBytes(TWeights.Type, dim), dim);
+    private void Embed(float* o, long table, int row, int dim) => TResident.ToSingle(o, R + table + row * Layout.RowBytes(TResident.Type, dim), dim);
 
     /// <summary>y[count, n] += x[count, n]</summary>
     protected static void Add(float* y, float* x, int count, int n) => VectorOps.Add(y, x, count * n);
@@ -161,16 +170,16 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
     /// <summary>Y[count, rows] = X[count, cols] · W[rows, cols]ᵀ, W in the resident section: row t of Y is W · x_t.</summary>
     protected void MatMul(float* y, long w, float* x, int count, int rows, int cols)
     {
-        PrepareRows(x, count, cols);
+        PrepareRows<TResident>(_preparedResident, _preparedResidentBytes, x, count, cols);
         _matMul.Set(y, R + w, x, count, rows, cols);
         if (_team.Size == 1 || (long)count * rows * cols < ParallelThreshold) _matMul.Execute(0, 1);
         else _team.Run(_matMul);
     }
 
-    /// <summary>_prepared[t] = x[t, :] as TWeights.PrepareInput makes it, for the products that follow.</summary>
-    private void PrepareRows(float* x, int count, int cols)
+    /// <summary>prepared[t] = x[t, :] as TW.PrepareInput makes it, for the products that follow.</summary>
+    private static void PrepareRows<TW>(byte* prepared, int preparedBytes, float* x, int count, int cols) where TW : struct, IWeightFormat
     {
-        for (int t = 0; t < count; t++) TWeights.PrepareInput(_prepared + (long)t * _preparedBytes, x + (long)t * cols, cols);
+        for (int t = 0; t < count; t++) TW.PrepareInput(prepared + (long)t * preparedBytes, x + (long)t * cols, cols);
     }
 
     /// <summary>For each row t of the block, at position pos + t: output_t = per head h: softmax(q_h · K_h[0..pos+t] /
@@ -205,7 +214,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
         int pieces = _ffnSource.BeginBlock(at, x, count);
         if (pieces > 0)
         {
-            PrepareRows(x, count, dim);
+            PrepareRows<TWeights>(_prepared, _preparedBytes, x, count, dim);
             for (int piece = 0; piece < pieces; piece++) Ffn(output, x, count, _ffnSource.BlockPiece(at, piece), parts, layer);
             return;
         }
@@ -213,7 +222,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
         {
             float* xt = x + (long)t * dim;
             var selection = _ffnSource.Prepare(at, xt);
-            PrepareRows(xt, 1, dim);
+            PrepareRows<TWeights>(_prepared, _preparedBytes, xt, 1, dim);
             Ffn(output + (long)t * dim, xt, 1, selection, parts, layer);
         }
     }
@@ -319,7 +328,8 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
     // while it is in the core's L1/L2 cache: the weights come from memory once per block, not once per token.
     private const int ChunkBytes = 32 << 10;
 
-    private sealed class MatMulWork(DecoderTransformer<TWeights, TActivation> model) : ITeamWork
+    /// <summary>A product over the resident section, in <typeparamref name="TResident"/>.</summary>
+    private sealed class MatMulWork(DecoderTransformer<TWeights, TResident, TActivation> model) : ITeamWork
     {
         private float* _y, _x;
         private byte* _w;
@@ -332,13 +342,13 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
             // Shares and chunks are whole groups of four rows, as MatVec runs them, so a row's sum is the same
             // whichever share or chunk it falls in.
             var (start, end) = ThreadTeam.Share(_rows, member, members, grain: 4);
-            long rowBytes = Layout.RowBytes(TWeights.Type, _cols);
+            long rowBytes = Layout.RowBytes(TResident.Type, _cols);
             if (_count == 1)
             {
-                if (end > start) TWeights.MatVec(_y + start, _w + start * rowBytes, rowBytes, _x, model._prepared, end - start, _cols);
+                if (end > start) TResident.MatVec(_y + start, _w + start * rowBytes, rowBytes, _x, model._preparedResident, end - start, _cols);
                 return;
             }
-            bool widen = TWeights.WidenInBlocks;
+            bool widen = TResident.WidenInBlocks;
             long chunkRowBytes = widen ? (long)_cols * sizeof(float) : rowBytes;
             int chunk = Math.Max(4, (int)(ChunkBytes / chunkRowBytes) & ~3);
             float* widened = model._widened + (long)member * model._widenedFloats;
@@ -347,18 +357,18 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
                 int r1 = Math.Min(end, r0 + chunk);
                 if (widen)
                 {
-                    for (int r = r0; r < r1; r++) TWeights.ToSingle(widened + (long)(r - r0) * _cols, _w + r * rowBytes, _cols);
+                    for (int r = r0; r < r1; r++) TResident.ToSingle(widened + (long)(r - r0) * _cols, _w + r * rowBytes, _cols);
                     F32.MatMul(_y + r0, _rows, (byte*)widened, chunkRowBytes, _x, _cols, null, 0, _count, r1 - r0, _cols);
                 }
                 else
                 {
-                    TWeights.MatMul(_y + r0, _rows, _w + r0 * rowBytes, rowBytes, _x, _cols, model._prepared, model._preparedBytes, _count, r1 - r0, _cols);
+                    TResident.MatMul(_y + r0, _rows, _w + r0 * rowBytes, rowBytes, _x, _cols, model._preparedResident, model._preparedResidentBytes, _count, r1 - r0, _cols);
                 }
             }
         }
     }
 
-    private sealed class AttentionWork(DecoderTransformer<TWeights, TActivation> model) : ITeamWork
+    private sealed class AttentionWork(DecoderTransformer<TWeights, TResident, TActivation> model) : ITeamWork
     {
         private float* _output;
         private int _layer, _pos, _count, _heads, _kvHeads, _headSize, _context;
@@ -395,7 +405,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TActivation> : Transfo
         }
     }
 
-    private sealed class FfnWork(DecoderTransformer<TWeights, TActivation> model) : ITeamWork
+    private sealed class FfnWork(DecoderTransformer<TWeights, TResident, TActivation> model) : ITeamWork
     {
         private float* _output, _x;
         private nint* _bundles;

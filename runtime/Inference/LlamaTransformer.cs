@@ -8,8 +8,9 @@ namespace AotFlash.Inference;
 /// The llama family (llama2.c's model): RMSNorm, RoPE on q and k, grouped-query attention, and a gated FFN
 /// w2(act(w1 x) · w3 x) over neuron bundles [w1 row | w3 row | w2 column]; no biases.
 /// </summary>
-public abstract unsafe class LlamaTransformer<TWeights, TActivation> : DecoderTransformer<TWeights, TActivation>
+public abstract unsafe class LlamaTransformer<TWeights, TResident, TActivation> : DecoderTransformer<TWeights, TResident, TActivation>
     where TWeights : struct, IWeightFormat
+    where TResident : struct, IWeightFormat
     where TActivation : struct, IActivation
 {
     protected LlamaTransformer(ModelInfo info, ModelWeights weights, IFfnSource ffnSource, int threads)

@@ -65,6 +65,22 @@ public sealed class ModelFileTests
         Assert.Equal(8192, parsed.FileLength);
     }
 
+    [Fact]
+    public void ResidentWeightsOfAnotherTypeRoundTrip()
+    {
+        var shape = new ModelShape(64, 172, 5, 8, 4, 512, 512, WeightType.F16, tiedEmbeddings: false, residentWeights: WeightType.Q4);
+        var header = new ModelFileHeader { ModelName = "m", SpecHash = Header().SpecHash, Shape = shape, Sections = Header().Sections };
+        byte[] bytes = header.Serialize();
+        var parsed = ModelFileHeader.Parse(bytes, "x");
+        Assert.Equal(WeightType.Q4, parsed.Shape.ResidentWeights);
+        Assert.Equal(WeightType.F16, parsed.Shape.Weights);
+        Assert.Equal(shape, parsed.Shape);
+        Assert.NotEqual(Header().Shape, parsed.Shape);
+        // A model whose two types are one writes the field as files did before the resident type existed.
+        Assert.Equal((uint)WeightType.F16, System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(Header().Serialize().AsSpan(140)));
+        Assert.Equal(WeightType.F16, ModelFileHeader.Parse(Header().Serialize(), "x").Shape.ResidentWeights);
+    }
+
     [Theory]
     [InlineData(0, "bad magic")]
     [InlineData(8, "version")]

@@ -109,6 +109,7 @@ public sealed class DiagnosticTests
     [InlineData("family", "family: gpt", 2, 9)]
     [InlineData("activation", "activation: tanh", 10, 13)]
     [InlineData("weights", "weights: { dtype: q3 }", 12, 19)]
+    [InlineData("weights", "weights: { dtype: f32, resident: q3 }", 12, 34)]
     [InlineData("tokenizer", "tokenizer: { kind: llama2c, bos: 1, eos: 2, stop: [1], chat_template: alpaca }", 11, 71)]
     public void AF0008_Unsupported(string? key, string line, int row, int column) =>
         Assert.Equal((row, column), At(Single(With(key, line), "AF0008")));
@@ -162,5 +163,24 @@ public sealed class DiagnosticTests
         Assert.Equal("AF0011", Single(With("dim", "dim: 80").Replace("dtype: f32", "dtype: q8"), "AF0011").Id);
         Assert.Empty(SpecGenerator.Run(("/specs/tiny.yaml", With("dim", "dim: 48"))).GeneratorDiagnostics);
         Assert.Empty(SpecGenerator.Run(("/specs/tiny.yaml", With("dim", "dim: 96").Replace("dtype: f32", "dtype: q8"))).GeneratorDiagnostics);
+        // The resident matrices are quantised by the same rows.
+        Assert.Equal((12, 34), At(Single(With("dim", "dim: 48").Replace("dtype: f32", "dtype: f32, resident: q8"), "AF0011")));
+    }
+
+    // A spec whose resident type is its FFN's, written or not, keeps the hash (and so the model files) it had before
+    // the two could differ; another resident type is another layout, and another hash.
+    [Fact]
+    public void TheResidentTypeEntersTheSpecHashOnlyWhereItDiffers()
+    {
+        string Hash(string weights)
+        {
+            var result = SpecGenerator.Run(("/specs/tiny.yaml", Valid.Replace("weights: { dtype: f32 }", weights)));
+            Assert.Empty(result.GeneratorDiagnostics);
+            Assert.Empty(result.CompileErrors);
+            return System.Text.RegularExpressions.Regex.Match(string.Concat(result.Sources.Values), "SpecHash = \"([0-9a-f]+)\"").Groups[1].Value;
+        }
+        Assert.Equal(Hash("weights: { dtype: q8 }"), Hash("weights: { dtype: q8, resident: q8 }"));
+        Assert.NotEqual(Hash("weights: { dtype: q8 }"), Hash("weights: { dtype: q8, resident: q4 }"));
+        Assert.NotEqual(Hash("weights: { dtype: q8, resident: q4 }"), Hash("weights: { dtype: q4, resident: q8 }"));
     }
 }

@@ -1,7 +1,8 @@
 namespace AotFlash.Tests.Generator;
 
 /// <summary>
-/// The emitted code of four specs (Llama f32, Llama FATReLU f16, OPT f32, Llama q4) against checked-in snapshots. When
+/// The emitted code of six specs (Llama f32, Llama FATReLU f16, OPT f32, Llama q4, Falcon f32, Llama f32 with q8 resident
+/// matrices) against checked-in snapshots. When
 /// the emitter changes on purpose, the test writes the new output beside the snapshot as <c>*.received.cs</c>; review it
 /// and copy it over the snapshot.
 /// </summary>
@@ -13,6 +14,7 @@ public sealed class SnapshotTests
     [InlineData("modelspecs/opt-tiny.yaml", "OptTinyModel.g.cs")]
     [InlineData("tests/specs/stories260K-relu-q4.yaml", "Stories260KReluQ4Model.g.cs")]
     [InlineData("modelspecs/falcon-tiny-relu.yaml", "FalconTinyReluModel.g.cs")]
+    [InlineData("tests/specs/stories260K-relu-resident-q8.yaml", "Stories260KReluResidentQ8Model.g.cs")]
     public void EmittedModelMatchesSnapshot(string spec, string hintName)
     {
         var result = SpecGenerator.Run((spec, SpecGenerator.Spec(spec)));

@@ -4,7 +4,7 @@
 namespace AotFlash.Models
 {
     /// <summary>falcon-tiny-relu: falcon, dim 64, hidden 256, 2 layers, 4 heads (1 kv), vocab 50257, context 128, relu, f32. Generated from falcon-tiny-relu.yaml.</summary>
-    public sealed unsafe partial class FalconTinyReluModel : global::AotFlash.Inference.FalconTransformer<global::AotFlash.Flash.F32, global::AotFlash.Kernels.Relu>
+    public sealed unsafe partial class FalconTinyReluModel : global::AotFlash.Inference.FalconTransformer<global::AotFlash.Flash.F32, global::AotFlash.Flash.F32, global::AotFlash.Kernels.Relu>
     {
         public const string ModelName = "falcon-tiny-relu";
         /// <summary>Hash of the math- and layout-relevant part of the spec; model files carry it.</summary>

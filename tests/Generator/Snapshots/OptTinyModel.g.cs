@@ -4,7 +4,7 @@
 namespace AotFlash.Models
 {
     /// <summary>opt-tiny: opt, dim 64, hidden 256, 2 layers, 4 heads (4 kv), vocab 50257, context 128, relu, f32. Generated from opt-tiny.yaml.</summary>
-    public sealed unsafe partial class OptTinyModel : global::AotFlash.Inference.OptTransformer<global::AotFlash.Flash.F32, global::AotFlash.Kernels.Relu>
+    public sealed unsafe partial class OptTinyModel : global::AotFlash.Inference.OptTransformer<global::AotFlash.Flash.F32, global::AotFlash.Flash.F32, global::AotFlash.Kernels.Relu>
     {
         public const string ModelName = "opt-tiny";
         /// <summary>Hash of the math- and layout-relevant part of the spec; model files carry it.</summary>

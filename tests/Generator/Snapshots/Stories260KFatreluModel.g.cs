@@ -4,7 +4,7 @@
 namespace AotFlash.Models
 {
     /// <summary>stories260K-fatrelu: llama, dim 64, hidden 172, 5 layers, 8 heads (4 kv), vocab 512, context 512, fatrelu, f16. Generated from stories260K-fatrelu.yaml.</summary>
-    public sealed unsafe partial class Stories260KFatreluModel : global::AotFlash.Inference.LlamaTransformer<global::AotFlash.Flash.F16, Stories260KFatreluModel.FatRelu>
+    public sealed unsafe partial class Stories260KFatreluModel : global::AotFlash.Inference.LlamaTransformer<global::AotFlash.Flash.F16, global::AotFlash.Flash.F16, Stories260KFatreluModel.FatRelu>
     {
         public const string ModelName = "stories260K-fatrelu";
         /// <summary>Hash of the math- and layout-relevant part of the spec; model files carry it.</summary>

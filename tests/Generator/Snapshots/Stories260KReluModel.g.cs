@@ -4,7 +4,7 @@
 namespace AotFlash.Models
 {
     /// <summary>stories260K-relu: llama, dim 64, hidden 172, 5 layers, 8 heads (4 kv), vocab 512, context 512, relu, f32. Generated from stories260K-relu.yaml.</summary>
-    public sealed unsafe partial class Stories260KReluModel : global::AotFlash.Inference.LlamaTransformer<global::AotFlash.Flash.F32, global::AotFlash.Kernels.Relu>
+    public sealed unsafe partial class Stories260KReluModel : global::AotFlash.Inference.LlamaTransformer<global::AotFlash.Flash.F32, global::AotFlash.Flash.F32, global::AotFlash.Kernels.Relu>
     {
         public const string ModelName = "stories260K-relu";
         /// <summary>Hash of the math- and layout-relevant part of the spec; model files carry it.</summary>

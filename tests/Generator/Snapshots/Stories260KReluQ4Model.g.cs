@@ -4,7 +4,7 @@
 namespace AotFlash.Models
 {
     /// <summary>stories260K-relu-q4: llama, dim 64, hidden 172, 5 layers, 8 heads (4 kv), vocab 512, context 512, relu, q4. Generated from stories260K-relu-q4.yaml.</summary>
-    public sealed unsafe partial class Stories260KReluQ4Model : global::AotFlash.Inference.LlamaTransformer<global::AotFlash.Flash.Q4, global::AotFlash.Kernels.Relu>
+    public sealed unsafe partial class Stories260KReluQ4Model : global::AotFlash.Inference.LlamaTransformer<global::AotFlash.Flash.Q4, global::AotFlash.Flash.Q4, global::AotFlash.Kernels.Relu>
     {
         public const string ModelName = "stories260K-relu-q4";
         /// <summary>Hash of the math- and layout-relevant part of the spec; model files carry it.</summary>
