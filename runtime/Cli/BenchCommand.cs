@@ -132,7 +132,6 @@ public static class BenchCommand
     }
 
     /// <summary>Bytes read per second of waiting for them, in MiB/s; 0 when nothing was waited for.</summary>
-    private static double ReadMBps(TokenStats s) => s.IoMs > 0 ? s.BytesRead / (1 << 20) / (s.IoMs / 1000) : 0;
 
     /// <summary>The CPU, cores, memory, architecture and vector path, for a result's first line.</summary>
     internal static string Machine()
@@ -205,7 +204,7 @@ public static class BenchCommand
         {
             var d = r.Decode;
             o.AppendLine($"{r.Mode,-7} {r.Generation.Decode.Forwards,7} {Cell(d?.ForwardMs, "F1", 9)} {Cell(d?.IoMs, "F1", 7)} {Cell(d?.MemMs, "F2", 7)} " +
-                         $"{Cell(d?.ComputeMs, "F1", 11)} {Cell(d?.BytesRead / (1 << 20), "F2", 15)} {Cell(d is { } x ? ReadMBps(x) : null, "F0", 10)} " +
+                         $"{Cell(d?.ComputeMs, "F1", 11)} {Cell(d?.BytesRead / (1 << 20), "F2", 15)} {Cell(d is { } x ? x.ReadMBps : null, "F0", 10)} " +
                          $"{Cell(d?.Density, "F4", 12)} {Cell(d?.HitRate, "F3", 11)} {DramAccount.Format(r.PeakDram),10} " +
                          $"{(r.Budget == long.MaxValue ? "none" : DramAccount.Format(r.Budget)),11} {Speedup(naive?.Decode?.ForwardMs, d?.ForwardMs),9}");
         }
@@ -219,8 +218,9 @@ public static class BenchCommand
                          $"{Cell(p?.IoMs, "F1", 7)} {Cell(p?.MemMs, "F2", 7)} {Cell(p?.ComputeMs, "F1", 11)} {Cell(p?.BytesRead / (1 << 20), "F2", 15)} " +
                          $"{Speedup(naive?.Generation.TimeToFirstTokenMs, r.Generation.TimeToFirstTokenMs),9}");
         }
-        o.AppendLine("(ms/token: mean forward pass; io: waiting for flash reads; mem: neuron-cache management; compute: the rest; " +
-                     "vs_naive: naive's decode ms/token or time to first token over this mode's; -: no forward pass in the phase)");
+        o.AppendLine("(ms/token: mean forward pass; io: waiting for flash reads (flash mode computes its cached neurons while the missing " +
+                     "ones are read); mem: neuron-cache management; compute: the rest; read_MB/s: bytes over the time reads were in flight, " +
+                     "waited for or not; vs_naive: naive's decode ms/token or time to first token over this mode's; -: no forward pass in the phase)");
         CommandLine.Write(ctx, o.ToString());
     }
 
@@ -241,7 +241,7 @@ public static class BenchCommand
 
         void Flash(TokenStats s)
         {
-            w.WriteNumber("read_mb_per_s", Math.Round(ReadMBps(s), 1));
+            w.WriteNumber("read_mb_per_s", Math.Round(s.ReadMBps, 1));
             w.WriteNumber("ffn_density", Math.Round(s.Density, 5));
             if (s.HitRate is { } h) w.WriteNumber("cache_hit_rate", Math.Round(h, 5)); else w.WriteNull("cache_hit_rate");
         }

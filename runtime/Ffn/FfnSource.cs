@@ -23,6 +23,7 @@ public readonly record struct FfnLayer(int Index, long Offset, long BundleStride
 public sealed record FfnStats
 {
     public long IoTicks;       // waiting for flash reads (and copying bundles out of the read buffers)
+    public long ReadTicks;     // flash reads in flight, from a read's start to its last request's end (the bandwidth's time)
     public long MemTicks;      // neuron-cache management: evicting, moving rows, reserving
     public long PredictTicks;  // running the predictors
     public long BytesRead;
@@ -46,6 +47,7 @@ public sealed record FfnStats
     private static FfnStats Combine(FfnStats a, FfnStats b, int sign) => new()
     {
         IoTicks = a.IoTicks + sign * b.IoTicks,
+        ReadTicks = a.ReadTicks + sign * b.ReadTicks,
         MemTicks = a.MemTicks + sign * b.MemTicks,
         PredictTicks = a.PredictTicks + sign * b.PredictTicks,
         BytesRead = a.BytesRead + sign * b.BytesRead,
@@ -63,8 +65,14 @@ public sealed record FfnStats
 /// (naive), or a predictor plus a neuron cache fed by sparse flash reads (flash).</summary>
 public unsafe interface IFfnSource : IDisposable
 {
-    /// <summary>Makes the bundles that <paramref name="layer"/> needs for FFN input x[dim] available.</summary>
+    /// <summary>Makes the bundles that <paramref name="layer"/> needs for FFN input x[dim] available: those it
+    /// returns at once, and any others through <see cref="Complete"/>, which the caller calls next, after computing
+    /// these (a source that reads from flash returns the cached bundles here while the missing ones arrive).</summary>
     FfnSelection Prepare(FfnLayer layer, float* x);
+
+    /// <summary>The rest of what <see cref="Prepare"/> began for <paramref name="layer"/>, once it is there; empty for a
+    /// source that had everything at once. Valid until the next call.</summary>
+    FfnSelection Complete(FfnLayer layer) => default;
 
     /// <summary>Begins serving a block of <paramref name="tokens"/> FFN inputs xs[tokens, dim] of <paramref name="layer"/>
     /// with every neuron, for all the inputs at once, in pieces: returns how many pieces (then fetched in turn with

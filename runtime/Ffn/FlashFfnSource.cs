@@ -28,6 +28,11 @@ public sealed unsafe class FlashFfnSource : IFfnSource
     private NeuronCache[] _caches = [];
     private readonly NativeArray<int> _active, _missing, _missingRows;
     private readonly NativeArray<nint> _destinations, _bundles;
+    private readonly NativeArray<int> _ordered;       // the selected neurons, cached ones first, as _bundles holds them
+    private int _selected, _hits;                     // of the token Prepare served: neurons selected, and cached
+    private int _reading = -1;                        // the layer whose reads are in flight, or -1
+    private long _readBefore;
+    private float* _x;                                // its FFN input, for the recall measurement
     private readonly NativeArray<float> _scratch;
     private readonly long[] _tokens;
     private readonly RecallProbe? _probe;
@@ -68,6 +73,7 @@ public sealed unsafe class FlashFfnSource : IFfnSource
         _missingRows = new NativeArray<int>(_hidden, account, "the neuron lists");
         _destinations = new NativeArray<nint>(_hidden, account, "the neuron lists");
         _bundles = new NativeArray<nint>(_hidden, account, "the neuron lists");
+        _ordered = new NativeArray<int>(_hidden, account, "the neuron lists");
         if (predictors is null && !selectAll) throw new ArgumentNullException(nameof(predictors), "flash mode needs predictors");
         int maxRank = predictors?.Layers.Max(p => p.Rank) ?? 0;
         _scratch = new NativeArray<float>(_hidden + maxRank, account, "predictor scratch");
@@ -121,9 +127,13 @@ public sealed unsafe class FlashFfnSource : IFfnSource
     /// <summary>Rows of each layer's cache.</summary>
     public int CacheRows { get; private set; }
 
+    /// <summary>Predicts the layer's neurons for x, updates the cache, starts reading the bundles it misses into their
+    /// rows, and returns the cached ones, which the FFN computes while the reads are in flight; <see cref="Complete"/>
+    /// then gives the rest.</summary>
     public FfnSelection Prepare(FfnLayer layer, float* x)
     {
         _stream?.Abandon(); // a block that failed midway may have left a read in flight
+        AbandonRead();
         var cache = _caches[layer.Index];
         long t0 = Stopwatch.GetTimestamp();
         int* active = _active.Pointer;
@@ -131,38 +141,90 @@ public sealed unsafe class FlashFfnSource : IFfnSource
         long t1 = Stopwatch.GetTimestamp();
         int missing = cache.Update(new ReadOnlySpan<int>(active, count), _tokens[layer.Index]++, _missing.Span, _missingRows.Span);
         for (int j = 0; j < missing; j++) _destinations.Pointer[j] = (nint)cache.Row(_missingRows.Pointer[j]);
-        long t2 = Stopwatch.GetTimestamp(), before = _reader.BytesRead;
+        long t2 = Stopwatch.GetTimestamp();
         if (missing > 0)
         {
+            _readBefore = _reader.BytesRead;
             try
             {
-                _reader.ReadBundles(_flashSection + layer.Offset, layer.BundleStride, _bundleBytes,
-                    new ReadOnlySpan<int>(_missing.Pointer, missing), new ReadOnlySpan<nint>(_destinations.Pointer, missing),
-                    _checksums.Layer(layer.Index));
+                _reader.BeginReadBundles(_flashSection + layer.Offset, layer.BundleStride, _bundleBytes, _missing.Pointer, _destinations.Pointer,
+                    missing, _checksums.Layer(layer.Index));
             }
-            catch (Exception e)
-            {
-                // The cache already counts the missing neurons as present; their rows hold nothing that can be trusted.
-                cache.Clear();
-                if (e is FlashChecksumException corrupt) throw FlashChecksums.Corrupt(_source, layer.Index, corrupt);
-                throw;
-            }
+            catch (Exception e) { throw ReadFailed(cache, layer, e); }
+            _reading = layer.Index;
         }
         long t3 = Stopwatch.GetTimestamp();
-        for (int j = 0; j < count; j++) _bundles.Pointer[j] = (nint)cache.Row(cache.RowOf(active[j]));
+        // The selection in two parts: the cached neurons first (both lists ascend, so one pass tells them apart), then
+        // the missing ones, whose rows the reads are filling.
+        int* order = _ordered.Pointer;
+        nint* bundles = _bundles.Pointer;
+        int hits = 0, m = 0;
+        for (int j = 0; j < count; j++)
+        {
+            int n = active[j];
+            if (m < missing && _missing.Pointer[m] == n) { m++; continue; }
+            order[hits] = n;
+            bundles[hits++] = (nint)cache.Row(cache.RowOf(n));
+        }
+        for (int j = 0; j < missing; j++)
+        {
+            order[hits + j] = _missing.Pointer[j];
+            bundles[hits + j] = _destinations.Pointer[j];
+        }
+        _selected = count;
+        _hits = hits;
         long t4 = Stopwatch.GetTimestamp();
 
         Stats.PredictTicks += t1 - t0;
         Stats.MemTicks += t2 - t1 + (t4 - t3);
-        Stats.IoTicks += t3 - t2;
-        Stats.BytesRead += _reader.BytesRead - before;
         Stats.NeuronsUsed += count;
         Stats.NeuronsTotal += _hidden;
         Stats.CacheHits += count - missing;
         Stats.CacheMisses += missing;
-        // After the statistics: the measurement's own reads are not part of the token's I/O.
-        _probe?.Measure(layer, x, new ReadOnlySpan<int>(active, count), Stats);
-        return new FfnSelection(new ReadOnlySpan<int>(active, count), new ReadOnlySpan<nint>(_bundles.Pointer, count));
+        if (missing == 0) Measure(layer, x);
+        else _x = x;
+        return new FfnSelection(new ReadOnlySpan<int>(order, hits), new ReadOnlySpan<nint>(bundles, hits));
+    }
+
+    /// <summary>Waits for the reads <see cref="Prepare"/> started for <paramref name="layer"/> and returns the bundles
+    /// they filled.</summary>
+    public FfnSelection Complete(FfnLayer layer)
+    {
+        if (_reading < 0) return default;
+        if (_reading != layer.Index) throw new InvalidOperationException($"Complete for layer {layer.Index}, but layer {_reading}'s reads are in flight");
+        _reading = -1;
+        var cache = _caches[layer.Index];
+        long t0 = Stopwatch.GetTimestamp();
+        try { _reader.EndRead(); }
+        catch (Exception e) { throw ReadFailed(cache, layer, e); }
+        Stats.IoTicks += Stopwatch.GetTimestamp() - t0;
+        Stats.ReadTicks += _reader.LastReadTicks;
+        Stats.BytesRead += _reader.BytesRead - _readBefore;
+        Measure(layer, _x);
+        return new FfnSelection(new ReadOnlySpan<int>(_ordered.Pointer + _hits, _selected - _hits),
+            new ReadOnlySpan<nint>(_bundles.Pointer + _hits, _selected - _hits));
+    }
+
+    /// <summary>With recall measurement, after the token's reads: the probe's own reads are not part of its I/O.</summary>
+    private void Measure(FfnLayer layer, float* x) =>
+        _probe?.Measure(layer, x, new ReadOnlySpan<int>(_active.Pointer, _selected), Stats);
+
+    /// <summary>A failed read leaves rows the cache counts as present holding nothing that can be trusted: the cache
+    /// forgets everything, and the error names the model file and layer.</summary>
+    private Exception ReadFailed(NeuronCache cache, FfnLayer layer, Exception e)
+    {
+        cache.Clear();
+        return e is FlashChecksumException corrupt ? FlashChecksums.Corrupt(_source, layer.Index, corrupt) : e;
+    }
+
+    /// <summary>Ends reads that nobody completed (an FFN that failed midway), whatever became of them.</summary>
+    private void AbandonRead()
+    {
+        if (_reading < 0) return;
+        var cache = _caches[_reading];
+        _reading = -1;
+        try { _reader.EndRead(); }
+        catch (Exception) { cache.Clear(); } // its failure belongs to a token nobody finishes
     }
 
     /// <summary>The neurons the predictor picks for x, into _active (at most the cache's capacity); returns how many.</summary>
@@ -185,6 +247,7 @@ public sealed unsafe class FlashFfnSource : IFfnSource
     public int BeginBlock(FfnLayer layer, float* xs, int tokens)
     {
         if (tokens < MinStreamedTokens) return 0;
+        AbandonRead();
         _pieces = (_hidden + _pieceNeurons - 1) / _pieceNeurons;
         _stream!.Start(layer, 0); // read while the predictors run
         var cache = _caches[layer.Index];
@@ -320,6 +383,7 @@ public sealed unsafe class FlashFfnSource : IFfnSource
         long stride = layer.BundleStride, offset = from * stride, before = _reader.BytesRead;
         long length = Math.Min(Layout.AlignUp(n * stride, Layout.FlashAlignment), _layout.FlashLayerBytes - offset);
         _reader.ReadContiguous(_flashSection + layer.Offset + offset, length, buffer);
+        Interlocked.Add(ref Stats.ReadTicks, _reader.LastReadTicks); // on a pool thread, while the FFN computes
         _checksums.VerifyNeurons(layer.Index, from, n, buffer, stride, _bundleBytes);
         return _reader.BytesRead - before;
     }
@@ -341,15 +405,17 @@ public sealed unsafe class FlashFfnSource : IFfnSource
     public void Reset()
     {
         _stream?.Abandon();
+        AbandonRead();
         foreach (var cache in _caches) cache.Clear();
         Array.Clear(_tokens);
     }
 
     public void Dispose()
     {
+        AbandonRead();
         _stream?.Dispose();
         foreach (var cache in _caches) cache.Dispose();
-        _active.Dispose(); _missing.Dispose(); _missingRows.Dispose(); _destinations.Dispose(); _bundles.Dispose(); _scratch.Dispose();
+        _active.Dispose(); _missing.Dispose(); _missingRows.Dispose(); _destinations.Dispose(); _bundles.Dispose(); _ordered.Dispose(); _scratch.Dispose();
         _fill.Dispose(); _awaited.Dispose(); _pieceSelection.Dispose();
         _probe?.Dispose();
         _reader.Dispose();

@@ -59,6 +59,7 @@ public sealed unsafe class NaiveFfnSource : IFfnSource
         try { _checksums.VerifyLayer(layer.Index, _layer.Pointer, layer.BundleStride, _bundleBytes); }
         catch (FlashChecksumException e) { throw FlashChecksums.Corrupt(_source, layer.Index, e); }
         Stats.IoTicks += Stopwatch.GetTimestamp() - start;
+        Stats.ReadTicks += _reader.LastReadTicks;
         Stats.BytesRead += _reader.BytesRead - before;
         return _all.At(_layer.Pointer, layer.BundleStride, 0, _hidden);
     }

@@ -186,7 +186,7 @@ public sealed unsafe class FlashReader : IDisposable
     /// <paramref name="destinations"/> (one pointer per bundle); bundle <c>i</c> starts at
     /// <c>firstBundleOffset + i * bundleStride</c>, relative to <see cref="BaseOffset"/>. Destinations need no alignment.
     /// With <paramref name="checksums"/> (indexed by bundle), each bundle's CRC-32C is checked as it arrives, on the I/O
-    /// threads.
+    /// threads. The calling thread reads too.
     /// </summary>
     /// <exception cref="FlashChecksumException">A bundle does not match its checksum (the destinations then hold
     /// unchecked bytes).</exception>
@@ -195,32 +195,74 @@ public sealed unsafe class FlashReader : IDisposable
     {
         if (destinations.Length != bundles.Length)
             throw new ArgumentException($"{destinations.Length} destinations for {bundles.Length} bundles", nameof(destinations));
+        fixed (int* b = bundles)
+        fixed (nint* d = destinations)
+        {
+            if (!BeginReadBundles(firstBundleOffset, bundleStride, bundleBytes, b, d, bundles.Length, checksums)) return;
+            try
+            {
+                if (IoThreads > 1) _bundleWork.Execute(0, IoThreads);
+            }
+            finally { EndRead(); }
+        }
+    }
+
+    /// <summary>
+    /// As <see cref="ReadBundles"/>, but returns once the I/O threads have the reads, so that the caller can compute
+    /// meanwhile; <see cref="EndRead"/> waits for them and reports what failed. <paramref name="bundles"/>,
+    /// <paramref name="destinations"/> and <paramref name="checksums"/> must stay valid until then. No other read may
+    /// start before <see cref="EndRead"/>. Returns false (and nothing is in flight) when there is nothing to read. With
+    /// one I/O thread the reads happen here, before it returns.
+    /// </summary>
+    public bool BeginReadBundles(long firstBundleOffset, long bundleStride, int bundleBytes, int* bundles, nint* destinations, int count,
+                                 uint* checksums = null)
+    {
         ArgumentOutOfRangeException.ThrowIfNegative(firstBundleOffset);
-        if (bundles.Length == 0) return;
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        if (count == 0) return false;
         Enter();
+        var work = _bundleWork;
         try
         {
             long first = BaseOffset + firstBundleOffset;
-            if (_rangeCapacity < ReadPlanner.MaxRanges(bundles.Length)) GrowRanges(ReadPlanner.MaxRanges(bundles.Length));
+            if (_rangeCapacity < ReadPlanner.MaxRanges(count)) GrowRanges(ReadPlanner.MaxRanges(count));
             var ranges = new Span<ReadRange>(_ranges, _rangeCapacity);
-            int count = ReadPlanner.Plan(first, bundleStride, bundleBytes, bundles, ranges, _maxChunk, _maxGap);
-            GrowStaging(ReadPlanner.LongestRange(ranges[..count]));
-            fixed (int* b = bundles)
-            fixed (nint* d = destinations)
-            {
-                var work = _bundleWork;
-                work.Set(count, first, bundleStride, bundleBytes, b, d, checksums);
-                try
-                {
-                    if (count == 1 || IoThreads == 1) work.Execute(0, 1);
-                    else _team.Run(work);
-                    work.ThrowIfFailed();
-                }
-                finally { work.Clear(); }
-            }
+            int planned = ReadPlanner.Plan(first, bundleStride, bundleBytes, new ReadOnlySpan<int>(bundles, count), ranges, _maxChunk, _maxGap);
+            GrowStaging(ReadPlanner.LongestRange(ranges[..planned]));
+            work.Set(planned, first, bundleStride, bundleBytes, bundles, destinations, checksums);
+            _team.Start(work);
+            return true;
         }
-        finally { Exit(); }
+        catch
+        {
+            work.Clear();
+            Exit();
+            throw;
+        }
     }
+
+    /// <summary>Waits for the reads <see cref="BeginReadBundles"/> started and throws the first failure among them
+    /// (<see cref="FlashChecksumException"/> for a damaged bundle; the destinations then hold unchecked bytes).</summary>
+    public void EndRead()
+    {
+        if (Volatile.Read(ref _busy) == 0) throw new InvalidOperationException("FlashReader.EndRead: no read in flight");
+        var work = _bundleWork;
+        try
+        {
+            _team.Wait();
+            LastReadTicks = work.Elapsed;
+            work.ThrowIfFailed();
+        }
+        finally
+        {
+            work.Clear();
+            Exit();
+        }
+    }
+
+    /// <summary>How long the last read call had reads in flight, in <see cref="System.Diagnostics.Stopwatch"/> ticks:
+    /// from its start to the end of its last request (not to when the caller came back for it).</summary>
+    public long LastReadTicks { get; private set; }
 
     /// <summary>
     /// Reads <paramref name="length"/> bytes at <paramref name="offset"/> (relative to <see cref="BaseOffset"/>) straight
@@ -243,6 +285,7 @@ public sealed unsafe class FlashReader : IDisposable
             {
                 if (chunks == 1 || IoThreads == 1) work.Execute(0, 1);
                 else _team.Run(work);
+                LastReadTicks = work.Elapsed;
                 work.ThrowIfFailed();
             }
             finally { work.Clear(); }
@@ -354,10 +397,14 @@ public sealed unsafe class FlashReader : IDisposable
         protected int Next;
         private int _failed;
         private Exception? _error;
+        private long _started, _finished;
 
         protected Work(FlashReader reader) => Reader = reader;
 
         protected bool Failed => Volatile.Read(ref _failed) != 0;
+
+        /// <summary>Ticks from <see cref="Reset"/> to the last member's end.</summary>
+        public long Elapsed => Math.Max(0, Volatile.Read(ref _finished) - _started);
 
         public void Execute(int member, int members)
         {
@@ -365,6 +412,11 @@ public sealed unsafe class FlashReader : IDisposable
             catch (Exception e)
             {
                 if (Interlocked.Exchange(ref _failed, 1) == 0) _error = e;
+            }
+            finally
+            {
+                long now = System.Diagnostics.Stopwatch.GetTimestamp(), seen;
+                while (now > (seen = Volatile.Read(ref _finished)) && Interlocked.CompareExchange(ref _finished, now, seen) != seen) { }
             }
         }
 
@@ -375,6 +427,7 @@ public sealed unsafe class FlashReader : IDisposable
             Next = 0;
             _failed = 0;
             _error = null;
+            _started = _finished = System.Diagnostics.Stopwatch.GetTimestamp();
         }
 
         public void ThrowIfFailed()

@@ -221,9 +221,12 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
         for (int t = 0; t < count; t++)
         {
             float* xt = x + (long)t * dim;
+            // What the source has at once is computed while the rest arrives (flash reads of the neurons it missed).
             var selection = _ffnSource.Prepare(at, xt);
             PrepareRows<TWeights>(_prepared, _preparedBytes, xt, 1, dim);
             Ffn(output + (long)t * dim, xt, 1, selection, parts, layer);
+            var rest = _ffnSource.Complete(at);
+            if (rest.Neurons.Length > 0) Ffn(output + (long)t * dim, xt, 1, rest, parts, layer);
         }
     }
 

@@ -43,6 +43,22 @@ public sealed class ThreadTeam : IDisposable
             work.Execute(0, 1);
             return;
         }
+        Start(work);
+        work.Execute(0, Size);
+        Wait();
+    }
+
+    /// <summary>Runs <paramref name="work"/> on the members other than the caller and returns at once, so that the
+    /// caller can do something else meanwhile (work that shares itself out, such as reads taken from a common list,
+    /// does not need member 0); <see cref="Wait"/> ends it. A team of one has no other member: it runs the work here.</summary>
+    public void Start(ITeamWork work)
+    {
+        if (Size == 1)
+        {
+            work.Execute(0, 1);
+            return;
+        }
+        if (_work is not null) throw new InvalidOperationException("the team is already running work");
         _work = work;
         Volatile.Write(ref _pending, Size - 1);
         lock (_gate)
@@ -50,7 +66,11 @@ public sealed class ThreadTeam : IDisposable
             _generation++;
             Monitor.PulseAll(_gate);
         }
-        work.Execute(0, Size);
+    }
+
+    /// <summary>Waits until the members have finished the work <see cref="Start"/> gave them.</summary>
+    public void Wait()
+    {
         var spin = new SpinWait();
         while (Volatile.Read(ref _pending) != 0) spin.SpinOnce(sleep1Threshold: -1);
         _work = null;

@@ -221,6 +221,67 @@ public sealed class FlashModeTests(ITestOutputHelper output)
         }
     }
 
+    // A token's layer comes in two parts: the cached neurons at once, computed while the missing ones are read, and
+    // those once their reads are done. Together they are the token's selection, each neuron once, and every bundle
+    // holds the file's bytes by the time it is handed out.
+    [SkippableFact]
+    public unsafe void CachedNeuronsComeFirstAndTheReadOnesOnceTheyArrive()
+    {
+        ModelSource.RequireShared();
+        const string model = "stories260K-relu";
+        string afm = Calibrated(model);
+        var t = Load(model, afm, new EngineOptions { Mode = EngineMode.Flash, Threads = 1, DramBudget = "1GiB" });
+        try
+        {
+            var source = (AotFlash.Ffn.FlashFfnSource)t.FfnSource;
+            var layout = t.Info.Layout;
+            int dim = t.Info.Shape.Dim, bundleBytes = (int)layout.BundleBytes;
+            byte[] file = File.ReadAllBytes(afm);
+            using var header = ModelFile.Open(afm);
+            long flash = header.Header.Get(SectionKind.Flash, afm).Offset;
+            var random = new Random(5);
+            var x = new float[dim];
+            int split = 0;
+            for (int token = 0; token < 40; token++)
+            {
+                int l = token % t.Info.Shape.Layers;
+                var layer = new AotFlash.Ffn.FfnLayer(l, layout.Layers[l].FfnBundles, layout.BundleStride);
+                for (int i = 0; i < dim; i++) x[i] = (float)(random.NextDouble() * 4 - 2);
+                var before = source.Stats with { };
+                var neurons = new List<int>();
+                fixed (float* xp = x)
+                {
+                    var cached = source.Prepare(layer, xp);
+                    Check(cached, l);
+                    int hits = cached.Neurons.Length;
+                    neurons.AddRange(cached.Neurons.ToArray());
+                    var read = source.Complete(layer);
+                    Check(read, l);
+                    neurons.AddRange(read.Neurons.ToArray());
+                    var after = source.Stats;
+                    Assert.Equal(after.CacheHits - before.CacheHits, hits);
+                    Assert.Equal(after.CacheMisses - before.CacheMisses, read.Neurons.Length);
+                    Assert.Equal(after.NeuronsUsed - before.NeuronsUsed, neurons.Count);
+                    Assert.Equal(0, source.Complete(layer).Neurons.Length);
+                    if (hits > 0 && read.Neurons.Length > 0) split++;
+                }
+                Assert.Equal(neurons.Count, neurons.Distinct().Count());
+            }
+            Assert.True(split > 0, "no token had both cached and missing neurons");
+
+            void Check(AotFlash.Ffn.FfnSelection selection, int l)
+            {
+                for (int j = 0; j < selection.Neurons.Length; j++)
+                {
+                    long at = flash + layout.Layers[l].FfnBundles + selection.Neurons[j] * layout.BundleStride;
+                    Assert.True(new ReadOnlySpan<byte>((byte*)selection.Bundles[j], bundleBytes).SequenceEqual(file.AsSpan((int)at, bundleBytes)),
+                        $"layer {l} neuron {selection.Neurons[j]}: the bundle is not the file's");
+                }
+            }
+        }
+        finally { Dispose(t); }
+    }
+
     [SkippableFact]
     public void TightBudgetIsNeverExceeded()
     {

@@ -29,6 +29,53 @@ public sealed class ThreadTeamTests
         }
     }
 
+    /// <summary>Members take items from a common counter until none are left; each records who took what.</summary>
+    private sealed class GatedWork(int items, ManualResetEventSlim gate) : ITeamWork
+    {
+        public readonly int[] TakenBy = Enumerable.Repeat(-1, items).ToArray();
+        private int _next;
+        public void Execute(int member, int members)
+        {
+            gate.Wait();
+            for (int i; (i = Interlocked.Increment(ref _next) - 1) < TakenBy.Length;) TakenBy[i] = member;
+        }
+    }
+
+    // Start hands the work to the other members and returns while they are still at it (held here by a gate); Wait
+    // returns once they are done. The caller (member 0) takes no share.
+    [Fact]
+    public void StartReturnsBeforeTheWorkIsDoneAndWaitAfter()
+    {
+        using var team = new ThreadTeam(3);
+        using var gate = new ManualResetEventSlim(false);
+        for (int run = 0; run < 20; run++)
+        {
+            gate.Reset();
+            var work = new GatedWork(100, gate);
+            team.Start(work);
+            Assert.All(work.TakenBy, m => Assert.Equal(-1, m));
+            Assert.Throws<InvalidOperationException>(() => team.Start(work));
+            gate.Set();
+            team.Wait();
+            Assert.All(work.TakenBy, m => Assert.InRange(m, 1, 2));
+        }
+        // The team runs other work as before.
+        var count = new CountWork(17);
+        team.Run(count);
+        Assert.All(count.Hits, h => Assert.Equal(1, h));
+    }
+
+    [Fact]
+    public void ATeamOfOneRunsStartedWorkAtOnce()
+    {
+        using var team = new ThreadTeam(1);
+        using var gate = new ManualResetEventSlim(true);
+        var work = new GatedWork(10, gate);
+        team.Start(work);
+        Assert.All(work.TakenBy, m => Assert.Equal(0, m));
+        team.Wait();
+    }
+
     [Fact]
     public void SharesCoverTheRangeInGrains()
     {
