@@ -39,7 +39,7 @@ public sealed unsafe class FlashFfnSource : IFfnSource
     private LayerStream? _stream;
     private int _pieceNeurons, _pieces;
     private readonly NativeArray<int> _fill;          // the streamed layer's neurons the cache awaits, ascending
-    private readonly NativeArray<byte> _awaited;      // per neuron: in _fill
+    private readonly NativeArray<byte> _awaited;      // per neuron: in _fill, or (within Prepare) missing; 0 between calls
     private readonly EveryNeuron _pieceSelection;     // a streamed piece's neurons and bundles
     private int _fillCount, _fillAt;
 
@@ -154,20 +154,22 @@ public sealed unsafe class FlashFfnSource : IFfnSource
             _reading = layer.Index;
         }
         long t3 = Stopwatch.GetTimestamp();
-        // The selection in two parts: the cached neurons first (both lists ascend, so one pass tells them apart), then
-        // the missing ones, whose rows the reads are filling.
+        // The selection in two parts: the cached neurons first, then the missing ones, whose rows the reads are filling.
         int* order = _ordered.Pointer;
         nint* bundles = _bundles.Pointer;
-        int hits = 0, m = 0;
+        byte* awaited = _awaited.Pointer;
+        for (int j = 0; j < missing; j++) awaited[_missing.Pointer[j]] = 1;
+        int hits = 0;
         for (int j = 0; j < count; j++)
         {
             int n = active[j];
-            if (m < missing && _missing.Pointer[m] == n) { m++; continue; }
+            if (awaited[n] != 0) continue;
             order[hits] = n;
             bundles[hits++] = (nint)cache.Row(cache.RowOf(n));
         }
         for (int j = 0; j < missing; j++)
         {
+            awaited[_missing.Pointer[j]] = 0;
             order[hits + j] = _missing.Pointer[j];
             bundles[hits + j] = _destinations.Pointer[j];
         }
