@@ -211,9 +211,18 @@ public sealed unsafe class FlashReaderTests : IDisposable
             var destinations = new nint[bundles.Length];
             for (int k = 0; k < bundles.Length; k++) destinations[k] = (nint)(buffer + k * 768L);
             reader.ReadBundles(0, 768, 768, bundles, destinations);
-            long before = GC.GetAllocatedBytesForCurrentThread();
-            for (int i = 0; i < 10; i++) reader.ReadBundles(0, 768, 768, bundles, destinations);
-            Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+            // A read that allocates does so every time; the runtime's own one-off work early in a test run (5 KB once,
+            // seen when this test ran in the first second beside others) does not come back: up to three rounds of
+            // ten reads, the last of which must allocate nothing.
+            long allocated = 0;
+            for (int round = 0; round < 3; round++)
+            {
+                long before = GC.GetAllocatedBytesForCurrentThread();
+                for (int i = 0; i < 10; i++) reader.ReadBundles(0, 768, 768, bundles, destinations);
+                allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+                if (allocated == 0) break;
+            }
+            Assert.Equal(0, allocated);
             Assert.True(new ReadOnlySpan<byte>(buffer + 768L * (bundles.Length - 1), 768).SequenceEqual(content.AsSpan(bundles[^1] * 768, 768)));
         }
         finally { account.Free(buffer, bytes); }
