@@ -25,20 +25,17 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 name=$(sed -n 's/^name: *//p' "$spec")
-if [[ -n $dtype ]] && ! grep -q "dtype: $dtype }" "$spec"; then
+# derive SUFFIX SED CHECK: the spec renamed NAME-SUFFIX with its weights line rewritten by SED (CHECK then holds), under
+# artifacts/bench/specs; it becomes the spec this script prepares.
+derive() {
   mkdir -p artifacts/bench/specs
-  derived=artifacts/bench/specs/$name-$dtype.yaml
-  sed -E -e "s/^name: .*/name: $name-$dtype/" -e "s/dtype: [a-z0-9]+ \}/dtype: $dtype }/" "$spec" > "$derived"
-  grep -q "dtype: $dtype }" "$derived" || { echo "bench/synthetic.sh: $spec has no 'weights: { dtype: ... }' line to change" >&2; exit 2; }
-  spec=$derived name=$name-$dtype
-fi
-if [[ -n $resident ]]; then
-  mkdir -p artifacts/bench/specs
-  derived=artifacts/bench/specs/$name-resident-$resident.yaml
-  sed -E -e "s/^name: .*/name: $name-resident-$resident/" -e "s/dtype: ([a-z0-9]+) \}/dtype: \1, resident: $resident }/" "$spec" > "$derived"
-  grep -q "resident: $resident }" "$derived" || { echo "bench/synthetic.sh: $spec has no 'weights: { dtype: ... }' line to change" >&2; exit 2; }
-  spec=$derived name=$name-resident-$resident
-fi
+  local derived=artifacts/bench/specs/$name-$1.yaml
+  sed -E -e "s/^name: .*/name: $name-$1/" -e "$2" "$spec" > "$derived"
+  grep -q "$3" "$derived" || { echo "bench/synthetic.sh: $spec has no 'weights: { dtype: ... }' line to change" >&2; exit 2; }
+  spec=$derived name=$name-$1
+}
+if [[ -n $dtype ]] && ! grep -q "dtype: $dtype }" "$spec"; then derive "$dtype" "s/dtype: [a-z0-9]+ \}/dtype: $dtype }/" "dtype: $dtype }"; fi
+if [[ -n $resident ]]; then derive "resident-$resident" "s/dtype: ([a-z0-9]+) \}/dtype: \1, resident: $resident }/" "resident: $resident }"; fi
 dir=artifacts/$name
 bin=$dir/build/$name model=$dir/$name.afm
 if grep -q "kind: gpt2" "$spec"; then tokenizer=$shared/models/opt-tiny-hf; else tokenizer=$shared/models/llama2-tokenizer/tokenizer.bin; fi

@@ -129,7 +129,7 @@ namespace AotFlash.Generator
                 {
                     dtype = WeightTypeOf(weightsReader.Choice("dtype", Dtypes, required: false) ?? "f32");
                     // The resident section's matrices may be smaller than the FFN's: more of a budget for the caches.
-                    resident = weightsReader.Choice("resident", Dtypes, required: false) is { } word ? WeightTypeOf(word) : dtype;
+                    resident = WeightTypeOf(weightsReader.Choice("resident", Dtypes, required: false));
                     weightsReader.RejectUnknownKeys();
                 }
                 resident ??= dtype;
