@@ -83,7 +83,7 @@ public readonly unsafe struct Q8 : IWeightFormat
         VectorOps.MatMulQ8(y, yStride, w, rowStride, prepared, preparedStride, tokens, rows, cols);
     public static float Dot(byte* w, float* x, byte* prepared, int n) => VectorOps.DotQ8(w, prepared, n);
     public static void Axpy(float* y, float a, byte* w, int n) => VectorOps.AxpyQ8(y, a, w, n);
-    public static void AxpyRows(float* y, float* a, byte** w, int count, int n) => WeightRows.AxpyEach<Q8>(y, a, w, count, n);
+    public static void AxpyRows(float* y, float* a, byte** w, int count, int n) => VectorOps.AxpyRowsQ8(y, a, w, count, n);
     public static void ToSingle(float* dst, byte* w, int n) => VectorOps.ToSingleQ8(dst, w, n);
 }
 
@@ -100,7 +100,7 @@ public readonly unsafe struct Q4 : IWeightFormat
         VectorOps.MatMulQ4(y, yStride, w, rowStride, prepared, preparedStride, tokens, rows, cols);
     public static float Dot(byte* w, float* x, byte* prepared, int n) => VectorOps.DotQ4(w, prepared, n);
     public static void Axpy(float* y, float a, byte* w, int n) => VectorOps.AxpyQ4(y, a, w, n);
-    public static void AxpyRows(float* y, float* a, byte** w, int count, int n) => WeightRows.AxpyEach<Q4>(y, a, w, count, n);
+    public static void AxpyRows(float* y, float* a, byte** w, int count, int n) => VectorOps.AxpyRowsQ4(y, a, w, count, n);
     public static void ToSingle(float* dst, byte* w, int n) => VectorOps.ToSingleQ4(dst, w, n);
 }
 

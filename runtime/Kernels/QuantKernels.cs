@@ -59,7 +59,7 @@ internal static unsafe class QuantKernels<TF, TI, S>
     {
         int groups = n / Quantization.Group;
         float* scales = stackalloc float[groups];
-        RowScales(scales, w, 0, 1, (float*)xq, groups);
+        SimdKernels<TF, TI, S>.QuantScales(scales, w, 0, 1, (float*)xq, groups);
         byte* q = w + 2L * groups;
         sbyte* x = (sbyte*)(xq + 4L * groups);
         TF total = S.Zero;
@@ -81,7 +81,7 @@ internal static unsafe class QuantKernels<TF, TI, S>
         {
             byte* w0 = w + r * rowStride, w1 = w0 + rowStride, w2 = w1 + rowStride, w3 = w2 + rowStride;
             Prefetch.Rows(w0 + 4 * rowStride, rowStride, Math.Min(4, rows - r - 4), quants + (long)groups * G.Bytes);
-            RowScales(scales, w0, rowStride, 4, (float*)xq, groups);
+            SimdKernels<TF, TI, S>.QuantScales(scales, w0, rowStride, 4, (float*)xq, groups);
             TF t0 = S.Zero, t1 = S.Zero, t2 = S.Zero, t3 = S.Zero;
             for (int g = 0; g < groups; g++)
             {
@@ -122,7 +122,7 @@ internal static unsafe class QuantKernels<TF, TI, S>
         {
             byte* w0 = w + r * rowStride;
             Prefetch.Rows(w0 + 4 * rowStride, rowStride, Math.Min(4, rows - r - 4), quants + (long)groups * G.Bytes);
-            RowScales(scales, w0, rowStride, 4, null, groups);
+            SimdKernels<TF, TI, S>.QuantScales(scales, w0, rowStride, 4, null, groups);
             sbyte* q0, q1, q2, q3;
             if (q4)
             {
@@ -177,37 +177,6 @@ internal static unsafe class QuantKernels<TF, TI, S>
             var bytes = Vector128.Load(quants);
             ((bytes & nibble).AsSByte() - eight).Store(to);
             ((Vector128.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte() & nibble).AsSByte() - eight).Store(to + Quantization.Group / 2);
-        }
-    }
-
-    // scales[k·groups + g] = the half scale of group g of row k (rows at w + k·rowStride) as a float, times xScales[g]
-    // when given: the products the loops splat, a vector of halves at a time rather than one scalar conversion each
-    // (every value exactly what HalfBits.ToSingle and the scalar product give). With Count to 2·Count groups left, the
-    // load of 2·Count halves reaches at most Count halves (2·Count bytes) into the row's quants, which hold 16 bytes or
-    // more per group: it stays inside the row.
-    private static void RowScales(float* scales, byte* w, long rowStride, int rows, float* xScales, int groups)
-    {
-        int c = S.Count;
-        for (int k = 0; k < rows; k++, scales += groups)
-        {
-            Half* h = (Half*)(w + k * rowStride);
-            int g = 0;
-            for (; g <= groups - c; g += 2 * c)
-            {
-                var (lower, upper) = S.LoadHalves(h + g);
-                TF a = SimdKernels<TF, TI, S>.HalfToSingle(lower);
-                if (xScales != null) a = S.Mul(a, S.Load(xScales + g));
-                S.Store(scales + g, a);
-                if (g + 2 * c > groups)
-                {
-                    g += c;
-                    break;
-                }
-                TF b = SimdKernels<TF, TI, S>.HalfToSingle(upper);
-                if (xScales != null) b = S.Mul(b, S.Load(xScales + g + c));
-                S.Store(scales + g + c, b);
-            }
-            for (; g < groups; g++) scales[g] = xScales != null ? HalfBits.ToSingle(h[g]) * xScales[g] : HalfBits.ToSingle(h[g]);
         }
     }
 }

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace AotFlash.Kernels;
 
@@ -46,6 +47,8 @@ internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<int>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<int> LoadSBytes(sbyte* p)
     {
+        // One vpmovsxbd from memory; the portable widening below takes five instructions.
+        if (Avx512F.IsSupported) return Avx512F.ConvertToVector512Int32(Vector128.Load(p));
         var (lower, upper) = Vector128.Widen(Vector128.Load(p));
         var shorts = Vector256.Create(lower, upper);
         return Vector512.Create(Vector256.WidenLower(shorts), Vector256.WidenUpper(shorts));
@@ -54,6 +57,7 @@ internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<int>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<int> LoadBytes(byte* p)
     {
+        if (Avx512F.IsSupported) return Avx512F.ConvertToVector512Int32(Vector128.Load(p));
         var (lower, upper) = Vector128.Widen(Vector128.Load(p));
         var shorts = Vector256.Create(lower, upper);
         return Vector512.Create(Vector256.WidenLower(shorts), Vector256.WidenUpper(shorts)).AsInt32();

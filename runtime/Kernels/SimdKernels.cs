@@ -221,36 +221,95 @@ internal static unsafe class SimdKernels<TF, TI, S>
     }
 
     // y[n] += a · w[n], w one q8 row: a · (q · scale), multiplies and add unfused, as the reference (and as a row ToSingleQ8 widened, then Axpy)
-    public static void AxpyQ8(float* y, float a, byte* w, int n)
-    {
-        int c = S.Count, groups = n / Quantization.Group;
-        Half* scales = (Half*)w;
-        sbyte* q = (sbyte*)(w + 2L * groups);
-        TF av = S.Splat(a);
-        for (int g = 0; g < groups; g++, q += Quantization.Group, y += Quantization.Group)
-        {
-            TF scale = S.Splat(HalfBits.ToSingle(scales[g]));
-            for (int k = 0; k < Quantization.Group; k += c)
-                S.Store(y + k, S.Add(S.Load(y + k), S.Mul(av, S.Mul(S.ToFloat(S.LoadSBytes(q + k)), scale))));
-        }
-    }
+    public static void AxpyQ8(float* y, float a, byte* w, int n) => AxpyRows<Q8Values>(y, &a, &w, 1, n);
 
     // y[n] += a · w[n], w one q4 row; as AxpyQ8
-    public static void AxpyQ4(float* y, float a, byte* w, int n)
+    public static void AxpyQ4(float* y, float a, byte* w, int n) => AxpyRows<Q4Values>(y, &a, &w, 1, n);
+
+    // y[n] += a[0] · w[0][n] + … + a[count-1] · w[count-1][n], w q8 rows, each product added in turn as AxpyQ8 adds it
+    public static void AxpyRowsQ8(float* y, float* a, byte** w, int count, int n) => AxpyRows<Q8Values>(y, a, w, count, n);
+
+    // y[n] += Σ_k a[k] · w[k][n], w q4 rows; as AxpyRowsQ8
+    public static void AxpyRowsQ4(float* y, float* a, byte** w, int count, int n) => AxpyRows<Q4Values>(y, a, w, count, n);
+
+    /// <summary>A quantised row's weights as floats q (q - 8 for q4), before the group's scale: elements j .. j+Count-1
+    /// of a group and the same Count elements of its second half, which a q4 byte holds in its high nibble.</summary>
+    private interface IQuantValues
     {
-        int c = S.Count, groups = n / Quantization.Group;
-        Half* scales = (Half*)w;
-        byte* q = w + 2L * groups;
-        TF av = S.Splat(a);
-        for (int g = 0; g < groups; g++, q += Quantization.Group / 2, y += Quantization.Group)
+        static abstract int Bytes { get; } // of a group's quants
+        static abstract (TF Low, TF High) Values(byte* quants, int j);
+    }
+
+    private readonly struct Q8Values : IQuantValues
+    {
+        public static int Bytes => Quantization.Group;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (TF Low, TF High) Values(byte* quants, int j) =>
+            (S.ToFloat(S.LoadSBytes((sbyte*)quants + j)), S.ToFloat(S.LoadSBytes((sbyte*)quants + Quantization.Group / 2 + j)));
+    }
+
+    private readonly struct Q4Values : IQuantValues
+    {
+        public static int Bytes => Quantization.Group / 2;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (TF Low, TF High) Values(byte* quants, int j) => Nibbles(S.LoadBytes(quants + j));
+    }
+
+    // y[n] += Σ_k a[k] · w[k][n], every element a · (q · scale), multiplies and add unfused, the rows' products added in
+    // turn: count one-row Axpys bit for bit. Four rows per pass load and store y once for four rows (a down projection
+    // adds hundreds of neuron rows into one y), and the next four rows are fetched while these are summed.
+    private static void AxpyRows<V>(float* y, float* a, byte** w, int count, int n) where V : struct, IQuantValues
+    {
+        const int HalfGroup = Quantization.Group / 2;
+        int c = S.Count, groups = n / Quantization.Group, k = 0;
+        long quants = 2L * groups, bytes = quants + (long)groups * V.Bytes;
+        float* scales = stackalloc float[4 * groups]; // [row, group] of the four rows
+        float* c0 = scales, c1 = c0 + groups, c2 = c1 + groups, c3 = c2 + groups;
+        for (; k <= count - 4; k += 4)
         {
-            TF scale = S.Splat(HalfBits.ToSingle(scales[g]));
-            for (int k = 0; k < Quantization.Group / 2; k += c)
+            for (int next = k + 4; next < Math.Min(k + 8, count); next++) Prefetch.Rows(w[next], 0, 1, bytes);
+            byte* w0 = w[k], w1 = w[k + 1], w2 = w[k + 2], w3 = w[k + 3];
+            for (int r = 0; r < 4; r++) QuantScales(scales + r * groups, w[k + r], 0, 1, null, groups);
+            TF a0 = S.Splat(a[k]), a1 = S.Splat(a[k + 1]), a2 = S.Splat(a[k + 2]), a3 = S.Splat(a[k + 3]);
+            for (int g = 0; g < groups; g++)
             {
-                var (low, high) = Nibbles(S.LoadBytes(q + k));
-                float* upper = y + Quantization.Group / 2 + k;
-                S.Store(y + k, S.Add(S.Load(y + k), S.Mul(av, S.Mul(low, scale))));
-                S.Store(upper, S.Add(S.Load(upper), S.Mul(av, S.Mul(high, scale))));
+                TF s0 = S.Splat(c0[g]), s1 = S.Splat(c1[g]), s2 = S.Splat(c2[g]), s3 = S.Splat(c3[g]);
+                long q = quants + (long)g * V.Bytes;
+                float* yg = y + g * Quantization.Group;
+                for (int j = 0; j < HalfGroup; j += c)
+                {
+                    TF low = S.Load(yg + j), high = S.Load(yg + HalfGroup + j);
+                    var (l, h) = V.Values(w0 + q, j);
+                    low = S.Add(low, S.Mul(a0, S.Mul(l, s0)));
+                    high = S.Add(high, S.Mul(a0, S.Mul(h, s0)));
+                    (l, h) = V.Values(w1 + q, j);
+                    low = S.Add(low, S.Mul(a1, S.Mul(l, s1)));
+                    high = S.Add(high, S.Mul(a1, S.Mul(h, s1)));
+                    (l, h) = V.Values(w2 + q, j);
+                    low = S.Add(low, S.Mul(a2, S.Mul(l, s2)));
+                    high = S.Add(high, S.Mul(a2, S.Mul(h, s2)));
+                    (l, h) = V.Values(w3 + q, j);
+                    S.Store(yg + j, S.Add(low, S.Mul(a3, S.Mul(l, s3))));
+                    S.Store(yg + HalfGroup + j, S.Add(high, S.Mul(a3, S.Mul(h, s3))));
+                }
+            }
+        }
+        for (; k < count; k++)
+        {
+            if (k + 1 < count) Prefetch.Rows(w[k + 1], 0, 1, bytes);
+            byte* w0 = w[k];
+            TF a0 = S.Splat(a[k]);
+            for (int g = 0; g < groups; g++)
+            {
+                TF s0 = S.Splat(HalfBits.ToSingle(((Half*)w0)[g]));
+                long q = quants + (long)g * V.Bytes;
+                float* yg = y + g * Quantization.Group;
+                for (int j = 0; j < HalfGroup; j += c)
+                {
+                    var (l, h) = V.Values(w0 + q, j);
+                    S.Store(yg + j, S.Add(S.Load(yg + j), S.Mul(a0, S.Mul(l, s0))));
+                    S.Store(yg + HalfGroup + j, S.Add(S.Load(yg + HalfGroup + j), S.Mul(a0, S.Mul(h, s0))));
+                }
             }
         }
     }
@@ -406,6 +465,37 @@ internal static unsafe class SimdKernels<TF, TI, S>
                 S.Store(dst + k, S.Mul(low, scale));
                 S.Store(dst + Quantization.Group / 2 + k, S.Mul(high, scale));
             }
+        }
+    }
+
+    // scales[k·groups + g] = the half scale of group g of row k (rows at w + k·rowStride) as a float, times xScales[g]
+    // when given: the products the loops splat, a vector of halves at a time rather than one scalar conversion each
+    // (every value exactly what HalfBits.ToSingle and the scalar product give). With Count to 2·Count groups left, the
+    // load of 2·Count halves reaches at most Count halves (2·Count bytes) into the row's quants, which hold 16 bytes or
+    // more per group: it stays inside the row.
+    internal static void QuantScales(float* scales, byte* w, long rowStride, int rows, float* xScales, int groups)
+    {
+        int c = S.Count;
+        for (int k = 0; k < rows; k++, scales += groups)
+        {
+            Half* h = (Half*)(w + k * rowStride);
+            int g = 0;
+            for (; g <= groups - c; g += 2 * c)
+            {
+                var (lower, upper) = S.LoadHalves(h + g);
+                TF a = HalfToSingle(lower);
+                if (xScales != null) a = S.Mul(a, S.Load(xScales + g));
+                S.Store(scales + g, a);
+                if (g + 2 * c > groups)
+                {
+                    g += c;
+                    break;
+                }
+                TF b = HalfToSingle(upper);
+                if (xScales != null) b = S.Mul(b, S.Load(xScales + g + c));
+                S.Store(scales + g + c, b);
+            }
+            for (; g < groups; g++) scales[g] = xScales != null ? HalfBits.ToSingle(h[g]) * xScales[g] : HalfBits.ToSingle(h[g]);
         }
     }
 

@@ -60,6 +60,34 @@ public static unsafe partial class VectorOps
         }
     }
 
+    // y[n] += Σ_k a[k] · w[k][n] for k = 0 .. count-1 in order, w q8 rows: count AxpyQ8s, bit for bit
+    public static void AxpyRowsQ8(float* y, float* a, byte** w, int count, int n) => AxpyRowsQ8(IsaSupport.Best, y, a, w, count, n);
+
+    internal static void AxpyRowsQ8(Isa isa, float* y, float* a, byte** w, int count, int n)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.AxpyRowsQ8(y, a, w, count, n); break;
+            case Isa.V256: K256.AxpyRowsQ8(y, a, w, count, n); break;
+            case Isa.V128: K128.AxpyRowsQ8(y, a, w, count, n); break;
+            default: VectorOpsReference.AxpyRowsQ8(y, a, w, count, n); break;
+        }
+    }
+
+    // y[n] += Σ_k a[k] · w[k][n], w q4 rows; as AxpyRowsQ8
+    public static void AxpyRowsQ4(float* y, float* a, byte** w, int count, int n) => AxpyRowsQ4(IsaSupport.Best, y, a, w, count, n);
+
+    internal static void AxpyRowsQ4(Isa isa, float* y, float* a, byte** w, int count, int n)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.AxpyRowsQ4(y, a, w, count, n); break;
+            case Isa.V256: K256.AxpyRowsQ4(y, a, w, count, n); break;
+            case Isa.V128: K128.AxpyRowsQ4(y, a, w, count, n); break;
+            default: VectorOpsReference.AxpyRowsQ4(y, a, w, count, n); break;
+        }
+    }
+
     // y[rows] = W[rows, cols] · x[cols], W q8 rows; row r at w + r·rowStride (bytes); x prepared, as DotQ8
     public static void MatVecQ8(float* y, byte* w, long rowStride, byte* xq, int rows, int cols) =>
         MatVecQ8(IsaSupport.Best, y, w, rowStride, xq, rows, cols);

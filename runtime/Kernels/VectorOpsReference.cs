@@ -107,6 +107,18 @@ internal static unsafe class VectorOpsReference
         for (int j = 0; j < n; j++) y[j] += a * (Q4Value(w, groups, j) * (float)((Half*)w)[j / Quantization.Group]);
     }
 
+    // y[n] += Σ_k a[k] · w[k][n], w q8 rows, k in order
+    public static void AxpyRowsQ8(float* y, float* a, byte** w, int count, int n)
+    {
+        for (int k = 0; k < count; k++) AxpyQ8(y, a[k], w[k], n);
+    }
+
+    // y[n] += Σ_k a[k] · w[k][n], w q4 rows, k in order
+    public static void AxpyRowsQ4(float* y, float* a, byte** w, int count, int n)
+    {
+        for (int k = 0; k < count; k++) AxpyQ4(y, a[k], w[k], n);
+    }
+
     // y[rows] = W[rows, cols] · x[cols], W q8 rows at w + r·rowStride (bytes), x prepared
     public static void MatVecQ8(float* y, byte* w, long rowStride, byte* xq, int rows, int cols)
     {

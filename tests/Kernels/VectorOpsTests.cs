@@ -391,6 +391,37 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
         }
     }
 
+    // Several quantised rows added at once (a down projection's neurons): bit for bit the reference's Axpys in turn;
+    // counts across the four-row passes, each row in a buffer of its own with guards after it.
+    [Theory, MemberData(nameof(IsasAndQuants))]
+    public void AxpyRowsQuantised(Isa isa, WeightType type)
+    {
+        var rng = new Random(23);
+        byte** w = stackalloc byte*[9];
+        foreach (int count in new[] { 0, 1, 3, 4, 5, 9 })
+            foreach (int groups in GroupCounts)
+            {
+                int n = groups * Quantization.Group;
+                var rows = new Buf<byte>[count];
+                for (int k = 0; k < count; k++) rows[k] = QuantRows(rng, type, 1, n, Layout.RowBytes(type, n));
+                try
+                {
+                    using Buf<float> want = Floats(rng, n), got = want.Clone(), a = Floats(rng, count);
+                    for (int k = 0; k < count; k++) w[k] = rows[k].P;
+                    if (type == WeightType.Q8) VectorOpsReference.AxpyRowsQ8(want.P, a.P, w, count, n);
+                    else VectorOpsReference.AxpyRowsQ4(want.P, a.P, w, count, n);
+                    if (type == WeightType.Q8) VectorOps.AxpyRowsQ8(isa, got.P, a.P, w, count, n);
+                    else VectorOps.AxpyRowsQ4(isa, got.P, a.P, w, count, n);
+                    got.AssertGuardIntact();
+                    AssertBitsEqual(want, got, $"{type} count={count} n={n}");
+                }
+                finally
+                {
+                    foreach (var row in rows) row.Dispose();
+                }
+            }
+    }
+
     // The padding between rows (stride > row bytes) is 0xFF: as a scale a NaN, as quants -1 or 15, so a kernel that
     // reads past its row fails.
     [Theory, MemberData(nameof(IsasAndQuants))]
