@@ -390,6 +390,8 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
             float scale = MathF.Sqrt(_headSize);
             float* keys = model.KeyCache + (long)_layer * _context * kvDim;
             float* values = model.ValueCache + (long)_layer * _context * kvDim;
+            const int Chunk = 64;
+            float** rows = stackalloc float*[Chunk];
             for (int h = start; h < end; h++)
             {
                 float* scores = model._scores + (long)h * _context;
@@ -398,11 +400,19 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
                 {
                     int last = _pos + i; // causal: row i sees the positions up to its own
                     float* q = model.Q + (long)i * dim + h * _headSize;
-                    for (int t = 0; t <= last; t++) scores[t] = VectorOps.Dot(q, keys + (long)t * kvDim + kvOffset, _headSize) / scale;
+                    // scores[last+1] = K[0..last, head] · q: the cached keys are a matrix, rows kvDim apart, four at a time
+                    VectorOps.MatVec(scores, keys + kvOffset, kvDim, q, last + 1, _headSize);
+                    for (int t = 0; t <= last; t++) scores[t] /= scale;
                     VectorOps.Softmax(scores, last + 1);
                     float* o = _output + (long)i * dim + h * _headSize;
                     NativeZero(o, _headSize);
-                    for (int t = 0; t <= last; t++) VectorOps.Axpy(o, scores[t], values + (long)t * kvDim + kvOffset, _headSize);
+                    // o[headSize] = Σ_t scores[t] · V[t, head], in order, several value rows per pass
+                    for (int t0 = 0; t0 <= last; t0 += Chunk)
+                    {
+                        int n = Math.Min(Chunk, last + 1 - t0);
+                        for (int t = 0; t < n; t++) rows[t] = values + (long)(t0 + t) * kvDim + kvOffset;
+                        VectorOps.AxpyRows(o, scores + t0, rows, n, _headSize);
+                    }
                 }
             }
         }
