@@ -4,12 +4,16 @@ namespace AotFlash.Kernels;
 /// One group of 32 quantised weights times 32 int8 activations, for <see cref="QuantKernels{TF,TI,S}"/>: the exact
 /// integer Σ w_j·x_j, spread over the lanes of the result (lane sums stay below 2^24, so the floats are exact).
 /// </summary>
-internal unsafe interface IQuantDot<TF> where TF : struct
+internal unsafe interface IQuantDot<TF, TI> where TF : struct where TI : struct
 {
     /// <summary>w: 32 int8 quants.</summary>
     static abstract TF DotQ8Group(sbyte* w, sbyte* x);
     /// <summary>w: 32 int8 quants, times two tokens' activations: each as <see cref="DotQ8Group"/> gives it, w loaded once.</summary>
     static abstract (TF A, TF B) DotQ8Group2(sbyte* w, sbyte* xa, sbyte* xb);
-    /// <summary>w: 16 bytes of q4 quants, values q - 8.</summary>
-    static abstract TF DotQ4Group(byte* w, sbyte* x);
+    /// <summary>The -8·Σx part of a q4 group's sums, in the lanes <see cref="DotQ4Group"/> sums into: it depends on the
+    /// activations only, so rows that share them share it.</summary>
+    static abstract TI Q4Bias(sbyte* x);
+    /// <summary>w: 16 bytes of q4 quants q, values q - 8: Σ q·x (unsigned nibbles times signed bytes, as the hardware
+    /// multiplies) plus <paramref name="bias"/> from <see cref="Q4Bias"/>, the same lane sums as Σ (q - 8)·x.</summary>
+    static abstract TF DotQ4Group(byte* w, sbyte* x, TI bias);
 }

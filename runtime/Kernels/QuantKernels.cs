@@ -5,13 +5,13 @@ namespace AotFlash.Kernels;
 /// <summary>
 /// q8 and q4 rows times activations quantised to int8 (<see cref="VectorOps.QuantizeActivations(byte*, float*, int)"/>:
 /// [n/32 f32 scales][n int8]), as llama.cpp's Q8_0 dot products: per group the exact integer sum of products
-/// (<see cref="IQuantDot{TF}"/>), times the weight scale and the activation scale. Integer products need no
+/// (<see cref="IQuantDot{TF,TI}"/>), times the weight scale and the activation scale. Integer products need no
 /// int8→float conversion per element, and one instruction multiplies a whole register of bytes.
 /// </summary>
 internal static unsafe class QuantKernels<TF, TI, S>
     where TF : struct
     where TI : struct
-    where S : struct, ISimd<TF, TI>, IQuantDot<TF>
+    where S : struct, ISimd<TF, TI>, IQuantDot<TF, TI>
 {
     // w[n] · x[n], w one q8 row [n/32 half scales][n int8]
     public static float DotQ8(byte* w, byte* xq, int n) => Dot<Q8Groups>(w, xq, n);
@@ -39,19 +39,23 @@ internal static unsafe class QuantKernels<TF, TI, S>
     private interface IGroups
     {
         static abstract int Bytes { get; }
-        static abstract TF Dot(byte* quants, sbyte* x);
+        /// <summary>What a group's products need of its activations alone, made once for the rows that share them.</summary>
+        static abstract TI Shared(sbyte* x);
+        static abstract TF Dot(byte* quants, sbyte* x, TI shared);
     }
 
     private readonly struct Q8Groups : IGroups
     {
         public static int Bytes => Quantization.Group;
-        public static TF Dot(byte* quants, sbyte* x) => S.DotQ8Group((sbyte*)quants, x);
+        public static TI Shared(sbyte* x) => default;
+        public static TF Dot(byte* quants, sbyte* x, TI shared) => S.DotQ8Group((sbyte*)quants, x);
     }
 
     private readonly struct Q4Groups : IGroups
     {
         public static int Bytes => Quantization.Group / 2;
-        public static TF Dot(byte* quants, sbyte* x) => S.DotQ4Group(quants, x);
+        public static TI Shared(sbyte* x) => S.Q4Bias(x);
+        public static TF Dot(byte* quants, sbyte* x, TI shared) => S.DotQ4Group(quants, x, shared);
     }
 
     // w[n] · x[n] for one row [n/32 half scales][quants]
@@ -64,7 +68,7 @@ internal static unsafe class QuantKernels<TF, TI, S>
         sbyte* x = (sbyte*)(xq + 4L * groups);
         TF total = S.Zero;
         for (int g = 0; g < groups; g++, q += G.Bytes, x += Quantization.Group)
-            total = S.MulAdd(S.Splat(scales[g]), G.Dot(q, x), total);
+            total = S.MulAdd(S.Splat(scales[g]), G.Dot(q, x, G.Shared(x)), total);
         return S.Sum(total);
     }
 
@@ -87,10 +91,11 @@ internal static unsafe class QuantKernels<TF, TI, S>
             {
                 long q = quants + (long)g * G.Bytes;
                 sbyte* xg = x + g * Quantization.Group;
-                t0 = S.MulAdd(S.Splat(s0[g]), G.Dot(w0 + q, xg), t0);
-                t1 = S.MulAdd(S.Splat(s1[g]), G.Dot(w1 + q, xg), t1);
-                t2 = S.MulAdd(S.Splat(s2[g]), G.Dot(w2 + q, xg), t2);
-                t3 = S.MulAdd(S.Splat(s3[g]), G.Dot(w3 + q, xg), t3);
+                TI shared = G.Shared(xg);
+                t0 = S.MulAdd(S.Splat(s0[g]), G.Dot(w0 + q, xg, shared), t0);
+                t1 = S.MulAdd(S.Splat(s1[g]), G.Dot(w1 + q, xg, shared), t1);
+                t2 = S.MulAdd(S.Splat(s2[g]), G.Dot(w2 + q, xg, shared), t2);
+                t3 = S.MulAdd(S.Splat(s3[g]), G.Dot(w3 + q, xg, shared), t3);
             }
             y[r] = S.Sum(t0);
             y[r + 1] = S.Sum(t1);

@@ -5,7 +5,7 @@ using System.Runtime.Intrinsics.X86;
 
 namespace AotFlash.Kernels;
 
-internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>>, IQuantDot<Vector128<float>>
+internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>>, IQuantDot<Vector128<float>, Vector128<int>>
 {
     public static int Count => Vector128<float>.Count;
     public static Vector128<float> Zero => Vector128<float>.Zero;
@@ -76,14 +76,28 @@ internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>
                 Vector128.ConvertToSingle(DotBytes(DotBytes(Vector128<int>.Zero, lower, Vector128.Load(xb)), upper, Vector128.Load(xb + 16))));
     }
 
+    public static Vector128<int> Q4Bias(sbyte* x)
+    {
+        var eight = Vector128.Create((sbyte)-8);
+        return DotBytes(DotBytes(Vector128<int>.Zero, eight, Vector128.Load(x)), eight, Vector128.Load(x + 16));
+    }
+
     // The group's 16 bytes hold its first half in the low nibbles and its second half in the high ones.
-    public static Vector128<float> DotQ4Group(byte* w, sbyte* x)
+    public static Vector128<float> DotQ4Group(byte* w, sbyte* x, Vector128<int> bias)
     {
         var bytes = Vector128.Load(w);
-        var eight = Vector128.Create((sbyte)8);
-        var low = (bytes & Vector128.Create((byte)0xF)).AsSByte() - eight;
-        var high = (Vector128.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte() & Vector128.Create((byte)0xF)).AsSByte() - eight;
-        return Vector128.ConvertToSingle(DotBytes(DotBytes(Vector128<int>.Zero, low, Vector128.Load(x)), high, Vector128.Load(x + 16)));
+        var low = bytes & Vector128.Create((byte)0xF);
+        var high = Vector128.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte() & Vector128.Create((byte)0xF);
+        return Vector128.ConvertToSingle(DotUnsignedBytes(DotUnsignedBytes(bias, low, Vector128.Load(x)), high, Vector128.Load(x + 16)));
+    }
+
+    // acc + the 16 products w·x of unsigned w ≤ 127 and signed x, in DotBytes' lanes: SSSE3's own operand form, without
+    // moving w's sign onto x.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector128<int> DotUnsignedBytes(Vector128<int> acc, Vector128<byte> w, Vector128<sbyte> x)
+    {
+        if (Ssse3.IsSupported) return acc + Sse2.MultiplyAddAdjacent(Ssse3.MultiplyAddAdjacent(w, x), Vector128.Create((short)1));
+        return DotBytes(acc, w.AsSByte(), x);
     }
 
     // acc + the 16 products w·x summed into 4 int lanes. SSSE3 multiplies unsigned by signed bytes, so |w| meets x with

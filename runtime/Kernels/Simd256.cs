@@ -4,7 +4,7 @@ using System.Runtime.Intrinsics.X86;
 
 namespace AotFlash.Kernels;
 
-internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>>, IQuantDot<Vector256<float>>
+internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>>, IQuantDot<Vector256<float>, Vector256<int>>
 {
     public static int Count => Vector256<float>.Count;
     public static Vector256<float> Zero => Vector256<float>.Zero;
@@ -72,13 +72,25 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
         return (Vector256.ConvertToSingle(DotBytes(quants, Vector256.Load(xa))), Vector256.ConvertToSingle(DotBytes(quants, Vector256.Load(xb))));
     }
 
+    public static Vector256<int> Q4Bias(sbyte* x) => DotBytes(Vector256.Create((sbyte)-8), Vector256.Load(x));
+
     // The group's 16 bytes hold its first half in the low nibbles and its second half in the high ones.
-    public static Vector256<float> DotQ4Group(byte* w, sbyte* x)
+    public static Vector256<float> DotQ4Group(byte* w, sbyte* x, Vector256<int> bias)
     {
         var bytes = Vector128.Load(w);
         var nibble = Vector128.Create((byte)0xF);
-        var quants = Vector256.Create(bytes & nibble, Vector128.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte() & nibble).AsSByte();
-        return Vector256.ConvertToSingle(DotBytes(quants - Vector256.Create((sbyte)8), Vector256.Load(x)));
+        var quants = Vector256.Create(bytes & nibble, Vector128.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte() & nibble);
+        return Vector256.ConvertToSingle(DotUnsignedBytes(bias, quants, Vector256.Load(x)));
+    }
+
+    // acc + the 32 products w·x of unsigned w ≤ 127 and signed x, in DotBytes' lanes: the form x86 multiplies bytes in,
+    // without DotBytes' moving of w's sign onto x.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<int> DotUnsignedBytes(Vector256<int> acc, Vector256<byte> w, Vector256<sbyte> x)
+    {
+        if (AvxVnni.IsSupported) return AvxVnni.MultiplyWideningAndAdd(acc, w, x);
+        if (Avx2.IsSupported) return acc + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(w, x), Vector256.Create((short)1));
+        return acc + DotBytes(w.AsSByte(), x);
     }
 
     // The 32 products w·x summed into 8 int lanes; with AVX2 as Simd128.DotBytes does with SSSE3.
