@@ -16,4 +16,7 @@ internal unsafe interface IQuantDot<TF, TI> where TF : struct where TI : struct
     /// <summary>w: 16 bytes of q4 quants q, values q - 8: Σ q·x (unsigned nibbles times signed bytes, as the hardware
     /// multiplies) plus <paramref name="bias"/> from <see cref="Q4Bias"/>, the same lane sums as Σ (q - 8)·x.</summary>
     static abstract TF DotQ4Group(byte* w, sbyte* x, TI bias);
+    /// <summary>w: a q4 group's 32 quants q unpacked to a byte each, in the order <see cref="DotQ4Group"/> multiplies
+    /// them, times two tokens' activations with their <see cref="Q4Bias"/>: each as DotQ4Group gives it, w loaded once.</summary>
+    static abstract (TF A, TF B) DotQ4Group2(byte* w, sbyte* xa, sbyte* xb, TI biasA, TI biasB);
 }

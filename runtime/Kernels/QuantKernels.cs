@@ -42,6 +42,8 @@ internal static unsafe class QuantKernels<TF, TI, S>
         /// <summary>What a group's products need of its activations alone, made once for the rows that share them.</summary>
         static abstract TI Shared(sbyte* x);
         static abstract TF Dot(byte* quants, sbyte* x, TI shared);
+        /// <summary>As Dot for two tokens, the group's quants as MatMul holds them (q4 unpacked to a byte each).</summary>
+        static abstract (TF A, TF B) Dot2(byte* quants, sbyte* xa, sbyte* xb, TI sharedA, TI sharedB);
     }
 
     private readonly struct Q8Groups : IGroups
@@ -49,6 +51,7 @@ internal static unsafe class QuantKernels<TF, TI, S>
         public static int Bytes => Quantization.Group;
         public static TI Shared(sbyte* x) => default;
         public static TF Dot(byte* quants, sbyte* x, TI shared) => S.DotQ8Group((sbyte*)quants, x);
+        public static (TF A, TF B) Dot2(byte* quants, sbyte* xa, sbyte* xb, TI sharedA, TI sharedB) => S.DotQ8Group2((sbyte*)quants, xa, xb);
     }
 
     private readonly struct Q4Groups : IGroups
@@ -56,6 +59,7 @@ internal static unsafe class QuantKernels<TF, TI, S>
         public static int Bytes => Quantization.Group / 2;
         public static TI Shared(sbyte* x) => S.Q4Bias(x);
         public static TF Dot(byte* quants, sbyte* x, TI shared) => S.DotQ4Group(quants, x, shared);
+        public static (TF A, TF B) Dot2(byte* quants, sbyte* xa, sbyte* xb, TI sharedA, TI sharedB) => S.DotQ4Group2(quants, xa, xb, sharedA, sharedB);
     }
 
     // w[n] · x[n] for one row [n/32 half scales][quants]
@@ -106,7 +110,7 @@ internal static unsafe class QuantKernels<TF, TI, S>
     }
 
     // Y[t, r] = W[r, :] · X[t, :]. Four rows by two tokens per pass, as SimdKernels.MatMul: each group of the four rows is
-    // loaded once for both tokens, in eight independent chains; their scales are widened, and q4 quants unpacked to int8,
+    // loaded once for both tokens, in eight independent chains; their scales are widened, and q4 quants unpacked to a byte each,
     // once for the whole block. Every (row, token) is summed as MatVec sums it (the same integer group sums, the same
     // float steps), so a token's results do not depend on the block it is in.
     private static void MatMul<G>(float* y, long yStride, byte* w, long rowStride, byte* xq, long xStride, int tokens, int rows, int cols)
@@ -121,14 +125,14 @@ internal static unsafe class QuantKernels<TF, TI, S>
         long quants = 2L * groups, xQuants = 4L * groups;
         bool q4 = typeof(G) == typeof(Q4Groups);
         float* scales = stackalloc float[4 * groups]; // [row, group] of the four rows
-        sbyte* unpacked = stackalloc sbyte[q4 ? 4 * cols : 0]; // [row, cols] of the four rows, q4 only
+        byte* unpacked = stackalloc byte[q4 ? 4 * cols : 0]; // [row, cols] of the four rows, q4 only
         float* s0 = scales, s1 = s0 + groups, s2 = s1 + groups, s3 = s2 + groups;
         for (; r <= rows - 4; r += 4)
         {
             byte* w0 = w + r * rowStride;
             Prefetch.Rows(w0 + 4 * rowStride, rowStride, Math.Min(4, rows - r - 4), quants + (long)groups * G.Bytes);
             SimdKernels<TF, TI, S>.QuantScales(scales, w0, rowStride, 4, null, groups);
-            sbyte* q0, q1, q2, q3;
+            byte* q0, q1, q2, q3;
             if (q4)
             {
                 for (int k = 0; k < 4; k++) UnpackQ4(unpacked + k * cols, w0 + k * rowStride + quants, groups);
@@ -136,7 +140,7 @@ internal static unsafe class QuantKernels<TF, TI, S>
             }
             else
             {
-                q0 = (sbyte*)(w0 + quants); q1 = q0 + rowStride; q2 = q1 + rowStride; q3 = q2 + rowStride;
+                q0 = w0 + quants; q1 = q0 + rowStride; q2 = q1 + rowStride; q3 = q2 + rowStride;
             }
             int t = 0;
             for (; t <= tokens - 2; t += 2)
@@ -148,16 +152,17 @@ internal static unsafe class QuantKernels<TF, TI, S>
                 {
                     int q = g * Quantization.Group;
                     float sa = ((float*)xa)[g], sb = ((float*)xb)[g];
-                    var (da, db) = S.DotQ8Group2(q0 + q, qa, qb);
+                    TI ha = G.Shared(qa), hb = G.Shared(qb);
+                    var (da, db) = G.Dot2(q0 + q, qa, qb, ha, hb);
                     a0 = S.MulAdd(S.Splat(s0[g] * sa), da, a0);
                     b0 = S.MulAdd(S.Splat(s0[g] * sb), db, b0);
-                    (da, db) = S.DotQ8Group2(q1 + q, qa, qb);
+                    (da, db) = G.Dot2(q1 + q, qa, qb, ha, hb);
                     a1 = S.MulAdd(S.Splat(s1[g] * sa), da, a1);
                     b1 = S.MulAdd(S.Splat(s1[g] * sb), db, b1);
-                    (da, db) = S.DotQ8Group2(q2 + q, qa, qb);
+                    (da, db) = G.Dot2(q2 + q, qa, qb, ha, hb);
                     a2 = S.MulAdd(S.Splat(s2[g] * sa), da, a2);
                     b2 = S.MulAdd(S.Splat(s2[g] * sb), db, b2);
-                    (da, db) = S.DotQ8Group2(q3 + q, qa, qb);
+                    (da, db) = G.Dot2(q3 + q, qa, qb, ha, hb);
                     a3 = S.MulAdd(S.Splat(s3[g] * sa), da, a3);
                     b3 = S.MulAdd(S.Splat(s3[g] * sb), db, b3);
                 }
@@ -171,17 +176,16 @@ internal static unsafe class QuantKernels<TF, TI, S>
             for (int t = 0; t < tokens; t++) y[t * yStride + r] = Dot<G>(w + r * rowStride, xq + t * xStride, cols);
     }
 
-    // to[32·groups] = a q4 row's quants as int8 values q - 8, group by group: the 16 low nibbles, then the 16 high ones
-    // (the order DotQ4Group multiplies them in).
-    private static void UnpackQ4(sbyte* to, byte* quants, int groups)
+    // to[32·groups] = a q4 row's quants q, a byte each, group by group: the 16 low nibbles, then the 16 high ones (the
+    // order DotQ4Group multiplies them in).
+    private static void UnpackQ4(byte* to, byte* quants, int groups)
     {
         var nibble = Vector128.Create((byte)0xF);
-        var eight = Vector128.Create((sbyte)8);
         for (int g = 0; g < groups; g++, quants += Quantization.Group / 2, to += Quantization.Group)
         {
             var bytes = Vector128.Load(quants);
-            ((bytes & nibble).AsSByte() - eight).Store(to);
-            ((Vector128.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte() & nibble).AsSByte() - eight).Store(to + Quantization.Group / 2);
+            (bytes & nibble).Store(to);
+            (Vector128.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte() & nibble).Store(to + Quantization.Group / 2);
         }
     }
 }

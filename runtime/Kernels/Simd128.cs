@@ -91,6 +91,14 @@ internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>
         return Vector128.ConvertToSingle(DotUnsignedBytes(DotUnsignedBytes(bias, low, Vector128.Load(x)), high, Vector128.Load(x + 16)));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static (Vector128<float> A, Vector128<float> B) DotQ4Group2(byte* w, sbyte* xa, sbyte* xb, Vector128<int> biasA, Vector128<int> biasB)
+    {
+        Vector128<byte> low = Vector128.Load(w), high = Vector128.Load(w + 16);
+        return (Vector128.ConvertToSingle(DotUnsignedBytes(DotUnsignedBytes(biasA, low, Vector128.Load(xa)), high, Vector128.Load(xa + 16))),
+                Vector128.ConvertToSingle(DotUnsignedBytes(DotUnsignedBytes(biasB, low, Vector128.Load(xb)), high, Vector128.Load(xb + 16))));
+    }
+
     // acc + the 16 products w·x of unsigned w ≤ 127 and signed x, in DotBytes' lanes: SSSE3's own operand form, without
     // moving w's sign onto x.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -83,6 +83,14 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
         return Vector256.ConvertToSingle(DotUnsignedBytes(bias, quants, Vector256.Load(x)));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static (Vector256<float> A, Vector256<float> B) DotQ4Group2(byte* w, sbyte* xa, sbyte* xb, Vector256<int> biasA, Vector256<int> biasB)
+    {
+        var quants = Vector256.Load(w);
+        return (Vector256.ConvertToSingle(DotUnsignedBytes(biasA, quants, Vector256.Load(xa))),
+                Vector256.ConvertToSingle(DotUnsignedBytes(biasB, quants, Vector256.Load(xb))));
+    }
+
     // acc + the 32 products w·x of unsigned w ≤ 127 and signed x, in DotBytes' lanes: the form x86 multiplies bytes in,
     // without DotBytes' moving of w's sign onto x.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
