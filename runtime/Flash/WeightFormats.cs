@@ -63,7 +63,7 @@ public readonly unsafe struct F16 : IWeightFormat
         WeightRows.MatVecEach<F16>(y, yStride, w, rowStride, x, xStride, prepared, preparedStride, tokens, rows, cols);
     public static float Dot(byte* w, float* x, byte* prepared, int n) => VectorOps.DotF16((Half*)w, x, n);
     public static void Axpy(float* y, float a, byte* w, int n) => VectorOps.AxpyF16(y, a, (Half*)w, n);
-    public static void AxpyRows(float* y, float* a, byte** w, int count, int n) => WeightRows.AxpyEach<F16>(y, a, w, count, n);
+    public static void AxpyRows(float* y, float* a, byte** w, int count, int n) => VectorOps.AxpyRowsF16(y, a, (Half**)w, count, n);
     public static void ToSingle(float* dst, byte* w, int n) => VectorOps.ToSingle(dst, (Half*)w, n);
 }
 
@@ -107,17 +107,6 @@ public readonly unsafe struct Q4 : IWeightFormat
 /// <summary>dst[n] = w[n] as floats, for code that knows the weight type only at run time (calibration, recall probes).</summary>
 public static unsafe class WeightRows
 {
-    /// <summary>IWeightFormat.AxpyRows as one Axpy per row, for formats without a kernel over several rows.</summary>
-    internal static void AxpyEach<TW>(float* y, float* a, byte** w, int count, int n) where TW : struct, IWeightFormat
-    {
-        long bytes = Layout.RowBytes(TW.Type, n);
-        for (int k = 0; k < count; k++)
-        {
-            if (k + 1 < count) Prefetch.Rows(w[k + 1], 0, 1, bytes);
-            TW.Axpy(y, a[k], w[k], n);
-        }
-    }
-
     /// <summary>IWeightFormat.MatMul as one MatVec per token, for formats without a kernel over several tokens; a caller
     /// that keeps the rows small keeps them cached from one token to the next.</summary>
     internal static void MatVecEach<TW>(float* y, long yStride, byte* w, long rowStride, float* x, long xStride, byte* prepared, long preparedStride,

@@ -58,45 +58,93 @@ internal static unsafe class SimdKernels<TF, TI, S>
 
     // y[n] += a[0] · x[0][n] + a[1] · x[1][n] + … + a[count-1] · x[count-1][n], each product added in turn as Axpy adds it,
     // so the result is count Axpys' bit for bit; four rows per pass load and store y once for four products.
-    public static void AxpyRows(float* y, float* a, float** x, int count, int n)
+    public static void AxpyRows(float* y, float* a, float** x, int count, int n) => AxpyRows<SingleRows>(y, a, (void**)x, count, n);
+
+    // y[n] += a · x[n] (x half); not fused, as in Axpy
+    public static void AxpyF16(float* y, float a, Half* x, int n) => AxpyRows<HalfRows>(y, &a, (void**)&x, 1, n);
+
+    // y[n] += Σ_k a[k] · x[k][n], x half rows; as AxpyRows: count AxpyF16s bit for bit
+    public static void AxpyRowsF16(float* y, float* a, Half** x, int count, int n) => AxpyRows<HalfRows>(y, a, (void**)x, count, n);
+
+    /// <summary>A row of floats or halves as floats: elements i .. i+2·Count-1 as two vectors, or element i alone.</summary>
+    private interface IFloatRows
+    {
+        static abstract int ElementBytes { get; }
+        static abstract (TF Low, TF High) Values(void* row, int i);
+        static abstract float Value(void* row, int i);
+    }
+
+    private readonly struct SingleRows : IFloatRows
+    {
+        public static int ElementBytes => sizeof(float);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (TF Low, TF High) Values(void* row, int i) => (S.Load((float*)row + i), S.Load((float*)row + i + S.Count));
+        public static float Value(void* row, int i) => ((float*)row)[i];
+    }
+
+    private readonly struct HalfRows : IFloatRows
+    {
+        public static int ElementBytes => sizeof(ushort);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (TF Low, TF High) Values(void* row, int i)
+        {
+            var (lower, upper) = S.LoadHalves((Half*)row + i);
+            return (HalfToSingle(lower), HalfToSingle(upper));
+        }
+        public static float Value(void* row, int i) => HalfBits.ToSingle(((Half*)row)[i]);
+    }
+
+    // y[n] += Σ_k a[k] · x[k][n], each element y + a · x, multiply and add unfused, the rows added in turn. Four rows per
+    // pass, the next four fetched meanwhile (a down projection adds hundreds of neuron rows into one y).
+    private static void AxpyRows<R>(float* y, float* a, void** x, int count, int n) where R : struct, IFloatRows
     {
         int c = S.Count, k = 0;
+        long bytes = (long)n * R.ElementBytes;
         for (; k <= count - 4; k += 4)
         {
-            float* x0 = x[k], x1 = x[k + 1], x2 = x[k + 2], x3 = x[k + 3];
+            for (int next = k + 4; next < Math.Min(k + 8, count); next++) Prefetch.Rows((byte*)x[next], 0, 1, bytes);
+            void* x0 = x[k], x1 = x[k + 1], x2 = x[k + 2], x3 = x[k + 3];
             float a0 = a[k], a1 = a[k + 1], a2 = a[k + 2], a3 = a[k + 3];
             TF s0 = S.Splat(a0), s1 = S.Splat(a1), s2 = S.Splat(a2), s3 = S.Splat(a3);
             int i = 0;
-            for (; i <= n - c; i += c)
+            for (; i <= n - 2 * c; i += 2 * c)
             {
-                TF v = S.Add(S.Load(y + i), S.Mul(s0, S.Load(x0 + i)));
-                v = S.Add(v, S.Mul(s1, S.Load(x1 + i)));
-                v = S.Add(v, S.Mul(s2, S.Load(x2 + i)));
-                S.Store(y + i, S.Add(v, S.Mul(s3, S.Load(x3 + i))));
+                TF low = S.Load(y + i), high = S.Load(y + i + c);
+                var (l, h) = R.Values(x0, i);
+                low = S.Add(low, S.Mul(s0, l));
+                high = S.Add(high, S.Mul(s0, h));
+                (l, h) = R.Values(x1, i);
+                low = S.Add(low, S.Mul(s1, l));
+                high = S.Add(high, S.Mul(s1, h));
+                (l, h) = R.Values(x2, i);
+                low = S.Add(low, S.Mul(s2, l));
+                high = S.Add(high, S.Mul(s2, h));
+                (l, h) = R.Values(x3, i);
+                S.Store(y + i, S.Add(low, S.Mul(s3, l)));
+                S.Store(y + i + c, S.Add(high, S.Mul(s3, h)));
             }
             for (; i < n; i++)
             {
-                float v = y[i] + a0 * x0[i];
-                v += a1 * x1[i];
-                v += a2 * x2[i];
-                y[i] = v + a3 * x3[i];
+                float v = y[i] + a0 * R.Value(x0, i);
+                v += a1 * R.Value(x1, i);
+                v += a2 * R.Value(x2, i);
+                y[i] = v + a3 * R.Value(x3, i);
             }
         }
-        for (; k < count; k++) Axpy(y, a[k], x[k], n);
-    }
-
-    // y[n] += a · x[n] (x half); not fused, as in Axpy
-    public static void AxpyF16(float* y, float a, Half* x, int n)
-    {
-        int c = S.Count, i = 0;
-        TF av = S.Splat(a);
-        for (; i <= n - 2 * c; i += 2 * c)
+        for (; k < count; k++)
         {
-            var (lower, upper) = S.LoadHalves(x + i);
-            S.Store(y + i, S.Add(S.Load(y + i), S.Mul(av, HalfToSingle(lower))));
-            S.Store(y + i + c, S.Add(S.Load(y + i + c), S.Mul(av, HalfToSingle(upper))));
+            void* x0 = x[k];
+            float a0 = a[k];
+            TF s0 = S.Splat(a0);
+            int i = 0;
+            for (; i <= n - 2 * c; i += 2 * c)
+            {
+                var (l, h) = R.Values(x0, i);
+                S.Store(y + i, S.Add(S.Load(y + i), S.Mul(s0, l)));
+                S.Store(y + i + c, S.Add(S.Load(y + i + c), S.Mul(s0, h)));
+            }
+            for (; i < n; i++) y[i] += a0 * R.Value(x0, i);
         }
-        for (; i < n; i++) y[i] += a * (float)x[i];
     }
 
     // y[rows] = W[rows, cols] · x[cols]; row r at w + r·rowStride. y must not overlap x.

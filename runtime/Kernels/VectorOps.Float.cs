@@ -64,6 +64,20 @@ public static unsafe partial class VectorOps
         }
     }
 
+    // y[n] += Σ_k a[k] · x[k][n] for k = 0 .. count-1 in order, x half rows: count AxpyF16s, bit for bit
+    public static void AxpyRowsF16(float* y, float* a, Half** x, int count, int n) => AxpyRowsF16(IsaSupport.Best, y, a, x, count, n);
+
+    internal static void AxpyRowsF16(Isa isa, float* y, float* a, Half** x, int count, int n)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.AxpyRowsF16(y, a, x, count, n); break;
+            case Isa.V256: K256.AxpyRowsF16(y, a, x, count, n); break;
+            case Isa.V128: K128.AxpyRowsF16(y, a, x, count, n); break;
+            default: VectorOpsReference.AxpyRowsF16(y, a, x, count, n); break;
+        }
+    }
+
     // y[n] += a · x[n] (x in IEEE half)
     public static void AxpyF16(float* y, float a, Half* x, int n) => AxpyF16(IsaSupport.Best, y, a, x, n);
 

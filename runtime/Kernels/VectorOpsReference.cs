@@ -36,6 +36,12 @@ internal static unsafe class VectorOpsReference
         for (int k = 0; k < count; k++) Axpy(y, a[k], x[k], n);
     }
 
+    // y[n] += Σ_k a[k] · x[k][n], x half rows, k in order
+    public static void AxpyRowsF16(float* y, float* a, Half** x, int count, int n)
+    {
+        for (int k = 0; k < count; k++) AxpyF16(y, a[k], x[k], n);
+    }
+
     // y[n] += a · x[n] (x half)
     public static void AxpyF16(float* y, float a, Half* x, int n)
     {

@@ -62,7 +62,8 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
         }
     }
 
-    // Several rows added at once: bit for bit the reference's Axpys in turn; counts across the four-row passes.
+    // Several rows added at once: bit for bit the reference's Axpys in turn; counts across the four-row passes, each
+    // row in a buffer of its own with guards after it.
     [Theory, MemberData(nameof(Isas))]
     public void AxpyRows(Isa isa)
     {
@@ -73,20 +74,47 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
             {
                 var rows = new Buf<float>[count];
                 for (int k = 0; k < count; k++) rows[k] = Floats(rng, n);
-                try
-                {
-                    using Buf<float> want = Floats(rng, n), got = want.Clone(), a = Floats(rng, count);
-                    for (int k = 0; k < count; k++) x[k] = rows[k].P;
-                    VectorOpsReference.AxpyRows(want.P, a.P, x, count, n);
-                    VectorOps.AxpyRows(isa, got.P, a.P, x, count, n);
-                    AssertBitsEqual(want, got, $"count={count} n={n}");
-                }
-                finally
-                {
-                    foreach (var row in rows) row.Dispose();
-                }
+                for (int k = 0; k < count; k++) x[k] = rows[k].P;
+                AssertRowsAdded(rows, rng, n, $"count={count} n={n}", (y, a) => VectorOpsReference.AxpyRows(y, a, x, count, n),
+                                (y, a) => VectorOps.AxpyRows(isa, y, a, x, count, n));
             }
     }
+
+    [Theory, MemberData(nameof(Isas))]
+    public void AxpyRowsF16(Isa isa)
+    {
+        var rng = new Random(32);
+        Half** x = stackalloc Half*[9];
+        foreach (int count in new[] { 0, 1, 3, 4, 5, 9 })
+            foreach (int n in Sizes)
+            {
+                var rows = new Buf<Half>[count];
+                for (int k = 0; k < count; k++) rows[k] = Halves(rng, n);
+                for (int k = 0; k < count; k++) x[k] = rows[k].P;
+                AssertRowsAdded(rows, rng, n, $"count={count} n={n}", (y, a) => VectorOpsReference.AxpyRowsF16(y, a, x, count, n),
+                                (y, a) => VectorOps.AxpyRowsF16(isa, y, a, x, count, n));
+            }
+    }
+
+    // Runs want and got over the same y and coefficients (one per row) and compares them bit for bit; disposes the rows.
+    static void AssertRowsAdded<T>(Buf<T>[] rows, Random rng, int n, string what, RowsAdder want, RowsAdder got)
+        where T : unmanaged
+    {
+        try
+        {
+            using Buf<float> expected = Floats(rng, n), actual = expected.Clone(), a = Floats(rng, rows.Length);
+            want(expected.P, a.P);
+            got(actual.P, a.P);
+            actual.AssertGuardIntact();
+            AssertBitsEqual(expected, actual, what);
+        }
+        finally
+        {
+            foreach (var row in rows) row.Dispose();
+        }
+    }
+
+    delegate void RowsAdder(float* y, float* a);
 
     [Theory, MemberData(nameof(Isas))]
     public void AxpyF16(Isa isa)
@@ -404,21 +432,13 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
                 int n = groups * Quantization.Group;
                 var rows = new Buf<byte>[count];
                 for (int k = 0; k < count; k++) rows[k] = QuantRows(rng, type, 1, n, Layout.RowBytes(type, n));
-                try
-                {
-                    using Buf<float> want = Floats(rng, n), got = want.Clone(), a = Floats(rng, count);
-                    for (int k = 0; k < count; k++) w[k] = rows[k].P;
-                    if (type == WeightType.Q8) VectorOpsReference.AxpyRowsQ8(want.P, a.P, w, count, n);
-                    else VectorOpsReference.AxpyRowsQ4(want.P, a.P, w, count, n);
-                    if (type == WeightType.Q8) VectorOps.AxpyRowsQ8(isa, got.P, a.P, w, count, n);
-                    else VectorOps.AxpyRowsQ4(isa, got.P, a.P, w, count, n);
-                    got.AssertGuardIntact();
-                    AssertBitsEqual(want, got, $"{type} count={count} n={n}");
-                }
-                finally
-                {
-                    foreach (var row in rows) row.Dispose();
-                }
+                for (int k = 0; k < count; k++) w[k] = rows[k].P;
+                if (type == WeightType.Q8)
+                    AssertRowsAdded(rows, rng, n, $"{type} count={count} n={n}", (y, a) => VectorOpsReference.AxpyRowsQ8(y, a, w, count, n),
+                                    (y, a) => VectorOps.AxpyRowsQ8(isa, y, a, w, count, n));
+                else
+                    AssertRowsAdded(rows, rng, n, $"{type} count={count} n={n}", (y, a) => VectorOpsReference.AxpyRowsQ4(y, a, w, count, n),
+                                    (y, a) => VectorOps.AxpyRowsQ4(isa, y, a, w, count, n));
             }
     }
 
