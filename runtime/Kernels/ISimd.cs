@@ -20,6 +20,9 @@ internal unsafe interface ISimd<TF, TI> where TF : struct where TI : struct
     static abstract TF Div(TF a, TF b);
     /// <summary>a·b + c, fused where the hardware has FMA.</summary>
     static abstract TF MulAdd(TF a, TF b, TF c);
+    /// <summary>a·b + c rounded once, on every machine (emulated without FMA): elementwise kernels that must match
+    /// their scalar references bit for bit (<c>MathF.FusedMultiplyAdd</c>) use it.</summary>
+    static abstract TF FusedMulAdd(TF a, TF b, TF c);
     static abstract float Sum(TF v);
     static abstract TF GreaterThan(TF a, TF b);
     static abstract TF Select(TF mask, TF ifTrue, TF ifFalse);

@@ -47,20 +47,20 @@ internal static unsafe class SimdKernels<TF, TI, S>
         return sum;
     }
 
-    // y[n] += a · x[n]. Multiply then add, not fused, so each element rounds exactly as the scalar reference does.
+    // y[n] += a · x[n], each element a · x + y rounded once, as the reference (MathF.FusedMultiplyAdd) rounds it.
     public static void Axpy(float* y, float a, float* x, int n)
     {
         int c = S.Count, i = 0;
         TF av = S.Splat(a);
-        for (; i <= n - c; i += c) S.Store(y + i, S.Add(S.Load(y + i), S.Mul(av, S.Load(x + i))));
-        for (; i < n; i++) y[i] += a * x[i];
+        for (; i <= n - c; i += c) S.Store(y + i, S.FusedMulAdd(av, S.Load(x + i), S.Load(y + i)));
+        for (; i < n; i++) y[i] = MathF.FusedMultiplyAdd(a, x[i], y[i]);
     }
 
     // y[n] += a[0] · x[0][n] + a[1] · x[1][n] + … + a[count-1] · x[count-1][n], each product added in turn as Axpy adds it,
     // so the result is count Axpys' bit for bit; four rows per pass load and store y once for four products.
     public static void AxpyRows(float* y, float* a, float** x, int count, int n) => AxpyRows<SingleRows>(y, a, (void**)x, count, n);
 
-    // y[n] += a · x[n] (x half); not fused, as in Axpy
+    // y[n] += a · x[n] (x half); fused, as Axpy
     public static void AxpyF16(float* y, float a, Half* x, int n) => AxpyRows<HalfRows>(y, &a, (void**)&x, 1, n);
 
     // y[n] += Σ_k a[k] · x[k][n], x half rows; as AxpyRows: count AxpyF16s bit for bit
@@ -94,7 +94,7 @@ internal static unsafe class SimdKernels<TF, TI, S>
         public static float Value(void* row, int i) => HalfBits.ToSingle(((Half*)row)[i]);
     }
 
-    // y[n] += Σ_k a[k] · x[k][n], each element y + a · x, multiply and add unfused, the rows added in turn. Four rows per
+    // y[n] += Σ_k a[k] · x[k][n], each element a · x + y rounded once, the rows added in turn. Four rows per
     // pass, the next four fetched meanwhile (a down projection adds hundreds of neuron rows into one y).
     private static void AxpyRows<R>(float* y, float* a, void** x, int count, int n) where R : struct, IFloatRows
     {
@@ -111,24 +111,24 @@ internal static unsafe class SimdKernels<TF, TI, S>
             {
                 TF low = S.Load(y + i), high = S.Load(y + i + c);
                 var (l, h) = R.Values(x0, i);
-                low = S.Add(low, S.Mul(s0, l));
-                high = S.Add(high, S.Mul(s0, h));
+                low = S.FusedMulAdd(s0, l, low);
+                high = S.FusedMulAdd(s0, h, high);
                 (l, h) = R.Values(x1, i);
-                low = S.Add(low, S.Mul(s1, l));
-                high = S.Add(high, S.Mul(s1, h));
+                low = S.FusedMulAdd(s1, l, low);
+                high = S.FusedMulAdd(s1, h, high);
                 (l, h) = R.Values(x2, i);
-                low = S.Add(low, S.Mul(s2, l));
-                high = S.Add(high, S.Mul(s2, h));
+                low = S.FusedMulAdd(s2, l, low);
+                high = S.FusedMulAdd(s2, h, high);
                 (l, h) = R.Values(x3, i);
-                S.Store(y + i, S.Add(low, S.Mul(s3, l)));
-                S.Store(y + i + c, S.Add(high, S.Mul(s3, h)));
+                S.Store(y + i, S.FusedMulAdd(s3, l, low));
+                S.Store(y + i + c, S.FusedMulAdd(s3, h, high));
             }
             for (; i < n; i++)
             {
-                float v = y[i] + a0 * R.Value(x0, i);
-                v += a1 * R.Value(x1, i);
-                v += a2 * R.Value(x2, i);
-                y[i] = v + a3 * R.Value(x3, i);
+                float v = MathF.FusedMultiplyAdd(a0, R.Value(x0, i), y[i]);
+                v = MathF.FusedMultiplyAdd(a1, R.Value(x1, i), v);
+                v = MathF.FusedMultiplyAdd(a2, R.Value(x2, i), v);
+                y[i] = MathF.FusedMultiplyAdd(a3, R.Value(x3, i), v);
             }
         }
         for (; k < count; k++)
@@ -140,10 +140,10 @@ internal static unsafe class SimdKernels<TF, TI, S>
             for (; i <= n - 2 * c; i += 2 * c)
             {
                 var (l, h) = R.Values(x0, i);
-                S.Store(y + i, S.Add(S.Load(y + i), S.Mul(s0, l)));
-                S.Store(y + i + c, S.Add(S.Load(y + i + c), S.Mul(s0, h)));
+                S.Store(y + i, S.FusedMulAdd(s0, l, S.Load(y + i)));
+                S.Store(y + i + c, S.FusedMulAdd(s0, h, S.Load(y + i + c)));
             }
-            for (; i < n; i++) y[i] += a0 * R.Value(x0, i);
+            for (; i < n; i++) y[i] = MathF.FusedMultiplyAdd(a0, R.Value(x0, i), y[i]);
         }
     }
 
@@ -268,7 +268,7 @@ internal static unsafe class SimdKernels<TF, TI, S>
         for (; r < rows; r++) y[r] = DotF16(w + r * rowStride, x, cols);
     }
 
-    // y[n] += a · w[n], w one q8 row: a · (q · scale), multiplies and add unfused, as the reference (and as a row ToSingleQ8 widened, then Axpy)
+    // y[n] += a · w[n], w one q8 row: a · (q · scale) + y, fused as Axpy, as the reference (and as a row ToSingleQ8 widened, then Axpy)
     public static void AxpyQ8(float* y, float a, byte* w, int n) => AxpyRows<Q8Values>(y, &a, &w, 1, n);
 
     // y[n] += a · w[n], w one q4 row; as AxpyQ8
@@ -303,8 +303,8 @@ internal static unsafe class SimdKernels<TF, TI, S>
         public static (TF Low, TF High) Values(byte* quants, int j) => Nibbles(S.LoadBytes(quants + j));
     }
 
-    // y[n] += Σ_k a[k] · w[k][n], every element a · (q · scale), multiplies and add unfused, the rows' products added in
-    // turn: count one-row Axpys bit for bit. Four rows per pass load and store y once for four rows (a down projection
+    // y[n] += Σ_k a[k] · w[k][n], every element a · (q · scale) + y, the last multiply and the add fused, the rows'
+    // products added in turn: count one-row Axpys bit for bit. Four rows per pass load and store y once for four rows (a down projection
     // adds hundreds of neuron rows into one y), and the next four rows are fetched while these are summed.
     private static void AxpyRows<V>(float* y, float* a, byte** w, int count, int n) where V : struct, IQuantValues
     {
@@ -328,17 +328,17 @@ internal static unsafe class SimdKernels<TF, TI, S>
                 {
                     TF low = S.Load(yg + j), high = S.Load(yg + HalfGroup + j);
                     var (l, h) = V.Values(w0 + q, j);
-                    low = S.Add(low, S.Mul(a0, S.Mul(l, s0)));
-                    high = S.Add(high, S.Mul(a0, S.Mul(h, s0)));
+                    low = S.FusedMulAdd(a0, S.Mul(l, s0), low);
+                    high = S.FusedMulAdd(a0, S.Mul(h, s0), high);
                     (l, h) = V.Values(w1 + q, j);
-                    low = S.Add(low, S.Mul(a1, S.Mul(l, s1)));
-                    high = S.Add(high, S.Mul(a1, S.Mul(h, s1)));
+                    low = S.FusedMulAdd(a1, S.Mul(l, s1), low);
+                    high = S.FusedMulAdd(a1, S.Mul(h, s1), high);
                     (l, h) = V.Values(w2 + q, j);
-                    low = S.Add(low, S.Mul(a2, S.Mul(l, s2)));
-                    high = S.Add(high, S.Mul(a2, S.Mul(h, s2)));
+                    low = S.FusedMulAdd(a2, S.Mul(l, s2), low);
+                    high = S.FusedMulAdd(a2, S.Mul(h, s2), high);
                     (l, h) = V.Values(w3 + q, j);
-                    S.Store(yg + j, S.Add(low, S.Mul(a3, S.Mul(l, s3))));
-                    S.Store(yg + HalfGroup + j, S.Add(high, S.Mul(a3, S.Mul(h, s3))));
+                    S.Store(yg + j, S.FusedMulAdd(a3, S.Mul(l, s3), low));
+                    S.Store(yg + HalfGroup + j, S.FusedMulAdd(a3, S.Mul(h, s3), high));
                 }
             }
         }
@@ -355,8 +355,8 @@ internal static unsafe class SimdKernels<TF, TI, S>
                 for (int j = 0; j < HalfGroup; j += c)
                 {
                     var (l, h) = V.Values(w0 + q, j);
-                    S.Store(yg + j, S.Add(S.Load(yg + j), S.Mul(a0, S.Mul(l, s0))));
-                    S.Store(yg + HalfGroup + j, S.Add(S.Load(yg + HalfGroup + j), S.Mul(a0, S.Mul(h, s0))));
+                    S.Store(yg + j, S.FusedMulAdd(a0, S.Mul(l, s0), S.Load(yg + j)));
+                    S.Store(yg + HalfGroup + j, S.FusedMulAdd(a0, S.Mul(h, s0), S.Load(yg + HalfGroup + j)));
                 }
             }
         }

@@ -24,10 +24,10 @@ internal static unsafe class VectorOpsReference
         return sum;
     }
 
-    // y[n] += a · x[n]
+    // y[n] += a · x[n], each element a · x + y rounded once
     public static void Axpy(float* y, float a, float* x, int n)
     {
-        for (int i = 0; i < n; i++) y[i] += a * x[i];
+        for (int i = 0; i < n; i++) y[i] = MathF.FusedMultiplyAdd(a, x[i], y[i]);
     }
 
     // y[n] += Σ_k a[k] · x[k][n], k in order
@@ -42,10 +42,10 @@ internal static unsafe class VectorOpsReference
         for (int k = 0; k < count; k++) AxpyF16(y, a[k], x[k], n);
     }
 
-    // y[n] += a · x[n] (x half)
+    // y[n] += a · x[n] (x half), fused as Axpy
     public static void AxpyF16(float* y, float a, Half* x, int n)
     {
-        for (int i = 0; i < n; i++) y[i] += a * (float)x[i];
+        for (int i = 0; i < n; i++) y[i] = MathF.FusedMultiplyAdd(a, (float)x[i], y[i]);
     }
 
     // y[rows] = W[rows, cols] · x[cols]; row r at w + r·rowStride
@@ -97,20 +97,20 @@ internal static unsafe class VectorOpsReference
         return sum;
     }
 
-    // y[n] += a · w[n], w one q8 row: a · (q · scale) per element, the weight as ToSingleQ8 gives it, so a block that
-    // widens a row once and adds it with Axpy gets the same sums
+    // y[n] += a · w[n], w one q8 row: a · (q · scale) + y per element, fused, the weight as ToSingleQ8 gives it, so a
+    // block that widens a row once and adds it with Axpy gets the same sums
     public static void AxpyQ8(float* y, float a, byte* w, int n)
     {
         int groups = n / Quantization.Group;
         sbyte* q = (sbyte*)(w + 2L * groups);
-        for (int j = 0; j < n; j++) y[j] += a * (q[j] * (float)((Half*)w)[j / Quantization.Group]);
+        for (int j = 0; j < n; j++) y[j] = MathF.FusedMultiplyAdd(a, q[j] * (float)((Half*)w)[j / Quantization.Group], y[j]);
     }
 
     // y[n] += a · w[n], w one q4 row: a · ((q - 8) · scale) per element, as AxpyQ8
     public static void AxpyQ4(float* y, float a, byte* w, int n)
     {
         int groups = n / Quantization.Group;
-        for (int j = 0; j < n; j++) y[j] += a * (Q4Value(w, groups, j) * (float)((Half*)w)[j / Quantization.Group]);
+        for (int j = 0; j < n; j++) y[j] = MathF.FusedMultiplyAdd(a, Q4Value(w, groups, j) * (float)((Half*)w)[j / Quantization.Group], y[j]);
     }
 
     // y[n] += Σ_k a[k] · w[k][n], w q8 rows, k in order
