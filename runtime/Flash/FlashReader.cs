@@ -17,14 +17,21 @@ public sealed class ReaderOptions
     /// <summary>For tests: stands in for pread(2) (<see cref="RandomAccess.Read(SafeFileHandle, Span{byte}, long)"/>),
     /// to inject short reads, device errors and delays.</summary>
     internal FlashReader.ReadFunction? Read { get; init; }
+    /// <summary>False: bundles are read by the I/O threads with pread even where the kernel has native AIO (for
+    /// comparisons and tests of both paths).</summary>
+    internal bool UseKernelAio { get; init; } = true;
 }
 
 /// <summary>
 /// Reads neuron bundles from the flash section the way the paper does: the file is opened with O_DIRECT so that every
 /// read goes to the device (the page cache would hide flash), the requested bundles are coalesced into 4 KiB-aligned
-/// ranges by <see cref="ReadPlanner"/>, and a team of <c>ioThreads</c> threads issues the ranges in parallel with
-/// <c>pread</c> into 4 KiB-aligned staging buffers, copying each bundle (without its stride padding) to its
-/// destination. Where the file system refuses O_DIRECT (EINVAL at open or at the first read) or keeps the file in
+/// ranges by <see cref="ReadPlanner"/>, and the ranges are read into 4 KiB-aligned staging buffers, each bundle then
+/// copied (without its stride padding) to its destination. Bundle reads go to the device's queue all at once through
+/// Linux native AIO (<see cref="KernelAio"/>) where the kernel has it, one thread taking the completions; else, and
+/// for <see cref="ReadContiguous"/>, a team of <c>ioThreads</c> threads issues them with <c>pread</c>. Threads reach
+/// the queue only as fast as they get a core, and the model's own threads keep the cores busy: measured on this
+/// project's 2-core machine with two busy threads, 24 random 12 KiB reads went at 750 MB/s submitted at once, against
+/// about 280 MB/s from eight pread threads during decode. Where the file system refuses O_DIRECT (EINVAL at open or at the first read) or keeps the file in
 /// memory anyway (tmpfs, ramfs), the reader falls back to buffered reads, says so once through <c>warn</c>, and
 /// <see cref="Direct"/> is false. All native memory is charged to the <see cref="DramAccount"/>.
 /// One read call at a time; the calls themselves allocate nothing once the buffers have grown to the largest request.
@@ -52,6 +59,16 @@ public sealed unsafe class FlashReader : IDisposable
     private int _rangeCapacity;
     private readonly BundleWork _bundleWork;
     private readonly ContiguousWork _contiguousWork;
+    // Native AIO for bundle reads (null: the I/O threads read them). A call's ranges go into slots of the staging
+    // buffers, as many at once as fit; the reaper thread takes each completion, delivers its bundles and puts the next
+    // range into the freed slot.
+    private const int MaxAioSlots = 256;
+    private readonly KernelAio? _aio;
+    private readonly Thread? _reaper;
+    private readonly KernelAio.Completion* _completions;
+    private readonly ManualResetEventSlim _aioDone = new(false);
+    private volatile bool _stopping;
+    private int _aioPlanned, _aioNext, _aioPending, _aioSlotBytes, _aioPerBuffer;
     private long _bytesRead;
     private long _requests;
     private int _busy;
@@ -69,7 +86,17 @@ public sealed unsafe class FlashReader : IDisposable
         _team = new ThreadTeam(ioThreads);
         try { GrowStaging(_maxChunk); }
         catch { Dispose(); throw; }
+        if (direct && options.Read is null && options.UseKernelAio && KernelAio.TryCreate((int)handle.DangerousGetHandle(), MaxAioSlots) is { } aio)
+        {
+            _aio = aio;
+            _completions = (KernelAio.Completion*)NativeMemory.Alloc(MaxAioSlots, (nuint)sizeof(KernelAio.Completion));
+            _reaper = new Thread(Reap) { IsBackground = true, Name = "aotflash-aio" };
+            _reaper.Start();
+        }
     }
+
+    /// <summary>True when bundle reads go through Linux native AIO rather than the I/O threads' pread.</summary>
+    public bool UsesKernelAio => _aio is not null;
 
     /// <summary>True when reads bypass the page cache (O_DIRECT), so their timings are the device's.</summary>
     public bool Direct { get; }
@@ -201,7 +228,7 @@ public sealed unsafe class FlashReader : IDisposable
             if (!BeginReadBundles(firstBundleOffset, bundleStride, bundleBytes, b, d, bundles.Length, checksums)) return;
             try
             {
-                if (IoThreads > 1) _bundleWork.Execute(0, IoThreads);
+                if (IoThreads > 1 && _aio is null) _bundleWork.Execute(0, IoThreads);
             }
             finally { EndRead(); }
         }
@@ -228,9 +255,11 @@ public sealed unsafe class FlashReader : IDisposable
             if (_rangeCapacity < ReadPlanner.MaxRanges(count)) GrowRanges(ReadPlanner.MaxRanges(count));
             var ranges = new Span<ReadRange>(_ranges, _rangeCapacity);
             int planned = ReadPlanner.Plan(first, bundleStride, bundleBytes, new ReadOnlySpan<int>(bundles, count), ranges, _maxChunk, _maxGap);
-            GrowStaging(ReadPlanner.LongestRange(ranges[..planned]));
+            int longest = ReadPlanner.LongestRange(ranges[..planned]);
+            GrowStaging(longest);
             work.Set(planned, first, bundleStride, bundleBytes, bundles, destinations, checksums);
-            _team.Start(work);
+            if (_aio is null) _team.Start(work);
+            else StartKernelReads(work, planned, longest);
             return true;
         }
         catch
@@ -249,7 +278,8 @@ public sealed unsafe class FlashReader : IDisposable
         var work = _bundleWork;
         try
         {
-            _team.Wait();
+            if (_aio is null) _team.Wait();
+            else _aioDone.Wait();
             LastReadTicks = work.Elapsed;
             work.ThrowIfFailed();
         }
@@ -257,6 +287,99 @@ public sealed unsafe class FlashReader : IDisposable
         {
             work.Clear();
             Exit();
+        }
+    }
+
+    /// <summary>Submits the first ranges of a bundle call, as many as there are slots; the reaper submits the rest as
+    /// slots free. Throws nothing once a read is in flight: failures go to the work, for <see cref="EndRead"/>.</summary>
+    private void StartKernelReads(BundleWork work, int planned, int longest)
+    {
+        _aioSlotBytes = (longest + Alignment - 1) & ~(Alignment - 1);
+        _aioPerBuffer = _stagingBytes / _aioSlotBytes;
+        int initial = Math.Min(planned, Math.Min(_aio!.Capacity, IoThreads * _aioPerBuffer));
+        _aioPlanned = planned;
+        _aioDone.Reset();
+        Volatile.Write(ref _aioPending, planned);
+        Volatile.Write(ref _aioNext, initial);
+        for (int slot = 0; slot < initial; slot++) PrepareSlot(slot, slot);
+        int taken = Math.Max(0, _aio.Submit(0, initial));
+        Interlocked.Add(ref _requests, taken);
+        // Ranges the kernel did not take (it ran short of resources) are read here, at once.
+        for (int slot = taken; slot < initial; slot++) ReadHere(work, slot, slot);
+    }
+
+    private void PrepareSlot(int slot, int range)
+    {
+        var r = _ranges[range];
+        _aio!.Prepare(slot, (ulong)slot << 32 | (uint)range, Slot(slot), r.Length, r.Offset);
+    }
+
+    private byte* Slot(int slot) => _staging[slot / _aioPerBuffer] + (long)(slot % _aioPerBuffer) * _aioSlotBytes;
+
+    /// <summary>Reads a range with pread on this thread (its retries, short reads and messages as the I/O threads'),
+    /// delivers it and counts it done.</summary>
+    private void ReadHere(BundleWork work, int slot, int range)
+    {
+        try { work.ReadRange(range, Slot(slot)); }
+        catch (Exception e) { work.Fail(e); }
+        RangesDone(work, 1);
+    }
+
+    private void RangesDone(BundleWork work, int count)
+    {
+        work.Finish();
+        if (Interlocked.Add(ref _aioPending, -count) == 0) _aioDone.Set();
+    }
+
+    /// <summary>The reaper: takes completions, delivers each range's bundles (checked, copied) and refills its slot.</summary>
+    private void Reap()
+    {
+        while (!_stopping)
+        {
+            int got = _aio!.Wait(_completions, MaxAioSlots, 20_000_000);
+            for (int i = 0; i < got; i++)
+            {
+                var done = _completions[i];
+                int slot = (int)(done.Data >> 32), range = (int)(uint)done.Data;
+                var work = _bundleWork;
+                try
+                {
+                    // A failed or short read is read again with pread, which retries device errors and names them.
+                    if (done.Result >= work.Needed(range))
+                    {
+                        Interlocked.Add(ref _bytesRead, done.Result);
+                        work.Deliver(range, Slot(slot));
+                    }
+                    else work.ReadRange(range, Slot(slot));
+                }
+                catch (Exception e) { work.Fail(e); }
+                SubmitNext(work, slot);
+                RangesDone(work, 1);
+            }
+        }
+    }
+
+    /// <summary>Puts the next range not yet begun into <paramref name="slot"/>; after a failure, counts the ranges not
+    /// begun as done instead.</summary>
+    private void SubmitNext(BundleWork work, int slot)
+    {
+        while (true)
+        {
+            if (work.HasFailed)
+            {
+                int rest = _aioPlanned - Math.Min(_aioPlanned, Interlocked.Exchange(ref _aioNext, _aioPlanned));
+                if (rest > 0) RangesDone(work, rest);
+                return;
+            }
+            int range = Interlocked.Increment(ref _aioNext) - 1;
+            if (range >= _aioPlanned) return;
+            PrepareSlot(slot, range);
+            if (_aio!.Submit(slot, 1) == 1)
+            {
+                Interlocked.Increment(ref _requests);
+                return;
+            }
+            ReadHere(work, slot, range);
         }
     }
 
@@ -381,6 +504,11 @@ public sealed unsafe class FlashReader : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
+        _stopping = true;
+        _reaper?.Join();
+        _aio?.Dispose();
+        NativeMemory.Free(_completions);
+        _aioDone.Dispose();
         _team?.Dispose();
         ReleaseStaging();
         _account.Free(_ranges, (long)_rangeCapacity * sizeof(ReadRange));
@@ -401,23 +529,29 @@ public sealed unsafe class FlashReader : IDisposable
 
         protected Work(FlashReader reader) => Reader = reader;
 
-        protected bool Failed => Volatile.Read(ref _failed) != 0;
+        public bool HasFailed => Volatile.Read(ref _failed) != 0;
 
-        /// <summary>Ticks from <see cref="Reset"/> to the last member's end.</summary>
+        /// <summary>Ticks from <see cref="Reset"/> to the last member's (or read's) end.</summary>
         public long Elapsed => Math.Max(0, Volatile.Read(ref _finished) - _started);
 
         public void Execute(int member, int members)
         {
             try { Run(member); }
-            catch (Exception e)
-            {
-                if (Interlocked.Exchange(ref _failed, 1) == 0) _error = e;
-            }
-            finally
-            {
-                long now = System.Diagnostics.Stopwatch.GetTimestamp(), seen;
-                while (now > (seen = Volatile.Read(ref _finished)) && Interlocked.CompareExchange(ref _finished, now, seen) != seen) { }
-            }
+            catch (Exception e) { Fail(e); }
+            finally { Finish(); }
+        }
+
+        /// <summary>Keeps the first failure, for <see cref="ThrowIfFailed"/>, and stops the rest of the work.</summary>
+        public void Fail(Exception e)
+        {
+            if (Interlocked.Exchange(ref _failed, 1) == 0) _error = e;
+        }
+
+        /// <summary>Marks now as the latest end of the work.</summary>
+        public void Finish()
+        {
+            long now = System.Diagnostics.Stopwatch.GetTimestamp(), seen;
+            while (now > (seen = Volatile.Read(ref _finished)) && Interlocked.CompareExchange(ref _finished, now, seen) != seen) { }
         }
 
         protected abstract void Run(int member);
@@ -463,22 +597,40 @@ public sealed unsafe class FlashReader : IDisposable
         protected override void Run(int member)
         {
             byte* staging = Reader._staging[member];
-            ReadRange* ranges = Reader._ranges;
-            while (!Failed)
+            while (!HasFailed)
             {
                 int r = Interlocked.Increment(ref Next) - 1;
                 if (r >= _count) return;
-                var range = ranges[r];
-                int last = range.FirstBundle + range.BundleCount - 1;
-                long needed = _first + _bundles[last] * _stride + _bundleBytes - range.Offset;
-                Reader.ReadAt(range.Offset, range.Length, staging, (int)needed);
-                for (int k = range.FirstBundle; k <= last; k++)
-                {
-                    long at = _first + _bundles[k] * _stride - range.Offset;
-                    if (_checksums != null && Crc32C.Compute(staging + at, _bundleBytes) != _checksums[_bundles[k]])
-                        throw new FlashChecksumException(_bundles[k]);
-                    Buffer.MemoryCopy(staging + at, (void*)_destinations[k], _bundleBytes, _bundleBytes);
-                }
+                ReadRange(r, staging);
+            }
+        }
+
+        /// <summary>Bytes of range <paramref name="r"/> that its bundles need (the rest is alignment).</summary>
+        public long Needed(int r)
+        {
+            var range = Reader._ranges[r];
+            return _first + _bundles[range.FirstBundle + range.BundleCount - 1] * _stride + _bundleBytes - range.Offset;
+        }
+
+        /// <summary>Reads range <paramref name="r"/> into <paramref name="staging"/> with pread and delivers it.</summary>
+        public void ReadRange(int r, byte* staging)
+        {
+            var range = Reader._ranges[r];
+            Reader.ReadAt(range.Offset, range.Length, staging, (int)Needed(r));
+            Deliver(r, staging);
+        }
+
+        /// <summary>Checks (with checksums) and copies the bundles of range <paramref name="r"/>, read into
+        /// <paramref name="staging"/>, to their destinations.</summary>
+        public void Deliver(int r, byte* staging)
+        {
+            var range = Reader._ranges[r];
+            for (int k = range.FirstBundle; k < range.FirstBundle + range.BundleCount; k++)
+            {
+                long at = _first + _bundles[k] * _stride - range.Offset;
+                if (_checksums != null && Crc32C.Compute(staging + at, _bundleBytes) != _checksums[_bundles[k]])
+                    throw new FlashChecksumException(_bundles[k]);
+                Buffer.MemoryCopy(staging + at, (void*)_destinations[k], _bundleBytes, _bundleBytes);
             }
         }
     }
@@ -500,7 +652,7 @@ public sealed unsafe class FlashReader : IDisposable
         protected override void Run(int member)
         {
             int chunk = Reader._maxChunk;
-            while (!Failed)
+            while (!HasFailed)
             {
                 long at = (long)(Interlocked.Increment(ref Next) - 1) * chunk;
                 if (at >= _length) return;

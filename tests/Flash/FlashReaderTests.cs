@@ -152,12 +152,15 @@ public sealed unsafe class FlashReaderTests : IDisposable
         Assert.Empty(warnings);
     }
 
+    // Both ways of reading bundles: native AIO where the kernel has it (the default), and the I/O threads' pread.
     [Theory]
-    [InlineData(1)]
-    [InlineData(2)]
-    [InlineData(4)]
-    [InlineData(8)]
-    public void RandomBundleSetsMatchTheFile(int threads)
+    [InlineData(1, true)]
+    [InlineData(1, false)]
+    [InlineData(2, true)]
+    [InlineData(4, false)]
+    [InlineData(8, true)]
+    [InlineData(8, false)]
+    public void RandomBundleSetsMatchTheFile(int threads, bool kernelAio)
     {
         // A payload-like file: 12 KiB of "executable" before the model, the flash layer 8 KiB into the model.
         const long baseOffset = 3 * A;
@@ -165,8 +168,9 @@ public sealed unsafe class FlashReaderTests : IDisposable
         var (path, content) = WriteFile(RealDiskFolder(), 4 << 20);
         var account = new DramAccount();
         var random = new Random(threads);
-        using (var reader = FlashReader.Open(path, baseOffset, threads, account, null))
+        using (var reader = FlashReader.Open(path, baseOffset, threads, account, null, new ReaderOptions { UseKernelAio = kernelAio }))
         {
+            if (!kernelAio) Assert.False(reader.UsesKernelAio);
             // dim 64 f32 (768-byte stride, a 700-byte copy shows padding is skipped) and dim 4096 f16 (24 KiB).
             foreach (var (stride, bytes, count) in new[] { (768L, 700, 4000), (768L, 768, 4000), (24 * 1024L, 24 * 1024, 150) })
                 foreach (double density in new[] { 0.01, 0.1, 0.5, 1.0 })
@@ -179,6 +183,54 @@ public sealed unsafe class FlashReaderTests : IDisposable
             Assert.True(account.Current >= threads * ReadPlanner.DefaultMaxChunkBytes);
         }
         Assert.Equal(0, account.Current);
+    }
+
+    [SkippableFact]
+    public void BundlesOnARealDiskAreReadThroughKernelAio()
+    {
+        var (path, _) = WriteFile(RealDiskFolder(), 64 * 1024);
+        using var reader = FlashReader.Open(path, 0, 2, new DramAccount(), null);
+        Skip.IfNot(reader.Direct, "the file system refused O_DIRECT");
+        Skip.IfNot(reader.UsesKernelAio, "this kernel or sandbox has no native AIO (io_setup failed)");
+        Assert.True(reader.UsesKernelAio);
+    }
+
+    // One slot in flight (one I/O thread's 4 KiB staging, 4 KiB ranges): every range after the first is submitted by
+    // the thread that takes completions, into the slot the last one freed. The bundles are the file's; a checksum
+    // failure midway names its bundle, stops the ranges not begun, and leaves the reader usable.
+    [SkippableFact]
+    public void KernelAioRefillsItsSlotsRangeByRange()
+    {
+        const int bytes = 1000, count = 400;
+        var (path, content) = WriteFile(RealDiskFolder(), 2 << 20);
+        var account = new DramAccount();
+        using var reader = FlashReader.Open(path, 0, 1, account, null, new ReaderOptions { MaxChunkBytes = A, MaxGapBytes = 0 });
+        Skip.IfNot(reader.UsesKernelAio, "no native AIO here (O_DIRECT refused or io_setup failed)");
+        var checksums = new uint[count];
+        for (int i = 0; i < count; i++) checksums[i] = Crc32C.Compute(content.AsSpan(i * A, bytes));
+        int[] bundles = [.. Enumerable.Range(0, count).Where(i => i % 5 != 2)];
+        byte* buffer = (byte*)account.Allocate((long)bytes * count, "test");
+        try
+        {
+            var destinations = bundles.Select(k => (nint)(buffer + (long)k * bytes)).ToArray();
+            fixed (uint* crcs = checksums)
+            {
+                long requests = reader.Requests;
+                reader.ReadBundles(0, A, bytes, bundles, destinations, crcs);
+                Assert.Equal(bundles.Length, reader.Requests - requests);
+                foreach (int k in bundles)
+                    Assert.True(new ReadOnlySpan<byte>(buffer + (long)k * bytes, bytes).SequenceEqual(content.AsSpan(k * A, bytes)), $"bundle {k}");
+                checksums[101] ^= 1;
+                uint* pinned = crcs;
+                Assert.Equal(101, Assert.Throws<FlashChecksumException>(() => reader.ReadBundles(0, A, bytes, bundles, destinations, pinned)).Neuron);
+                checksums[101] ^= 1;
+                new Span<byte>(buffer, bytes * count).Clear();
+                reader.ReadBundles(0, A, bytes, bundles, destinations, crcs);
+                foreach (int k in bundles)
+                    Assert.True(new ReadOnlySpan<byte>(buffer + (long)k * bytes, bytes).SequenceEqual(content.AsSpan(k * A, bytes)), $"bundle {k}");
+            }
+        }
+        finally { account.Free(buffer, (long)bytes * count); }
     }
 
     [Fact]
