@@ -31,9 +31,9 @@ public sealed class ReaderOptions
 /// for <see cref="ReadContiguous"/>, a team of <c>ioThreads</c> threads issues them with <c>pread</c>. Threads reach
 /// the queue only as fast as they get a core, and the model's own threads keep the cores busy: measured on this
 /// project's 2-core machine with two busy threads, 24 random 12 KiB reads went at 750 MB/s submitted at once, against
-/// about 280 MB/s from eight pread threads during decode. Where the file system refuses O_DIRECT (EINVAL at open or at the first read) or keeps the file in
-/// memory anyway (tmpfs, ramfs), the reader falls back to buffered reads, says so once through <c>warn</c>, and
-/// <see cref="Direct"/> is false. All native memory is charged to the <see cref="DramAccount"/>.
+/// about 280 MB/s from eight pread threads during decode. Where the file system refuses O_DIRECT (EINVAL at open or at
+/// the first read) or keeps the file in memory anyway (tmpfs, ramfs), the reader falls back to buffered reads, says so
+/// once through <c>warn</c>, and <see cref="Direct"/> is false. All native memory is charged to the <see cref="DramAccount"/>.
 /// One read call at a time; the calls themselves allocate nothing once the buffers have grown to the largest request.
 /// </summary>
 public sealed unsafe class FlashReader : IDisposable
@@ -67,7 +67,8 @@ public sealed unsafe class FlashReader : IDisposable
     private readonly Thread? _reaper;
     private readonly KernelAio.Completion* _completions;
     private readonly ManualResetEventSlim _aioDone = new(false);
-    private volatile bool _stopping;
+    private volatile bool _stopping, _aioBroken;
+    private bool _inKernel; // the bundle call in flight went to the kernel
     private int _aioPlanned, _aioNext, _aioPending, _aioSlotBytes, _aioPerBuffer;
     private long _bytesRead;
     private long _requests;
@@ -96,7 +97,7 @@ public sealed unsafe class FlashReader : IDisposable
     }
 
     /// <summary>True when bundle reads go through Linux native AIO rather than the I/O threads' pread.</summary>
-    public bool UsesKernelAio => _aio is not null;
+    public bool UsesKernelAio => _aio is not null && !_aioBroken;
 
     /// <summary>True when reads bypass the page cache (O_DIRECT), so their timings are the device's.</summary>
     public bool Direct { get; }
@@ -228,7 +229,7 @@ public sealed unsafe class FlashReader : IDisposable
             if (!BeginReadBundles(firstBundleOffset, bundleStride, bundleBytes, b, d, bundles.Length, checksums)) return;
             try
             {
-                if (IoThreads > 1 && _aio is null) _bundleWork.Execute(0, IoThreads);
+                if (IoThreads > 1 && !_inKernel) _bundleWork.Execute(0, IoThreads);
             }
             finally { EndRead(); }
         }
@@ -258,8 +259,9 @@ public sealed unsafe class FlashReader : IDisposable
             int longest = ReadPlanner.LongestRange(ranges[..planned]);
             GrowStaging(longest);
             work.Set(planned, first, bundleStride, bundleBytes, bundles, destinations, checksums);
-            if (_aio is null) _team.Start(work);
-            else StartKernelReads(work, planned, longest);
+            _inKernel = UsesKernelAio;
+            if (_inKernel) StartKernelReads(work, planned, longest);
+            else _team.Start(work);
             return true;
         }
         catch
@@ -278,8 +280,8 @@ public sealed unsafe class FlashReader : IDisposable
         var work = _bundleWork;
         try
         {
-            if (_aio is null) _team.Wait();
-            else _aioDone.Wait();
+            if (_inKernel) _aioDone.Wait();
+            else _team.Wait();
             LastReadTicks = work.Elapsed;
             work.ThrowIfFailed();
         }
@@ -337,6 +339,17 @@ public sealed unsafe class FlashReader : IDisposable
         while (!_stopping)
         {
             int got = _aio!.Wait(_completions, MaxAioSlots, 20_000_000);
+            if (got < 0)
+            {
+                // The context itself failed (a kernel that took the reads cannot report them): nothing in flight will
+                // be reported, so the call ends with the error and later calls read with the I/O threads.
+                var work = _bundleWork;
+                work.Fail(new IOException($"{_path}: waiting for native AIO reads failed (errno {-got})"));
+                _aioBroken = true;
+                int rest = Volatile.Read(ref _aioPending);
+                if (rest > 0) RangesDone(work, rest);
+                return;
+            }
             for (int i = 0; i < got; i++)
             {
                 var done = _completions[i];
