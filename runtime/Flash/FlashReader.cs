@@ -68,7 +68,8 @@ public sealed unsafe class FlashReader : IDisposable
     private readonly KernelAio.Completion* _completions;
     private readonly ManualResetEventSlim _aioDone = new(false);
     private volatile bool _stopping, _aioBroken;
-    private bool _inKernel; // the bundle call in flight went to the kernel
+    private bool _inKernel; // the call in flight went to the kernel
+    private Work? _aioWork; // ... and is this one
     private int _aioPlanned, _aioNext, _aioPending, _aioSlotBytes, _aioPerBuffer;
     private long _bytesRead;
     private long _requests;
@@ -260,7 +261,13 @@ public sealed unsafe class FlashReader : IDisposable
             GrowStaging(longest);
             work.Set(planned, first, bundleStride, bundleBytes, bundles, destinations, checksums);
             _inKernel = UsesKernelAio;
-            if (_inKernel) StartKernelReads(work, planned, longest);
+            if (_inKernel)
+            {
+                // Slots are carved from the staging buffers, each as long as the longest range.
+                _aioSlotBytes = (longest + Alignment - 1) & ~(Alignment - 1);
+                _aioPerBuffer = _stagingBytes / _aioSlotBytes;
+                StartKernelReads(work, planned, IoThreads * _aioPerBuffer);
+            }
             else _team.Start(work);
             return true;
         }
@@ -292,13 +299,12 @@ public sealed unsafe class FlashReader : IDisposable
         }
     }
 
-    /// <summary>Submits the first ranges of a bundle call, as many as there are slots; the reaper submits the rest as
-    /// slots free. Throws nothing once a read is in flight: failures go to the work, for <see cref="EndRead"/>.</summary>
-    private void StartKernelReads(BundleWork work, int planned, int longest)
+    /// <summary>Submits the first of a call's <paramref name="planned"/> reads, up to <paramref name="slots"/> of them;
+    /// the reaper submits the rest as slots free. Throws nothing once a read is in flight: failures go to the work.</summary>
+    private void StartKernelReads(Work work, int planned, int slots)
     {
-        _aioSlotBytes = (longest + Alignment - 1) & ~(Alignment - 1);
-        _aioPerBuffer = _stagingBytes / _aioSlotBytes;
-        int initial = Math.Min(planned, Math.Min(_aio!.Capacity, IoThreads * _aioPerBuffer));
+        int initial = Math.Min(planned, Math.Min(_aio!.Capacity, slots));
+        _aioWork = work;
         _aioPlanned = planned;
         _aioDone.Reset();
         Volatile.Write(ref _aioPending, planned);
@@ -310,24 +316,24 @@ public sealed unsafe class FlashReader : IDisposable
         for (int slot = taken; slot < initial; slot++) ReadHere(work, slot, slot);
     }
 
-    private void PrepareSlot(int slot, int range)
+    private void PrepareSlot(int slot, int read)
     {
-        var r = _ranges[range];
-        _aio!.Prepare(slot, (ulong)slot << 32 | (uint)range, Slot(slot), r.Length, r.Offset);
+        var (offset, length, buffer) = _aioWork!.Request(read, slot);
+        _aio!.Prepare(slot, (ulong)slot << 32 | (uint)read, (byte*)buffer, length, offset);
     }
 
     private byte* Slot(int slot) => _staging[slot / _aioPerBuffer] + (long)(slot % _aioPerBuffer) * _aioSlotBytes;
 
-    /// <summary>Reads a range with pread on this thread (its retries, short reads and messages as the I/O threads'),
-    /// delivers it and counts it done.</summary>
-    private void ReadHere(BundleWork work, int slot, int range)
+    /// <summary>Reads one of the call's reads with pread on this thread (its retries, short reads and messages as the
+    /// I/O threads'), delivers it and counts it done.</summary>
+    private void ReadHere(Work work, int slot, int read)
     {
-        try { work.ReadRange(range, Slot(slot)); }
+        try { work.ReadNow(read, slot); }
         catch (Exception e) { work.Fail(e); }
         RangesDone(work, 1);
     }
 
-    private void RangesDone(BundleWork work, int count)
+    private void RangesDone(Work work, int count)
     {
         work.Finish();
         if (Interlocked.Add(ref _aioPending, -count) == 0) _aioDone.Set();
@@ -343,7 +349,7 @@ public sealed unsafe class FlashReader : IDisposable
             {
                 // The context itself failed (a kernel that took the reads cannot report them): nothing in flight will
                 // be reported, so the call ends with the error and later calls read with the I/O threads.
-                var work = _bundleWork;
+                var work = _aioWork!;
                 work.Fail(new IOException($"{_path}: waiting for native AIO reads failed (errno {-got})"));
                 _aioBroken = true;
                 int rest = Volatile.Read(ref _aioPending);
@@ -353,17 +359,17 @@ public sealed unsafe class FlashReader : IDisposable
             for (int i = 0; i < got; i++)
             {
                 var done = _completions[i];
-                int slot = (int)(done.Data >> 32), range = (int)(uint)done.Data;
-                var work = _bundleWork;
+                int slot = (int)(done.Data >> 32), read = (int)(uint)done.Data;
+                var work = _aioWork!;
                 try
                 {
                     // A failed or short read is read again with pread, which retries device errors and names them.
-                    if (done.Result >= work.Needed(range))
+                    if (done.Result >= work.Needed(read))
                     {
                         Interlocked.Add(ref _bytesRead, done.Result);
-                        work.Deliver(range, Slot(slot));
+                        work.Arrived(read, slot);
                     }
-                    else work.ReadRange(range, Slot(slot));
+                    else work.ReadNow(read, slot);
                 }
                 catch (Exception e) { work.Fail(e); }
                 SubmitNext(work, slot);
@@ -374,7 +380,7 @@ public sealed unsafe class FlashReader : IDisposable
 
     /// <summary>Puts the next range not yet begun into <paramref name="slot"/>; after a failure, counts the ranges not
     /// begun as done instead.</summary>
-    private void SubmitNext(BundleWork work, int slot)
+    private void SubmitNext(Work work, int slot)
     {
         while (true)
         {
@@ -384,15 +390,15 @@ public sealed unsafe class FlashReader : IDisposable
                 if (rest > 0) RangesDone(work, rest);
                 return;
             }
-            int range = Interlocked.Increment(ref _aioNext) - 1;
-            if (range >= _aioPlanned) return;
-            PrepareSlot(slot, range);
+            int read = Interlocked.Increment(ref _aioNext) - 1;
+            if (read >= _aioPlanned) return;
+            PrepareSlot(slot, read);
             if (_aio!.Submit(slot, 1) == 1)
             {
                 Interlocked.Increment(ref _requests);
                 return;
             }
-            ReadHere(work, slot, range);
+            ReadHere(work, slot, read);
         }
     }
 
@@ -419,7 +425,14 @@ public sealed unsafe class FlashReader : IDisposable
             work.Set(BaseOffset + offset, length, destination);
             try
             {
-                if (chunks == 1 || IoThreads == 1) work.Execute(0, 1);
+                _inKernel = UsesKernelAio && chunks > 1 && chunks <= int.MaxValue;
+                if (_inKernel)
+                {
+                    // Straight into the destination, no staging: twice the I/O threads' chunks in flight.
+                    StartKernelReads(work, (int)chunks, 2 * IoThreads);
+                    _aioDone.Wait();
+                }
+                else if (chunks == 1 || IoThreads == 1) work.Execute(0, 1);
                 else _team.Run(work);
                 LastReadTicks = work.Elapsed;
                 work.ThrowIfFailed();
@@ -569,6 +582,13 @@ public sealed unsafe class FlashReader : IDisposable
 
         protected abstract void Run(int member);
 
+        // The same work as reads handed to the kernel: read i's request (slot: a staging slot it may use), how many of
+        // its bytes must arrive, what to do with them when they have, and reading it here instead.
+        public abstract (long Offset, int Length, nint Buffer) Request(int i, int slot);
+        public abstract long Needed(int i);
+        public abstract void Arrived(int i, int slot);
+        public abstract void ReadNow(int i, int slot);
+
         protected void Reset()
         {
             Next = 0;
@@ -618,8 +638,18 @@ public sealed unsafe class FlashReader : IDisposable
             }
         }
 
+        public override (long Offset, int Length, nint Buffer) Request(int r, int slot)
+        {
+            var range = Reader._ranges[r];
+            return (range.Offset, range.Length, (nint)Reader.Slot(slot));
+        }
+
+        public override void Arrived(int r, int slot) => Deliver(r, Reader.Slot(slot));
+
+        public override void ReadNow(int r, int slot) => ReadRange(r, Reader.Slot(slot));
+
         /// <summary>Bytes of range <paramref name="r"/> that its bundles need (the rest is alignment).</summary>
-        public long Needed(int r)
+        public override long Needed(int r)
         {
             var range = Reader._ranges[r];
             return _first + _bundles[range.FirstBundle + range.BundleCount - 1] * _stride + _bundleBytes - range.Offset;
@@ -664,14 +694,28 @@ public sealed unsafe class FlashReader : IDisposable
 
         protected override void Run(int member)
         {
-            int chunk = Reader._maxChunk;
             while (!HasFailed)
             {
-                long at = (long)(Interlocked.Increment(ref Next) - 1) * chunk;
-                if (at >= _length) return;
-                int length = (int)Math.Min(chunk, _length - at);
-                Reader.ReadAt(_offset + at, length, _destination + at, length);
+                int i = Interlocked.Increment(ref Next) - 1;
+                if ((long)i * Reader._maxChunk >= _length) return;
+                ReadNow(i, 0);
             }
+        }
+
+        public override (long Offset, int Length, nint Buffer) Request(int i, int slot)
+        {
+            long at = (long)i * Reader._maxChunk;
+            return (_offset + at, (int)Math.Min(Reader._maxChunk, _length - at), (nint)(_destination + at));
+        }
+
+        public override long Needed(int i) => Request(i, 0).Length;
+
+        public override void Arrived(int i, int slot) { }
+
+        public override void ReadNow(int i, int slot)
+        {
+            var (offset, length, buffer) = Request(i, slot);
+            Reader.ReadAt(offset, length, (byte*)buffer, length);
         }
     }
 }

@@ -316,10 +316,12 @@ public sealed unsafe class FlashReaderTests : IDisposable
     }
 
     [Theory]
-    [InlineData(1, 64 * 1024)]
-    [InlineData(4, 64 * 1024)]
-    [InlineData(3, 4096)]
-    public void ReadContiguousCopiesARegionStraightIn(int threads, int chunk)
+    [InlineData(1, 64 * 1024, true)]
+    [InlineData(4, 64 * 1024, true)]
+    [InlineData(4, 64 * 1024, false)]
+    [InlineData(3, 4096, true)]
+    [InlineData(3, 4096, false)]
+    public void ReadContiguousCopiesARegionStraightIn(int threads, int chunk, bool kernelAio)
     {
         const long baseOffset = 2 * A;
         var (path, content) = WriteFile(RealDiskFolder(), 3 << 20);
@@ -328,7 +330,7 @@ public sealed unsafe class FlashReaderTests : IDisposable
         byte* destination = (byte*)account.Allocate(length, "test", A);
         try
         {
-            using var reader = FlashReader.Open(path, baseOffset, threads, account, null, new ReaderOptions { MaxChunkBytes = chunk });
+            using var reader = FlashReader.Open(path, baseOffset, threads, account, null, new ReaderOptions { MaxChunkBytes = chunk, UseKernelAio = kernelAio });
             reader.ReadContiguous(offset, length, destination);
             Assert.True(new ReadOnlySpan<byte>(destination, (int)length).SequenceEqual(content.AsSpan((int)(baseOffset + offset), (int)length)));
             Assert.Equal(length, reader.BytesRead);
