@@ -26,12 +26,12 @@ public sealed class ReaderOptions
 /// Reads neuron bundles from the flash section the way the paper does: the file is opened with O_DIRECT so that every
 /// read goes to the device (the page cache would hide flash), the requested bundles are coalesced into 4 KiB-aligned
 /// ranges by <see cref="ReadPlanner"/>, and the ranges are read into 4 KiB-aligned staging buffers, each bundle then
-/// copied (without its stride padding) to its destination. Bundle reads go to the device's queue all at once through
-/// Linux native AIO (<see cref="KernelAio"/>) where the kernel has it, one thread taking the completions; else, and
-/// for <see cref="ReadContiguous"/>, a team of <c>ioThreads</c> threads issues them with <c>pread</c>. Threads reach
-/// the queue only as fast as they get a core, and the model's own threads keep the cores busy: measured on this
-/// project's 2-core machine with two busy threads, 24 random 12 KiB reads went at 750 MB/s submitted at once, against
-/// about 280 MB/s from eight pread threads during decode. Where the file system refuses O_DIRECT (EINVAL at open or at
+/// copied (without its stride padding) to its destination (<see cref="ReadContiguous"/> reads straight into its own).
+/// Reads go to the device's queue all at once through Linux native AIO (<see cref="KernelAio"/>) where the kernel has
+/// it, one thread taking the completions; else a team of <c>ioThreads</c> threads issues them with <c>pread</c>.
+/// Threads reach the queue only as fast as they get a core, and the model's own threads keep the cores busy: measured
+/// on this project's 2-core machine with two busy threads, 24 random 12 KiB reads went at 750 MB/s submitted at once,
+/// against about 280 MB/s from eight pread threads during decode. Where the file system refuses O_DIRECT (EINVAL at open or at
 /// the first read) or keeps the file in memory anyway (tmpfs, ramfs), the reader falls back to buffered reads, says so
 /// once through <c>warn</c>, and <see cref="Direct"/> is false. All native memory is charged to the <see cref="DramAccount"/>.
 /// One read call at a time; the calls themselves allocate nothing once the buffers have grown to the largest request.
