@@ -66,6 +66,15 @@ public sealed unsafe class FlashReader : IDisposable
     private readonly KernelAio? _aio;
     private readonly Thread? _reaper;
     private readonly KernelAio.Completion* _completions;
+    // Vectored reads straight into the destinations (bundles of whole blocks, block-aligned destinations): per slot a
+    // list of (address, length) pieces, the gaps between bundles going to one discard buffer nobody reads.
+    private const int MaxPieces = 16;
+    private int _pieceSlots; // slots with a list: as many as the staging buffers hold 4 KiB ranges
+    private nint* _pieces; // [slot, MaxPieces, 2]
+    private readonly bool[] _vectored = new bool[MaxAioSlots];
+    private byte* _discard;
+    private long _discardBytes;
+    private long _vectoredReads;
     private readonly ManualResetEventSlim _aioDone = new(false);
     private volatile bool _stopping, _aioBroken;
     private bool _inKernel; // the call in flight went to the kernel
@@ -86,16 +95,31 @@ public sealed unsafe class FlashReader : IDisposable
         _bundleWork = new BundleWork(this);
         _contiguousWork = new ContiguousWork(this);
         _team = new ThreadTeam(ioThreads);
-        try { GrowStaging(_maxChunk); }
-        catch { Dispose(); throw; }
-        if (direct && options.Read is null && options.UseKernelAio && KernelAio.TryCreate((int)handle.DangerousGetHandle(), MaxAioSlots) is { } aio)
+        try
         {
-            _aio = aio;
-            _completions = (KernelAio.Completion*)NativeMemory.Alloc(MaxAioSlots, (nuint)sizeof(KernelAio.Completion));
-            _reaper = new Thread(Reap) { IsBackground = true, Name = "aotflash-aio" };
-            _reaper.Start();
+            GrowStaging(_maxChunk);
+            if (direct && options.Read is null && options.UseKernelAio && KernelAio.TryCreate((int)handle.DangerousGetHandle(), MaxAioSlots) is { } aio)
+            {
+                _aio = aio;
+                _completions = (KernelAio.Completion*)NativeMemory.Alloc(MaxAioSlots, (nuint)sizeof(KernelAio.Completion));
+                _pieceSlots = Math.Min(MaxAioSlots, ioThreads * (_maxChunk / Alignment));
+                _pieces = (nint*)account.Allocate(PiecesBytes, "the flash reader's read lists");
+                _discardBytes = _maxGap + Alignment;
+                _discard = (byte*)account.Allocate(_discardBytes, "the flash reader's gap buffer", Alignment);
+                _reaper = new Thread(Reap) { IsBackground = true, Name = "aotflash-aio" };
+                _reaper.Start();
+            }
         }
+        catch { Dispose(); throw; }
     }
+
+    private long PiecesBytes => (long)_pieceSlots * MaxPieces * 2 * sizeof(long);
+
+    /// <summary>What native AIO holds beyond the staging buffers: the read lists and the gap buffer (0 without AIO).</summary>
+    internal long KernelAioBytes => _aio is null ? 0 : PiecesBytes + _discardBytes;
+
+    /// <summary>Bundle ranges read straight into their destinations (vectored), no staging copy.</summary>
+    public long VectoredReads => Interlocked.Read(ref _vectoredReads);
 
     /// <summary>True when bundle reads go through Linux native AIO rather than the I/O threads' pread.</summary>
     public bool UsesKernelAio => _aio is not null && !_aioBroken;
@@ -319,7 +343,8 @@ public sealed unsafe class FlashReader : IDisposable
     private void PrepareSlot(int slot, int read)
     {
         var (offset, length, buffer) = _aioWork!.Request(read, slot);
-        _aio!.Prepare(slot, (ulong)slot << 32 | (uint)read, (byte*)buffer, length, offset);
+        _vectored[slot] = length < 0;
+        _aio!.Prepare(slot, (ulong)slot << 32 | (uint)read, (byte*)buffer, Math.Abs(length), offset, vectored: length < 0);
     }
 
     private byte* Slot(int slot) => _staging[slot / _aioPerBuffer] + (long)(slot % _aioPerBuffer) * _aioSlotBytes;
@@ -534,6 +559,10 @@ public sealed unsafe class FlashReader : IDisposable
         _reaper?.Join();
         _aio?.Dispose();
         NativeMemory.Free(_completions);
+        _account.Free(_pieces, PiecesBytes);
+        _pieces = null;
+        _account.Free(_discard, _discardBytes);
+        _discard = null;
         _aioDone.Dispose();
         _team?.Dispose();
         ReleaseStaging();
@@ -582,8 +611,9 @@ public sealed unsafe class FlashReader : IDisposable
 
         protected abstract void Run(int member);
 
-        // The same work as reads handed to the kernel: read i's request (slot: a staging slot it may use), how many of
-        // its bytes must arrive, what to do with them when they have, and reading it here instead.
+        // The same work as reads handed to the kernel: read i's request (slot: a staging slot it may use; a negative
+        // length -n: Buffer lists n pieces to read into), how many of its bytes must arrive, what to do with them when
+        // they have, and reading it here instead.
         public abstract (long Offset, int Length, nint Buffer) Request(int i, int slot);
         public abstract long Needed(int i);
         public abstract void Arrived(int i, int slot);
@@ -641,10 +671,51 @@ public sealed unsafe class FlashReader : IDisposable
         public override (long Offset, int Length, nint Buffer) Request(int r, int slot)
         {
             var range = Reader._ranges[r];
-            return (range.Offset, range.Length, (nint)Reader.Slot(slot));
+            int pieces = slot < Reader._pieceSlots ? Pieces(r, Reader._pieces + (long)slot * MaxPieces * 2) : 0;
+            return pieces > 0 ? (range.Offset, -pieces, (nint)(Reader._pieces + (long)slot * MaxPieces * 2))
+                              : (range.Offset, range.Length, (nint)Reader.Slot(slot));
         }
 
-        public override void Arrived(int r, int slot) => Deliver(r, Reader.Slot(slot));
+        /// <summary>Lists range <paramref name="r"/> as pieces (address, length) for a vectored read straight into the
+        /// destinations, gaps into the discard buffer; 0 where it cannot be: bundles that are not whole aligned blocks
+        /// packed without padding, a destination off a block, or more pieces than a list holds.</summary>
+        private int Pieces(int r, nint* list)
+        {
+            if (_bundleBytes % Alignment != 0 || _stride != _bundleBytes || _first % Alignment != 0) return 0;
+            var range = Reader._ranges[r];
+            long at = range.Offset;
+            int n = 0;
+            for (int k = range.FirstBundle; k < range.FirstBundle + range.BundleCount; k++)
+            {
+                long bundle = _first + _bundles[k] * _stride;
+                if (((nint)_destinations[k] & (Alignment - 1)) != 0 || n + 2 > MaxPieces) return 0;
+                if (bundle > at)
+                {
+                    if (bundle - at > Reader._discardBytes) return 0;
+                    list[2 * n] = (nint)Reader._discard;
+                    list[2 * n++ + 1] = (nint)(bundle - at);
+                }
+                list[2 * n] = _destinations[k];
+                list[2 * n++ + 1] = _bundleBytes;
+                at = bundle + _bundleBytes;
+            }
+            return at == range.Offset + range.Length ? n : 0;
+        }
+
+        public override void Arrived(int r, int slot)
+        {
+            if (!Reader._vectored[slot])
+            {
+                Deliver(r, Reader.Slot(slot));
+                return;
+            }
+            Interlocked.Increment(ref Reader._vectoredReads);
+            var range = Reader._ranges[r];
+            if (_checksums == null) return;
+            for (int k = range.FirstBundle; k < range.FirstBundle + range.BundleCount; k++)
+                if (Crc32C.Compute((byte*)_destinations[k], _bundleBytes) != _checksums[_bundles[k]])
+                    throw new FlashChecksumException(_bundles[k]);
+        }
 
         public override void ReadNow(int r, int slot) => ReadRange(r, Reader.Slot(slot));
 

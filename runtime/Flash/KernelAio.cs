@@ -38,6 +38,7 @@ internal sealed unsafe partial class KernelAio : IDisposable
     }
 
     private const ushort CommandRead = 0; // IOCB_CMD_PREAD
+    private const ushort CommandReadVector = 7; // IOCB_CMD_PREADV
 
     private readonly ulong _context;
     private readonly uint _file;
@@ -68,13 +69,15 @@ internal sealed unsafe partial class KernelAio : IDisposable
     }
 
     /// <summary>Fills slot <paramref name="slot"/>'s control block: read <paramref name="bytes"/> at
-    /// <paramref name="offset"/> into <paramref name="buffer"/>, reported with <paramref name="data"/>.</summary>
-    public void Prepare(int slot, ulong data, byte* buffer, int bytes, long offset)
+    /// <paramref name="offset"/> into <paramref name="buffer"/>, or with <paramref name="vectored"/> into the
+    /// <paramref name="bytes"/> pieces that the struct iovec array at <paramref name="buffer"/> lists, one after the
+    /// other; reported with <paramref name="data"/>.</summary>
+    public void Prepare(int slot, ulong data, byte* buffer, int bytes, long offset, bool vectored = false)
     {
         ControlBlock* b = _blocks + slot;
         *b = default;
         b->Data = data;
-        b->Opcode = CommandRead;
+        b->Opcode = vectored ? CommandReadVector : CommandRead;
         b->File = _file;
         b->Buffer = (ulong)buffer;
         b->Bytes = (ulong)bytes;

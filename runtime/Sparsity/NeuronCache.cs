@@ -87,7 +87,9 @@ public sealed unsafe class NeuronCache : IDisposable
 
         _matrixBytes = capacity * rowBytes;
         _indexBytes = IndexBytes(neurons, capacity);
-        _matrix = (byte*)account.Allocate(_matrixBytes, $"a neuron cache ({capacity} rows of {rowBytes} B)");
+        // Rows of whole 4 KiB blocks start on blocks, so that the flash reader can read bundles straight into them.
+        _matrix = (byte*)account.Allocate(_matrixBytes, $"a neuron cache ({capacity} rows of {rowBytes} B)",
+                                          rowBytes % Layout.FlashAlignment == 0 ? Layout.FlashAlignment : 64);
         try
         {
             _index = account.Allocate(_indexBytes, $"a neuron cache's index ({neurons} neurons, {capacity} rows)");

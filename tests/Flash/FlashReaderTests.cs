@@ -233,6 +233,49 @@ public sealed unsafe class FlashReaderTests : IDisposable
         finally { account.Free(buffer, (long)bytes * count); }
     }
 
+    // Bundles of whole blocks packed without padding, destinations on blocks: ranges are read straight into the
+    // destinations (vectored, gaps into a discard buffer), no staging copy. The bytes are the file's, the block after
+    // each destination is untouched, and a checksum that does not match still names its bundle.
+    [SkippableFact]
+    public void WholeBlockBundlesAreReadStraightIntoAlignedDestinations()
+    {
+        const int bytes = 2 * A, count = 200;
+        var (path, content) = WriteFile(RealDiskFolder(), count * bytes + A);
+        var account = new DramAccount();
+        using var reader = FlashReader.Open(path, 0, 2, account, null);
+        Skip.IfNot(reader.UsesKernelAio, "no native AIO here (O_DIRECT refused or io_setup failed)");
+        var checksums = new uint[count];
+        for (int i = 0; i < count; i++) checksums[i] = Crc32C.Compute(content.AsSpan(i * bytes, bytes));
+        const int slot = bytes + A; // a guard block after each destination
+        byte* buffer = (byte*)account.Allocate((long)slot * count, "test", A);
+        try
+        {
+            foreach (double density in new[] { 0.2, 0.6, 1.0 })
+            {
+                int[] bundles = RandomBundles(new Random((int)(density * 10)), count, density);
+                new Span<byte>(buffer, slot * count).Fill(0xCD);
+                var destinations = bundles.Select(k => (nint)(buffer + (long)k * slot)).ToArray();
+                long before = reader.VectoredReads;
+                fixed (uint* crcs = checksums)
+                    reader.ReadBundles(0, bytes, bytes, bundles, destinations, crcs);
+                Assert.True(reader.VectoredReads > before, "no range was read straight in");
+                foreach (int k in bundles)
+                {
+                    Assert.True(new ReadOnlySpan<byte>(buffer + (long)k * slot, bytes).SequenceEqual(content.AsSpan(k * bytes, bytes)), $"bundle {k}");
+                    Assert.True(new ReadOnlySpan<byte>(buffer + (long)k * slot + bytes, A).IndexOfAnyExcept((byte)0xCD) < 0, $"past bundle {k}");
+                }
+                checksums[bundles[^1]] ^= 1;
+                fixed (uint* crcs = checksums)
+                {
+                    uint* pinned = crcs;
+                    Assert.Equal(bundles[^1], Assert.Throws<FlashChecksumException>(() => reader.ReadBundles(0, bytes, bytes, bundles, destinations, pinned)).Neuron);
+                }
+                checksums[bundles[^1]] ^= 1;
+            }
+        }
+        finally { account.Free(buffer, (long)slot * count); }
+    }
+
     [Fact]
     public void CountsRequestsAndDeviceBytes()
     {
@@ -397,7 +440,7 @@ public sealed unsafe class FlashReaderTests : IDisposable
         Assert.Throws<BadInputException>(() => FlashReader.Open(path, 0, 4, account, null));
         Assert.Equal(0, account.Current);
         using (var reader = FlashReader.Open(path, 0, 2, account, null))
-            Assert.Equal(2 * ReadPlanner.DefaultMaxChunkBytes, account.Current);
+            Assert.Equal(2 * ReadPlanner.DefaultMaxChunkBytes + reader.KernelAioBytes, account.Current);
         Assert.Equal(0, account.Current);
     }
 
