@@ -26,7 +26,8 @@ public sealed class ReaderOptions
 /// Reads neuron bundles from the flash section the way the paper does: the file is opened with O_DIRECT so that every
 /// read goes to the device (the page cache would hide flash), the requested bundles are coalesced into 4 KiB-aligned
 /// ranges by <see cref="ReadPlanner"/>, and the ranges are read into 4 KiB-aligned staging buffers, each bundle then
-/// copied (without its stride padding) to its destination (<see cref="ReadContiguous"/> reads straight into its own).
+/// copied (without its stride padding) to its destination; bundles of whole blocks read through native AIO go straight
+/// into block-aligned destinations instead (<see cref="ReadContiguous"/> always reads straight into its own).
 /// Reads go to the device's queue all at once through Linux native AIO (<see cref="KernelAio"/>) where the kernel has
 /// it, one thread taking the completions; else a team of <c>ioThreads</c> threads issues them with <c>pread</c>.
 /// Threads reach the queue only as fast as they get a core, and the model's own threads keep the cores busy: measured
