@@ -32,9 +32,10 @@ public sealed class ReaderOptions
 /// it, one thread taking the completions; else a team of <c>ioThreads</c> threads issues them with <c>pread</c>.
 /// Threads reach the queue only as fast as they get a core, and the model's own threads keep the cores busy: measured
 /// on this project's 2-core machine with two busy threads, 24 random 12 KiB reads went at 750 MB/s submitted at once,
-/// against about 280 MB/s from eight pread threads during decode. Where the file system refuses O_DIRECT (EINVAL at open or at
-/// the first read) or keeps the file in memory anyway (tmpfs, ramfs), the reader falls back to buffered reads, says so
-/// once through <c>warn</c>, and <see cref="Direct"/> is false. All native memory is charged to the <see cref="DramAccount"/>.
+/// against about 280 MB/s from eight pread threads during decode. Where the file system refuses O_DIRECT (EINVAL at
+/// open or at the first read) or keeps the file in memory anyway (tmpfs, ramfs), the reader falls back to buffered
+/// reads, says so once through <c>warn</c>, and <see cref="Direct"/> is false. All native memory is charged to the
+/// <see cref="DramAccount"/>.
 /// One read call at a time; the calls themselves allocate nothing once the buffers have grown to the largest request.
 /// </summary>
 public sealed unsafe class FlashReader : IDisposable
@@ -238,9 +239,10 @@ public sealed unsafe class FlashReader : IDisposable
     /// <summary>
     /// Reads <paramref name="bundleBytes"/> bytes of each bundle in <paramref name="bundles"/> (ascending) into
     /// <paramref name="destinations"/> (one pointer per bundle); bundle <c>i</c> starts at
-    /// <c>firstBundleOffset + i * bundleStride</c>, relative to <see cref="BaseOffset"/>. Destinations need no alignment.
-    /// With <paramref name="checksums"/> (indexed by bundle), each bundle's CRC-32C is checked as it arrives, on the I/O
-    /// threads. The calling thread reads too.
+    /// <c>firstBundleOffset + i * bundleStride</c>, relative to <see cref="BaseOffset"/>. Destinations need no alignment
+    /// (block-aligned ones, for bundles of whole blocks, are read into without a copy). With <paramref name="checksums"/>
+    /// (indexed by bundle), each bundle's CRC-32C is checked as it arrives, by the thread that takes native AIO's
+    /// completions or on the I/O threads, which the calling thread then joins.
     /// </summary>
     /// <exception cref="FlashChecksumException">A bundle does not match its checksum (the destinations then hold
     /// unchecked bytes).</exception>
@@ -262,11 +264,11 @@ public sealed unsafe class FlashReader : IDisposable
     }
 
     /// <summary>
-    /// As <see cref="ReadBundles"/>, but returns once the I/O threads have the reads, so that the caller can compute
-    /// meanwhile; <see cref="EndRead"/> waits for them and reports what failed. <paramref name="bundles"/>,
-    /// <paramref name="destinations"/> and <paramref name="checksums"/> must stay valid until then. No other read may
-    /// start before <see cref="EndRead"/>. Returns false (and nothing is in flight) when there is nothing to read. With
-    /// one I/O thread the reads happen here, before it returns.
+    /// As <see cref="ReadBundles"/>, but returns once the reads are in flight (with the kernel, or with the I/O threads),
+    /// so that the caller can compute meanwhile; <see cref="EndRead"/> waits for them and reports what failed.
+    /// <paramref name="bundles"/>, <paramref name="destinations"/> and <paramref name="checksums"/> must stay valid until
+    /// then. No other read may start before <see cref="EndRead"/>. Returns false (and nothing is in flight) when there is
+    /// nothing to read. Without native AIO and with one I/O thread, the reads happen here, before it returns.
     /// </summary>
     public bool BeginReadBundles(long firstBundleOffset, long bundleStride, int bundleBytes, int* bundles, nint* destinations, int count,
                                  uint* checksums = null)
@@ -672,9 +674,9 @@ public sealed unsafe class FlashReader : IDisposable
         public override (long Offset, int Length, nint Buffer) Request(int r, int slot)
         {
             var range = Reader._ranges[r];
-            int pieces = slot < Reader._pieceSlots ? Pieces(r, Reader._pieces + (long)slot * MaxPieces * 2) : 0;
-            return pieces > 0 ? (range.Offset, -pieces, (nint)(Reader._pieces + (long)slot * MaxPieces * 2))
-                              : (range.Offset, range.Length, (nint)Reader.Slot(slot));
+            nint* list = Reader._pieces + (long)slot * MaxPieces * 2;
+            int pieces = slot < Reader._pieceSlots ? Pieces(r, list) : 0;
+            return pieces > 0 ? (range.Offset, -pieces, (nint)list) : (range.Offset, range.Length, (nint)Reader.Slot(slot));
         }
 
         /// <summary>Lists range <paramref name="r"/> as pieces (address, length) for a vectored read straight into the
@@ -712,10 +714,7 @@ public sealed unsafe class FlashReader : IDisposable
             }
             Interlocked.Increment(ref Reader._vectoredReads);
             var range = Reader._ranges[r];
-            if (_checksums == null) return;
-            for (int k = range.FirstBundle; k < range.FirstBundle + range.BundleCount; k++)
-                if (Crc32C.Compute((byte*)_destinations[k], _bundleBytes) != _checksums[_bundles[k]])
-                    throw new FlashChecksumException(_bundles[k]);
+            for (int k = range.FirstBundle; k < range.FirstBundle + range.BundleCount; k++) Check(k, (byte*)_destinations[k]);
         }
 
         public override void ReadNow(int r, int slot) => ReadRange(r, Reader.Slot(slot));
@@ -742,11 +741,18 @@ public sealed unsafe class FlashReader : IDisposable
             var range = Reader._ranges[r];
             for (int k = range.FirstBundle; k < range.FirstBundle + range.BundleCount; k++)
             {
-                long at = _first + _bundles[k] * _stride - range.Offset;
-                if (_checksums != null && Crc32C.Compute(staging + at, _bundleBytes) != _checksums[_bundles[k]])
-                    throw new FlashChecksumException(_bundles[k]);
-                Buffer.MemoryCopy(staging + at, (void*)_destinations[k], _bundleBytes, _bundleBytes);
+                byte* bundle = staging + (_first + _bundles[k] * _stride - range.Offset);
+                Check(k, bundle);
+                Buffer.MemoryCopy(bundle, (void*)_destinations[k], _bundleBytes, _bundleBytes);
             }
+        }
+
+        /// <summary>With checksums, throws <see cref="FlashChecksumException"/> when list entry <paramref name="k"/>'s
+        /// bytes do not match its bundle's.</summary>
+        private void Check(int k, byte* bytes)
+        {
+            if (_checksums != null && Crc32C.Compute(bytes, _bundleBytes) != _checksums[_bundles[k]])
+                throw new FlashChecksumException(_bundles[k]);
         }
     }
 
