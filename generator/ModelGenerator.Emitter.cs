@@ -109,6 +109,7 @@ namespace AotFlash.Generator
                     w.WriteLine("{");
                     w.Indent++;
                     w.WriteLine($"public static float Apply(float x) => x > {Float(spec.ActivationThreshold)} ? x : 0f;");
+                    w.WriteLine($"public static void Apply(float* x, int n) => global::AotFlash.Kernels.VectorOps.Relu(x, n, {Float(spec.ActivationThreshold)});");
                     w.Indent--;
                     w.WriteLine("}");
                     w.WriteLine();

@@ -41,6 +41,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
     private readonly int _preparedResidentBytes;
     private readonly float* _gates;       // [team, _gatesFloats] a member's gate and up products over a chunk of evenly spaced bundles
     private readonly int _gatesFloats;
+    private readonly int _blockChunk;     // neurons a block's FFN runs at a time (BlockChunk, or a member's share if smaller)
     private readonly float* _ropeFreq;    // [headSize / 2], for the families with RoPE; null for OPT
     private readonly float* _widened;     // [team, _widenedFloats] chunks of weights widened to f32 in blocks (see FfnRows)
     private readonly int _widenedFloats;
@@ -69,8 +70,10 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
         ValueCache = Alloc((long)s.Layers * s.Context * s.KvDim, "the KV cache");
         _scores = Alloc((long)s.Heads * s.Context, "attention scores");
         _partials = Alloc(_team.Size * rows, "FFN partial sums");
-        // Gate and up products of four neurons for every token of a block, at least (FfnWork.Chunk keeps within it).
-        _gatesFloats = 2 * 4 * BlockTokens;
+        // Gate and up products of a block's chunk of neurons for every token (FfnWork.Chunk keeps within it); a chunk
+        // need not be larger than a member's share of a layer.
+        _blockChunk = Math.Min(BlockChunk, ((s.HiddenDim + _team.Size - 1) / _team.Size + 3) & ~3);
+        _gatesFloats = 2 * _blockChunk * BlockTokens;
         _gates = Alloc((long)_team.Size * _gatesFloats, "FFN partial sums");
         // Every product's input rows are dim long (the generated code's shapes).
         _preparedBytes = TWeights.InputBytes(s.Dim);
@@ -80,9 +83,11 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
         else if (_preparedResidentBytes > 0) _preparedResident = (byte*)Alloc(((long)BlockTokens * _preparedResidentBytes + 3) / sizeof(float), "activations");
         if (TWeights.Type != WeightType.F32 || TResident.Type != WeightType.F32)
         {
-            // A chunk, or four bundles widened (three rows and a bias each; four rows of a matrix fit too), whichever is larger.
-            // Formats that are not widened whole (q8, q4) widen a chunk's down columns here.
-            _widenedFloats = Math.Max(ChunkBytes / sizeof(float), 4 * (3 * s.Dim + 1));
+            // A block's chunk of bundles widened (three rows and a bias each), within WidenedBytes but at least four
+            // bundles; a chunk of a matrix's rows fits too. Formats that are not widened whole (q8, q4) widen a chunk's
+            // down columns here.
+            int bundle = 3 * s.Dim + 1;
+            _widenedFloats = Math.Max(ChunkBytes / sizeof(float), Math.Max(4, Math.Min(_blockChunk, WidenedBytes / sizeof(float) / bundle)) * bundle);
             _widened = Alloc((long)_team.Size * _widenedFloats, "activations");
         }
         if (info.Family != ModelFamily.Opt)
@@ -272,9 +277,9 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
     /// <summary>As <see cref="FfnRange"/> for each of <paramref name="count"/> tokens (rows of acc and x, x prepared
     /// at <paramref name="preparedStride"/> bytes apart) over <paramref name="n"/> bundles evenly spaced from
     /// <paramref name="first"/>: their gate rows (and up rows) are a matrix, multiplied by the tokens' x four rows at a
-    /// time into h[2, count, n]. Callers start ranges at multiples of four from the layer's first neuron, so a neuron's
-    /// sums are the same whatever range it falls in. A block of quantised bundles widens each down column to f32 in
-    /// <paramref name="widened"/> [n, dim] the first time a token needs it, rather than once per token.</summary>
+    /// time into h[2, count, n], activated a row at a time. Callers start ranges at multiples of four from the layer's
+    /// first neuron, so a neuron's sums are the same whatever range it falls in. A block of quantised bundles widens the
+    /// down columns its tokens need to f32 in <paramref name="widened"/> [n, dim], once for all its tokens.</summary>
     private void FfnRows<TW>(float* acc, float* x, byte* prepared, long preparedStride, int count, byte* first, long stride, int n, BundleShape p,
                              int* neurons, int layer, float* h, float* widened)
         where TW : struct, IWeightFormat
@@ -282,33 +287,60 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
         float* hUp = h + count * n;
         TW.MatMul(h, n, first, stride, x, p.Dim, prepared, preparedStride, count, n, p.Dim);
         if (p.Up >= 0) TW.MatMul(hUp, n, first + p.Up, stride, x, p.Dim, prepared, preparedStride, count, n, p.Dim);
+        if (p.Bias >= 0)
+            for (int t = 0; t < count; t++)
+                for (int j = 0; j < n; j++) h[t * n + j] += *(float*)(first + j * stride + p.Bias);
+        TActivation.Apply(h, count * n);
+        if (neurons != null)
+            for (int t = 0; t < count; t++)
+                for (int j = 0; j < n; j++)
+                    if (h[t * n + j] != 0f) ActiveNeuronObserver!(layer, neurons[j]);
+        // The neurons that any token leaves non-zero, in order, with each token's coefficient (a·up, 0 where the
+        // activation zeroed it) in h's columns 0..m; their down columns are added to the tokens' rows of acc. A block's
+        // columns are f32: the bundles' own, or widened here once.
         bool widen = count > 1 && TW.Type != WeightType.F32;
-        byte** column = stackalloc byte*[n];
-        new Span<nint>(column, n).Clear();
-        // Per token, the neurons the activation leaves non-zero, in order; their down columns are added together.
-        float* active = stackalloc float[n];
         byte** down = stackalloc byte*[n];
+        int m = 0, terms = 0;
+        for (int j = 0; j < n; j++)
+        {
+            int on = 0;
+            for (int t = 0; t < count; t++)
+                if (h[t * n + j] != 0f) on++;
+            if (on == 0) continue;
+            terms += on;
+            if (p.Up >= 0)
+                for (int t = 0; t < count; t++) h[t * n + j] *= hUp[t * n + j];
+            if (m < j)
+                for (int t = 0; t < count; t++) h[t * n + m] = h[t * n + j];
+            byte* column = first + j * stride + p.Down;
+            if (widen)
+            {
+                float* f = widened + (long)j * p.Dim;
+                TW.ToSingle(f, column, p.Dim);
+                column = (byte*)f;
+            }
+            down[m++] = column;
+        }
+        // Dense enough (every neuron of a SiLU model): one pass over the columns for the whole block. Sparse tokens (a
+        // ReLU model's few, different neurons each) add only their own. The sums are the same either way.
+        if (count > 1 && m * count <= 2 * terms)
+        {
+            VectorOps.AxpyRowsBlock(acc, p.Dim, h, n, (float**)down, m, count, p.Dim);
+            return;
+        }
+        float* active = stackalloc float[m];
+        byte** own = stackalloc byte*[m];
         for (int t = 0; t < count; t++)
         {
-            int m = 0;
-            for (int j = 0; j < n; j++)
+            int mine = 0;
+            for (int k = 0; k < m; k++)
             {
-                byte* b = first + j * stride;
-                float pre = h[t * n + j];
-                float a = TActivation.Apply(p.Bias >= 0 ? pre + *(float*)(b + p.Bias) : pre);
-                if (a == 0f) continue;
-                if (neurons != null) ActiveNeuronObserver!(layer, neurons[j]);
-                active[m] = p.Up >= 0 ? a * hUp[t * n + j] : a;
-                if (widen && column[j] == null)
-                {
-                    float* f = widened + (long)j * p.Dim;
-                    TW.ToSingle(f, b + p.Down, p.Dim);
-                    column[j] = (byte*)f;
-                }
-                down[m++] = widen ? column[j] : b + p.Down;
+                if (h[t * n + k] == 0f) continue;
+                active[mine] = h[t * n + k];
+                own[mine++] = down[k];
             }
-            if (widen) F32.AxpyRows(acc + (long)t * p.Dim, active, down, m, p.Dim);
-            else TW.AxpyRows(acc + (long)t * p.Dim, active, down, m, p.Dim);
+            if (widen) F32.AxpyRows(acc + (long)t * p.Dim, active, own, mine, p.Dim);
+            else TW.AxpyRows(acc + (long)t * p.Dim, active, own, mine, p.Dim);
         }
     }
 
@@ -330,6 +362,13 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
     // A product over a block of tokens works through the weights in chunks about this size, each used by every token
     // while it is in the core's L1/L2 cache: the weights come from memory once per block, not once per token.
     private const int ChunkBytes = 32 << 10;
+
+    // A block's FFN runs this many neurons at a time (their bundles stay in L2 across the gate, up and down passes):
+    // every chunk reads and writes the block's output rows once, so chunks of a few neurons would pay that per few.
+    private const int BlockChunk = 64;
+
+    // The most a member widens at once (a block's chunk of f16 bundles at f32).
+    private const int WidenedBytes = 1 << 20;
 
     /// <summary>A product over the resident section, in <typeparamref name="TResident"/>.</summary>
     private sealed class MatMulWork(DecoderTransformer<TWeights, TResident, TActivation> model) : ITeamWork
@@ -460,7 +499,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
             // The chunk's bundles stay cached across the gate, up and down passes over them and across the tokens; its
             // down columns, widened, fit the member's room.
             float* widened = model._widened + (long)member * model._widenedFloats;
-            int fits = (int)(ChunkBytes / _stride);
+            int fits = _count > 1 ? model._blockChunk : (int)(ChunkBytes / _stride);
             if (widened != null) fits = Math.Min(fits, model._widenedFloats / dim);
             int chunk = Chunk(fits);
             for (int j0 = start; j0 < end; j0 += chunk)

@@ -24,6 +24,8 @@ internal unsafe interface ISimd<TF, TI> where TF : struct where TI : struct
     /// their scalar references bit for bit (<c>MathF.FusedMultiplyAdd</c>) use it.</summary>
     static abstract TF FusedMulAdd(TF a, TF b, TF c);
     static abstract float Sum(TF v);
+    /// <summary>e^v in each lane (the runtime's vector exp, within an ulp or so of MathF.Exp).</summary>
+    static abstract TF Exp(TF v);
     static abstract TF GreaterThan(TF a, TF b);
     static abstract TF Select(TF mask, TF ifTrue, TF ifFalse);
     static abstract TI Add(TI a, TI b);

@@ -20,6 +20,7 @@ internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>
     public static Vector128<float> MulAdd(Vector128<float> a, Vector128<float> b, Vector128<float> c) => Vector128.MultiplyAddEstimate(a, b, c);
     public static Vector128<float> FusedMulAdd(Vector128<float> a, Vector128<float> b, Vector128<float> c) => Vector128.FusedMultiplyAdd(a, b, c);
     public static float Sum(Vector128<float> v) => Vector128.Sum(v);
+    public static Vector128<float> Exp(Vector128<float> v) => Vector128.Exp(v);
     public static Vector128<float> GreaterThan(Vector128<float> a, Vector128<float> b) => Vector128.GreaterThan(a, b);
     public static Vector128<float> Select(Vector128<float> mask, Vector128<float> ifTrue, Vector128<float> ifFalse) => Vector128.ConditionalSelect(mask, ifTrue, ifFalse);
     public static Vector128<int> Add(Vector128<int> a, Vector128<int> b) => a + b;

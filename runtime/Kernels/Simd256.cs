@@ -19,6 +19,7 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
     public static Vector256<float> MulAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Vector256.MultiplyAddEstimate(a, b, c);
     public static Vector256<float> FusedMulAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Vector256.FusedMultiplyAdd(a, b, c);
     public static float Sum(Vector256<float> v) => Vector256.Sum(v);
+    public static Vector256<float> Exp(Vector256<float> v) => Vector256.Exp(v);
     public static Vector256<float> GreaterThan(Vector256<float> a, Vector256<float> b) => Vector256.GreaterThan(a, b);
     public static Vector256<float> Select(Vector256<float> mask, Vector256<float> ifTrue, Vector256<float> ifFalse) => Vector256.ConditionalSelect(mask, ifTrue, ifFalse);
     public static Vector256<int> Add(Vector256<int> a, Vector256<int> b) => a + b;

@@ -19,6 +19,7 @@ internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<int>
     public static Vector512<float> MulAdd(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Vector512.MultiplyAddEstimate(a, b, c);
     public static Vector512<float> FusedMulAdd(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Vector512.FusedMultiplyAdd(a, b, c);
     public static float Sum(Vector512<float> v) => Vector512.Sum(v);
+    public static Vector512<float> Exp(Vector512<float> v) => Vector512.Exp(v);
     public static Vector512<float> GreaterThan(Vector512<float> a, Vector512<float> b) => Vector512.GreaterThan(a, b);
     public static Vector512<float> Select(Vector512<float> mask, Vector512<float> ifTrue, Vector512<float> ifFalse) => Vector512.ConditionalSelect(mask, ifTrue, ifFalse);
     public static Vector512<int> Add(Vector512<int> a, Vector512<int> b) => a + b;

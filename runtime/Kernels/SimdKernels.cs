@@ -147,6 +147,73 @@ internal static unsafe class SimdKernels<TF, TI, S>
         }
     }
 
+    // Y[t, n] += Σ_k a[t·aStride + k] · x[k][n] for each of the tokens rows t: AxpyRows per token, bit for bit (each
+    // element a chain of fused multiply-adds over k in order). The rows are taken a slice of 2 vectors at a time, which
+    // every token then adds (the slices of all the rows stay in L1 meanwhile); four tokens share each load of a slice,
+    // their 4 × 2 vectors of y held in registers across all the rows.
+    public static void AxpyRowsBlock(float* y, long yStride, float* a, long aStride, float** x, int count, int tokens, int n)
+    {
+        int c = S.Count, i = 0;
+        for (; i <= n - 2 * c; i += 2 * c)
+        {
+            int t = 0;
+            for (; t <= tokens - 4; t += 4)
+            {
+                float* y0 = y + t * yStride + i, y1 = y0 + yStride, y2 = y1 + yStride, y3 = y2 + yStride;
+                float* a0 = a + t * aStride, a1 = a0 + aStride, a2 = a1 + aStride, a3 = a2 + aStride;
+                TF l0 = S.Load(y0), h0 = S.Load(y0 + c), l1 = S.Load(y1), h1 = S.Load(y1 + c);
+                TF l2 = S.Load(y2), h2 = S.Load(y2 + c), l3 = S.Load(y3), h3 = S.Load(y3 + c);
+                for (int k = 0; k < count; k++)
+                {
+                    TF l = S.Load(x[k] + i), h = S.Load(x[k] + i + c);
+                    TF s = S.Splat(a0[k]);
+                    l0 = S.FusedMulAdd(s, l, l0);
+                    h0 = S.FusedMulAdd(s, h, h0);
+                    s = S.Splat(a1[k]);
+                    l1 = S.FusedMulAdd(s, l, l1);
+                    h1 = S.FusedMulAdd(s, h, h1);
+                    s = S.Splat(a2[k]);
+                    l2 = S.FusedMulAdd(s, l, l2);
+                    h2 = S.FusedMulAdd(s, h, h2);
+                    s = S.Splat(a3[k]);
+                    l3 = S.FusedMulAdd(s, l, l3);
+                    h3 = S.FusedMulAdd(s, h, h3);
+                }
+                S.Store(y0, l0);
+                S.Store(y0 + c, h0);
+                S.Store(y1, l1);
+                S.Store(y1 + c, h1);
+                S.Store(y2, l2);
+                S.Store(y2 + c, h2);
+                S.Store(y3, l3);
+                S.Store(y3 + c, h3);
+            }
+            for (; t < tokens; t++)
+            {
+                float* y0 = y + t * yStride + i, a0 = a + t * aStride;
+                TF l0 = S.Load(y0), h0 = S.Load(y0 + c);
+                for (int k = 0; k < count; k++)
+                {
+                    TF s = S.Splat(a0[k]);
+                    l0 = S.FusedMulAdd(s, S.Load(x[k] + i), l0);
+                    h0 = S.FusedMulAdd(s, S.Load(x[k] + i + c), h0);
+                }
+                S.Store(y0, l0);
+                S.Store(y0 + c, h0);
+            }
+        }
+        for (int t = 0; t < tokens; t++)
+        {
+            float* yt = y + t * yStride, at = a + t * aStride;
+            for (int j = i; j < n; j++)
+            {
+                float v = yt[j];
+                for (int k = 0; k < count; k++) v = MathF.FusedMultiplyAdd(at[k], x[k][j], v);
+                yt[j] = v;
+            }
+        }
+    }
+
     // y[rows] = W[rows, cols] · x[cols]; row r at w + r·rowStride. y must not overlap x.
     public static void MatVec(float* y, float* w, long rowStride, float* x, int rows, int cols) =>
         MatMul(y, 0, w, rowStride, x, 0, 1, rows, cols);
@@ -417,6 +484,40 @@ internal static unsafe class SimdKernels<TF, TI, S>
         TF sv = S.Splat(sum);
         for (; i <= n - c; i += c) S.Store(x + i, S.Div(S.Load(x + i), sv));
         for (; i < n; i++) x[i] /= sum;
+    }
+
+    // x[n] = x where x > threshold, else 0, in place (ReLU at 0, FATReLU above)
+    public static void Relu(float* x, int n, float threshold)
+    {
+        int c = S.Count, i = 0;
+        TF t = S.Splat(threshold);
+        for (; i <= n - c; i += c)
+        {
+            TF v = S.Load(x + i);
+            S.Store(x + i, S.Select(S.GreaterThan(v, t), v, S.Zero));
+        }
+        for (; i < n; i++) x[i] = x[i] > threshold ? x[i] : 0f;
+    }
+
+    // x[n] = x · (1 / (1 + e^-x)), in place: SiLU in llama2.c's form, e^x by the vector exp. The last elements go through
+    // one padded vector, so an element's result is the same wherever in x it falls (a neuron's activation must not
+    // depend on the block or the chunk it is in).
+    public static void Silu(float* x, int n)
+    {
+        int c = S.Count, i = 0;
+        for (; i <= n - c; i += c) S.Store(x + i, Silu(S.Load(x + i)));
+        if (i == n) return;
+        float* tail = stackalloc float[c];
+        new Span<float>(tail, c).Clear();
+        Buffer.MemoryCopy(x + i, tail, (long)c * sizeof(float), (long)(n - i) * sizeof(float));
+        S.Store(tail, Silu(S.Load(tail)));
+        Buffer.MemoryCopy(tail, x + i, (long)(n - i) * sizeof(float), (long)(n - i) * sizeof(float));
+    }
+
+    static TF Silu(TF v)
+    {
+        TF one = S.Splat(1f);
+        return S.Mul(v, S.Div(one, S.Add(one, S.Exp(S.Sub(S.Zero, v)))));
     }
 
     // y[n] += x[n]

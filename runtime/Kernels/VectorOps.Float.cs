@@ -64,6 +64,22 @@ public static unsafe partial class VectorOps
         }
     }
 
+    // Y[t, n] += Σ_k a[t·aStride + k] · x[k][n] for t = 0 .. tokens-1: AxpyRows for each token (row t of y at
+    // y + t·yStride), bit for bit
+    public static void AxpyRowsBlock(float* y, long yStride, float* a, long aStride, float** x, int count, int tokens, int n) =>
+        AxpyRowsBlock(IsaSupport.Best, y, yStride, a, aStride, x, count, tokens, n);
+
+    internal static void AxpyRowsBlock(Isa isa, float* y, long yStride, float* a, long aStride, float** x, int count, int tokens, int n)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.AxpyRowsBlock(y, yStride, a, aStride, x, count, tokens, n); break;
+            case Isa.V256: K256.AxpyRowsBlock(y, yStride, a, aStride, x, count, tokens, n); break;
+            case Isa.V128: K128.AxpyRowsBlock(y, yStride, a, aStride, x, count, tokens, n); break;
+            default: VectorOpsReference.AxpyRowsBlock(y, yStride, a, aStride, x, count, tokens, n); break;
+        }
+    }
+
     // y[n] += Σ_k a[k] · x[k][n] for k = 0 .. count-1 in order, x half rows: count AxpyF16s, bit for bit
     public static void AxpyRowsF16(float* y, float* a, Half** x, int count, int n) => AxpyRowsF16(IsaSupport.Best, y, a, x, count, n);
 
@@ -179,6 +195,34 @@ public static unsafe partial class VectorOps
             case Isa.V256: K256.Softmax(x, n); break;
             case Isa.V128: K128.Softmax(x, n); break;
             default: VectorOpsReference.Softmax(x, n); break;
+        }
+    }
+
+    // x[n] = x where x > threshold, else 0, in place (ReLU at 0, FATReLU above)
+    public static void Relu(float* x, int n, float threshold) => Relu(IsaSupport.Best, x, n, threshold);
+
+    internal static void Relu(Isa isa, float* x, int n, float threshold)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.Relu(x, n, threshold); break;
+            case Isa.V256: K256.Relu(x, n, threshold); break;
+            case Isa.V128: K128.Relu(x, n, threshold); break;
+            default: VectorOpsReference.Relu(x, n, threshold); break;
+        }
+    }
+
+    // x[n] = x · (1 / (1 + e^-x)) (SiLU), in place; each element's result independent of n and of where it falls
+    public static void Silu(float* x, int n) => Silu(IsaSupport.Best, x, n);
+
+    internal static void Silu(Isa isa, float* x, int n)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.Silu(x, n); break;
+            case Isa.V256: K256.Silu(x, n); break;
+            case Isa.V128: K128.Silu(x, n); break;
+            default: VectorOpsReference.Silu(x, n); break;
         }
     }
 

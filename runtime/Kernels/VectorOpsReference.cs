@@ -36,6 +36,12 @@ internal static unsafe class VectorOpsReference
         for (int k = 0; k < count; k++) Axpy(y, a[k], x[k], n);
     }
 
+    // Y[t, n] += Σ_k a[t·aStride + k] · x[k][n] for each token t, k in order
+    public static void AxpyRowsBlock(float* y, long yStride, float* a, long aStride, float** x, int count, int tokens, int n)
+    {
+        for (int t = 0; t < tokens; t++) AxpyRows(y + t * yStride, a + t * aStride, x, count, n);
+    }
+
     // y[n] += Σ_k a[k] · x[k][n], x half rows, k in order
     public static void AxpyRowsF16(float* y, float* a, Half** x, int count, int n)
     {
@@ -211,6 +217,16 @@ internal static unsafe class VectorOpsReference
     }
 
     // y[n] += x[n]
+    public static void Relu(float* x, int n, float threshold)
+    {
+        for (int i = 0; i < n; i++) x[i] = x[i] > threshold ? x[i] : 0f;
+    }
+
+    public static void Silu(float* x, int n)
+    {
+        for (int i = 0; i < n; i++) x[i] = Kernels.Silu.Apply(x[i]);
+    }
+
     public static void Add(float* y, float* x, int n)
     {
         for (int i = 0; i < n; i++) y[i] += x[i];

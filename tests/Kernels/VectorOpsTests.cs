@@ -80,6 +80,30 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
             }
     }
 
+    // Several tokens' rows added at once (a block's down projection): bit for bit the reference's AxpyRows per token,
+    // over token counts across the four-token tiles, strided rows of y (the gaps untouched) and zero coefficients.
+    [Theory, MemberData(nameof(Isas))]
+    public void AxpyRowsBlock(Isa isa)
+    {
+        var rng = new Random(33);
+        float** x = stackalloc float*[6];
+        foreach (int tokens in new[] { 1, 3, 4, 5, 9 })
+            foreach (int count in new[] { 0, 1, 6 })
+                foreach (int n in Sizes)
+                {
+                    var rows = new Buf<float>[count];
+                    for (int k = 0; k < count; k++) rows[k] = Floats(rng, n);
+                    for (int k = 0; k < count; k++) x[k] = rows[k].P;
+                    long yStride = n + 3, aStride = count + 2;
+                    using Buf<float> want = Floats(rng, (int)(tokens * yStride)), got = want.Clone(), a = Floats(rng, (int)(tokens * aStride));
+                    for (int i = 0; i < tokens * aStride; i += 3) a[i] = 0f;
+                    VectorOpsReference.AxpyRowsBlock(want.P, yStride, a.P, aStride, x, count, tokens, n);
+                    VectorOps.AxpyRowsBlock(isa, got.P, yStride, a.P, aStride, x, count, tokens, n);
+                    AssertBitsEqual(want, got, $"tokens={tokens} count={count} n={n}");
+                    foreach (var row in rows) row.Dispose();
+                }
+    }
+
     [Theory, MemberData(nameof(Isas))]
     public void AxpyRowsF16(Isa isa)
     {
@@ -274,6 +298,54 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
             VectorOpsReference.Softmax(want.P, n);
             VectorOps.Softmax(isa, got.P, n);
             AssertBitsEqual(want, got, $"n={n}");
+        }
+    }
+
+    // ReLU and FATReLU (a threshold above 0): bit for bit; zeros, the threshold itself and NaN included.
+    [Theory, MemberData(nameof(Isas))]
+    public void Relu(Isa isa)
+    {
+        var rng = new Random(10);
+        foreach (float threshold in new[] { 0f, 0.25f })
+            foreach (int n in Sizes)
+            {
+                using Buf<float> want = Floats(rng, n), got = want.Clone();
+                if (n > 3)
+                {
+                    want[0] = got[0] = threshold;
+                    want[1] = got[1] = -0f;
+                    want[2] = got[2] = float.NaN;
+                }
+                VectorOpsReference.Relu(want.P, n, threshold);
+                VectorOps.Relu(isa, got.P, n, threshold);
+                AssertBitsEqual(want, got, $"n={n} threshold={threshold}");
+            }
+    }
+
+    // SiLU by the vector exp: within a few float ulps of the reference's expf form, with saturating inputs; and each
+    // element's result is the one it gets alone, wherever it falls (a body lane or the padded tail).
+    [Theory, MemberData(nameof(Isas))]
+    public void Silu(Isa isa)
+    {
+        var rng = new Random(11);
+        foreach (int n in Sizes)
+        {
+            using Buf<float> want = Floats(rng, n, 12f), got = want.Clone(), alone = want.Clone();
+            if (n > 3)
+            {
+                want[0] = got[0] = alone[0] = -100f;
+                want[1] = got[1] = alone[1] = 100f;
+                want[2] = got[2] = alone[2] = -0f;
+            }
+            VectorOpsReference.Silu(want.P, n);
+            VectorOps.Silu(isa, got.P, n);
+            for (int i = 0; i < n; i++)
+            {
+                int ulps = Math.Abs(BitConverter.SingleToInt32Bits(want[i]) - BitConverter.SingleToInt32Bits(got[i]));
+                Assert.True(ulps <= 4, $"n={n} i={i}: want {want[i]:R}, got {got[i]:R}, {ulps} ulps apart");
+                VectorOps.Silu(isa, alone.P + i, 1);
+            }
+            AssertBitsEqual(alone, got, $"n={n}, each element alone");
         }
     }
 

@@ -45,6 +45,7 @@ namespace AotFlash.Models
         public readonly struct FatRelu : global::AotFlash.Kernels.IActivation
         {
             public static float Apply(float x) => x > 0.25f ? x : 0f;
+            public static void Apply(float* x, int n) => global::AotFlash.Kernels.VectorOps.Relu(x, n, 0.25f);
         }
         
         /// <summary>tokens[count] at positions pos, pos + 1, … through every layer: x[count, dim] holds their final hidden states.</summary>
