@@ -6,10 +6,13 @@ namespace AotFlash.Kernels;
 /// </summary>
 internal unsafe interface IQuantDot<TF, TI> where TF : struct where TI : struct
 {
-    /// <summary>w: 32 int8 quants.</summary>
-    static abstract TF DotQ8Group(sbyte* w, sbyte* x);
+    /// <summary>What a q8 group's sums need of the activations alone, made once for the rows that share them: with
+    /// VNNI, the -128·Σx part (the quants, offset by 128, multiply as unsigned bytes); otherwise nothing.</summary>
+    static abstract TI Q8Bias(sbyte* x);
+    /// <summary>w: 32 int8 quants; Σ w·x, <paramref name="bias"/> from <see cref="Q8Bias"/>.</summary>
+    static abstract TF DotQ8Group(sbyte* w, sbyte* x, TI bias);
     /// <summary>w: 32 int8 quants, times two tokens' activations: each as <see cref="DotQ8Group"/> gives it, w loaded once.</summary>
-    static abstract (TF A, TF B) DotQ8Group2(sbyte* w, sbyte* xa, sbyte* xb);
+    static abstract (TF A, TF B) DotQ8Group2(sbyte* w, sbyte* xa, sbyte* xb, TI biasA, TI biasB);
     /// <summary>The -8·Σx part of a q4 group's sums, in the lanes <see cref="DotQ4Group"/> sums into: it depends on the
     /// activations only, so rows that share them share it.</summary>
     static abstract TI Q4Bias(sbyte* x);

@@ -49,9 +49,9 @@ internal static unsafe class QuantKernels<TF, TI, S>
     private readonly struct Q8Groups : IGroups
     {
         public static int Bytes => Quantization.Group;
-        public static TI Shared(sbyte* x) => default;
-        public static TF Dot(byte* quants, sbyte* x, TI shared) => S.DotQ8Group((sbyte*)quants, x);
-        public static (TF A, TF B) Dot2(byte* quants, sbyte* xa, sbyte* xb, TI sharedA, TI sharedB) => S.DotQ8Group2((sbyte*)quants, xa, xb);
+        public static TI Shared(sbyte* x) => S.Q8Bias(x);
+        public static TF Dot(byte* quants, sbyte* x, TI shared) => S.DotQ8Group((sbyte*)quants, x, shared);
+        public static (TF A, TF B) Dot2(byte* quants, sbyte* xa, sbyte* xb, TI sharedA, TI sharedB) => S.DotQ8Group2((sbyte*)quants, xa, xb, sharedA, sharedB);
     }
 
     private readonly struct Q4Groups : IGroups

@@ -66,12 +66,14 @@ internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>
         Unsafe.WriteUnaligned(p, Vector128.Narrow(shorts, shorts).AsInt32().ToScalar());
     }
 
+    public static Vector128<int> Q8Bias(sbyte* x) => default;
+
     // A group as two 16-byte halves.
-    public static Vector128<float> DotQ8Group(sbyte* w, sbyte* x) =>
+    public static Vector128<float> DotQ8Group(sbyte* w, sbyte* x, Vector128<int> bias) =>
         Vector128.ConvertToSingle(DotBytes(DotBytes(Vector128<int>.Zero, Vector128.Load(w), Vector128.Load(x)), Vector128.Load(w + 16), Vector128.Load(x + 16)));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static (Vector128<float> A, Vector128<float> B) DotQ8Group2(sbyte* w, sbyte* xa, sbyte* xb)
+    public static (Vector128<float> A, Vector128<float> B) DotQ8Group2(sbyte* w, sbyte* xa, sbyte* xb, Vector128<int> biasA, Vector128<int> biasB)
     {
         Vector128<sbyte> lower = Vector128.Load(w), upper = Vector128.Load(w + 16);
         return (Vector128.ConvertToSingle(DotBytes(DotBytes(Vector128<int>.Zero, lower, Vector128.Load(xa)), upper, Vector128.Load(xa + 16))),

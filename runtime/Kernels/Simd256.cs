@@ -65,13 +65,28 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
         Unsafe.WriteUnaligned(p, Vector128.Narrow(shorts, shorts).AsInt64().ToScalar());
     }
 
-    public static Vector256<float> DotQ8Group(sbyte* w, sbyte* x) => Vector256.ConvertToSingle(DotBytes(Vector256.Load(w), Vector256.Load(x)));
+    // With VNNI, Σ w·x = Σ (w + 128)·x - 128·Σx: the quants, offset to unsigned bytes, meet x in the one instruction
+    // that multiplies bytes, without DotBytes' moving of w's sign onto x per token; the -128·Σx part is shared by the
+    // rows. The integer sums are the same either way.
+    public static Vector256<int> Q8Bias(sbyte* x) =>
+        AvxVnni.IsSupported ? Vector256<int>.Zero - AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Create((byte)128), Vector256.Load(x)) : default;
+
+    public static Vector256<float> DotQ8Group(sbyte* w, sbyte* x, Vector256<int> bias) =>
+        Vector256.ConvertToSingle(DotSignedBytes(bias, Vector256.Load(w), Vector256.Load(x)));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static (Vector256<float> A, Vector256<float> B) DotQ8Group2(sbyte* w, sbyte* xa, sbyte* xb)
+    public static (Vector256<float> A, Vector256<float> B) DotQ8Group2(sbyte* w, sbyte* xa, sbyte* xb, Vector256<int> biasA, Vector256<int> biasB)
     {
         var quants = Vector256.Load(w);
-        return (Vector256.ConvertToSingle(DotBytes(quants, Vector256.Load(xa))), Vector256.ConvertToSingle(DotBytes(quants, Vector256.Load(xb))));
+        return (Vector256.ConvertToSingle(DotSignedBytes(biasA, quants, Vector256.Load(xa))), Vector256.ConvertToSingle(DotSignedBytes(biasB, quants, Vector256.Load(xb))));
+    }
+
+    // Σ w·x of signed bytes plus Q8Bias's bias, in DotBytes' lanes.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<int> DotSignedBytes(Vector256<int> bias, Vector256<sbyte> w, Vector256<sbyte> x)
+    {
+        if (AvxVnni.IsSupported) return AvxVnni.MultiplyWideningAndAdd(bias, (w.AsByte() ^ Vector256.Create((byte)128)), x);
+        return DotBytes(w, x);
     }
 
     public static Vector256<int> Q4Bias(sbyte* x) => DotBytes(Vector256.Create((sbyte)-8), Vector256.Load(x));
