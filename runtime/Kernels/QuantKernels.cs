@@ -125,13 +125,16 @@ internal static unsafe class QuantKernels<TF, TI, S>
         long quants = 2L * groups, xQuants = 4L * groups;
         bool q4 = typeof(G) == typeof(Q4Groups);
         float* scales = stackalloc float[4 * groups]; // [row, group] of the four rows
+        float* byGroup = stackalloc float[4 * groups]; // the same as [group, row]
+        float* products = stackalloc float[8]; // a group's weight scales times the tokens' activation scales: [token, row]
         byte* unpacked = stackalloc byte[q4 ? 4 * cols : 0]; // [row, cols] of the four rows, q4 only
-        float* s0 = scales, s1 = s0 + groups, s2 = s1 + groups, s3 = s2 + groups;
         for (; r <= rows - 4; r += 4)
         {
             byte* w0 = w + r * rowStride;
             Prefetch.Rows(w0 + 4 * rowStride, rowStride, Math.Min(4, rows - r - 4), quants + (long)groups * G.Bytes);
             SimdKernels<TF, TI, S>.QuantScales(scales, w0, rowStride, 4, null, groups);
+            for (int g = 0; g < groups; g++)
+                for (int k = 0; k < 4; k++) byGroup[4 * g + k] = scales[k * groups + g];
             byte* q0, q1, q2, q3;
             if (q4)
             {
@@ -151,20 +154,24 @@ internal static unsafe class QuantKernels<TF, TI, S>
                 for (int g = 0; g < groups; g++, qa += Quantization.Group, qb += Quantization.Group)
                 {
                     int q = g * Quantization.Group;
-                    float sa = ((float*)xa)[g], sb = ((float*)xb)[g];
+                    // The eight scale products in two vector multiplies; each then reaches its multiply-add as a
+                    // broadcast memory operand, not a scalar multiply and a shuffle.
+                    var weightScales = Vector128.Load(byGroup + 4 * g);
+                    (weightScales * ((float*)xa)[g]).Store(products);
+                    (weightScales * ((float*)xb)[g]).Store(products + 4);
                     TI ha = G.Shared(qa), hb = G.Shared(qb);
                     var (da, db) = G.Dot2(q0 + q, qa, qb, ha, hb);
-                    a0 = S.MulAdd(S.Splat(s0[g] * sa), da, a0);
-                    b0 = S.MulAdd(S.Splat(s0[g] * sb), db, b0);
+                    a0 = S.MulAdd(S.Splat(products[0]), da, a0);
+                    b0 = S.MulAdd(S.Splat(products[4]), db, b0);
                     (da, db) = G.Dot2(q1 + q, qa, qb, ha, hb);
-                    a1 = S.MulAdd(S.Splat(s1[g] * sa), da, a1);
-                    b1 = S.MulAdd(S.Splat(s1[g] * sb), db, b1);
+                    a1 = S.MulAdd(S.Splat(products[1]), da, a1);
+                    b1 = S.MulAdd(S.Splat(products[5]), db, b1);
                     (da, db) = G.Dot2(q2 + q, qa, qb, ha, hb);
-                    a2 = S.MulAdd(S.Splat(s2[g] * sa), da, a2);
-                    b2 = S.MulAdd(S.Splat(s2[g] * sb), db, b2);
+                    a2 = S.MulAdd(S.Splat(products[2]), da, a2);
+                    b2 = S.MulAdd(S.Splat(products[6]), db, b2);
                     (da, db) = G.Dot2(q3 + q, qa, qb, ha, hb);
-                    a3 = S.MulAdd(S.Splat(s3[g] * sa), da, a3);
-                    b3 = S.MulAdd(S.Splat(s3[g] * sb), db, b3);
+                    a3 = S.MulAdd(S.Splat(products[3]), da, a3);
+                    b3 = S.MulAdd(S.Splat(products[7]), db, b3);
                 }
                 float* ya = y + t * yStride + r, yb = ya + yStride;
                 ya[0] = S.Sum(a0); ya[1] = S.Sum(a1); ya[2] = S.Sum(a2); ya[3] = S.Sum(a3);
