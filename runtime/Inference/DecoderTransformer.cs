@@ -394,7 +394,10 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
             }
             bool widen = TResident.WidenInBlocks;
             long chunkRowBytes = widen ? (long)_cols * sizeof(float) : rowBytes;
-            int chunk = Math.Max(4, (int)(ChunkBytes / chunkRowBytes) & ~3);
+            // Chunks of rows as large as the member's widening room (or WidenedBytes): each chunk takes the block's x
+            // through the core's caches once.
+            long room = widen ? (long)model._widenedFloats * sizeof(float) : WidenedBytes;
+            int chunk = Math.Max(4, (int)(room / chunkRowBytes) & ~3);
             float* widened = model._widened + (long)member * model._widenedFloats;
             for (int r0 = start; r0 < end; r0 += chunk)
             {
