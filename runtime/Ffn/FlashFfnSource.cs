@@ -251,7 +251,7 @@ public sealed unsafe class FlashFfnSource : IFfnSource
         if (tokens < MinStreamedTokens) return 0;
         AbandonRead();
         _pieces = (_hidden + _pieceNeurons - 1) / _pieceNeurons;
-        _stream!.Start(layer, 0); // read while the predictors run
+        _stream!.Ensure(layer, 0); // read while the predictors run, unless the previous layer's last piece started it
         var cache = _caches[layer.Index];
         int dim = _layout.Shape.Dim, layerIndex = layer.Index;
         int window = Math.Min(_window, tokens);
@@ -303,7 +303,10 @@ public sealed unsafe class FlashFfnSource : IFfnSource
         {
             stream = _stream!.Take(layer, piece, out long bytes);
             Stats.BytesRead += bytes;
+            // The next piece, or after a layer's last piece the next layer's first (the block goes through every
+            // layer in turn): the disk stays busy through this piece's products and the next layer's attention.
             if (piece + 1 < _pieces) _stream.Start(layer, piece + 1);
+            else if (layer.Index + 1 < _layout.Shape.Layers) _stream.Start(layer with { Index = layer.Index + 1, Offset = layer.Offset + _layout.FlashLayerBytes }, 0);
         }
         catch (Exception e)
         {
@@ -326,8 +329,9 @@ public sealed unsafe class FlashFfnSource : IFfnSource
     }
 
     /// <summary>
-    /// A layer read piece by piece through two buffers: piece p + 1 is read, and its bundles checked, on a pool thread
-    /// while the FFN computes piece p. Only one read is in flight, and the reader serves nobody else meanwhile.
+    /// A layer read piece by piece through two buffers: the next piece (or the next layer's first) is read, and its
+    /// bundles checked, on a pool thread while the FFN computes the one taken last. Only one read is in flight, and the
+    /// reader serves nobody else meanwhile.
     /// </summary>
     private sealed class LayerStream(FlashFfnSource source, long bytes) : IDisposable
     {
@@ -338,25 +342,36 @@ public sealed unsafe class FlashFfnSource : IFfnSource
         ];
         private Task<long>? _pending;
         private (int Layer, int Piece) _pendingPiece = (-1, -1);
+        private int _pendingBuffer, _held = 1; // the buffer the read in flight fills; the one the FFN computes
 
-        /// <summary>Begins reading <paramref name="piece"/> of <paramref name="layer"/> into its buffer.</summary>
+        /// <summary>Begins reading <paramref name="piece"/> of <paramref name="layer"/> into the buffer the FFN does not
+        /// hold.</summary>
         public void Start(FfnLayer layer, int piece)
         {
             Abandon();
-            byte* buffer = _buffers[piece & 1].Pointer;
+            _pendingBuffer = 1 - _held;
+            byte* buffer = _buffers[_pendingBuffer].Pointer;
             _pendingPiece = (layer.Index, piece);
             _pending = Task.Run(() => source.ReadPiece(layer, piece, buffer));
         }
 
-        /// <summary>Waits for <paramref name="piece"/> (reading it now if it was not started) and returns its buffer.</summary>
-        public byte* Take(FfnLayer layer, int piece, out long bytesRead)
+        /// <summary>Starts reading <paramref name="piece"/> unless it is the read in flight.</summary>
+        public void Ensure(FfnLayer layer, int piece)
         {
             if (_pending is null || _pendingPiece != (layer.Index, piece)) Start(layer, piece);
+        }
+
+        /// <summary>Waits for <paramref name="piece"/> (reading it now if it was not started) and returns its buffer,
+        /// which the FFN holds until the next Take.</summary>
+        public byte* Take(FfnLayer layer, int piece, out long bytesRead)
+        {
+            Ensure(layer, piece);
             var pending = _pending!;
             _pending = null;
             _pendingPiece = (-1, -1);
             bytesRead = pending.GetAwaiter().GetResult();
-            return _buffers[piece & 1].Pointer;
+            _held = _pendingBuffer;
+            return _buffers[_held].Pointer;
         }
 
         /// <summary>Waits for a read in flight and drops it, whatever became of it.</summary>
