@@ -185,15 +185,15 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
     }
 
     // Several tokens at once: each token's row of Y bit for bit what MatVec gives it (on the same Isa), and close to the
-    // reference; odd token counts exercise the single-token tile, padded x and y rows the strides, rows of 40001
-    // floats the eight-row tile's limit and tokens taken in groups of a few.
+    // reference; odd token counts exercise the single-token tile, padded x and y rows the strides, rows of 2053 and
+    // 40001 floats the slices of wide rows (35 tokens: more token pairs than a batch) and tokens taken in groups.
     [Theory, MemberData(nameof(Isas))]
     public void MatMul(Isa isa)
     {
         var rng = new Random(51);
-        foreach (int tokens in new[] { 0, 1, 2, 3, 5 })
+        foreach (int tokens in new[] { 0, 1, 2, 3, 5, 35 })
             foreach (int rows in MatVecRows)
-                foreach (int cols in new[] { 0, 1, 7, 17, 33, 129, 40001 })
+                foreach (int cols in new[] { 0, 1, 7, 17, 33, 129, 2053, 40001 })
                 {
                     long stride = cols + 3, xStride = cols + 2, yStride = rows + 1;
                     using Buf<float> w = Floats(rng, (int)(rows * stride)), x = Floats(rng, (int)(tokens * xStride));
