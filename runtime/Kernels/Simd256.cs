@@ -89,7 +89,9 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
         return DotBytes(w, x);
     }
 
-    public static Vector256<int> Q4Bias(sbyte* x) => DotBytes(Vector256.Create((sbyte)-8), Vector256.Load(x));
+    public static Vector256<int> Q4Bias(sbyte* x) => AvxVnni.IsSupported
+        ? Vector256<int>.Zero - AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Create((byte)8), Vector256.Load(x))
+        : DotBytes(Vector256.Create((sbyte)-8), Vector256.Load(x));
 
     // The group's 16 bytes hold its first half in the low nibbles and its second half in the high ones.
     public static Vector256<float> DotQ4Group(byte* w, sbyte* x, Vector256<int> bias)
