@@ -68,8 +68,7 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
     // With VNNI, Σ w·x = Σ (w + 128)·x - 128·Σx: the quants, offset to unsigned bytes, meet x in the one instruction
     // that multiplies bytes, without DotBytes' moving of w's sign onto x per token; the -128·Σx part is shared by the
     // rows. The integer sums are the same either way.
-    public static Vector256<int> Q8Bias(sbyte* x) =>
-        AvxVnni.IsSupported ? Vector256<int>.Zero - AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Create((byte)128), Vector256.Load(x)) : default;
+    public static Vector256<int> Q8Bias(sbyte* x) => AvxVnni.IsSupported ? MinusTimesSum(128, Vector256.Load(x)) : default;
 
     public static Vector256<float> DotQ8Group(sbyte* w, sbyte* x, Vector256<int> bias) =>
         Vector256.ConvertToSingle(DotSignedBytes(bias, Vector256.Load(w), Vector256.Load(x)));
@@ -83,15 +82,16 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
 
     // Σ w·x of signed bytes plus Q8Bias's bias, in DotBytes' lanes.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<int> DotSignedBytes(Vector256<int> bias, Vector256<sbyte> w, Vector256<sbyte> x)
-    {
-        if (AvxVnni.IsSupported) return AvxVnni.MultiplyWideningAndAdd(bias, (w.AsByte() ^ Vector256.Create((byte)128)), x);
-        return DotBytes(w, x);
-    }
+    static Vector256<int> DotSignedBytes(Vector256<int> bias, Vector256<sbyte> w, Vector256<sbyte> x) =>
+        AvxVnni.IsSupported ? DotUnsignedBytes(bias, w.AsByte() ^ Vector256.Create((byte)128), x) : DotBytes(w, x);
 
-    public static Vector256<int> Q4Bias(sbyte* x) => AvxVnni.IsSupported
-        ? Vector256<int>.Zero - AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Create((byte)8), Vector256.Load(x))
-        : DotBytes(Vector256.Create((sbyte)-8), Vector256.Load(x));
+    public static Vector256<int> Q4Bias(sbyte* x) =>
+        AvxVnni.IsSupported ? MinusTimesSum(8, Vector256.Load(x)) : DotBytes(Vector256.Create((sbyte)-8), Vector256.Load(x));
+
+    // -m·Σx in DotBytes' lanes with VNNI: one multiply of the unsigned m by x, negated.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<int> MinusTimesSum(byte m, Vector256<sbyte> x) =>
+        Vector256<int>.Zero - AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Create(m), x);
 
     // The group's 16 bytes hold its first half in the low nibbles and its second half in the high ones.
     public static Vector256<float> DotQ4Group(byte* w, sbyte* x, Vector256<int> bias)
@@ -110,8 +110,8 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
                 Vector256.ConvertToSingle(DotUnsignedBytes(biasB, quants, Vector256.Load(xb))));
     }
 
-    // acc + the 32 products w·x of unsigned w ≤ 127 and signed x, in DotBytes' lanes: the form x86 multiplies bytes in,
-    // without DotBytes' moving of w's sign onto x.
+    // acc + the 32 products w·x of unsigned w and signed x, in DotBytes' lanes: the form x86 multiplies bytes in, without
+    // DotBytes' moving of w's sign onto x. w ≤ 127 unless VNNI is there (pmaddubsw's int16 pair sums would saturate).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector256<int> DotUnsignedBytes(Vector256<int> acc, Vector256<byte> w, Vector256<sbyte> x)
     {

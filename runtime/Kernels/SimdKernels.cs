@@ -149,15 +149,14 @@ internal static unsafe class SimdKernels<TF, TI, S>
 
     // Y[t, n] += Σ_k a[t·aStride + k] · x[k][n] for each of the tokens rows t: AxpyRows per token, bit for bit (each
     // element a chain of fused multiply-adds over k in order). The rows are taken a slice of 2 vectors at a time, which
-    // every token then adds (the slices of all the rows stay in L1 meanwhile); four tokens share each load of a slice,
-    // their 4 × 2 vectors of y held in registers across all the rows.
+    // every tile of four tokens then adds (the slices of all the rows stay in L1 meanwhile); the four tokens share each
+    // load of a slice, their 4 × 2 vectors of y held in registers across all the rows. Tokens past the last tile go
+    // through AxpyRows.
     public static void AxpyRowsBlock(float* y, long yStride, float* a, long aStride, float** x, int count, int tokens, int n)
     {
-        int c = S.Count, i = 0;
+        int c = S.Count, i = 0, tiled = tokens - tokens % 4;
         for (; i <= n - 2 * c; i += 2 * c)
-        {
-            int t = 0;
-            for (; t <= tokens - 4; t += 4)
+            for (int t = 0; t < tiled; t += 4)
             {
                 float* y0 = y + t * yStride + i, y1 = y0 + yStride, y2 = y1 + yStride, y3 = y2 + yStride;
                 float* a0 = a + t * aStride, a1 = a0 + aStride, a2 = a1 + aStride, a3 = a2 + aStride;
@@ -188,21 +187,7 @@ internal static unsafe class SimdKernels<TF, TI, S>
                 S.Store(y3, l3);
                 S.Store(y3 + c, h3);
             }
-            for (; t < tokens; t++)
-            {
-                float* y0 = y + t * yStride + i, a0 = a + t * aStride;
-                TF l0 = S.Load(y0), h0 = S.Load(y0 + c);
-                for (int k = 0; k < count; k++)
-                {
-                    TF s = S.Splat(a0[k]);
-                    l0 = S.FusedMulAdd(s, S.Load(x[k] + i), l0);
-                    h0 = S.FusedMulAdd(s, S.Load(x[k] + i + c), h0);
-                }
-                S.Store(y0, l0);
-                S.Store(y0 + c, h0);
-            }
-        }
-        for (int t = 0; t < tokens; t++)
+        for (int t = 0; t < tiled; t++)
         {
             float* yt = y + t * yStride, at = a + t * aStride;
             for (int j = i; j < n; j++)
@@ -212,6 +197,7 @@ internal static unsafe class SimdKernels<TF, TI, S>
                 yt[j] = v;
             }
         }
+        for (int t = tiled; t < tokens; t++) AxpyRows(y + t * yStride, a + t * aStride, x, count, n);
     }
 
     // y[rows] = W[rows, cols] · x[cols]; row r at w + r·rowStride. y must not overlap x.
@@ -244,17 +230,26 @@ internal static unsafe class SimdKernels<TF, TI, S>
         // multiply-adds in the same order). 110M f32 128-token prompt, 1 thread: 0.93x the time of four rows.
         if (S.Count == 16 && tokens >= 2)
         {
-            int c = S.Count, end = cols - cols % c, slice = cols <= EightRowsCols ? Math.Max(end, 1) : EightRowsSlice;
+            int c = S.Count, end = cols - cols % c, slice = cols <= EightRowsCols ? end : EightRowsSlice;
             float* chains = stackalloc float[cols <= EightRowsCols ? 0 : PairBatch * 16 * c];
             for (; r <= rows - 8; r += 8)
             {
                 float* w0 = w + r * rowStride;
                 int pairs = tokens / 2;
                 for (int p0 = 0; p0 < pairs; p0 += PairBatch)
-                    for (int from = 0; from < Math.Max(end, 1); from += slice)
+                {
+                    // One pass over [0, end) when the rows fit L1 (also when end is 0: the scalar tail alone).
+                    int from = 0;
+                    do
+                    {
+                        int to = Math.Min(end, from + slice);
                         for (int p = p0; p < Math.Min(pairs, p0 + PairBatch); p++)
-                            EightRowsTwoTokens(y + 2 * p * yStride + r, yStride, w0, rowStride, x + 2 * p * xStride, xStride, cols, from,
-                                Math.Min(end, from + slice), chains + (p - p0) * 16 * c);
+                            EightRowsTwoTokens(y + 2 * p * yStride + r, yStride, w0, rowStride, x + 2 * p * xStride, xStride, cols, from, to,
+                                chains + (p - p0) * 16 * c);
+                        from = to;
+                    }
+                    while (from < end);
+                }
                 for (int t = 2 * pairs; t < tokens; t++)
                 {
                     FourRowsOneToken(y + t * yStride + r, w0, rowStride, x + t * xStride, cols, null);
