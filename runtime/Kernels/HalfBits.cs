@@ -2,12 +2,31 @@ using System.Runtime.CompilerServices;
 
 namespace AotFlash.Kernels;
 
-/// <summary>One IEEE half to float, inline: Native AOT compiles <c>(float)Half</c> as a call, which in a quantised
+/// <summary>IEEE halves to floats, inline: Native AOT compiles <c>(float)Half</c> as a call, which in a quantised
 /// kernel's loop over groups of 32 costs as much as the group's products and spills the vector accumulators around it.</summary>
 internal static class HalfBits
 {
+    /// <summary>Half bit patterns (one per int lane, zero- or sign-extended) to floats, exact for every input including
+    /// subnormals, ±0, ±inf and NaN (quieted, payload kept, as (float)Half does). No float subnormal is ever an operand,
+    /// as those are slow on some x86 cores. After Maratyszcza's FP16 library (fp16_ieee_to_fp32_value); the portable
+    /// form behind <see cref="ISimd{TF, TI}.LoadHalves"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TF ToSingle<TF, TI, S>(TI h) where TF : struct where TI : struct where S : ISimd<TF, TI>
+    {
+        TI sign = S.ShiftLeft(S.And(h, S.Splat(0x8000)), 16);
+        TI magnitude = S.ShiftLeft(h, 17); // exponent and mantissa at the top, sign (and any extension) shifted out
+        // Normal, inf and NaN halves: exponent rebased by 224 (so 31 lands on 255), then scaled by 2^-112.
+        // The product is exact; inf stays inf and a NaN stays NaN, quieted by the multiply.
+        TF normal = S.Mul(S.AsFloat(S.Add(S.ShiftRightLogical(magnitude, 4), S.Splat(0xE0 << 23))), S.AsFloat(S.Splat(15 << 23))); // 2^-112
+        // Zero and subnormal halves (magnitude m < 0x400): m under 0.5's exponent, minus 0.5, is m·2^-24 exactly.
+        TI m = S.ShiftRightLogical(magnitude, 17);
+        TF tiny = S.Sub(S.AsFloat(S.Or(m, S.Splat(126 << 23))), S.Splat(0.5f));
+        TI bits = S.Select(S.LessThan(m, S.Splat(0x400)), S.AsInt(tiny), S.AsInt(normal));
+        return S.AsFloat(S.Or(bits, sign));
+    }
+
     /// <summary>Exactly <c>(float)h</c> for every half, subnormals, infinities and NaNs (quieted, payload kept)
-    /// included; the scalar form of SimdKernels' vector conversion.</summary>
+    /// included; the scalar form of the vector conversion above.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float ToSingle(Half h)
     {

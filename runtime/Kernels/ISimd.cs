@@ -40,8 +40,8 @@ internal unsafe interface ISimd<TF, TI> where TF : struct where TI : struct
     static abstract TI Select(TI mask, TI ifTrue, TI ifFalse);
     static abstract TI AsInt(TF v);
     static abstract TF AsFloat(TI v);
-    /// <summary>Loads 2·Count halves, zero-extending their bit patterns into two int vectors.</summary>
-    static abstract (TI Lower, TI Upper) LoadHalves(Half* p);
+    /// <summary>Loads 2·Count halves as two float vectors, each value exactly <c>(float)Half</c>.</summary>
+    static abstract (TF Lower, TF Upper) LoadHalves(Half* p);
     /// <summary>Stores the low 16 bits of each lane of lower then upper as 2·Count halves.</summary>
     static abstract void StoreHalves(Half* p, TI lower, TI upper);
     /// <summary>Loads Count signed bytes, sign-extended into the int lanes.</summary>

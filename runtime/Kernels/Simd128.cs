@@ -37,10 +37,10 @@ internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>
     public static Vector128<float> AsFloat(Vector128<int> v) => v.AsSingle();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static (Vector128<int> Lower, Vector128<int> Upper) LoadHalves(Half* p)
+    public static (Vector128<float> Lower, Vector128<float> Upper) LoadHalves(Half* p)
     {
         var (lower, upper) = Vector128.Widen(Vector128.Load((ushort*)p));
-        return (lower.AsInt32(), upper.AsInt32());
+        return (HalfBits.ToSingle<Vector128<float>, Vector128<int>, Simd128>(lower.AsInt32()), HalfBits.ToSingle<Vector128<float>, Vector128<int>, Simd128>(upper.AsInt32()));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -36,10 +36,10 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
     public static Vector256<float> AsFloat(Vector256<int> v) => v.AsSingle();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static (Vector256<int> Lower, Vector256<int> Upper) LoadHalves(Half* p)
+    public static (Vector256<float> Lower, Vector256<float> Upper) LoadHalves(Half* p)
     {
         var (lower, upper) = Vector256.Widen(Vector256.Load((ushort*)p));
-        return (lower.AsInt32(), upper.AsInt32());
+        return (HalfBits.ToSingle<Vector256<float>, Vector256<int>, Simd256>(lower.AsInt32()), HalfBits.ToSingle<Vector256<float>, Vector256<int>, Simd256>(upper.AsInt32()));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

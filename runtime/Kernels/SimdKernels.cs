@@ -39,8 +39,8 @@ internal static unsafe class SimdKernels<TF, TI, S>
         for (; i <= n - 2 * c; i += 2 * c)
         {
             var (lower, upper) = S.LoadHalves(w + i);
-            acc0 = S.MulAdd(HalfToSingle(lower), S.Load(x + i), acc0);
-            acc1 = S.MulAdd(HalfToSingle(upper), S.Load(x + i + c), acc1);
+            acc0 = S.MulAdd(lower, S.Load(x + i), acc0);
+            acc1 = S.MulAdd(upper, S.Load(x + i + c), acc1);
         }
         float sum = S.Sum(S.Add(acc0, acc1));
         for (; i < n; i++) sum += (float)w[i] * x[i];
@@ -86,11 +86,7 @@ internal static unsafe class SimdKernels<TF, TI, S>
     {
         public static int ElementBytes => sizeof(ushort);
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static (TF Low, TF High) Values(void* row, int i)
-        {
-            var (lower, upper) = S.LoadHalves((Half*)row + i);
-            return (HalfToSingle(lower), HalfToSingle(upper));
-        }
+        public static (TF Low, TF High) Values(void* row, int i) => S.LoadHalves((Half*)row + i);
         public static float Value(void* row, int i) => HalfBits.ToSingle(((Half*)row)[i]);
     }
 
@@ -413,13 +409,13 @@ internal static unsafe class SimdKernels<TF, TI, S>
                 Prefetch.FourRows(next, rowStride * sizeof(Half), (long)j * sizeof(Half), 2 * c * sizeof(Half));
                 TF xLower = S.Load(x + j), xUpper = S.Load(x + j + c);
                 var (lower, upper) = S.LoadHalves(w0 + j);
-                acc0 = S.MulAdd(HalfToSingle(upper), xUpper, S.MulAdd(HalfToSingle(lower), xLower, acc0));
+                acc0 = S.MulAdd(upper, xUpper, S.MulAdd(lower, xLower, acc0));
                 (lower, upper) = S.LoadHalves(w1 + j);
-                acc1 = S.MulAdd(HalfToSingle(upper), xUpper, S.MulAdd(HalfToSingle(lower), xLower, acc1));
+                acc1 = S.MulAdd(upper, xUpper, S.MulAdd(lower, xLower, acc1));
                 (lower, upper) = S.LoadHalves(w2 + j);
-                acc2 = S.MulAdd(HalfToSingle(upper), xUpper, S.MulAdd(HalfToSingle(lower), xLower, acc2));
+                acc2 = S.MulAdd(upper, xUpper, S.MulAdd(lower, xLower, acc2));
                 (lower, upper) = S.LoadHalves(w3 + j);
-                acc3 = S.MulAdd(HalfToSingle(upper), xUpper, S.MulAdd(HalfToSingle(lower), xLower, acc3));
+                acc3 = S.MulAdd(upper, xUpper, S.MulAdd(lower, xLower, acc3));
             }
             float s0 = S.Sum(acc0), s1 = S.Sum(acc1), s2 = S.Sum(acc2), s3 = S.Sum(acc3);
             for (; j < cols; j++)
@@ -648,8 +644,8 @@ internal static unsafe class SimdKernels<TF, TI, S>
         for (; i <= n - 2 * c; i += 2 * c)
         {
             var (lower, upper) = S.LoadHalves(src + i);
-            S.Store(dst + i, HalfToSingle(lower));
-            S.Store(dst + i + c, HalfToSingle(upper));
+            S.Store(dst + i, lower);
+            S.Store(dst + i + c, upper);
         }
         for (; i < n; i++) dst[i] = (float)src[i];
     }
@@ -734,8 +730,7 @@ internal static unsafe class SimdKernels<TF, TI, S>
             int g = 0;
             for (; g <= groups - c; g += 2 * c)
             {
-                var (lower, upper) = S.LoadHalves(h + g);
-                TF a = HalfToSingle(lower);
+                var (a, b) = S.LoadHalves(h + g);
                 if (xScales != null) a = S.Mul(a, S.Load(xScales + g));
                 S.Store(scales + g, a);
                 if (g + 2 * c > groups)
@@ -743,7 +738,6 @@ internal static unsafe class SimdKernels<TF, TI, S>
                     g += c;
                     break;
                 }
-                TF b = HalfToSingle(upper);
                 if (xScales != null) b = S.Mul(b, S.Load(xScales + g + c));
                 S.Store(scales + g + c, b);
             }
@@ -780,24 +774,6 @@ internal static unsafe class SimdKernels<TF, TI, S>
         for (; i < n; i++)
             if (x[i] > max) max = x[i];
         return max;
-    }
-
-    // Half bit patterns (one per int lane, zero-extended) to floats, exact for every input including
-    // subnormals, ±0, ±inf and NaN (quieted, payload kept, as (float)Half does). No float subnormal is ever
-    // an operand, as those are slow on some x86 cores. After Maratyszcza's FP16 library (fp16_ieee_to_fp32_value).
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static TF HalfToSingle(TI h)
-    {
-        TI sign = S.ShiftLeft(S.And(h, S.Splat(0x8000)), 16);
-        TI magnitude = S.ShiftLeft(h, 17); // exponent and mantissa at the top, sign shifted out
-        // Normal, inf and NaN halves: exponent rebased by 224 (so 31 lands on 255), then scaled by 2^-112.
-        // The product is exact; inf stays inf and a NaN stays NaN, quieted by the multiply.
-        TF normal = S.Mul(S.AsFloat(S.Add(S.ShiftRightLogical(magnitude, 4), S.Splat(0xE0 << 23))), S.AsFloat(S.Splat(15 << 23))); // 2^-112
-        // Zero and subnormal halves (magnitude m < 0x400): m under 0.5's exponent, minus 0.5, is m·2^-24 exactly.
-        TI m = S.ShiftRightLogical(magnitude, 17);
-        TF tiny = S.Sub(S.AsFloat(S.Or(m, S.Splat(126 << 23))), S.Splat(0.5f));
-        TI bits = S.Select(S.LessThan(m, S.Splat(0x400)), S.AsInt(tiny), S.AsInt(normal));
-        return S.AsFloat(S.Or(bits, sign));
     }
 
     // Floats to half bit patterns (in the low 16 bits of each int lane), rounding to nearest even exactly as
