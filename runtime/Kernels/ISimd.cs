@@ -24,6 +24,9 @@ internal unsafe interface ISimd<TF, TI> where TF : struct where TI : struct
     /// their scalar references bit for bit (<c>MathF.FusedMultiplyAdd</c>) use it.</summary>
     static abstract TF FusedMulAdd(TF a, TF b, TF c);
     static abstract float Sum(TF v);
+    /// <summary>sums[k] = Sum(v_k) for four vectors, each bit for bit what Sum gives (the same tree of additions), the
+    /// four reduced together: lanes of different vectors share each shuffle and add.</summary>
+    static abstract void Sum4(float* sums, TF v0, TF v1, TF v2, TF v3);
     /// <summary>e^v in each lane (the runtime's vector exp, within an ulp or so of MathF.Exp).</summary>
     static abstract TF Exp(TF v);
     static abstract TF GreaterThan(TF a, TF b);

@@ -101,10 +101,7 @@ internal static unsafe class QuantKernels<TF, TI, S>
                 t2 = S.MulAdd(S.Splat(s2[g]), G.Dot(w2 + q, xg, shared), t2);
                 t3 = S.MulAdd(S.Splat(s3[g]), G.Dot(w3 + q, xg, shared), t3);
             }
-            y[r] = S.Sum(t0);
-            y[r + 1] = S.Sum(t1);
-            y[r + 2] = S.Sum(t2);
-            y[r + 3] = S.Sum(t3);
+            S.Sum4(y + r, t0, t1, t2, t3);
         }
         for (; r < rows; r++) y[r] = Dot<G>(w + r * rowStride, xq, cols);
     }
@@ -173,9 +170,9 @@ internal static unsafe class QuantKernels<TF, TI, S>
                     a3 = S.MulAdd(S.Splat(products[3]), da, a3);
                     b3 = S.MulAdd(S.Splat(products[7]), db, b3);
                 }
-                float* ya = y + t * yStride + r, yb = ya + yStride;
-                ya[0] = S.Sum(a0); ya[1] = S.Sum(a1); ya[2] = S.Sum(a2); ya[3] = S.Sum(a3);
-                yb[0] = S.Sum(b0); yb[1] = S.Sum(b1); yb[2] = S.Sum(b2); yb[3] = S.Sum(b3);
+                float* ya = y + t * yStride + r;
+                S.Sum4(ya, a0, a1, a2, a3);
+                S.Sum4(ya + yStride, b0, b1, b2, b3);
             }
             for (; t < tokens; t++) MatVec<G>(y + t * yStride + r, w0, rowStride, xq + t * xStride, 4, cols);
         }

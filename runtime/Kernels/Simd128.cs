@@ -20,6 +20,20 @@ internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>
     public static Vector128<float> MulAdd(Vector128<float> a, Vector128<float> b, Vector128<float> c) => Vector128.MultiplyAddEstimate(a, b, c);
     public static Vector128<float> FusedMulAdd(Vector128<float> a, Vector128<float> b, Vector128<float> c) => Vector128.FusedMultiplyAdd(a, b, c);
     public static float Sum(Vector128<float> v) => Vector128.Sum(v);
+
+    // Vector128.Sum's (x0 + x1) + (x2 + x3) transposed over four vectors, as Simd512.Sum4 (x86; elsewhere four Sums).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Sum4(float* sums, Vector128<float> v0, Vector128<float> v1, Vector128<float> v2, Vector128<float> v3)
+    {
+        if (!Sse.IsSupported)
+        {
+            sums[0] = Sum(v0); sums[1] = Sum(v1); sums[2] = Sum(v2); sums[3] = Sum(v3);
+            return;
+        }
+        var pairs01 = Sse.Shuffle(v0, v1, 0x88) + Sse.Shuffle(v0, v1, 0xDD);
+        var pairs23 = Sse.Shuffle(v2, v3, 0x88) + Sse.Shuffle(v2, v3, 0xDD);
+        (Sse.Shuffle(pairs01, pairs23, 0x88) + Sse.Shuffle(pairs01, pairs23, 0xDD)).Store(sums);
+    }
     public static Vector128<float> Exp(Vector128<float> v) => Vector128.Exp(v);
     public static Vector128<float> GreaterThan(Vector128<float> a, Vector128<float> b) => Vector128.GreaterThan(a, b);
     public static Vector128<float> Select(Vector128<float> mask, Vector128<float> ifTrue, Vector128<float> ifFalse) => Vector128.ConditionalSelect(mask, ifTrue, ifFalse);

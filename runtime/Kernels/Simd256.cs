@@ -19,6 +19,22 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
     public static Vector256<float> MulAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Vector256.MultiplyAddEstimate(a, b, c);
     public static Vector256<float> FusedMulAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Vector256.FusedMultiplyAdd(a, b, c);
     public static float Sum(Vector256<float> v) => Vector256.Sum(v);
+
+    // Vector256.Sum's additions ((x0 + x1) + (x2 + x3) in each 128-bit lane, then the two lanes) transposed over four
+    // vectors, as Simd512.Sum4: 11 instructions where four Sums take about 44.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Sum4(float* sums, Vector256<float> v0, Vector256<float> v1, Vector256<float> v2, Vector256<float> v3)
+    {
+        if (!Avx.IsSupported)
+        {
+            sums[0] = Sum(v0); sums[1] = Sum(v1); sums[2] = Sum(v2); sums[3] = Sum(v3);
+            return;
+        }
+        var pairs01 = Avx.Shuffle(v0, v1, 0x88) + Avx.Shuffle(v0, v1, 0xDD);
+        var pairs23 = Avx.Shuffle(v2, v3, 0x88) + Avx.Shuffle(v2, v3, 0xDD);
+        var lanes = Avx.Shuffle(pairs01, pairs23, 0x88) + Avx.Shuffle(pairs01, pairs23, 0xDD);
+        (lanes.GetLower() + lanes.GetUpper()).Store(sums);
+    }
     public static Vector256<float> Exp(Vector256<float> v) => Vector256.Exp(v);
     public static Vector256<float> GreaterThan(Vector256<float> a, Vector256<float> b) => Vector256.GreaterThan(a, b);
     public static Vector256<float> Select(Vector256<float> mask, Vector256<float> ifTrue, Vector256<float> ifFalse) => Vector256.ConditionalSelect(mask, ifTrue, ifFalse);

@@ -379,19 +379,15 @@ internal static unsafe class SimdKernels<TF, TI, S>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Store4(float* y, TF a0, TF a1, TF a2, TF a3, float* w0, float* w1, float* w2, float* w3, float* x, int j, int cols)
     {
-        float s0 = S.Sum(a0), s1 = S.Sum(a1), s2 = S.Sum(a2), s3 = S.Sum(a3);
+        S.Sum4(y, a0, a1, a2, a3);
         for (; j < cols; j++)
         {
             float xj = x[j];
-            s0 += w0[j] * xj;
-            s1 += w1[j] * xj;
-            s2 += w2[j] * xj;
-            s3 += w3[j] * xj;
+            y[0] += w0[j] * xj;
+            y[1] += w1[j] * xj;
+            y[2] += w2[j] * xj;
+            y[3] += w3[j] * xj;
         }
-        y[0] = s0;
-        y[1] = s1;
-        y[2] = s2;
-        y[3] = s3;
     }
 
     // y[rows] = W[rows, cols] · x[cols], W half; row r at w + r·rowStride. Blocked by four rows as MatVec.
@@ -417,19 +413,15 @@ internal static unsafe class SimdKernels<TF, TI, S>
                 (lower, upper) = S.LoadHalves(w3 + j);
                 acc3 = S.MulAdd(upper, xUpper, S.MulAdd(lower, xLower, acc3));
             }
-            float s0 = S.Sum(acc0), s1 = S.Sum(acc1), s2 = S.Sum(acc2), s3 = S.Sum(acc3);
+            S.Sum4(y + r, acc0, acc1, acc2, acc3);
             for (; j < cols; j++)
             {
                 float xj = x[j];
-                s0 += (float)w0[j] * xj;
-                s1 += (float)w1[j] * xj;
-                s2 += (float)w2[j] * xj;
-                s3 += (float)w3[j] * xj;
+                y[r] += (float)w0[j] * xj;
+                y[r + 1] += (float)w1[j] * xj;
+                y[r + 2] += (float)w2[j] * xj;
+                y[r + 3] += (float)w3[j] * xj;
             }
-            y[r] = s0;
-            y[r + 1] = s1;
-            y[r + 2] = s2;
-            y[r + 3] = s3;
         }
         for (; r < rows; r++) y[r] = DotF16(w + r * rowStride, x, cols);
     }

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using AotFlash.Flash;
 using AotFlash.Kernels;
 using Xunit.Abstractions;
@@ -377,6 +378,37 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
         {
             bool same = float.IsNaN(want[i]) ? float.IsNaN(got[i]) : BitConverter.SingleToInt32Bits(want[i]) == BitConverter.SingleToInt32Bits(got[i]);
             if (!same) Assert.Fail($"(float)half 0x{i:X4}: want 0x{BitConverter.SingleToInt32Bits(want[i]):X8}, got 0x{BitConverter.SingleToInt32Bits(got[i]):X8}");
+        }
+    }
+
+    // Sum4 reduces four vectors together with the same additions as Sum: bit for bit the same sums, on values
+    // whose sums depend on the order of additions (magnitudes 2^-20 to 2^20, both signs).
+    [Theory, InlineData(Isa.V128), InlineData(Isa.V256), InlineData(Isa.V512)]
+    public void Sum4SameAsSum(Isa isa)
+    {
+        switch (isa)
+        {
+            case Isa.V128: CheckSum4<Vector128<float>, Vector128<int>, Simd128>(); break;
+            case Isa.V256: CheckSum4<Vector256<float>, Vector256<int>, Simd256>(); break;
+            case Isa.V512: CheckSum4<Vector512<float>, Vector512<int>, Simd512>(); break;
+        }
+    }
+
+    static void CheckSum4<TF, TI, S>() where TF : struct where TI : struct where S : ISimd<TF, TI>
+    {
+        var rng = new Random(41);
+        int c = S.Count;
+        float* lanes = stackalloc float[4 * c];
+        float* sums = stackalloc float[4];
+        for (int round = 0; round < 1000; round++)
+        {
+            for (int i = 0; i < 4 * c; i++) lanes[i] = (rng.NextSingle() - 0.5f) * MathF.ScaleB(1f, rng.Next(-20, 21));
+            TF v0 = S.Load(lanes), v1 = S.Load(lanes + c), v2 = S.Load(lanes + 2 * c), v3 = S.Load(lanes + 3 * c);
+            S.Sum4(sums, v0, v1, v2, v3);
+            float[] want = [S.Sum(v0), S.Sum(v1), S.Sum(v2), S.Sum(v3)];
+            for (int k = 0; k < 4; k++)
+                Assert.True(BitConverter.SingleToInt32Bits(want[k]) == BitConverter.SingleToInt32Bits(sums[k]),
+                    $"round {round}, vector {k}: Sum {want[k]:R}, Sum4 {sums[k]:R}");
         }
     }
 
