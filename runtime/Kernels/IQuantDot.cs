@@ -1,3 +1,5 @@
+using System.Runtime.Intrinsics;
+
 namespace AotFlash.Kernels;
 
 /// <summary>
@@ -16,10 +18,25 @@ internal unsafe interface IQuantDot<TF, TI> where TF : struct where TI : struct
     /// <summary>The -8·Σx part of a q4 group's sums, in the lanes <see cref="DotQ4Group"/> sums into: it depends on the
     /// activations only, so rows that share them share it.</summary>
     static abstract TI Q4Bias(sbyte* x);
-    /// <summary>w: 16 bytes of q4 quants q, values q - 8: Σ q·x (unsigned nibbles times signed bytes, as the hardware
-    /// multiplies) plus <paramref name="bias"/> from <see cref="Q4Bias"/>, the same lane sums as Σ (q - 8)·x.</summary>
-    static abstract TF DotQ4Group(byte* w, sbyte* x, TI bias);
-    /// <summary>w: a q4 group's 32 quants q unpacked to a byte each, in the order <see cref="DotQ4Group"/> multiplies
-    /// them, times two tokens' activations with their <see cref="Q4Bias"/>: each as DotQ4Group gives it, w loaded once.</summary>
-    static abstract (TF A, TF B) DotQ4Group2(byte* w, sbyte* xa, sbyte* xb, TI biasA, TI biasB);
+    /// <summary>w: 16 bytes of q4 quants q, values q - 8: the lane sums of Σ q·x (unsigned nibbles times signed bytes, as
+    /// the hardware multiplies) plus <paramref name="bias"/> from <see cref="Q4Bias"/>, together Σ (q - 8)·x.</summary>
+    static abstract TI DotQ4Group(byte* w, sbyte* x, TI bias);
+    /// <summary>acc plus, in each int lane i, Σ_{j&lt;4} w_j·x[4i + j]: w's four unsigned bytes (≤ 127) are the same in every
+    /// lane (four quants of one row), x holds four bytes of each lane's own token. MatMulQ4's token lanes.</summary>
+    static abstract TI DotQuads(TI acc, TI w, sbyte* x);
+    /// <summary>Count/4 consecutive q4 groups (16 packed bytes each) times their activations, prepared by
+    /// <see cref="Q4Activations"/>: each group's lane sums, with <paramref name="bias"/> from <see cref="Q4Biases"/>, in the
+    /// four int lanes of its own 128 bits (group j in lanes 4j..4j + 3).</summary>
+    static abstract TI DotQ4Groups(byte* w, TI xLow, TI xHigh, TI bias);
+    /// <summary>The activations of Count/4 consecutive groups (32 bytes each) as <see cref="DotQ4Groups"/> takes them: the
+    /// groups' first 16 bytes, then their last 16, each group in its own 128 bits.</summary>
+    static abstract (TI Low, TI High) Q4Activations(sbyte* x);
+    /// <summary>-8·Σx of each of the Count/4 groups, in <see cref="DotQ4Groups"/>' lanes.</summary>
+    static abstract TI Q4Biases(TI xLow, TI xHigh);
+    /// <summary>In each 128 bits j: [the sum of v0's four ints there, v1's, v2's, v3's] (exact).</summary>
+    static abstract TI SumQuads4(TI v0, TI v1, TI v2, TI v3);
+    /// <summary>Each vector's int lanes summed (exact): [Σ v0, Σ v1, Σ v2, Σ v3].</summary>
+    static abstract Vector128<int> SumLanes4(TI v0, TI v1, TI v2, TI v3);
+    /// <summary>Loads Count ints.</summary>
+    static abstract TI Load(int* p);
 }

@@ -27,6 +27,8 @@ internal unsafe interface ISimd<TF, TI> where TF : struct where TI : struct
     /// <summary>sums[k] = Sum(v_k) for four vectors, each bit for bit what Sum gives (the same tree of additions), the
     /// four reduced together: lanes of different vectors share each shuffle and add.</summary>
     static abstract void Sum4(float* sums, TF v0, TF v1, TF v2, TF v3);
+    /// <summary>dst[4i + k] = lane i of v_k: four vectors stored transposed, lane by lane.</summary>
+    static abstract void StoreTransposed4(float* dst, TF v0, TF v1, TF v2, TF v3);
     /// <summary>e^v in each lane (the runtime's vector exp, within an ulp or so of MathF.Exp).</summary>
     static abstract TF Exp(TF v);
     static abstract TF GreaterThan(TF a, TF b);

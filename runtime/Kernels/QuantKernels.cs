@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace AotFlash.Kernels;
@@ -14,71 +15,22 @@ internal static unsafe class QuantKernels<TF, TI, S>
     where S : struct, ISimd<TF, TI>, IQuantDot<TF, TI>
 {
     // w[n] · x[n], w one q8 row [n/32 half scales][n int8]
-    public static float DotQ8(byte* w, byte* xq, int n) => Dot<Q8Groups>(w, xq, n);
-
-    // w[n] · x[n], w one q4 row [n/32 half scales][n/2 bytes]
-    public static float DotQ4(byte* w, byte* xq, int n) => Dot<Q4Groups>(w, xq, n);
-
-    // y[rows] = W[rows, cols] · x[cols], W q8 rows at w + r·rowStride (bytes)
-    public static void MatVecQ8(float* y, byte* w, long rowStride, byte* xq, int rows, int cols) =>
-        MatVec<Q8Groups>(y, w, rowStride, xq, rows, cols);
-
-    // y[rows] = W[rows, cols] · x[cols], W q4 rows at w + r·rowStride (bytes)
-    public static void MatVecQ4(float* y, byte* w, long rowStride, byte* xq, int rows, int cols) =>
-        MatVec<Q4Groups>(y, w, rowStride, xq, rows, cols);
-
-    // Y[t, r] = W[r, :] · X[t, :] for a block of tokens, W q8 rows at w + r·rowStride, X prepared rows xStride bytes apart
-    public static void MatMulQ8(float* y, long yStride, byte* w, long rowStride, byte* xq, long xStride, int tokens, int rows, int cols) =>
-        MatMul<Q8Groups>(y, yStride, w, rowStride, xq, xStride, tokens, rows, cols);
-
-    // Y[t, r] = W[r, :] · X[t, :], W q4 rows; as MatMulQ8
-    public static void MatMulQ4(float* y, long yStride, byte* w, long rowStride, byte* xq, long xStride, int tokens, int rows, int cols) =>
-        MatMul<Q4Groups>(y, yStride, w, rowStride, xq, xStride, tokens, rows, cols);
-
-    /// <summary>How one weight type's group of 32 quants is stored and multiplied by a group of int8 activations.</summary>
-    private interface IGroups
-    {
-        static abstract int Bytes { get; }
-        /// <summary>What a group's products need of its activations alone, made once for the rows that share them.</summary>
-        static abstract TI Shared(sbyte* x);
-        static abstract TF Dot(byte* quants, sbyte* x, TI shared);
-        /// <summary>As Dot for two tokens, the group's quants as MatMul holds them (q4 unpacked to a byte each).</summary>
-        static abstract (TF A, TF B) Dot2(byte* quants, sbyte* xa, sbyte* xb, TI sharedA, TI sharedB);
-    }
-
-    private readonly struct Q8Groups : IGroups
-    {
-        public static int Bytes => Quantization.Group;
-        public static TI Shared(sbyte* x) => S.Q8Bias(x);
-        public static TF Dot(byte* quants, sbyte* x, TI shared) => S.DotQ8Group((sbyte*)quants, x, shared);
-        public static (TF A, TF B) Dot2(byte* quants, sbyte* xa, sbyte* xb, TI sharedA, TI sharedB) => S.DotQ8Group2((sbyte*)quants, xa, xb, sharedA, sharedB);
-    }
-
-    private readonly struct Q4Groups : IGroups
-    {
-        public static int Bytes => Quantization.Group / 2;
-        public static TI Shared(sbyte* x) => S.Q4Bias(x);
-        public static TF Dot(byte* quants, sbyte* x, TI shared) => S.DotQ4Group(quants, x, shared);
-        public static (TF A, TF B) Dot2(byte* quants, sbyte* xa, sbyte* xb, TI sharedA, TI sharedB) => S.DotQ4Group2(quants, xa, xb, sharedA, sharedB);
-    }
-
-    // w[n] · x[n] for one row [n/32 half scales][quants]
-    private static float Dot<G>(byte* w, byte* xq, int n) where G : struct, IGroups
+    public static float DotQ8(byte* w, byte* xq, int n)
     {
         int groups = n / Quantization.Group;
         float* scales = stackalloc float[groups];
         SimdKernels<TF, TI, S>.QuantScales(scales, w, 0, 1, (float*)xq, groups);
-        byte* q = w + 2L * groups;
+        sbyte* q = (sbyte*)(w + 2L * groups);
         sbyte* x = (sbyte*)(xq + 4L * groups);
         TF total = S.Zero;
-        for (int g = 0; g < groups; g++, q += G.Bytes, x += Quantization.Group)
-            total = S.MulAdd(S.Splat(scales[g]), G.Dot(q, x, G.Shared(x)), total);
+        for (int g = 0; g < groups; g++, q += Quantization.Group, x += Quantization.Group)
+            total = S.MulAdd(S.Splat(scales[g]), S.DotQ8Group(q, x, S.Q8Bias(x)), total);
         return S.Sum(total);
     }
 
-    // y[rows] = W[rows, cols] · x[cols]. Four rows per pass, as SimdKernels.MatVec, share the activation group and keep
-    // four independent accumulator chains in flight.
-    private static void MatVec<G>(float* y, byte* w, long rowStride, byte* xq, int rows, int cols) where G : struct, IGroups
+    // y[rows] = W[rows, cols] · x[cols], W q8 rows at w + r·rowStride (bytes). Four rows per pass, as SimdKernels.MatVec,
+    // share the activation group and keep four independent accumulator chains in flight.
+    public static void MatVecQ8(float* y, byte* w, long rowStride, byte* xq, int rows, int cols)
     {
         int r = 0, groups = cols / Quantization.Group;
         sbyte* x = (sbyte*)(xq + 4L * groups);
@@ -88,60 +40,46 @@ internal static unsafe class QuantKernels<TF, TI, S>
         for (; r <= rows - 4; r += 4)
         {
             byte* w0 = w + r * rowStride, w1 = w0 + rowStride, w2 = w1 + rowStride, w3 = w2 + rowStride;
-            Prefetch.Rows(w0 + 4 * rowStride, rowStride, Math.Min(4, rows - r - 4), quants + (long)groups * G.Bytes);
+            Prefetch.Rows(w0 + 4 * rowStride, rowStride, Math.Min(4, rows - r - 4), quants + (long)groups * Quantization.Group);
             SimdKernels<TF, TI, S>.QuantScales(scales, w0, rowStride, 4, (float*)xq, groups);
             TF t0 = S.Zero, t1 = S.Zero, t2 = S.Zero, t3 = S.Zero;
             for (int g = 0; g < groups; g++)
             {
-                long q = quants + (long)g * G.Bytes;
+                long q = quants + (long)g * Quantization.Group;
                 sbyte* xg = x + g * Quantization.Group;
-                TI shared = G.Shared(xg);
-                t0 = S.MulAdd(S.Splat(s0[g]), G.Dot(w0 + q, xg, shared), t0);
-                t1 = S.MulAdd(S.Splat(s1[g]), G.Dot(w1 + q, xg, shared), t1);
-                t2 = S.MulAdd(S.Splat(s2[g]), G.Dot(w2 + q, xg, shared), t2);
-                t3 = S.MulAdd(S.Splat(s3[g]), G.Dot(w3 + q, xg, shared), t3);
+                TI bias = S.Q8Bias(xg);
+                t0 = S.MulAdd(S.Splat(s0[g]), S.DotQ8Group((sbyte*)(w0 + q), xg, bias), t0);
+                t1 = S.MulAdd(S.Splat(s1[g]), S.DotQ8Group((sbyte*)(w1 + q), xg, bias), t1);
+                t2 = S.MulAdd(S.Splat(s2[g]), S.DotQ8Group((sbyte*)(w2 + q), xg, bias), t2);
+                t3 = S.MulAdd(S.Splat(s3[g]), S.DotQ8Group((sbyte*)(w3 + q), xg, bias), t3);
             }
             S.Sum4(y + r, t0, t1, t2, t3);
         }
-        for (; r < rows; r++) y[r] = Dot<G>(w + r * rowStride, xq, cols);
+        for (; r < rows; r++) y[r] = DotQ8(w + r * rowStride, xq, cols);
     }
 
-    // Y[t, r] = W[r, :] · X[t, :]. Four rows by two tokens per pass, as SimdKernels.MatMul: each group of the four rows is
-    // loaded once for both tokens, in eight independent chains; their scales are widened, and q4 quants unpacked to a byte each,
-    // once for the whole block. Every (row, token) is summed as MatVec sums it (the same integer group sums, the same
-    // float steps), so a token's results do not depend on the block it is in.
-    private static void MatMul<G>(float* y, long yStride, byte* w, long rowStride, byte* xq, long xStride, int tokens, int rows, int cols)
-        where G : struct, IGroups
+    // Y[t, r] = W[r, :] · X[t, :] for a block of tokens, W q8 rows at w + r·rowStride, X prepared rows xStride bytes apart.
+    // Four rows by two tokens per pass, as SimdKernels.MatMul: each group of the four rows is loaded once for both tokens,
+    // in eight independent chains; their scales are widened once for the whole block. Every (row, token) is summed as
+    // MatVecQ8 sums it (the same integer group sums, the same float steps), so a token's results do not depend on the
+    // block it is in.
+    public static void MatMulQ8(float* y, long yStride, byte* w, long rowStride, byte* xq, long xStride, int tokens, int rows, int cols)
     {
         if (tokens == 1)
         {
-            MatVec<G>(y, w, rowStride, xq, rows, cols);
+            MatVecQ8(y, w, rowStride, xq, rows, cols);
             return;
         }
         int r = 0, groups = cols / Quantization.Group;
         long quants = 2L * groups, xQuants = 4L * groups;
-        bool q4 = typeof(G) == typeof(Q4Groups);
-        float* scales = stackalloc float[4 * groups]; // [row, group] of the four rows
-        float* byGroup = stackalloc float[4 * groups]; // the same as [group, row]
+        float* byGroup = stackalloc float[4 * groups]; // [group, row] of the four rows
         float* products = stackalloc float[8]; // a group's weight scales times the tokens' activation scales: [token, row]
-        byte* unpacked = stackalloc byte[q4 ? 4 * cols : 0]; // [row, cols] of the four rows, q4 only
         for (; r <= rows - 4; r += 4)
         {
             byte* w0 = w + r * rowStride;
-            Prefetch.Rows(w0 + 4 * rowStride, rowStride, Math.Min(4, rows - r - 4), quants + (long)groups * G.Bytes);
-            SimdKernels<TF, TI, S>.QuantScales(scales, w0, rowStride, 4, null, groups);
-            for (int g = 0; g < groups; g++)
-                for (int k = 0; k < 4; k++) byGroup[4 * g + k] = scales[k * groups + g];
-            byte* q0, q1, q2, q3;
-            if (q4)
-            {
-                for (int k = 0; k < 4; k++) UnpackQ4(unpacked + k * cols, w0 + k * rowStride + quants, groups);
-                q0 = unpacked; q1 = q0 + cols; q2 = q1 + cols; q3 = q2 + cols;
-            }
-            else
-            {
-                q0 = w0 + quants; q1 = q0 + rowStride; q2 = q1 + rowStride; q3 = q2 + rowStride;
-            }
+            Prefetch.Rows(w0 + 4 * rowStride, rowStride, Math.Min(4, rows - r - 4), quants + (long)groups * Quantization.Group);
+            SimdKernels<TF, TI, S>.QuantScales4(byGroup, w0, rowStride, null, groups);
+            sbyte* q0 = (sbyte*)(w0 + quants), q1 = q0 + rowStride, q2 = q1 + rowStride, q3 = q2 + rowStride;
             int t = 0;
             for (; t <= tokens - 2; t += 2)
             {
@@ -156,17 +94,17 @@ internal static unsafe class QuantKernels<TF, TI, S>
                     var weightScales = Vector128.Load(byGroup + 4 * g);
                     (weightScales * ((float*)xa)[g]).Store(products);
                     (weightScales * ((float*)xb)[g]).Store(products + 4);
-                    TI ha = G.Shared(qa), hb = G.Shared(qb);
-                    var (da, db) = G.Dot2(q0 + q, qa, qb, ha, hb);
+                    TI ha = S.Q8Bias(qa), hb = S.Q8Bias(qb);
+                    var (da, db) = S.DotQ8Group2(q0 + q, qa, qb, ha, hb);
                     a0 = S.MulAdd(S.Splat(products[0]), da, a0);
                     b0 = S.MulAdd(S.Splat(products[4]), db, b0);
-                    (da, db) = G.Dot2(q1 + q, qa, qb, ha, hb);
+                    (da, db) = S.DotQ8Group2(q1 + q, qa, qb, ha, hb);
                     a1 = S.MulAdd(S.Splat(products[1]), da, a1);
                     b1 = S.MulAdd(S.Splat(products[5]), db, b1);
-                    (da, db) = G.Dot2(q2 + q, qa, qb, ha, hb);
+                    (da, db) = S.DotQ8Group2(q2 + q, qa, qb, ha, hb);
                     a2 = S.MulAdd(S.Splat(products[2]), da, a2);
                     b2 = S.MulAdd(S.Splat(products[6]), db, b2);
-                    (da, db) = G.Dot2(q3 + q, qa, qb, ha, hb);
+                    (da, db) = S.DotQ8Group2(q3 + q, qa, qb, ha, hb);
                     a3 = S.MulAdd(S.Splat(products[3]), da, a3);
                     b3 = S.MulAdd(S.Splat(products[7]), db, b3);
                 }
@@ -174,10 +112,172 @@ internal static unsafe class QuantKernels<TF, TI, S>
                 S.Sum4(ya, a0, a1, a2, a3);
                 S.Sum4(ya + yStride, b0, b1, b2, b3);
             }
-            for (; t < tokens; t++) MatVec<G>(y + t * yStride + r, w0, rowStride, xq + t * xStride, 4, cols);
+            for (; t < tokens; t++) MatVecQ8(y + t * yStride + r, w0, rowStride, xq + t * xStride, 4, cols);
         }
         for (; r < rows; r++)
-            for (int t = 0; t < tokens; t++) y[t * yStride + r] = Dot<G>(w + r * rowStride, xq + t * xStride, cols);
+            for (int t = 0; t < tokens; t++) y[t * yStride + r] = DotQ8(w + r * rowStride, xq + t * xStride, cols);
+    }
+
+    // w[n] · x[n], w one q4 row [n/32 half scales][n/2 bytes]: one chain of fused multiply-adds over the groups in order,
+    // each the group's scale product times its exact integer sum, which is how MatMulQ4's token lanes sum a row.
+    public static float DotQ4(byte* w, byte* xq, int n)
+    {
+        int groups = n / Quantization.Group;
+        float* scales = stackalloc float[groups];
+        SimdKernels<TF, TI, S>.QuantScales(scales, w, 0, 1, (float*)xq, groups);
+        byte* q = w + 2L * groups;
+        sbyte* x = (sbyte*)(xq + 4L * groups);
+        float total = 0f;
+        for (int g = 0; g < groups; g++, q += Quantization.Group / 2, x += Quantization.Group)
+        {
+            TI sums = S.DotQ4Group(q, x, S.Q4Bias(x));
+            total = MathF.FusedMultiplyAdd(scales[g], S.SumLanes4(sums, sums, sums, sums).ToScalar(), total);
+        }
+        return total;
+    }
+
+    // y[rows] = W[rows, cols] · x[cols], W q4 rows at w + r·rowStride (bytes). Four rows per pass, Count/4 groups at a
+    // time: each group's integer sums for the four rows are added up across their lanes together (SumQuads4), then go
+    // through one fused multiply-add per row and group, in group order, as DotQ4 takes them.
+    public static void MatVecQ4(float* y, byte* w, long rowStride, byte* xq, int rows, int cols)
+    {
+        int r = 0, groups = cols / Quantization.Group, step = S.Count / 4, paired = groups - groups % step;
+        sbyte* x = (sbyte*)(xq + 4L * groups);
+        long quants = 2L * groups;
+        float* byGroup = stackalloc float[4 * groups]; // [group, row] of the four rows, times the activation scales
+        float* sums = stackalloc float[S.Count]; // [group, row] of the step's groups
+        for (; r <= rows - 4; r += 4)
+        {
+            byte* w0 = w + r * rowStride, w1 = w0 + rowStride, w2 = w1 + rowStride, w3 = w2 + rowStride;
+            Prefetch.Rows(w0 + 4 * rowStride, rowStride, Math.Min(4, rows - r - 4), quants + (long)groups * Quantization.Group / 2);
+            SimdKernels<TF, TI, S>.QuantScales4(byGroup, w0, rowStride, (float*)xq, groups);
+            var total = Vector128<float>.Zero;
+            int g = 0;
+            for (; g < paired; g += step)
+            {
+                long q = quants + (long)g * Quantization.Group / 2;
+                var (xLow, xHigh) = S.Q4Activations(x + g * Quantization.Group);
+                TI bias = S.Q4Biases(xLow, xHigh);
+                TI quads = S.SumQuads4(S.DotQ4Groups(w0 + q, xLow, xHigh, bias), S.DotQ4Groups(w1 + q, xLow, xHigh, bias),
+                                       S.DotQ4Groups(w2 + q, xLow, xHigh, bias), S.DotQ4Groups(w3 + q, xLow, xHigh, bias));
+                S.Store(sums, S.ToFloat(quads));
+                for (int j = 0; j < step; j++)
+                    total = Vector128.FusedMultiplyAdd(Vector128.Load(byGroup + 4 * (g + j)), Vector128.Load(sums + 4 * j), total);
+            }
+            for (; g < groups; g++)
+            {
+                long q = quants + (long)g * Quantization.Group / 2;
+                sbyte* xg = x + g * Quantization.Group;
+                TI bias = S.Q4Bias(xg);
+                var exact = S.SumLanes4(S.DotQ4Group(w0 + q, xg, bias), S.DotQ4Group(w1 + q, xg, bias), S.DotQ4Group(w2 + q, xg, bias), S.DotQ4Group(w3 + q, xg, bias));
+                total = Vector128.FusedMultiplyAdd(Vector128.Load(byGroup + 4 * g), Vector128.ConvertToSingle(exact), total);
+            }
+            total.Store(y + r);
+        }
+        for (; r < rows; r++) y[r] = DotQ4(w + r * rowStride, xq, cols);
+    }
+
+    // Y[t, r] = W[r, :] · X[t, :], W q4 rows; as MatMulQ8. The lanes of a vector are Count tokens (token lanes): four of
+    // a row's quants, one int, are broadcast to every lane and meet four bytes of each token's activations, which a copy of
+    // the block's activations holds interleaved [group][four bytes][token]. Each group then takes one int-to-float
+    // conversion and one multiply-add for Count tokens of a row, where a row's group in its own lanes takes them per
+    // token; no sums across lanes are left at the end. Every (row, token) is DotQ4's chain, so a token's results do not
+    // depend on the block it is in. Tokens past the last Count go through MatVecQ4.
+    public static void MatMulQ4(float* y, long yStride, byte* w, long rowStride, byte* xq, long xStride, int tokens, int rows, int cols)
+    {
+        int c = S.Count, groups = cols / Quantization.Group;
+        int lanes = groups == 0 ? 0 : tokens - tokens % c;
+        // Tokens interleaved a slice at a time, at most about 64 KiB of activations (and one slice of Count tokens).
+        int slice = Math.Max(c, Math.Min(lanes, InterleavedBytes / Math.Max(1, cols)) / c * c);
+        long quants = 2L * groups;
+        byte* interleaved = stackalloc byte[lanes == 0 ? 0 : slice * cols];
+        float* xScales = stackalloc float[lanes == 0 ? 0 : slice * groups]; // [lane group][group][token]
+        int* biases = stackalloc int[lanes == 0 ? 0 : slice * groups]; // -8·Σx, as xScales
+        float* scales = stackalloc float[4 * groups]; // [row, group] of the four rows
+        byte* unpacked = stackalloc byte[4 * cols]; // [row, cols] of the four rows
+        float* results = stackalloc float[c];
+        for (int t0 = 0; t0 < lanes; t0 += slice)
+        {
+            int count = Math.Min(slice, lanes - t0);
+            Interleave(interleaved, xScales, biases, xq + t0 * xStride, xStride, count, groups);
+            int r = 0;
+            for (; r <= rows - 4; r += 4)
+            {
+                byte* w0 = w + r * rowStride;
+                SimdKernels<TF, TI, S>.QuantScales(scales, w0, rowStride, 4, null, groups);
+                for (int k = 0; k < 4; k++) UnpackQ4(unpacked + k * cols, w0 + k * rowStride + quants, groups);
+                for (int t = 0; t < count; t += c)
+                {
+                    TF acc0 = S.Zero, acc1 = S.Zero, acc2 = S.Zero, acc3 = S.Zero;
+                    long lane = (long)(t / c) * groups;
+                    for (int g = 0; g < groups; g++)
+                    {
+                        long at = (lane + g) * c;
+                        TI bias = S.Load(biases + at);
+                        TI d0 = bias, d1 = bias, d2 = bias, d3 = bias;
+                        sbyte* xg = (sbyte*)interleaved + at * Quantization.Group;
+                        byte* qg = unpacked + g * Quantization.Group;
+                        for (int k = 0; k < Quantization.Group; k += 4)
+                        {
+                            sbyte* xk = xg + k * c;
+                            d0 = S.DotQuads(d0, S.Splat(*(int*)(qg + k)), xk);
+                            d1 = S.DotQuads(d1, S.Splat(*(int*)(qg + cols + k)), xk);
+                            d2 = S.DotQuads(d2, S.Splat(*(int*)(qg + 2 * cols + k)), xk);
+                            d3 = S.DotQuads(d3, S.Splat(*(int*)(qg + 3 * cols + k)), xk);
+                        }
+                        TF xs = S.Load(xScales + at);
+                        acc0 = S.FusedMulAdd(S.Mul(S.Splat(scales[g]), xs), S.ToFloat(d0), acc0);
+                        acc1 = S.FusedMulAdd(S.Mul(S.Splat(scales[groups + g]), xs), S.ToFloat(d1), acc1);
+                        acc2 = S.FusedMulAdd(S.Mul(S.Splat(scales[2 * groups + g]), xs), S.ToFloat(d2), acc2);
+                        acc3 = S.FusedMulAdd(S.Mul(S.Splat(scales[3 * groups + g]), xs), S.ToFloat(d3), acc3);
+                    }
+                    float* yt = y + (t0 + t) * yStride + r;
+                    StoreLanes(yt, yStride, acc0, results);
+                    StoreLanes(yt + 1, yStride, acc1, results);
+                    StoreLanes(yt + 2, yStride, acc2, results);
+                    StoreLanes(yt + 3, yStride, acc3, results);
+                }
+            }
+            for (; r < rows; r++)
+                for (int t = t0; t < t0 + count; t++) y[t * yStride + r] = DotQ4(w + r * rowStride, xq + t * xStride, cols);
+        }
+        for (int t = lanes; t < tokens; t++) MatVecQ4(y + t * yStride, w, rowStride, xq + t * xStride, rows, cols);
+    }
+
+    const int InterleavedBytes = 64 * 1024;
+
+    // Count tokens' prepared activations [n/32 scales][n int8], xStride bytes apart, as MatMulQ4's lanes take them:
+    // quants [lane group][group][four bytes][token][4], and per [lane group][group][token] the scale and -8·Σx.
+    static void Interleave(byte* to, float* scales, int* biases, byte* xq, long xStride, int tokens, int groups)
+    {
+        int c = S.Count;
+        long xQuants = 4L * groups;
+        for (int t = 0; t < tokens; t++)
+        {
+            byte* x = xq + t * xStride;
+            int laneGroup = t / c, lane = t % c;
+            for (int g = 0; g < groups; g++)
+            {
+                long at = ((long)laneGroup * groups + g) * c + lane;
+                sbyte* q = (sbyte*)(x + xQuants) + g * Quantization.Group;
+                scales[at] = ((float*)x)[g];
+                int sum = 0;
+                for (int k = 0; k < Quantization.Group; k += 4)
+                {
+                    ((int*)to)[(at - lane) * (Quantization.Group / 4) + k / 4 * c + lane] = *(int*)(q + k);
+                    sum += q[k] + q[k + 1] + q[k + 2] + q[k + 3];
+                }
+                biases[at] = -8 * sum;
+            }
+        }
+    }
+
+    // y[t·stride] = lane t of v
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void StoreLanes(float* y, long stride, TF v, float* lanes)
+    {
+        S.Store(lanes, v);
+        for (int t = 0; t < S.Count; t++) y[t * stride] = lanes[t];
     }
 
     // to[32·groups] = a q4 row's quants q, a byte each, group by group: the 16 low nibbles, then the 16 high ones (the

@@ -34,6 +34,36 @@ internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>
         var pairs23 = Sse.Shuffle(v2, v3, 0x88) + Sse.Shuffle(v2, v3, 0xDD);
         (Sse.Shuffle(pairs01, pairs23, 0x88) + Sse.Shuffle(pairs01, pairs23, 0xDD)).Store(sums);
     }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreTransposed4(float* dst, Vector128<float> v0, Vector128<float> v1, Vector128<float> v2, Vector128<float> v3)
+    {
+        if (Sse.IsSupported)
+        {
+            Vector128<float> t0 = Sse.UnpackLow(v0, v1), t1 = Sse.UnpackHigh(v0, v1); // [a0 b0 a1 b1], [a2 b2 a3 b3]
+            Vector128<float> t2 = Sse.UnpackLow(v2, v3), t3 = Sse.UnpackHigh(v2, v3);
+            Sse.MoveLowToHigh(t0, t2).Store(dst); // [a0 b0 c0 d0]
+            Sse.MoveHighToLow(t2, t0).Store(dst + 4);
+            Sse.MoveLowToHigh(t1, t3).Store(dst + 8);
+            Sse.MoveHighToLow(t3, t1).Store(dst + 12);
+        }
+        else if (AdvSimd.Arm64.IsSupported)
+        {
+            Vector128<float> t0 = AdvSimd.Arm64.ZipLow(v0, v1), t1 = AdvSimd.Arm64.ZipHigh(v0, v1);
+            Vector128<float> t2 = AdvSimd.Arm64.ZipLow(v2, v3), t3 = AdvSimd.Arm64.ZipHigh(v2, v3);
+            AdvSimd.Arm64.ZipLow(t0.AsDouble(), t2.AsDouble()).AsSingle().Store(dst);
+            AdvSimd.Arm64.ZipHigh(t0.AsDouble(), t2.AsDouble()).AsSingle().Store(dst + 4);
+            AdvSimd.Arm64.ZipLow(t1.AsDouble(), t3.AsDouble()).AsSingle().Store(dst + 8);
+            AdvSimd.Arm64.ZipHigh(t1.AsDouble(), t3.AsDouble()).AsSingle().Store(dst + 12);
+        }
+        else
+        {
+            for (int i = 0; i < 4; i++)
+            {
+                dst[4 * i] = v0[i]; dst[4 * i + 1] = v1[i]; dst[4 * i + 2] = v2[i]; dst[4 * i + 3] = v3[i];
+            }
+        }
+    }
+
     public static Vector128<float> Exp(Vector128<float> v) => Vector128.Exp(v);
     public static Vector128<float> GreaterThan(Vector128<float> a, Vector128<float> b) => Vector128.GreaterThan(a, b);
     public static Vector128<float> Select(Vector128<float> mask, Vector128<float> ifTrue, Vector128<float> ifFalse) => Vector128.ConditionalSelect(mask, ifTrue, ifFalse);
@@ -101,21 +131,63 @@ internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>
     }
 
     // The group's 16 bytes hold its first half in the low nibbles and its second half in the high ones.
-    public static Vector128<float> DotQ4Group(byte* w, sbyte* x, Vector128<int> bias)
+    public static Vector128<int> DotQ4Group(byte* w, sbyte* x, Vector128<int> bias)
     {
         var bytes = Vector128.Load(w);
         var low = bytes & Vector128.Create((byte)0xF);
         var high = Vector128.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte() & Vector128.Create((byte)0xF);
-        return Vector128.ConvertToSingle(DotUnsignedBytes(DotUnsignedBytes(bias, low, Vector128.Load(x)), high, Vector128.Load(x + 16)));
+        return DotUnsignedBytes(DotUnsignedBytes(bias, low, Vector128.Load(x)), high, Vector128.Load(x + 16));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static (Vector128<float> A, Vector128<float> B) DotQ4Group2(byte* w, sbyte* xa, sbyte* xb, Vector128<int> biasA, Vector128<int> biasB)
+    public static Vector128<int> DotQuads(Vector128<int> acc, Vector128<int> w, sbyte* x)
     {
-        Vector128<byte> low = Vector128.Load(w), high = Vector128.Load(w + 16);
-        return (Vector128.ConvertToSingle(DotUnsignedBytes(DotUnsignedBytes(biasA, low, Vector128.Load(xa)), high, Vector128.Load(xa + 16))),
-                Vector128.ConvertToSingle(DotUnsignedBytes(DotUnsignedBytes(biasB, low, Vector128.Load(xb)), high, Vector128.Load(xb + 16))));
+        var xs = Vector128.Load(x);
+        if (Ssse3.IsSupported || Dp.IsSupported) return DotUnsignedBytes(acc, w.AsByte(), xs);
+        // DotBytes' widening form sums bytes i, i + 4, i + 8, i + 12 into lane i; token lanes need bytes 4i..4i + 3.
+        var (wLow, wHigh) = Vector128.Widen(w.AsSByte());
+        var (xLow, xHigh) = Vector128.Widen(xs);
+        Vector128<short> low = wLow * xLow, high = wHigh * xHigh; // products of bytes 0-7 and 8-15, each within int16
+        if (AdvSimd.Arm64.IsSupported)
+            return acc + AdvSimd.Arm64.AddPairwise(AdvSimd.AddPairwiseWidening(low), AdvSimd.AddPairwiseWidening(high));
+        int* lanes = stackalloc int[4];
+        for (int i = 0; i < 4; i++)
+        {
+            var products = i < 2 ? low : high;
+            int k = 4 * (i % 2);
+            lanes[i] = products[k] + products[k + 1] + products[k + 2] + products[k + 3];
+        }
+        return acc + Vector128.Load(lanes);
     }
+
+    public static Vector128<int> DotQ4Groups(byte* w, Vector128<int> xLow, Vector128<int> xHigh, Vector128<int> bias)
+    {
+        var bytes = Vector128.Load(w);
+        var low = bytes & Vector128.Create((byte)0xF);
+        var high = Vector128.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte() & Vector128.Create((byte)0xF);
+        return DotUnsignedBytes(DotUnsignedBytes(bias, low, xLow.AsSByte()), high, xHigh.AsSByte());
+    }
+
+    public static (Vector128<int> Low, Vector128<int> High) Q4Activations(sbyte* x) => (Vector128.Load(x).AsInt32(), Vector128.Load(x + 16).AsInt32());
+
+    public static Vector128<int> Q4Biases(Vector128<int> xLow, Vector128<int> xHigh)
+    {
+        var eight = Vector128.Create((sbyte)-8);
+        return DotBytes(DotBytes(Vector128<int>.Zero, eight, xLow.AsSByte()), eight, xHigh.AsSByte());
+    }
+
+    public static Vector128<int> SumQuads4(Vector128<int> v0, Vector128<int> v1, Vector128<int> v2, Vector128<int> v3) => SumLanes4(v0, v1, v2, v3);
+
+    public static Vector128<int> SumLanes4(Vector128<int> v0, Vector128<int> v1, Vector128<int> v2, Vector128<int> v3)
+    {
+        if (!Sse2.IsSupported) return Vector128.Create(Vector128.Sum(v0), Vector128.Sum(v1), Vector128.Sum(v2), Vector128.Sum(v3));
+        var pairs01 = Sse2.UnpackLow(v0, v1) + Sse2.UnpackHigh(v0, v1); // [a0 + a2, b0 + b2, a1 + a3, b1 + b3]
+        var pairs23 = Sse2.UnpackLow(v2, v3) + Sse2.UnpackHigh(v2, v3);
+        // 64-bit unpacks to pair the halves, added as ints (a 64-bit add would carry between them)
+        return Sse2.UnpackLow(pairs01.AsInt64(), pairs23.AsInt64()).AsInt32() + Sse2.UnpackHigh(pairs01.AsInt64(), pairs23.AsInt64()).AsInt32();
+    }
+
+    public static Vector128<int> Load(int* p) => Vector128.Load(p);
 
     // acc + the 16 products w·x of unsigned w ≤ 127 and signed x, in DotBytes' lanes: SSSE3's own operand form, without
     // moving w's sign onto x.

@@ -35,6 +35,26 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
         var lanes = Avx.Shuffle(pairs01, pairs23, 0x88) + Avx.Shuffle(pairs01, pairs23, 0xDD);
         (lanes.GetLower() + lanes.GetUpper()).Store(sums);
     }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreTransposed4(float* dst, Vector256<float> v0, Vector256<float> v1, Vector256<float> v2, Vector256<float> v3)
+    {
+        if (!Avx.IsSupported)
+        {
+            Simd128.StoreTransposed4(dst, v0.GetLower(), v1.GetLower(), v2.GetLower(), v3.GetLower());
+            Simd128.StoreTransposed4(dst + 16, v0.GetUpper(), v1.GetUpper(), v2.GetUpper(), v3.GetUpper());
+            return;
+        }
+        // The 4x4 transpose in each 128-bit half, then the halves' rows paired for 256-bit stores.
+        Vector256<float> t0 = Avx.UnpackLow(v0, v1), t1 = Avx.UnpackHigh(v0, v1);
+        Vector256<float> t2 = Avx.UnpackLow(v2, v3), t3 = Avx.UnpackHigh(v2, v3);
+        Vector256<float> r0 = Avx.Shuffle(t0, t2, 0x44), r1 = Avx.Shuffle(t0, t2, 0xEE); // [a0 b0 c0 d0 | a4 ..], [a1 .. | a5 ..]
+        Vector256<float> r2 = Avx.Shuffle(t1, t3, 0x44), r3 = Avx.Shuffle(t1, t3, 0xEE);
+        Avx.Permute2x128(r0, r1, 0x20).Store(dst);
+        Avx.Permute2x128(r2, r3, 0x20).Store(dst + 8);
+        Avx.Permute2x128(r0, r1, 0x31).Store(dst + 16);
+        Avx.Permute2x128(r2, r3, 0x31).Store(dst + 24);
+    }
+
     public static Vector256<float> Exp(Vector256<float> v) => Vector256.Exp(v);
     public static Vector256<float> GreaterThan(Vector256<float> a, Vector256<float> b) => Vector256.GreaterThan(a, b);
     public static Vector256<float> Select(Vector256<float> mask, Vector256<float> ifTrue, Vector256<float> ifFalse) => Vector256.ConditionalSelect(mask, ifTrue, ifFalse);
@@ -110,21 +130,65 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
         Vector256<int>.Zero - AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Create(m), x);
 
     // The group's 16 bytes hold its first half in the low nibbles and its second half in the high ones.
-    public static Vector256<float> DotQ4Group(byte* w, sbyte* x, Vector256<int> bias)
+    public static Vector256<int> DotQ4Group(byte* w, sbyte* x, Vector256<int> bias)
     {
         var bytes = Vector128.Load(w);
         var nibble = Vector128.Create((byte)0xF);
         var quants = Vector256.Create(bytes & nibble, Vector128.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte() & nibble);
-        return Vector256.ConvertToSingle(DotUnsignedBytes(bias, quants, Vector256.Load(x)));
+        return DotUnsignedBytes(bias, quants, Vector256.Load(x));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static (Vector256<float> A, Vector256<float> B) DotQ4Group2(byte* w, sbyte* xa, sbyte* xb, Vector256<int> biasA, Vector256<int> biasB)
+    public static Vector256<int> DotQuads(Vector256<int> acc, Vector256<int> w, sbyte* x)
     {
-        var quants = Vector256.Load(w);
-        return (Vector256.ConvertToSingle(DotUnsignedBytes(biasA, quants, Vector256.Load(xa))),
-                Vector256.ConvertToSingle(DotUnsignedBytes(biasB, quants, Vector256.Load(xb))));
+        if (Avx2.IsSupported) return DotUnsignedBytes(acc, w.AsByte(), Vector256.Load(x));
+        return Vector256.Create(Simd128.DotQuads(acc.GetLower(), w.GetLower(), x), Simd128.DotQuads(acc.GetUpper(), w.GetUpper(), x + 16));
     }
+
+    // Two groups at once: one 32-byte load holds both groups' packed quants, so their low nibbles fill one register and
+    // their high nibbles another, each meeting the two groups' matching activation halves (Q4Activations).
+    public static Vector256<int> DotQ4Groups(byte* w, Vector256<int> xLow, Vector256<int> xHigh, Vector256<int> bias)
+    {
+        var bytes = Vector256.Load(w);
+        var nibble = Vector256.Create((byte)0xF);
+        var low = bytes & nibble;
+        var high = Vector256.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte() & nibble;
+        return DotUnsignedBytes(DotUnsignedBytes(bias, low, xLow.AsSByte()), high, xHigh.AsSByte());
+    }
+
+    public static (Vector256<int> Low, Vector256<int> High) Q4Activations(sbyte* x)
+    {
+        Vector256<sbyte> first = Vector256.Load(x), second = Vector256.Load(x + 32);
+        if (Avx2.IsSupported)
+            return (Avx2.Permute2x128(first, second, 0x20).AsInt32(), Avx2.Permute2x128(first, second, 0x31).AsInt32());
+        return (Vector256.Create(first.GetLower(), second.GetLower()).AsInt32(), Vector256.Create(first.GetUpper(), second.GetUpper()).AsInt32());
+    }
+
+    public static Vector256<int> Q4Biases(Vector256<int> xLow, Vector256<int> xHigh)
+    {
+        if (AvxVnni.IsSupported)
+            return Vector256<int>.Zero - AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Create((byte)8), xLow.AsSByte()), Vector256.Create((byte)8), xHigh.AsSByte());
+        var eight = Vector256.Create((sbyte)-8);
+        return DotBytes(eight, xLow.AsSByte()) + DotBytes(eight, xHigh.AsSByte());
+    }
+
+    public static Vector256<int> SumQuads4(Vector256<int> v0, Vector256<int> v1, Vector256<int> v2, Vector256<int> v3)
+    {
+        if (!Avx2.IsSupported)
+            return Vector256.Create(Simd128.SumLanes4(v0.GetLower(), v1.GetLower(), v2.GetLower(), v3.GetLower()),
+                                    Simd128.SumLanes4(v0.GetUpper(), v1.GetUpper(), v2.GetUpper(), v3.GetUpper()));
+        var pairs01 = Avx2.UnpackLow(v0, v1) + Avx2.UnpackHigh(v0, v1);
+        var pairs23 = Avx2.UnpackLow(v2, v3) + Avx2.UnpackHigh(v2, v3);
+        return Avx2.UnpackLow(pairs01.AsInt64(), pairs23.AsInt64()).AsInt32() + Avx2.UnpackHigh(pairs01.AsInt64(), pairs23.AsInt64()).AsInt32();
+    }
+
+    public static Vector128<int> SumLanes4(Vector256<int> v0, Vector256<int> v1, Vector256<int> v2, Vector256<int> v3)
+    {
+        var quads = SumQuads4(v0, v1, v2, v3);
+        return quads.GetLower() + quads.GetUpper();
+    }
+
+    public static Vector256<int> Load(int* p) => Vector256.Load(p);
 
     // acc + the 32 products w·x of unsigned w and signed x, in DotBytes' lanes: the form x86 multiplies bytes in, without
     // DotBytes' moving of w's sign onto x. w ≤ 127 unless VNNI is there (pmaddubsw's int16 pair sums would saturate).

@@ -40,6 +40,12 @@ internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<int>
         var total = halves + Avx512F.Shuffle4x128(halves, halves, 0b01_00_11_10); // lane 0: (0 + 1) + (2 + 3)
         total.GetLower().GetLower().Store(sums);
     }
+    public static void StoreTransposed4(float* dst, Vector512<float> v0, Vector512<float> v1, Vector512<float> v2, Vector512<float> v3)
+    {
+        Simd256.StoreTransposed4(dst, v0.GetLower(), v1.GetLower(), v2.GetLower(), v3.GetLower());
+        Simd256.StoreTransposed4(dst + 32, v0.GetUpper(), v1.GetUpper(), v2.GetUpper(), v3.GetUpper());
+    }
+
     public static Vector512<float> Exp(Vector512<float> v) => Vector512.Exp(v);
     public static Vector512<float> GreaterThan(Vector512<float> a, Vector512<float> b) => Vector512.GreaterThan(a, b);
     public static Vector512<float> Select(Vector512<float> mask, Vector512<float> ifTrue, Vector512<float> ifFalse) => Vector512.ConditionalSelect(mask, ifTrue, ifFalse);

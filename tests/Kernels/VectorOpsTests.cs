@@ -394,6 +394,31 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
         }
     }
 
+    // StoreTransposed4 (four rows' group scales stored group by group): dst[4i + k] = lane i of vector k.
+    [Theory, InlineData(Isa.V128), InlineData(Isa.V256), InlineData(Isa.V512)]
+    public void StoreTransposed4(Isa isa)
+    {
+        switch (isa)
+        {
+            case Isa.V128: CheckTransposed4<Vector128<float>, Vector128<int>, Simd128>(); break;
+            case Isa.V256: CheckTransposed4<Vector256<float>, Vector256<int>, Simd256>(); break;
+            case Isa.V512: CheckTransposed4<Vector512<float>, Vector512<int>, Simd512>(); break;
+        }
+    }
+
+    static void CheckTransposed4<TF, TI, S>() where TF : struct where TI : struct where S : ISimd<TF, TI>
+    {
+        int c = S.Count;
+        float* lanes = stackalloc float[4 * c];
+        float* dst = stackalloc float[4 * c + 1];
+        for (int i = 0; i < 4 * c; i++) lanes[i] = i;
+        dst[4 * c] = float.NaN;
+        S.StoreTransposed4(dst, S.Load(lanes), S.Load(lanes + c), S.Load(lanes + 2 * c), S.Load(lanes + 3 * c));
+        for (int i = 0; i < c; i++)
+            for (int k = 0; k < 4; k++) Assert.Equal(lanes[k * c + i], dst[4 * i + k]);
+        Assert.True(float.IsNaN(dst[4 * c]), "wrote past the four vectors");
+    }
+
     static void CheckSum4<TF, TI, S>() where TF : struct where TI : struct where S : ISimd<TF, TI>
     {
         var rng = new Random(41);
@@ -409,6 +434,37 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
             for (int k = 0; k < 4; k++)
                 Assert.True(BitConverter.SingleToInt32Bits(want[k]) == BitConverter.SingleToInt32Bits(sums[k]),
                     $"round {round}, vector {k}: Sum {want[k]:R}, Sum4 {sums[k]:R}");
+        }
+    }
+
+    // SumLanes4 and SumQuads4 (the quantised kernels' integer group sums): each vector's lanes (or each 128 bits' four
+    // lanes) summed exactly, negative lanes included.
+    [Fact]
+    public void SumLanes4Exact()
+    {
+        var rng = new Random(42);
+        int* lanes = stackalloc int[32];
+        for (int round = 0; round < 1000; round++)
+        {
+            for (int i = 0; i < 32; i++) lanes[i] = rng.Next(-70000, 70000);
+            var narrow = Simd128.SumLanes4(Vector128.Load(lanes), Vector128.Load(lanes + 4), Vector128.Load(lanes + 8), Vector128.Load(lanes + 12));
+            var wide = Simd256.SumLanes4(Vector256.Load(lanes), Vector256.Load(lanes + 8), Vector256.Load(lanes + 16), Vector256.Load(lanes + 24));
+            for (int k = 0; k < 4; k++)
+            {
+                int want4 = 0, want8 = 0;
+                for (int i = 0; i < 4; i++) want4 += lanes[4 * k + i];
+                for (int i = 0; i < 8; i++) want8 += lanes[8 * k + i];
+                Assert.Equal(want4, narrow[k]);
+                Assert.Equal(want8, wide[k]);
+            }
+            var quads = Simd256.SumQuads4(Vector256.Load(lanes), Vector256.Load(lanes + 8), Vector256.Load(lanes + 16), Vector256.Load(lanes + 24));
+            for (int half = 0; half < 2; half++)
+                for (int k = 0; k < 4; k++)
+                {
+                    int want = 0;
+                    for (int i = 0; i < 4; i++) want += lanes[8 * k + 4 * half + i];
+                    Assert.Equal(want, quads[4 * half + k]);
+                }
         }
     }
 
@@ -573,12 +629,13 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
     }
 
     // Several tokens at once: each token's row of Y bit for bit what MatVec gives it (on the same Isa), and close to the
-    // reference; odd token counts exercise the single-token tile, padded rows (0xFF) the strides.
+    // reference; odd token counts exercise the single-token tile, padded rows (0xFF) the strides, 8 to 19 tokens q4's
+    // token lanes (4 or 8 per vector) and the tokens past them.
     [Theory, MemberData(nameof(IsasAndQuants))]
     public void MatMulQuantised(Isa isa, WeightType type)
     {
         var rng = new Random(23);
-        foreach (int tokens in new[] { 0, 1, 2, 3, 5 })
+        foreach (int tokens in new[] { 0, 1, 2, 3, 5, 8, 19 })
             foreach (int rows in MatVecRows)
                 foreach (int groups in new[] { 0, 1, 3, 5, 12 })
                 {
