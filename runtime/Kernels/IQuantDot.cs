@@ -39,4 +39,9 @@ internal unsafe interface IQuantDot<TF, TI> where TF : struct where TI : struct
     static abstract Vector128<int> SumLanes4(TI v0, TI v1, TI v2, TI v3);
     /// <summary>Loads Count ints.</summary>
     static abstract TI Load(int* p);
+    /// <summary>Stores Count ints.</summary>
+    static abstract void Store(int* p, TI v);
+    /// <summary>One group's 32 bytes of Count tokens (token t's at x + t·stride) as token lanes take them: quad k of token
+    /// t (its bytes 4k..4k + 3) at to + 4·(k·Count + t).</summary>
+    static abstract void InterleaveQuads(sbyte* to, sbyte* x, long stride);
 }

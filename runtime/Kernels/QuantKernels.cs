@@ -247,27 +247,24 @@ internal static unsafe class QuantKernels<TF, TI, S>
     const int InterleavedBytes = 64 * 1024;
 
     // Count tokens' prepared activations [n/32 scales][n int8], xStride bytes apart, as MatMulQ4's lanes take them:
-    // quants [lane group][group][four bytes][token][4], and per [lane group][group][token] the scale and -8·Σx.
+    // quants [lane group][group][quad][token][4], and per [lane group][group][token] the scale and -8·Σx.
     static void Interleave(byte* to, float* scales, int* biases, byte* xq, long xStride, int tokens, int groups)
     {
         int c = S.Count;
         long xQuants = 4L * groups;
-        for (int t = 0; t < tokens; t++)
+        TI eights = S.Splat(0x08080808);
+        for (int t = 0; t < tokens; t += c)
         {
             byte* x = xq + t * xStride;
-            int laneGroup = t / c, lane = t % c;
             for (int g = 0; g < groups; g++)
             {
-                long at = ((long)laneGroup * groups + g) * c + lane;
-                sbyte* q = (sbyte*)(x + xQuants) + g * Quantization.Group;
-                scales[at] = ((float*)x)[g];
-                int sum = 0;
-                for (int k = 0; k < Quantization.Group; k += 4)
-                {
-                    ((int*)to)[(at - lane) * (Quantization.Group / 4) + k / 4 * c + lane] = *(int*)(q + k);
-                    sum += q[k] + q[k + 1] + q[k + 2] + q[k + 3];
-                }
-                biases[at] = -8 * sum;
+                long at = ((long)(t / c) * groups + g) * c;
+                sbyte* quads = (sbyte*)to + at * Quantization.Group;
+                S.InterleaveQuads(quads, (sbyte*)(x + xQuants) + g * Quantization.Group, xStride);
+                TI eightTimesSum = default;
+                for (int k = 0; k < Quantization.Group / 4; k++) eightTimesSum = S.DotQuads(eightTimesSum, eights, quads + 4 * k * c);
+                S.Store(biases + at, S.Sub(default, eightTimesSum));
+                for (int lane = 0; lane < c; lane++) scales[at + lane] = ((float*)(x + lane * xStride))[g];
             }
         }
     }

@@ -189,6 +189,16 @@ internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>
 
     public static Vector128<int> Load(int* p) => Vector128.Load(p);
 
+    public static void Store(int* p, Vector128<int> v) => v.Store(p);
+
+    public static void InterleaveQuads(sbyte* to, sbyte* x, long stride)
+    {
+        // Quads 0-3 and 4-7 of the four tokens, each a 4x4 transpose of ints (as StoreTransposed4 does floats).
+        for (int half = 0; half < 2; half++)
+            StoreTransposed4((float*)to + 16 * half, Vector128.Load(x + 16 * half).AsSingle(), Vector128.Load(x + stride + 16 * half).AsSingle(),
+                             Vector128.Load(x + 2 * stride + 16 * half).AsSingle(), Vector128.Load(x + 3 * stride + 16 * half).AsSingle());
+    }
+
     // acc + the 16 products w·x of unsigned w ≤ 127 and signed x, in DotBytes' lanes: SSSE3's own operand form, without
     // moving w's sign onto x.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

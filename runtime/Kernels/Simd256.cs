@@ -190,6 +190,42 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
 
     public static Vector256<int> Load(int* p) => Vector256.Load(p);
 
+    public static void Store(int* p, Vector256<int> v) => v.Store(p);
+
+    // An 8x8 transpose of ints: the eight tokens' groups (eight quads each) become eight vectors of one quad per token.
+    public static void InterleaveQuads(sbyte* to, sbyte* x, long stride)
+    {
+        if (!Avx2.IsSupported)
+        {
+            int* first = stackalloc int[32], second = stackalloc int[32]; // [quad][tokens 0-3], [quad][tokens 4-7]
+            Simd128.InterleaveQuads((sbyte*)first, x, stride);
+            Simd128.InterleaveQuads((sbyte*)second, x + 4 * stride, stride);
+            for (int k = 0; k < 8; k++) Vector256.Create(Vector128.Load(first + 4 * k), Vector128.Load(second + 4 * k)).Store((int*)to + 8 * k);
+            return;
+        }
+        Vector256<int> v0 = Vector256.Load((int*)x), v1 = Vector256.Load((int*)(x + stride));
+        Vector256<int> v2 = Vector256.Load((int*)(x + 2 * stride)), v3 = Vector256.Load((int*)(x + 3 * stride));
+        Vector256<int> v4 = Vector256.Load((int*)(x + 4 * stride)), v5 = Vector256.Load((int*)(x + 5 * stride));
+        Vector256<int> v6 = Vector256.Load((int*)(x + 6 * stride)), v7 = Vector256.Load((int*)(x + 7 * stride));
+        // [v0.0 v1.0 v0.1 v1.1 | v0.4 v1.4 v0.5 v1.5] and [v0.2 v1.2 v0.3 v1.3 | v0.6 ...], and so on
+        Vector256<int> t0 = Avx2.UnpackLow(v0, v1), t1 = Avx2.UnpackHigh(v0, v1), t2 = Avx2.UnpackLow(v2, v3), t3 = Avx2.UnpackHigh(v2, v3);
+        Vector256<int> t4 = Avx2.UnpackLow(v4, v5), t5 = Avx2.UnpackHigh(v4, v5), t6 = Avx2.UnpackLow(v6, v7), t7 = Avx2.UnpackHigh(v6, v7);
+        // [v0.0 v1.0 v2.0 v3.0 | v0.4 v1.4 v2.4 v3.4], ...
+        Vector256<int> u0 = Avx2.UnpackLow(t0.AsInt64(), t2.AsInt64()).AsInt32(), u1 = Avx2.UnpackHigh(t0.AsInt64(), t2.AsInt64()).AsInt32();
+        Vector256<int> u2 = Avx2.UnpackLow(t1.AsInt64(), t3.AsInt64()).AsInt32(), u3 = Avx2.UnpackHigh(t1.AsInt64(), t3.AsInt64()).AsInt32();
+        Vector256<int> u4 = Avx2.UnpackLow(t4.AsInt64(), t6.AsInt64()).AsInt32(), u5 = Avx2.UnpackHigh(t4.AsInt64(), t6.AsInt64()).AsInt32();
+        Vector256<int> u6 = Avx2.UnpackLow(t5.AsInt64(), t7.AsInt64()).AsInt32(), u7 = Avx2.UnpackHigh(t5.AsInt64(), t7.AsInt64()).AsInt32();
+        int* quads = (int*)to;
+        Avx2.Permute2x128(u0, u4, 0x20).Store(quads);
+        Avx2.Permute2x128(u1, u5, 0x20).Store(quads + 8);
+        Avx2.Permute2x128(u2, u6, 0x20).Store(quads + 16);
+        Avx2.Permute2x128(u3, u7, 0x20).Store(quads + 24);
+        Avx2.Permute2x128(u0, u4, 0x31).Store(quads + 32);
+        Avx2.Permute2x128(u1, u5, 0x31).Store(quads + 40);
+        Avx2.Permute2x128(u2, u6, 0x31).Store(quads + 48);
+        Avx2.Permute2x128(u3, u7, 0x31).Store(quads + 56);
+    }
+
     // acc + the 32 products w·x of unsigned w and signed x, in DotBytes' lanes: the form x86 multiplies bytes in, without
     // DotBytes' moving of w's sign onto x. w ≤ 127 unless VNNI is there (pmaddubsw's int16 pair sums would saturate).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
