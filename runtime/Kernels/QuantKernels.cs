@@ -217,14 +217,15 @@ internal static unsafe class QuantKernels<TF, TI, S>
                         TI d0 = bias, d1 = bias, d2 = bias, d3 = bias;
                         sbyte* xg = (sbyte*)interleaved + at * Quantization.Group;
                         byte* qg = unpacked + g * Quantization.Group;
-                        for (int k = 0; k < Quantization.Group; k += 4)
-                        {
-                            sbyte* xk = xg + k * c;
-                            d0 = S.DotQuads(d0, S.Splat(*(int*)(qg + k)), xk);
-                            d1 = S.DotQuads(d1, S.Splat(*(int*)(qg + cols + k)), xk);
-                            d2 = S.DotQuads(d2, S.Splat(*(int*)(qg + 2 * cols + k)), xk);
-                            d3 = S.DotQuads(d3, S.Splat(*(int*)(qg + 3 * cols + k)), xk);
-                        }
+                        // The group's eight quads, unrolled (the JIT does not unroll loops).
+                        Quads(ref d0, ref d1, ref d2, ref d3, qg, cols, xg);
+                        Quads(ref d0, ref d1, ref d2, ref d3, qg + 4, cols, xg + 4 * c);
+                        Quads(ref d0, ref d1, ref d2, ref d3, qg + 8, cols, xg + 8 * c);
+                        Quads(ref d0, ref d1, ref d2, ref d3, qg + 12, cols, xg + 12 * c);
+                        Quads(ref d0, ref d1, ref d2, ref d3, qg + 16, cols, xg + 16 * c);
+                        Quads(ref d0, ref d1, ref d2, ref d3, qg + 20, cols, xg + 20 * c);
+                        Quads(ref d0, ref d1, ref d2, ref d3, qg + 24, cols, xg + 24 * c);
+                        Quads(ref d0, ref d1, ref d2, ref d3, qg + 28, cols, xg + 28 * c);
                         TF xs = S.Load(xScales + at);
                         acc0 = S.FusedMulAdd(S.Mul(S.Splat(scales[g]), xs), S.ToFloat(d0), acc0);
                         acc1 = S.FusedMulAdd(S.Mul(S.Splat(scales[groups + g]), xs), S.ToFloat(d1), acc1);
@@ -245,6 +246,16 @@ internal static unsafe class QuantKernels<TF, TI, S>
     }
 
     const int InterleavedBytes = 64 * 1024;
+
+    // d_k += the quad (four quants) of row k at q + k·cols, broadcast, times the tokens' quads x (one per lane)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Quads(ref TI d0, ref TI d1, ref TI d2, ref TI d3, byte* q, int cols, sbyte* x)
+    {
+        d0 = S.DotQuads(d0, S.Splat(*(int*)q), x);
+        d1 = S.DotQuads(d1, S.Splat(*(int*)(q + cols)), x);
+        d2 = S.DotQuads(d2, S.Splat(*(int*)(q + 2 * cols)), x);
+        d3 = S.DotQuads(d3, S.Splat(*(int*)(q + 3 * cols)), x);
+    }
 
     // Count tokens' prepared activations [n/32 scales][n int8], xStride bytes apart, as MatMulQ4's lanes take them:
     // quants [lane group][group][quad][token][4], and per [lane group][group][token] the scale and -8·Σx.
