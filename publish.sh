@@ -86,6 +86,8 @@ build_host() { # OUTPUT_DIR [MSBUILD_PROPERTY...]
 }
 echo "publish.sh: building $name for $rid (Native AOT$($server && echo ", with serve"))..." >&2
 build_host "$build" -p:Server=$server
+# An unstripped build writes no .dbg, and dotnet publish copies one an earlier stripped build left: it would not match.
+$strip || rm -f "$build/$name.dbg"
 echo "${cpu:-default}" > "$build/cpu"
 # The executable converts, calibrates and packs the model for the library too.
 if $lib; then
