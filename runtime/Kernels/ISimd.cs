@@ -53,6 +53,8 @@ internal unsafe interface ISimd<TF, TI> where TF : struct where TI : struct
     static abstract TI LoadSBytes(sbyte* p);
     /// <summary>Loads Count bytes, zero-extended into the int lanes.</summary>
     static abstract TI LoadBytes(byte* p);
+    /// <summary>q4 bytes (one per int lane) → their low and high nibbles as the signed values q - 8, in float.</summary>
+    static abstract (TF Low, TF High) Nibbles(TI bytes);
     /// <summary>Each int lane converted to float (exact for the small integers quants hold).</summary>
     static abstract TF ToFloat(TI v);
     /// <summary>Each lane rounded to the nearest integer, ties to even (as MathF.Round).</summary>

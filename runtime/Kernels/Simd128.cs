@@ -100,6 +100,8 @@ internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>
         Vector128.WidenLower(Vector128.WidenLower(Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<int>(p)).AsByte())).AsInt32();
 
     public static Vector128<float> ToFloat(Vector128<int> v) => Vector128.ConvertToSingle(v);
+
+    public static (Vector128<float> Low, Vector128<float> High) Nibbles(Vector128<int> bytes) => SimdKernels<Vector128<float>, Vector128<int>, Simd128>.PortableNibbles(bytes);
     public static Vector128<float> Round(Vector128<float> v) => Vector128.Round(v);
     public static Vector128<int> ToInt(Vector128<float> v) => Vector128.ConvertToInt32(v);
 

@@ -91,6 +91,8 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
         Vector256.WidenLower(Vector128.WidenLower(Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(p)).AsByte()).ToVector256Unsafe()).AsInt32();
 
     public static Vector256<float> ToFloat(Vector256<int> v) => Vector256.ConvertToSingle(v);
+
+    public static (Vector256<float> Low, Vector256<float> High) Nibbles(Vector256<int> bytes) => SimdKernels<Vector256<float>, Vector256<int>, Simd256>.PortableNibbles(bytes);
     public static Vector256<float> Round(Vector256<float> v) => Vector256.Round(v);
     public static Vector256<int> ToInt(Vector256<float> v) => Vector256.ConvertToInt32(v);
 

@@ -120,6 +120,16 @@ internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<int>
     }
 
     public static Vector512<float> ToFloat(Vector512<int> v) => Vector512.ConvertToSingle(v);
+
+    // With AVX-512 a nibble is its own index into the 16 values q - 8 (vpermps reads an index's low 4 bits): one
+    // permute per 16 values where subtracting 8 and converting take two.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static (Vector512<float> Low, Vector512<float> High) Nibbles(Vector512<int> bytes)
+    {
+        if (!Avx512F.IsSupported) return SimdKernels<Vector512<float>, Vector512<int>, Simd512>.PortableNibbles(bytes);
+        var values = Vector512.Create(-8f, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
+        return (Avx512F.PermuteVar16x32(values, bytes), Avx512F.PermuteVar16x32(values, bytes >>> 4));
+    }
     public static Vector512<float> Round(Vector512<float> v) => Vector512.Round(v);
     public static Vector512<int> ToInt(Vector512<float> v) => Vector512.ConvertToInt32(v);
 

@@ -458,7 +458,7 @@ internal static unsafe class SimdKernels<TF, TI, S>
     {
         public static int Bytes => Quantization.Group / 2;
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static (TF Low, TF High) Values(byte* quants, int j) => Nibbles(S.LoadBytes(quants + j));
+        public static (TF Low, TF High) Values(byte* quants, int j) => S.Nibbles(S.LoadBytes(quants + j));
     }
 
     // y[n] += Σ_k a[k] · w[k][n], every element a · (q · scale) + y, the last multiply and the add fused, the rows'
@@ -701,7 +701,7 @@ internal static unsafe class SimdKernels<TF, TI, S>
             TF scale = S.Splat(HalfBits.ToSingle(scales[g]));
             for (int k = 0; k < Quantization.Group / 2; k += c)
             {
-                var (low, high) = Nibbles(S.LoadBytes(q + k));
+                var (low, high) = S.Nibbles(S.LoadBytes(q + k));
                 S.Store(dst + k, S.Mul(low, scale));
                 S.Store(dst + Quantization.Group / 2 + k, S.Mul(high, scale));
             }
@@ -778,9 +778,10 @@ internal static unsafe class SimdKernels<TF, TI, S>
         }
     }
 
-    // q4 bytes (one per int lane) → their low and high nibbles as the signed values q - 8, in float
+    // q4 bytes (one per int lane) → their low and high nibbles as the signed values q - 8, in float: the portable form
+    // behind ISimd.Nibbles
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static (TF Low, TF High) Nibbles(TI bytes)
+    internal static (TF Low, TF High) PortableNibbles(TI bytes)
     {
         TI eight = S.Splat(8);
         return (S.ToFloat(S.Sub(S.And(bytes, S.Splat(0xF)), eight)), S.ToFloat(S.Sub(S.ShiftRightLogical(bytes, 4), eight)));
