@@ -159,8 +159,8 @@ namespace AotFlash.Generator
                 w.WriteLine("// attention, x[count, dim]: xb = rmsnorm(x); q, k, v = xb·Wqᵀ, xb·Wkᵀ, xb·Wvᵀ; rope(q, k); xb = attend(q, cache); x += xb·Woᵀ");
                 w.WriteLine("RmsNorm(Xb, X, attnNorm, count, Dim, NormEps);");
                 w.WriteLine("MatMul(Q, wq, Xb, count, Dim, Dim);");
-                w.WriteLine("MatMul(k, wk, Xb, count, KvDim, Dim);");
-                w.WriteLine("MatMul(v, wv, Xb, count, KvDim, Dim);");
+                w.WriteLine("MatMul(k, wk, Xb, count, KvDim, Dim, prepared: true);");
+                w.WriteLine("MatMul(v, wv, Xb, count, KvDim, Dim, prepared: true);");
                 w.WriteLine("Rope(Q, k, pos, count, Dim, KvDim, HeadSize);");
                 w.WriteLine("Attention(Xb, layer, pos, count, Heads, KvHeads, HeadSize, Context);");
                 w.WriteLine("MatMul(Xb2, wo, Xb, count, Dim, Dim);");
@@ -204,9 +204,9 @@ namespace AotFlash.Generator
                 w.WriteLine("LayerNorm(Xb, X, attnNorm, attnNormBias, count, Dim, NormEps);");
                 w.WriteLine("MatMul(Q, wq, Xb, count, Dim, Dim);");
                 w.WriteLine("AddBias(Q, bq, count, Dim);");
-                w.WriteLine("MatMul(k, wk, Xb, count, KvDim, Dim);");
+                w.WriteLine("MatMul(k, wk, Xb, count, KvDim, Dim, prepared: true);");
                 w.WriteLine("AddBias(k, bk, count, KvDim);");
-                w.WriteLine("MatMul(v, wv, Xb, count, KvDim, Dim);");
+                w.WriteLine("MatMul(v, wv, Xb, count, KvDim, Dim, prepared: true);");
                 w.WriteLine("AddBias(v, bv, count, KvDim);");
                 w.WriteLine("Attention(Xb, layer, pos, count, Heads, KvHeads, HeadSize, Context);");
                 w.WriteLine("MatMul(Xb2, wo, Xb, count, Dim, Dim);");
@@ -242,8 +242,8 @@ namespace AotFlash.Generator
                 w.WriteLine("LayerNorm(Xb, X, norm, normBias, count, Dim, NormEps);");
                 w.WriteLine("PlainFfn(Xb2, Xb, count, layer, ffn, Dim, BundleStride, BundleDown, -1);");
                 w.WriteLine("MatMul(Q, wq, Xb, count, Dim, Dim);");
-                w.WriteLine("MatMul(k, wk, Xb, count, KvDim, Dim);");
-                w.WriteLine("MatMul(v, wv, Xb, count, KvDim, Dim);");
+                w.WriteLine("MatMul(k, wk, Xb, count, KvDim, Dim, prepared: true);");
+                w.WriteLine("MatMul(v, wv, Xb, count, KvDim, Dim, prepared: true);");
                 w.WriteLine("Rope(Q, k, pos, count, Dim, KvDim, HeadSize);");
                 w.WriteLine("Attention(Xb, layer, pos, count, Heads, KvHeads, HeadSize, Context);");
                 w.WriteLine("MatMul(Q, wo, Xb, count, Dim, Dim);");

@@ -172,10 +172,12 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
         }
     }
 
-    /// <summary>Y[count, rows] = X[count, cols] · W[rows, cols]ᵀ, W in the resident section: row t of Y is W · x_t.</summary>
-    protected void MatMul(float* y, long w, float* x, int count, int rows, int cols)
+    /// <summary>Y[count, rows] = X[count, cols] · W[rows, cols]ᵀ, W in the resident section: row t of Y is W · x_t.
+    /// <paramref name="prepared"/>: X is what the previous MatMul took, unchanged since, so its quantised rows are
+    /// still in place (q, k and v share one quantisation of the block).</summary>
+    protected void MatMul(float* y, long w, float* x, int count, int rows, int cols, bool prepared = false)
     {
-        PrepareRows<TResident>(_preparedResident, _preparedResidentBytes, x, count, cols);
+        if (!prepared) PrepareRows<TResident>(_preparedResident, _preparedResidentBytes, x, count, cols);
         _matMul.Set(y, R + w, x, count, rows, cols);
         if (_team.Size == 1 || (long)count * rows * cols < ParallelThreshold) _matMul.Execute(0, 1);
         else _team.Run(_matMul);

@@ -63,8 +63,8 @@ namespace AotFlash.Models
             LayerNorm(Xb, X, norm, normBias, count, Dim, NormEps);
             PlainFfn(Xb2, Xb, count, layer, ffn, Dim, BundleStride, BundleDown, -1);
             MatMul(Q, wq, Xb, count, Dim, Dim);
-            MatMul(k, wk, Xb, count, KvDim, Dim);
-            MatMul(v, wv, Xb, count, KvDim, Dim);
+            MatMul(k, wk, Xb, count, KvDim, Dim, prepared: true);
+            MatMul(v, wv, Xb, count, KvDim, Dim, prepared: true);
             Rope(Q, k, pos, count, Dim, KvDim, HeadSize);
             Attention(Xb, layer, pos, count, Heads, KvHeads, HeadSize, Context);
             MatMul(Q, wo, Xb, count, Dim, Dim);

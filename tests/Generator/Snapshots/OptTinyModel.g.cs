@@ -70,9 +70,9 @@ namespace AotFlash.Models
             LayerNorm(Xb, X, attnNorm, attnNormBias, count, Dim, NormEps);
             MatMul(Q, wq, Xb, count, Dim, Dim);
             AddBias(Q, bq, count, Dim);
-            MatMul(k, wk, Xb, count, KvDim, Dim);
+            MatMul(k, wk, Xb, count, KvDim, Dim, prepared: true);
             AddBias(k, bk, count, KvDim);
-            MatMul(v, wv, Xb, count, KvDim, Dim);
+            MatMul(v, wv, Xb, count, KvDim, Dim, prepared: true);
             AddBias(v, bv, count, KvDim);
             Attention(Xb, layer, pos, count, Heads, KvHeads, HeadSize, Context);
             MatMul(Xb2, wo, Xb, count, Dim, Dim);

@@ -72,8 +72,8 @@ namespace AotFlash.Models
             // attention, x[count, dim]: xb = rmsnorm(x); q, k, v = xb·Wqᵀ, xb·Wkᵀ, xb·Wvᵀ; rope(q, k); xb = attend(q, cache); x += xb·Woᵀ
             RmsNorm(Xb, X, attnNorm, count, Dim, NormEps);
             MatMul(Q, wq, Xb, count, Dim, Dim);
-            MatMul(k, wk, Xb, count, KvDim, Dim);
-            MatMul(v, wv, Xb, count, KvDim, Dim);
+            MatMul(k, wk, Xb, count, KvDim, Dim, prepared: true);
+            MatMul(v, wv, Xb, count, KvDim, Dim, prepared: true);
             Rope(Q, k, pos, count, Dim, KvDim, HeadSize);
             Attention(Xb, layer, pos, count, Heads, KvHeads, HeadSize, Context);
             MatMul(Xb2, wo, Xb, count, Dim, Dim);
