@@ -204,7 +204,7 @@ internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>
     // acc + the 16 products w·x of unsigned w ≤ 127 and signed x, in DotBytes' lanes: SSSE3's own operand form, without
     // moving w's sign onto x.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector128<int> DotUnsignedBytes(Vector128<int> acc, Vector128<byte> w, Vector128<sbyte> x)
+    internal static Vector128<int> DotUnsignedBytes(Vector128<int> acc, Vector128<byte> w, Vector128<sbyte> x)
     {
         if (Ssse3.IsSupported) return acc + Sse2.MultiplyAddAdjacent(Ssse3.MultiplyAddAdjacent(w, x), Vector128.Create((short)1));
         return DotBytes(acc, w.AsSByte(), x);
@@ -214,7 +214,7 @@ internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>
     // w's sign moved onto it; adjacent pairs sum to int16 without saturating (2·127·127 < 2^15), then pairs again to int32.
     // arm64 has SDOT where the dot-product extension is present, else widening multiplies.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector128<int> DotBytes(Vector128<int> acc, Vector128<sbyte> w, Vector128<sbyte> x)
+    internal static Vector128<int> DotBytes(Vector128<int> acc, Vector128<sbyte> w, Vector128<sbyte> x)
     {
         if (Ssse3.IsSupported)
             return acc + Sse2.MultiplyAddAdjacent(Ssse3.MultiplyAddAdjacent(Ssse3.Abs(w), Ssse3.Sign(x, w)), Vector128.Create((short)1));

@@ -235,7 +235,7 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
     {
         if (AvxVnni.IsSupported) return AvxVnni.MultiplyWideningAndAdd(acc, w, x);
         if (Avx2.IsSupported) return acc + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(w, x), Vector256.Create((short)1));
-        return acc + DotBytes(w.AsSByte(), x);
+        return Vector256.Create(Simd128.DotUnsignedBytes(acc.GetLower(), w.GetLower(), x.GetLower()), Simd128.DotUnsignedBytes(acc.GetUpper(), w.GetUpper(), x.GetUpper()));
     }
 
     // The 32 products w·x summed into 8 int lanes; with AVX2 as Simd128.DotBytes does with SSSE3.
@@ -247,10 +247,7 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
             return AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx2.Abs(w), Avx2.Sign(x, w));
         if (Avx2.IsSupported)
             return Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.Abs(w), Avx2.Sign(x, w)), Vector256.Create((short)1));
-        var (wLow, wHigh) = Vector256.Widen(w);
-        var (xLow, xHigh) = Vector256.Widen(x);
-        var (a, b) = Vector256.Widen(wLow * xLow); // each product fits int16: |w·x| ≤ 127·127
-        var (c, d) = Vector256.Widen(wHigh * xHigh);
-        return (a + b) + (c + d);
+        // Each 128 bits on their own, so their lanes sum only their own bytes (DotQ4Groups keeps one group per 128 bits).
+        return Vector256.Create(Simd128.DotBytes(Vector128<int>.Zero, w.GetLower(), x.GetLower()), Simd128.DotBytes(Vector128<int>.Zero, w.GetUpper(), x.GetUpper()));
     }
 }
