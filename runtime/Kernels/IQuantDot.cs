@@ -3,8 +3,10 @@ using System.Runtime.Intrinsics;
 namespace AotFlash.Kernels;
 
 /// <summary>
-/// One group of 32 quantised weights times 32 int8 activations, for <see cref="QuantKernels{TF,TI,S}"/>: the exact
-/// integer Σ w_j·x_j, spread over the lanes of the result (lane sums stay below 2^24, so the floats are exact).
+/// Groups of 32 quantised weights times 32 int8 activations, for <see cref="QuantKernels{TF,TI,S}"/>: the exact integer
+/// Σ w_j·x_j, spread over the lanes of the result (lane sums stay below 2^24, so the floats are exact). q8 keeps a
+/// group per register; q4 packs Count/4 groups in one (<see cref="DotQ4Groups"/>) and, for blocks of tokens, puts a
+/// token in each lane (<see cref="DotQuads"/>), with the integer lane sums and the activation layout those need.
 /// </summary>
 internal unsafe interface IQuantDot<TF, TI> where TF : struct where TI : struct
 {
