@@ -126,19 +126,17 @@ internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>
                 Vector128.ConvertToSingle(DotBytes(DotBytes(Vector128<int>.Zero, lower, Vector128.Load(xb)), upper, Vector128.Load(xb + 16))));
     }
 
+    // One group is Count/4 groups here: the single-group forms are the grouped ones.
     public static Vector128<int> Q4Bias(sbyte* x)
     {
-        var eight = Vector128.Create((sbyte)-8);
-        return DotBytes(DotBytes(Vector128<int>.Zero, eight, Vector128.Load(x)), eight, Vector128.Load(x + 16));
+        var (low, high) = Q4Activations(x);
+        return Q4Biases(low, high);
     }
 
-    // The group's 16 bytes hold its first half in the low nibbles and its second half in the high ones.
     public static Vector128<int> DotQ4Group(byte* w, sbyte* x, Vector128<int> bias)
     {
-        var bytes = Vector128.Load(w);
-        var low = bytes & Vector128.Create((byte)0xF);
-        var high = Vector128.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte() & Vector128.Create((byte)0xF);
-        return DotUnsignedBytes(DotUnsignedBytes(bias, low, Vector128.Load(x)), high, Vector128.Load(x + 16));
+        var (low, high) = Q4Activations(x);
+        return DotQ4Groups(w, low, high, bias);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -162,6 +160,7 @@ internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>
         return acc + Vector128.Load(lanes);
     }
 
+    // The group's 16 bytes hold its first half in the low nibbles and its second half in the high ones.
     public static Vector128<int> DotQ4Groups(byte* w, Vector128<int> xLow, Vector128<int> xHigh, Vector128<int> bias)
     {
         var bytes = Vector128.Load(w);

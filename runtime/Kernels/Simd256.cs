@@ -123,8 +123,12 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
     static Vector256<int> DotSignedBytes(Vector256<int> bias, Vector256<sbyte> w, Vector256<sbyte> x) =>
         AvxVnni.IsSupported ? DotUnsignedBytes(bias, w.AsByte() ^ Vector256.Create((byte)128), x) : DotBytes(w, x);
 
-    public static Vector256<int> Q4Bias(sbyte* x) =>
-        AvxVnni.IsSupported ? MinusTimesSum(8, Vector256.Load(x)) : DotBytes(Vector256.Create((sbyte)-8), Vector256.Load(x));
+    public static Vector256<int> Q4Bias(sbyte* x) => MinusEightTimesSum(Vector256.Load(x));
+
+    // -8·Σx in DotBytes' lanes
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<int> MinusEightTimesSum(Vector256<sbyte> x) =>
+        AvxVnni.IsSupported ? MinusTimesSum(8, x) : DotBytes(Vector256.Create((sbyte)-8), x);
 
     // -m·Σx in DotBytes' lanes with VNNI: one multiply of the unsigned m by x, negated.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -166,13 +170,8 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
         return (Vector256.Create(first.GetLower(), second.GetLower()).AsInt32(), Vector256.Create(first.GetUpper(), second.GetUpper()).AsInt32());
     }
 
-    public static Vector256<int> Q4Biases(Vector256<int> xLow, Vector256<int> xHigh)
-    {
-        if (AvxVnni.IsSupported)
-            return Vector256<int>.Zero - AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Create((byte)8), xLow.AsSByte()), Vector256.Create((byte)8), xHigh.AsSByte());
-        var eight = Vector256.Create((sbyte)-8);
-        return DotBytes(eight, xLow.AsSByte()) + DotBytes(eight, xHigh.AsSByte());
-    }
+    public static Vector256<int> Q4Biases(Vector256<int> xLow, Vector256<int> xHigh) =>
+        MinusEightTimesSum(xLow.AsSByte()) + MinusEightTimesSum(xHigh.AsSByte());
 
     public static Vector256<int> SumQuads4(Vector256<int> v0, Vector256<int> v1, Vector256<int> v2, Vector256<int> v3)
     {
