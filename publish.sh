@@ -85,9 +85,11 @@ build_host() { # OUTPUT_DIR [MSBUILD_PROPERTY...]
     "${cross[@]}" "$@" -o "$dir" >&2
 }
 echo "publish.sh: building $name for $rid (Native AOT$($server && echo ", with serve"))..." >&2
+# The native link is up to date when its object file is, whether or not the last link stripped it: remove its output
+# so that --keep-symbols (or its absence) always applies. An unstripped build writes no .dbg, and dotnet publish would
+# copy one an earlier stripped build left, which would not match.
+rm -f "$root"/host/bin/Release/*/"$rid"/native/"$name"{,.dbg} "$build/$name.dbg"
 build_host "$build" -p:Server=$server
-# An unstripped build writes no .dbg, and dotnet publish copies one an earlier stripped build left: it would not match.
-$strip || rm -f "$build/$name.dbg"
 echo "${cpu:-default}" > "$build/cpu"
 # The executable converts, calibrates and packs the model for the library too.
 if $lib; then
