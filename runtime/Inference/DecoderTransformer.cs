@@ -83,11 +83,12 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
         else if (_preparedResidentBytes > 0) _preparedResident = (byte*)Alloc(((long)BlockTokens * _preparedResidentBytes + 3) / sizeof(float), "activations");
         if (TWeights.Type != WeightType.F32 || TResident.Type != WeightType.F32)
         {
-            // A block's chunk of bundles widened (three rows and a bias each), within WidenedBytes but at least four
+            // A block's chunk of bundles widened (three rows and a bias each), within WideningRoom but at least four
             // bundles; a chunk of a matrix's rows fits too. Formats that are not widened whole (q8, q4) widen a chunk's
             // down columns here.
             int bundle = 3 * s.Dim + 1;
-            _widenedFloats = Math.Max(ChunkBytes / sizeof(float), Math.Max(4, Math.Min(_blockChunk, WidenedBytes / sizeof(float) / bundle)) * bundle);
+            long room = WideningRoom(rows * sizeof(float));
+            _widenedFloats = Math.Max(ChunkBytes / sizeof(float), (int)Math.Max(4, Math.Min(_blockChunk, room / sizeof(float) / bundle)) * bundle);
             _widened = Alloc((long)_team.Size * _widenedFloats, "activations");
         }
         if (info.Family != ModelFamily.Opt)
@@ -369,10 +370,16 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
     // every chunk reads and writes the block's output rows once, so chunks of a few neurons would pay that per few.
     private const int BlockChunk = 64;
 
-    // The most a member widens at once (a block's chunk of f16 bundles at f32): L2 holds it with the block's x. 1 MiB
-    // was slower: 110M f16 128-token prompt 290-312 ms against 284-287, and a 1.1B prompt's compute 17.5-18.7 ms per
-    // token against 15.6-16.5 (its 2048-wide bundles, 40 at a time against 10).
+    // What a member widens at once (a block's chunk of f16 bundles at f32), and the chunk of quantised rows a product
+    // takes through the caches: L2 holds it with the block's x. 1 MiB was slower where x fits L2: 110M f16 128-token
+    // prompt 290-312 ms against 284-287 (and 247-251 against 254-259 later), and a 1.1B 128-token block's compute
+    // 17.5-18.7 ms per token against 15.6-16.5 (its 2048-wide bundles, 40 at a time against 10).
     private const int WidenedBytes = 256 << 10;
+
+    /// <summary>A block whose x outgrows L2 next to the chunk (a 1.1B block streamed at 65% of its file is 325 tokens,
+    /// 2.6 MiB) brings it from L3 once per chunk, for the chunk's few rows: past 1 MiB of x a member widens 1 MiB at
+    /// once. 1.1B f16 512-token prompt at 65%: 7093-7149 ms against 6309-6567.</summary>
+    private static long WideningRoom(long blockXBytes) => blockXBytes > 1 << 20 ? 4 * WidenedBytes : WidenedBytes;
 
     /// <summary>A product over the resident section, in <typeparamref name="TResident"/>.</summary>
     private sealed class MatMulWork(DecoderTransformer<TWeights, TResident, TActivation> model) : ITeamWork
