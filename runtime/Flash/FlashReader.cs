@@ -7,9 +7,12 @@ namespace AotFlash.Flash;
 /// <summary>How a <see cref="FlashReader"/> splits its reads; the defaults are <see cref="ReadPlanner"/>'s measured ones.</summary>
 public sealed class ReaderOptions
 {
-    /// <summary>The longest read that coalesced bundles (or one share of <see cref="FlashReader.ReadContiguous"/>)
-    /// become; a positive multiple of 4096. Each I/O thread stages reads in a buffer this long.</summary>
+    /// <summary>The longest read that coalesced bundles become; a positive multiple of 4096. Each I/O thread stages
+    /// reads in a buffer this long.</summary>
     public int MaxChunkBytes { get; init; } = ReadPlanner.DefaultMaxChunkBytes;
+    /// <summary>The requests <see cref="FlashReader.ReadContiguous"/> splits a region into; a positive multiple of
+    /// 4096. They go straight into the destination, unstaged.</summary>
+    public int ContiguousChunkBytes { get; init; } = ReadPlanner.DefaultContiguousChunkBytes;
     /// <summary>Bundles at most this many (aligned) bytes apart are read as one range, gap included.</summary>
     public int MaxGapBytes { get; init; } = ReadPlanner.DefaultMaxGapBytes;
     /// <summary>False: plain buffered reads through the page cache, without a warning (for comparisons).</summary>
@@ -51,7 +54,7 @@ public sealed unsafe class FlashReader : IDisposable
     private readonly SafeFileHandle _handle;
     private readonly DramAccount _account;
     private readonly ThreadTeam _team;
-    private readonly int _maxChunk;
+    private readonly int _maxChunk, _contiguousChunk;
     private readonly int _maxGap;
     private readonly ReadFunction _read;
     private readonly long _fileLength;
@@ -90,7 +93,7 @@ public sealed unsafe class FlashReader : IDisposable
     private FlashReader(string path, SafeFileHandle handle, long baseOffset, bool direct, int ioThreads, DramAccount account, ReaderOptions options)
     {
         _path = path; _handle = handle; BaseOffset = baseOffset; Direct = direct; _account = account;
-        _maxChunk = options.MaxChunkBytes; _maxGap = options.MaxGapBytes;
+        _maxChunk = options.MaxChunkBytes; _contiguousChunk = options.ContiguousChunkBytes; _maxGap = options.MaxGapBytes;
         _read = options.Read ?? RandomAccess.Read;
         _fileLength = RandomAccess.GetLength(handle);
         _staging = new byte*[ioThreads];
@@ -150,6 +153,8 @@ public sealed unsafe class FlashReader : IDisposable
         options ??= new ReaderOptions();
         if (options.MaxChunkBytes < Alignment || options.MaxChunkBytes % Alignment != 0)
             throw new ArgumentOutOfRangeException(nameof(options), options.MaxChunkBytes, $"MaxChunkBytes must be a positive multiple of {Alignment}");
+        if (options.ContiguousChunkBytes < Alignment || options.ContiguousChunkBytes % Alignment != 0)
+            throw new ArgumentOutOfRangeException(nameof(options), options.ContiguousChunkBytes, $"ContiguousChunkBytes must be a positive multiple of {Alignment}");
         if (options.MaxGapBytes < 0)
             throw new ArgumentOutOfRangeException(nameof(options), options.MaxGapBytes, "MaxGapBytes must not be negative");
         if (baseOffset < 0 || baseOffset % Alignment != 0)
@@ -436,7 +441,7 @@ public sealed unsafe class FlashReader : IDisposable
 
     /// <summary>
     /// Reads <paramref name="length"/> bytes at <paramref name="offset"/> (relative to <see cref="BaseOffset"/>) straight
-    /// into <paramref name="destination"/>, in chunks of at most MaxChunkBytes spread over the I/O threads. Offset,
+    /// into <paramref name="destination"/>, in chunks of at most ContiguousChunkBytes spread over the I/O threads. Offset,
     /// length and destination must be multiples of 4096 (O_DIRECT's rule, kept in buffered mode too).
     /// </summary>
     public void ReadContiguous(long offset, long length, byte* destination)
@@ -449,15 +454,17 @@ public sealed unsafe class FlashReader : IDisposable
         try
         {
             var work = _contiguousWork;
-            long chunks = (length + _maxChunk - 1) / _maxChunk;
+            long chunks = (length + _contiguousChunk - 1) / _contiguousChunk;
             work.Set(BaseOffset + offset, length, destination);
             try
             {
                 _inKernel = UsesKernelAio && chunks > 1 && chunks <= int.MaxValue;
                 if (_inKernel)
                 {
-                    // Straight into the destination, no staging: twice the I/O threads' chunks in flight.
-                    StartKernelReads(work, (int)chunks, 2 * IoThreads);
+                    // Straight into the destination, no staging, every chunk in flight at once (up to the context's
+                    // slots): the device's queue stays full without the reaper refilling it. A streamed 1.1B prompt
+                    // (38 tokens, 8 MiB pieces) read at 1345/784 ms with 64 in flight against 1420/910 with 16.
+                    StartKernelReads(work, (int)chunks, _aio!.Capacity);
                     _aioDone.Wait();
                 }
                 else if (chunks == 1 || IoThreads == 1) work.Execute(0, 1);
@@ -775,15 +782,15 @@ public sealed unsafe class FlashReader : IDisposable
             while (!HasFailed)
             {
                 int i = Interlocked.Increment(ref Next) - 1;
-                if ((long)i * Reader._maxChunk >= _length) return;
+                if ((long)i * Reader._contiguousChunk >= _length) return;
                 ReadNow(i, 0);
             }
         }
 
         public override (long Offset, int Length, nint Buffer) Request(int i, int slot)
         {
-            long at = (long)i * Reader._maxChunk;
-            return (_offset + at, (int)Math.Min(Reader._maxChunk, _length - at), (nint)(_destination + at));
+            long at = (long)i * Reader._contiguousChunk;
+            return (_offset + at, (int)Math.Min(Reader._contiguousChunk, _length - at), (nint)(_destination + at));
         }
 
         public override long Needed(int i) => Request(i, 0).Length;

@@ -373,7 +373,7 @@ public sealed unsafe class FlashReaderTests : IDisposable
         byte* destination = (byte*)account.Allocate(length, "test", A);
         try
         {
-            using var reader = FlashReader.Open(path, baseOffset, threads, account, null, new ReaderOptions { MaxChunkBytes = chunk, UseKernelAio = kernelAio });
+            using var reader = FlashReader.Open(path, baseOffset, threads, account, null, new ReaderOptions { ContiguousChunkBytes = chunk, UseKernelAio = kernelAio });
             reader.ReadContiguous(offset, length, destination);
             Assert.True(new ReadOnlySpan<byte>(destination, (int)length).SequenceEqual(content.AsSpan((int)(baseOffset + offset), (int)length)));
             Assert.Equal(length, reader.BytesRead);
@@ -459,6 +459,7 @@ public sealed unsafe class FlashReaderTests : IDisposable
         Assert.Throws<ArgumentOutOfRangeException>(() => FlashReader.Open(path, 100, 1, new DramAccount(), null));
         Assert.Throws<ArgumentOutOfRangeException>(() => FlashReader.Open(path, 0, 0, new DramAccount(), null));
         Assert.Throws<ArgumentOutOfRangeException>(() => FlashReader.Open(path, 0, 1, new DramAccount(), null, new ReaderOptions { MaxChunkBytes = 1000 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => FlashReader.Open(path, 0, 1, new DramAccount(), null, new ReaderOptions { ContiguousChunkBytes = 0 }));
         using var reader = FlashReader.Open(path, 0, 1, new DramAccount(), null);
         Assert.Throws<ArgumentException>(() => reader.ReadBundles(0, 768, 768, [1, 2], [0]));
         Assert.Throws<ArgumentException>(() => reader.ReadBundles(0, 768, 768, [2, 1], [0, 0]));

@@ -344,6 +344,11 @@ public sealed class FlashModeTests(ITestOutputHelper output)
             Assert.Equal(2, r.ExitCode);
             Assert.Contains($"flash section is corrupt: layer {layer}, neuron {neuron} does not match its checksum", r.Stderr);
         }
+        // A prompt long enough to stream every layer through the block's pieces, read and checked ahead of the FFN.
+        var streamed = InProcess.Run(model, "run", "--model", afm, "--mode", "flash", "-p", "Once upon a time, there was a little girl who liked to play", "-n", "1");
+        output.WriteLine($"flash, streamed prompt: exit {streamed.ExitCode}: {streamed.Stderr.Trim()}");
+        Assert.Equal(2, streamed.ExitCode);
+        Assert.Contains($"flash section is corrupt: layer {layer}, neuron {neuron} does not match its checksum", streamed.Stderr);
         var dense = InProcess.Run(model, "run", "--model", afm, "--mode", "dense", "-p", "Once upon a time", "-n", "4");
         Assert.Equal(2, dense.ExitCode);
         Assert.Contains("flash section is corrupt (checksum mismatch)", dense.Stderr);
