@@ -4,8 +4,8 @@ namespace AotFlash.Sparsity;
 
 /// <summary>
 /// One FFN layer's cache of neuron bundles in DRAM (the paper's memory management): a preallocated matrix of
-/// <see cref="Capacity"/> rows of <see cref="RowBytes"/> each; an index neuron -> row and row -> neuron; delete = move
-/// the last used row into the hole; append at <see cref="Count"/>. Sliding window: after <see cref="Update"/> for
+/// <see cref="Capacity"/> rows of <see cref="RowBytes"/> each, rows 0 .. <see cref="Count"/>-1 in use; an index
+/// neuron -> row and row -> neuron; a miss takes a row a deletion freed, or the next past Count. Sliding window: after <see cref="Update"/> for
 /// token t the cache holds exactly the neurons that were active in tokens t-window+1 .. t (when capacity allows).
 /// No allocation per token.
 /// </summary>
@@ -15,14 +15,15 @@ namespace AotFlash.Sparsity;
 /// intrusive doubly linked list ordered by the token that last used them (head = least recently used). A hit moves
 /// the neuron to the tail, so the neurons that fell out of the window, and the LRU victims under capacity pressure,
 /// are always a prefix of the list and are popped from the head. One <see cref="Update"/> costs
-/// O(active + evicted + missing·log missing) plus one row copy per row moved.
+/// O(active + evicted·log evicted + missing·log missing) plus one row copy per row moved.
 /// </para>
 /// <para>
-/// All evictions of a token are compacted together: the rows at or above the new <see cref="Count"/> that survive
-/// are copied into the holes below it, so a row is never copied only to be evicted by the same token and at most
-/// one copy is made per evicted row (<see cref="RowsMoved"/>). The missing neurons are then appended in ascending
-/// neuron order at consecutive rows (<c>missingRows[i] == Count - missing + i</c>), so neurons adjacent in flash land
-/// in adjacent rows and a coalesced read can go straight into the matrix.
+/// A token's missing neurons take the rows its evictions freed (in ascending neuron order, into ascending rows), then
+/// new rows past the old <see cref="Count"/>; only where fewer neurons are missing than rows were freed below the new
+/// Count are rows copied, the survivors at or above it into the holes that are left (<see cref="RowsMoved"/>). In the
+/// steady state a token evicts about as many neurons as it misses, so rows are seldom copied: compacting every hole
+/// and appending the misses copied a 7B layer's ~250 rows of 24 KiB per token. The flash reader reads a bundle of whole
+/// blocks straight into whichever row it has, and copies any other bundle from its staging buffer.
 /// </para>
 /// <para>
 /// Among neurons last used by the same token, LRU eviction takes first the hits of that token (in the order they
@@ -175,7 +176,7 @@ public sealed unsafe class NeuronCache : IDisposable
     /// <paramref name="active"/> (distinct, any order): evicts neurons that fell out of the window (not active in the
     /// last Window tokens, counting this one), reserves rows for the active neurons that are missing, and writes them
     /// to <paramref name="missing"/> (ascending neuron order) with their destination rows in
-    /// <paramref name="missingRows"/> (same order; consecutive rows ending at Count-1). Returns how many are missing;
+    /// <paramref name="missingRows"/> (same order; rows this call freed, ascending, then new rows). Returns how many are missing;
     /// the caller then fills those rows (reads from flash). If the window's neurons plus the missing ones exceed
     /// Capacity, it evicts the least recently used neurons that are not active now; if <paramref name="active"/> alone
     /// exceeds Capacity, it throws <see cref="InvalidOperationException"/>. Counts hits (active and already cached)
@@ -244,21 +245,37 @@ public sealed unsafe class NeuronCache : IDisposable
             _holes[holes++] = Detach(_head);
         while (_count - holes + miss > Capacity)
             _holes[holes++] = Detach(_head);
-        if (holes > 0) Compact(holes);
 
-        // Append the misses, ascending, at consecutive rows.
+        // The misses, ascending, into the freed rows below the new count (ascending), then into new rows.
+        int newCount = _count - holes + miss, hole = 0, appended = _count;
+        new Span<int>(_holes, holes).Sort();
         Span<int> misses = missing[..miss];
         misses.Sort();
         for (int i = 0; i < miss; i++)
         {
             int n = misses[i];
-            int row = _count++;
+            int row = hole < holes && _holes[hole] < newCount ? _holes[hole++] : appended++;
             rowOf[n] = row;
             _neuronAt[row] = n;
             lastUsed[n] = token;
             LinkTail(n);
             missingRows[i] = row;
         }
+        // Freed rows below the new count that no miss took: as many survivors sit at or above it, and move down.
+        int src = _count - 1;
+        long rowBytes = RowBytes;
+        for (; hole < holes && _holes[hole] < newCount; hole++)
+        {
+            while (_neuronAt[src] < 0) src--;
+            int dst = _holes[hole], n = _neuronAt[src];
+            Buffer.MemoryCopy(_matrix + src * rowBytes, _matrix + dst * rowBytes, rowBytes, rowBytes);
+            _neuronAt[dst] = n;
+            _neuronAt[src] = -1;
+            rowOf[n] = dst;
+            src--;
+            RowsMoved++;
+        }
+        _count = newCount;
         return miss;
     }
 
@@ -301,30 +318,6 @@ public sealed unsafe class NeuronCache : IDisposable
         _rowOf[n] = -1;
         _neuronAt[row] = -1;
         return row;
-    }
-
-    // Fills the holes below the new Count with the surviving rows at or above it, copying each survivor once.
-    // The survivors above the new Count number exactly the holes below it, and the scan down from the old Count
-    // visits only rows at or above the new Count, so this is O(holes).
-    private void Compact(int holes)
-    {
-        int newCount = _count - holes;
-        int src = _count - 1;
-        long rowBytes = RowBytes;
-        for (int i = 0; i < holes; i++)
-        {
-            int dst = _holes[i];
-            if (dst >= newCount) continue;
-            while (_neuronAt[src] < 0) src--;
-            int n = _neuronAt[src];
-            Buffer.MemoryCopy(_matrix + src * rowBytes, _matrix + dst * rowBytes, rowBytes, rowBytes);
-            _neuronAt[dst] = n;
-            _neuronAt[src] = -1;
-            _rowOf[n] = dst;
-            src--;
-            RowsMoved++;
-        }
-        _count = newCount;
     }
 
     private void Unlink(int n)

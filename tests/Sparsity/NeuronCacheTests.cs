@@ -157,7 +157,7 @@ public sealed unsafe class NeuronCacheTests
         Assert.Equal([0, 1, 2], h.MissingRows[..3]);
         Assert.Equal((0L, 3L), (h.Cache.Hits, h.Cache.Misses));
         Assert.Equal([4, 60], h.Step(1, 60, 50, 4, 3));
-        Assert.Equal([3, 4], h.MissingRows[..2]);                 // appended at Count, consecutive
+        Assert.Equal([3, 4], h.MissingRows[..2]);                 // nothing freed: appended at Count
         Assert.Equal((2L, 5L), (h.Cache.Hits, h.Cache.Misses));
         // t=2: 99 (last used at 0) is still in DRAM from the window 0..1, so reactivating it is a hit, not a reread.
         Assert.Empty(h.Step(2, 99, 60));
@@ -393,6 +393,26 @@ public sealed unsafe class NeuronCacheTests
         { 500, 120, 100, 16, 50, 3000, 6 },  // long window, mostly pressure-driven
     };
 
+    // A token's misses go into the rows its evictions freed, so a token that evicts as many neurons as it misses
+    // copies no row; a freed row that no miss takes is filled from the end.
+    [Fact]
+    public void MissesTakeTheRowsEvictionsFreed()
+    {
+        using var h = new Harness(neurons: 16, capacity: 8, rowBytes: 4096, window: 1);
+        h.Step(0, 0, 1, 2, 3);                                    // rows 0..3 = neurons 0..3
+        Assert.Equal([4, 9], h.Step(1, 9, 1, 4, 3));              // 0 and 2 out: their rows 0 and 2 go to 4 and 9
+        Assert.Equal([0, 2], h.MissingRows[..2]);
+        Assert.Equal(0L, h.Cache.RowsMoved);
+        Assert.Equal(4, h.Cache.Count);
+        h.AssertConsistent("t=1");
+        Assert.Equal([12], h.Step(2, 12, 3));                     // 1, 4, 9 out (rows 1, 0, 2): 12 takes row 0,
+        Assert.Equal([0], h.MissingRows[..1]);                    // 3 (row 3) moves to row 1, row 2 is past Count
+        Assert.Equal(1L, h.Cache.RowsMoved);
+        Assert.Equal((1, 0), (h.Cache.RowOf(3), h.Cache.RowOf(12)));
+        Assert.Equal(2, h.Cache.Count);
+        h.AssertConsistent("t=2");
+    }
+
     [Theory, MemberData(nameof(RandomConfigs))]
     public void RandomSequences_MatchModel(int neurons, int capacity, int rowBytes, int window, int maxActive, int steps, int seed)
     {
@@ -455,8 +475,6 @@ public sealed unsafe class NeuronCacheTests
             for (int i = 0; i < m; i++) h.Fill(h.MissingRows[i], h.Missing[i]);
 
             Assert.Equal(expectedMissing, h.Missing[..m]);
-            for (int i = 0; i < m; i++)
-                if (h.MissingRows[i] != c.Count - m + i) Assert.Fail($"{where}: missingRows[{i}] = {h.MissingRows[i]}, expected {c.Count - m + i}");
             hits += active.Length - m;
             misses += m;
             Assert.Equal((hits, misses), (c.Hits, c.Misses));
@@ -480,10 +498,13 @@ public sealed unsafe class NeuronCacheTests
             AssertSet(model.Keys, cached, where);
             Assert.Equal(model.Count, c.Count);
 
-            // Rows moved: exactly the evicted rows that lie below the new count (before the appends).
+            // The misses take the rows freed below the new count, ascending, then rows from the old count on; rows
+            // move only into freed rows below the new count that no miss took.
             var evictedRows = rowsBefore.Where(kv => !model.ContainsKey(kv.Key)).Select(kv => kv.Value).ToList();
-            int newCount = countBefore - evictedRows.Count;
-            moved += evictedRows.Count(r => r < newCount);
+            var freedBelow = evictedRows.Where(r => r < c.Count).Order().ToList();
+            int[] expectedRows = [.. freedBelow.Take(m), .. Enumerable.Range(countBefore, Math.Max(0, m - freedBelow.Count))];
+            Assert.True(expectedRows.AsSpan().SequenceEqual(h.MissingRows[..m]), $"{where}: missing rows [{string.Join(", ", h.MissingRows[..m].ToArray())}], expected [{string.Join(", ", expectedRows)}]");
+            moved += Math.Max(0, freedBelow.Count - m);
             evictedTotal += evictedRows.Count;
             Assert.Equal(moved, c.RowsMoved);
 
