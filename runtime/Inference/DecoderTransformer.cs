@@ -265,9 +265,13 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
     /// activation is non-zero.</summary>
     private void FfnRange(float* acc, float* x, nint* bundles, int from, int to, BundleShape p, int* neurons, int layer)
     {
+        // The selected bundles are anywhere in the flash caches: the next one's gate row is asked for while this one
+        // is computed (the up and down rows that follow it stream behind the gate row's reads).
+        long gateBytes = Layout.RowBytes(TWeights.Type, p.Dim);
         for (int j = from; j < to; j++)
         {
             byte* b = (byte*)bundles[j];
+            if (j + 1 < to) Prefetch.Rows((byte*)bundles[j + 1], 0, 1, gateBytes);
             float pre = TWeights.Dot(b, x, _prepared, p.Dim);
             float a = TActivation.Apply(p.Bias >= 0 ? pre + *(float*)(b + p.Bias) : pre);
             if (a == 0f) continue;
