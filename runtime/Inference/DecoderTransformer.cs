@@ -382,7 +382,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
 
     /// <summary>A block whose x outgrows L2 next to the chunk (a 1.1B block streamed at 65% of its file is 325 tokens,
     /// 2.6 MiB) brings it from L3 once per chunk, for the chunk's few rows: past 1 MiB of x a member widens 1 MiB at
-    /// once. 1.1B f16 512-token prompt at 65%: 7093-7149 ms against 6309-6567.</summary>
+    /// once. 1.1B f16 512-token prompt at 65%: 6961-7162 ms against 6451-6455.</summary>
     private static long WideningRoom(long blockXBytes) => blockXBytes > 1 << 20 ? 4 * WidenedBytes : WidenedBytes;
 
     /// <summary>A product over the resident section, in <typeparamref name="TResident"/>.</summary>
