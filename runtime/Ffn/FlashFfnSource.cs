@@ -361,13 +361,13 @@ public sealed unsafe class FlashFfnSource : IFfnSource
 
         private readonly NativeArray<byte>[] _buffers =
             [.. Enumerable.Range(0, buffers).Select(_ => new NativeArray<byte>(bytes, source._account, "the streamed layer's pieces", Layout.FlashAlignment))];
-
-        public int Buffers => _buffers.Length;
         private readonly Queue<Pending> _pending = new();   // in the order they are read and taken
         private Task _lastRead = Task.CompletedTask;         // the read the next one follows
         private int _held = -1;                              // the buffer the FFN computes
 
         private sealed record Pending(int Layer, int Piece, int Buffer, Task<long> Checked);
+
+        public int Buffers => _buffers.Length;
 
         /// <summary>Reads <paramref name="piece"/> of <paramref name="layer"/> after the reads in flight, unless it is one
         /// of them or every buffer is taken.</summary>

@@ -42,9 +42,9 @@ public static class ReadPlanner
     /// <summary>O_DIRECT granularity: buffer address, file offset and length are multiples of it.</summary>
     public const int Alignment = 4096;
     public const int DefaultMaxChunkBytes = 128 * 1024;
-    /// <summary>Requests of a contiguous region (a streamed layer): the probe's best size, 16 in flight (256 KiB:
-    /// 1538 MB/s against 1310 at 64 KiB; 1 MiB: 1430). The 1.1B's 38-token prompt at 65% of its file, streaming
-    /// 1.5 GiB: 995-1336 ms at 128 KiB against 897-1445 (medians 1317 and 1050).</summary>
+    /// <summary>Requests of a contiguous region (a streamed layer, all of them in flight at once): the probe's best
+    /// size (16 in flight: 1538 MB/s at 256 KiB against 1310 at 64 KiB and 1430 at 1 MiB). The 1.1B's 38-token prompt
+    /// at 65% of its file, streaming 1.5 GiB: 995-1336 ms at 128 KiB against 897-1445 (medians 1317 and 1050).</summary>
     public const int DefaultContiguousChunkBytes = 256 * 1024;
     public const int DefaultMaxGapBytes = 16 * 1024;
 
