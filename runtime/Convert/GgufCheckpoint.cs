@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 using System.Text;
 using AotFlash.Flash;
 using AotFlash.Inference;
@@ -117,7 +118,13 @@ public sealed class GgufCheckpoint : IWeightSource
     public byte[]? ReadStored(string name, int rows, int cols, WeightType type)
     {
         var tensor = Tensor(name, rows, cols);
-        return GgufFormat.WeightTypeOf(tensor.Type) == type ? Rows(tensor, type, rows, cols) : null;
+        if (GgufFormat.WeightTypeOf(tensor.Type) != type) return null;
+        byte[] stored = Rows(tensor, type, rows, cols);
+        // f16 products take every stored half to be finite (ScaledHalves).
+        if (type == WeightType.F16)
+            foreach (Half h in MemoryMarshal.Cast<byte, Half>(stored))
+                if (!Half.IsFinite(h)) throw new BadInputException($"{_file.Path}: {name} holds {h}, and a model's f16 weights must be finite");
+        return stored;
     }
 
     /// <summary>The tensor's rows in the model file's layout of <paramref name="type"/>, its own type: f32 and f16 as they

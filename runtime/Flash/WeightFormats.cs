@@ -25,7 +25,7 @@ public unsafe interface IWeightFormat
     /// y is what MatVec gives for it.</summary>
     static abstract void MatMul(float* y, long yStride, byte* w, long rowStride, float* x, long xStride, byte* prepared, long preparedStride,
                                 int tokens, int rows, int cols);
-    /// <summary>w[n] · x[n], x as floats and prepared</summary>
+    /// <summary>w[n] · x[n], x as floats and prepared, summed as a one-row <see cref="MatVec"/> sums it.</summary>
     static abstract float Dot(byte* w, float* x, byte* prepared, int n);
     /// <summary>y[n] += a · w[n]</summary>
     static abstract void Axpy(float* y, float a, byte* w, int n);
@@ -45,7 +45,13 @@ public readonly unsafe struct F32 : IWeightFormat
     public static void MatMul(float* y, long yStride, byte* w, long rowStride, float* x, long xStride, byte* prepared, long preparedStride,
                               int tokens, int rows, int cols) =>
         VectorOps.MatMul(y, yStride, (float*)w, rowStride / sizeof(float), x, xStride, tokens, rows, cols);
-    public static float Dot(byte* w, float* x, byte* prepared, int n) => VectorOps.Dot((float*)w, x, n);
+    // A one-row MatVec, so that a neuron's sums one token at a time are a block's bit for bit.
+    public static float Dot(byte* w, float* x, byte* prepared, int n)
+    {
+        float y;
+        VectorOps.MatVec(&y, (float*)w, n, x, 1, n);
+        return y;
+    }
     public static void Axpy(float* y, float a, byte* w, int n) => VectorOps.Axpy(y, a, (float*)w, n);
     public static void AxpyRows(float* y, float* a, byte** w, int count, int n) => VectorOps.AxpyRows(y, a, (float**)w, count, n);
     public static void ToSingle(float* dst, byte* w, int n) => Buffer.MemoryCopy(w, dst, n * 4L, n * 4L);
@@ -55,15 +61,32 @@ public readonly unsafe struct F16 : IWeightFormat
 {
     public static WeightType Type => WeightType.F16;
     public static bool WidenInBlocks => true;
-    public static int InputBytes(int n) => 0;
-    public static void PrepareInput(byte* prepared, float* x, int n) { }
-    public static void MatVec(float* y, byte* w, long rowStride, float* x, byte* prepared, int rows, int cols) => VectorOps.MatVecF16(y, (Half*)w, rowStride / sizeof(Half), x, rows, cols);
+    // Products multiply the weights' bits as they are against x scaled by 2^112 (ScaledHalves), where that is exact and fast.
+    public static int InputBytes(int n) => ScaledHalves.PreparedBytes(n);
+    public static void PrepareInput(byte* prepared, float* x, int n) => ScaledHalves.Prepare(prepared, x, n);
+    public static void MatVec(float* y, byte* w, long rowStride, float* x, byte* prepared, int rows, int cols)
+    {
+        if (ScaledHalves.Values(prepared) is var scaled && scaled != null) VectorOps.MatVecF16Scaled(y, (Half*)w, rowStride / sizeof(Half), scaled, rows, cols);
+        else VectorOps.MatVecF16(y, (Half*)w, rowStride / sizeof(Half), x, rows, cols);
+    }
     public static void MatMul(float* y, long yStride, byte* w, long rowStride, float* x, long xStride, byte* prepared, long preparedStride,
                               int tokens, int rows, int cols) =>
         WeightRows.MatVecEach<F16>(y, yStride, w, rowStride, x, xStride, prepared, preparedStride, tokens, rows, cols);
-    public static float Dot(byte* w, float* x, byte* prepared, int n) => VectorOps.DotF16((Half*)w, x, n);
-    public static void Axpy(float* y, float a, byte* w, int n) => VectorOps.AxpyF16(y, a, (Half*)w, n);
-    public static void AxpyRows(float* y, float* a, byte** w, int count, int n) => VectorOps.AxpyRowsF16(y, a, (Half**)w, count, n);
+    public static float Dot(byte* w, float* x, byte* prepared, int n) =>
+        ScaledHalves.Values(prepared) is var scaled && scaled != null ? VectorOps.DotF16Scaled((Half*)w, scaled, n) : VectorOps.DotF16((Half*)w, x, n);
+    public static void Axpy(float* y, float a, byte* w, int n) => AxpyRows(y, &a, &w, 1, n);
+    public static void AxpyRows(float* y, float* a, byte** w, int count, int n)
+    {
+        // The coefficients scaled as x is, a stack's worth at a time (the rows are added in order either way).
+        const int Piece = 256;
+        float* scaled = stackalloc float[Math.Min(count, Piece)];
+        for (int k = 0; k < count; k += Piece)
+        {
+            int m = Math.Min(Piece, count - k);
+            if (ScaledHalves.Enabled && ScaledHalves.Scale(scaled, a + k, m)) VectorOps.AxpyRowsF16Scaled(y, scaled, (Half**)(w + k), m, n);
+            else VectorOps.AxpyRowsF16(y, a + k, (Half**)(w + k), m, n);
+        }
+    }
     public static void ToSingle(float* dst, byte* w, int n) => VectorOps.ToSingle(dst, (Half*)w, n);
 }
 

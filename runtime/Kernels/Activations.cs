@@ -3,11 +3,11 @@ namespace AotFlash.Kernels;
 /// <summary>The FFN activation, applied per neuron; a struct type argument, so every model gets its own specialised code.</summary>
 public unsafe interface IActivation
 {
-    /// <summary>One neuron's activation (a token's predicted neurons, one at a time).</summary>
+    /// <summary>One neuron's activation (a token's neurons, one at a time): bit for bit what the row form gives it.</summary>
     static abstract float Apply(float x);
 
-    /// <summary>x[n] activated in place, a row of neurons at once (dense and streamed products). Each element's result
-    /// does not depend on n or on where it falls; it may differ from <see cref="Apply(float)"/> in the last bit.</summary>
+    /// <summary>x[n] activated in place, a row of neurons at once (blocks of tokens). Each element's result does not
+    /// depend on n or on where it falls.</summary>
     static abstract void Apply(float* x, int n);
 }
 
@@ -19,11 +19,10 @@ public readonly unsafe struct Relu : IActivation
 
 public readonly unsafe struct Silu : IActivation
 {
-    // The form llama2.c uses, so results agree to the last bit where expf does.
-    public static float Apply(float x) => x * (1.0f / (1.0f + MathF.Exp(-x)));
-
-    // Through the vector exp, within 4 ulps of the scalar form (VectorOpsTests.Silu): logits move by far less than the
-    // references' 1e-4.
+    // llama2.c's form through the vector exp, within 4 ulps of its expf (VectorOpsTests.Silu): logits move by far less
+    // than the references' 1e-4. One neuron goes through a vector of its own, so that a token's sums are the same
+    // one token at a time as in a block.
+    public static float Apply(float x) => VectorOps.Silu(x);
     public static void Apply(float* x, int n) => VectorOps.Silu(x, n);
 }
 

@@ -47,6 +47,9 @@ internal unsafe interface ISimd<TF, TI> where TF : struct where TI : struct
     static abstract TF AsFloat(TI v);
     /// <summary>Loads 2·Count halves as two float vectors, each value exactly <c>(float)Half</c>.</summary>
     static abstract (TF Lower, TF Upper) LoadHalves(Half* p);
+    /// <summary>Loads 2·Count halves as two float vectors, each value <c>(float)Half · 2^-112</c>, exactly for every finite
+    /// half, by moving bits: a <see cref="ScaledHalves"/> product's weights.</summary>
+    static abstract (TF Lower, TF Upper) LoadScaledHalves(Half* p);
     /// <summary>Stores the low 16 bits of each lane of lower then upper as 2·Count halves.</summary>
     static abstract void StoreHalves(Half* p, TI lower, TI upper);
     /// <summary>Loads Count signed bytes, sign-extended into the int lanes.</summary>

@@ -28,34 +28,12 @@ internal static unsafe class QuantKernels<TF, TI, S>
         return S.Sum(total);
     }
 
-    // y[rows] = W[rows, cols] · x[cols], W q8 rows at w + r·rowStride (bytes). Four rows per pass, as SimdKernels.MatVec,
-    // share the activation group and keep four independent accumulator chains in flight.
+    // y[rows] = W[rows, cols] · x[cols], W q8 rows at w + r·rowStride (bytes): DotQ8 of each row, in order. Memory
+    // streams fastest read in order: 110M q8 decode, AMD EPYC, 1 thread: 10.9-11.8 ms per token against 12.0-14.2 with
+    // four rows side by side and the next four prefetched.
     public static void MatVecQ8(float* y, byte* w, long rowStride, byte* xq, int rows, int cols)
     {
-        int r = 0, groups = cols / Quantization.Group;
-        sbyte* x = (sbyte*)(xq + 4L * groups);
-        long quants = 2L * groups;
-        float* scales = stackalloc float[4 * groups]; // [row, group] of the four rows, times the activation scales
-        float* s0 = scales, s1 = s0 + groups, s2 = s1 + groups, s3 = s2 + groups;
-        for (; r <= rows - 4; r += 4)
-        {
-            byte* w0 = w + r * rowStride, w1 = w0 + rowStride, w2 = w1 + rowStride, w3 = w2 + rowStride;
-            Prefetch.Rows(w0 + 4 * rowStride, rowStride, Math.Min(4, rows - r - 4), quants + (long)groups * Quantization.Group);
-            SimdKernels<TF, TI, S>.QuantScales(scales, w0, rowStride, 4, (float*)xq, groups);
-            TF t0 = S.Zero, t1 = S.Zero, t2 = S.Zero, t3 = S.Zero;
-            for (int g = 0; g < groups; g++)
-            {
-                long q = quants + (long)g * Quantization.Group;
-                sbyte* xg = x + g * Quantization.Group;
-                TI bias = S.Q8Bias(xg);
-                t0 = S.MulAdd(S.Splat(s0[g]), S.DotQ8Group((sbyte*)(w0 + q), xg, bias), t0);
-                t1 = S.MulAdd(S.Splat(s1[g]), S.DotQ8Group((sbyte*)(w1 + q), xg, bias), t1);
-                t2 = S.MulAdd(S.Splat(s2[g]), S.DotQ8Group((sbyte*)(w2 + q), xg, bias), t2);
-                t3 = S.MulAdd(S.Splat(s3[g]), S.DotQ8Group((sbyte*)(w3 + q), xg, bias), t3);
-            }
-            S.Sum4(y + r, t0, t1, t2, t3);
-        }
-        for (; r < rows; r++) y[r] = DotQ8(w + r * rowStride, xq, cols);
+        for (int r = 0; r < rows; r++) y[r] = DotQ8(w + r * rowStride, xq, cols);
     }
 
     // Y[t, r] = W[r, :] · X[t, :] for a block of tokens, W q8 rows at w + r·rowStride, X prepared rows xStride bytes apart.
@@ -119,19 +97,30 @@ internal static unsafe class QuantKernels<TF, TI, S>
     }
 
     // w[n] · x[n], w one q4 row [n/32 half scales][n/2 bytes]: one chain of fused multiply-adds over the groups in order,
-    // each the group's scale product times its exact integer sum, which is how MatMulQ4's token lanes sum a row.
+    // each the group's scale product times its exact integer sum, which is how MatMulQ4's token lanes sum a row. The
+    // integer sums come Count/4 groups at a time, as MatVecQ4 makes them.
     public static float DotQ4(byte* w, byte* xq, int n)
     {
-        int groups = n / Quantization.Group;
+        int groups = n / Quantization.Group, step = S.Count / 4, paired = groups - groups % step;
         float* scales = stackalloc float[groups];
         SimdKernels<TF, TI, S>.QuantScales(scales, w, 0, 1, (float*)xq, groups);
         byte* q = w + 2L * groups;
         sbyte* x = (sbyte*)(xq + 4L * groups);
+        int* sums = stackalloc int[S.Count]; // [group, lane]: each group's sum in all four of its lanes
         float total = 0f;
-        for (int g = 0; g < groups; g++, q += Quantization.Group / 2, x += Quantization.Group)
+        int g = 0;
+        for (; g < paired; g += step)
         {
-            TI sums = S.DotQ4Group(q, x, S.Q4Bias(x));
-            total = MathF.FusedMultiplyAdd(scales[g], S.SumLanes4(sums, sums, sums, sums).ToScalar(), total);
+            var (xLow, xHigh) = S.Q4Activations(x + g * Quantization.Group);
+            TI d = S.DotQ4Groups(q + g * Quantization.Group / 2, xLow, xHigh, S.Q4Biases(xLow, xHigh));
+            S.Store(sums, S.SumQuads4(d, d, d, d));
+            for (int j = 0; j < step; j++) total = MathF.FusedMultiplyAdd(scales[g + j], sums[4 * j], total);
+        }
+        for (; g < groups; g++)
+        {
+            sbyte* xg = x + g * Quantization.Group;
+            TI d = S.DotQ4Group(q + g * Quantization.Group / 2, xg, S.Q4Bias(xg));
+            total = MathF.FusedMultiplyAdd(scales[g], S.SumLanes4(d, d, d, d).ToScalar(), total);
         }
         return total;
     }

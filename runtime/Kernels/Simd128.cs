@@ -88,6 +88,13 @@ internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static (Vector128<float> Lower, Vector128<float> Upper) LoadScaledHalves(Half* p)
+    {
+        var (lower, upper) = Vector128.Widen(Vector128.Load((short*)p));
+        return (HalfBits.Scaled<Vector128<float>, Vector128<int>, Simd128>(lower), HalfBits.Scaled<Vector128<float>, Vector128<int>, Simd128>(upper));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void StoreHalves(Half* p, Vector128<int> lower, Vector128<int> upper) =>
         Vector128.Narrow(lower.AsUInt32(), upper.AsUInt32()).Store((ushort*)p);
 

@@ -79,6 +79,17 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static (Vector256<float> Lower, Vector256<float> Upper) LoadScaledHalves(Half* p)
+    {
+        // Two vpmovsxwd from memory, where the portable form loads, then shuffles each half out.
+        if (Avx2.IsSupported)
+            return (HalfBits.Scaled<Vector256<float>, Vector256<int>, Simd256>(Avx2.ConvertToVector256Int32((short*)p)),
+                    HalfBits.Scaled<Vector256<float>, Vector256<int>, Simd256>(Avx2.ConvertToVector256Int32((short*)p + Count)));
+        var (lower, upper) = Vector256.Widen(Vector256.Load((short*)p));
+        return (HalfBits.Scaled<Vector256<float>, Vector256<int>, Simd256>(lower), HalfBits.Scaled<Vector256<float>, Vector256<int>, Simd256>(upper));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void StoreHalves(Half* p, Vector256<int> lower, Vector256<int> upper) =>
         Vector256.Narrow(lower.AsUInt32(), upper.AsUInt32()).Store((ushort*)p);
 

@@ -97,6 +97,16 @@ internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<int>
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static (Vector512<float> Lower, Vector512<float> Upper) LoadScaledHalves(Half* p)
+    {
+        if (Avx512F.IsSupported)
+            return (HalfBits.Scaled<Vector512<float>, Vector512<int>, Simd512>(Avx512F.ConvertToVector512Int32(Vector256.Load((short*)p))),
+                    HalfBits.Scaled<Vector512<float>, Vector512<int>, Simd512>(Avx512F.ConvertToVector512Int32(Vector256.Load((short*)p + Count))));
+        var (lower, upper) = Vector512.Widen(Vector512.Load((short*)p));
+        return (HalfBits.Scaled<Vector512<float>, Vector512<int>, Simd512>(lower), HalfBits.Scaled<Vector512<float>, Vector512<int>, Simd512>(upper));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void StoreHalves(Half* p, Vector512<int> lower, Vector512<int> upper) =>
         Vector512.Narrow(lower.AsUInt32(), upper.AsUInt32()).Store((ushort*)p);
 

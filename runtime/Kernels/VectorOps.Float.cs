@@ -36,6 +36,17 @@ public static unsafe partial class VectorOps
         _ => VectorOpsReference.DotF16(w, x, n),
     };
 
+    // w[n] (IEEE half, finite) · x[n], given xs[n] = x[n] · 2^112 (ScaledHalves.Scale): DotF16's sum bit for bit
+    public static float DotF16Scaled(Half* w, float* xs, int n) => DotF16Scaled(IsaSupport.Best, w, xs, n);
+
+    internal static float DotF16Scaled(Isa isa, Half* w, float* xs, int n) => isa switch
+    {
+        Isa.V512 => K512.DotF16Scaled(w, xs, n),
+        Isa.V256 => K256.DotF16Scaled(w, xs, n),
+        Isa.V128 => K128.DotF16Scaled(w, xs, n),
+        _ => VectorOpsReference.DotF16Scaled(w, xs, n),
+    };
+
     // y[n] += a · x[n]
     public static void Axpy(float* y, float a, float* x, int n) => Axpy(IsaSupport.Best, y, a, x, n);
 
@@ -91,6 +102,21 @@ public static unsafe partial class VectorOps
             case Isa.V256: K256.AxpyRowsF16(y, a, x, count, n); break;
             case Isa.V128: K128.AxpyRowsF16(y, a, x, count, n); break;
             default: VectorOpsReference.AxpyRowsF16(y, a, x, count, n); break;
+        }
+    }
+
+    // y[n] += Σ_k a[k] · x[k][n], x half rows (finite), given scaled[k] = a[k] · 2^112 (ScaledHalves.Scale):
+    // AxpyRowsF16 bit for bit
+    public static void AxpyRowsF16Scaled(float* y, float* scaled, Half** x, int count, int n) => AxpyRowsF16Scaled(IsaSupport.Best, y, scaled, x, count, n);
+
+    internal static void AxpyRowsF16Scaled(Isa isa, float* y, float* scaled, Half** x, int count, int n)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.AxpyRowsF16Scaled(y, scaled, x, count, n); break;
+            case Isa.V256: K256.AxpyRowsF16Scaled(y, scaled, x, count, n); break;
+            case Isa.V128: K128.AxpyRowsF16Scaled(y, scaled, x, count, n); break;
+            default: VectorOpsReference.AxpyRowsF16Scaled(y, scaled, x, count, n); break;
         }
     }
 
@@ -154,6 +180,22 @@ public static unsafe partial class VectorOps
         }
     }
 
+    // y[rows] = W[rows, cols] · x[cols], W in IEEE half (finite), given xs[cols] = x · 2^112 (ScaledHalves.Scale):
+    // MatVecF16's sums bit for bit
+    public static void MatVecF16Scaled(float* y, Half* w, long rowStride, float* xs, int rows, int cols) =>
+        MatVecF16Scaled(IsaSupport.Best, y, w, rowStride, xs, rows, cols);
+
+    internal static void MatVecF16Scaled(Isa isa, float* y, Half* w, long rowStride, float* xs, int rows, int cols)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.MatVecF16Scaled(y, w, rowStride, xs, rows, cols); break;
+            case Isa.V256: K256.MatVecF16Scaled(y, w, rowStride, xs, rows, cols); break;
+            case Isa.V128: K128.MatVecF16Scaled(y, w, rowStride, xs, rows, cols); break;
+            default: VectorOpsReference.MatVecF16Scaled(y, w, rowStride, xs, rows, cols); break;
+        }
+    }
+
     // o[n] = weight[n] ⊙ x[n] / sqrt(mean(x²) + eps), llama2.c's rmsnorm; o may alias x
     public static void RmsNorm(float* o, float* x, float* weight, int n, float eps) =>
         RmsNorm(IsaSupport.Best, o, x, weight, n, eps);
@@ -211,6 +253,17 @@ public static unsafe partial class VectorOps
             default: VectorOpsReference.Relu(x, n, threshold); break;
         }
     }
+
+    // SiLU of one value: bit for bit what Silu(x, n) gives it
+    public static float Silu(float x) => Silu(IsaSupport.Best, x);
+
+    internal static float Silu(Isa isa, float x) => isa switch
+    {
+        Isa.V512 => K512.Silu(x),
+        Isa.V256 => K256.Silu(x),
+        Isa.V128 => K128.Silu(x),
+        _ => VectorOpsReference.Silu(x),
+    };
 
     // x[n] = x · (1 / (1 + e^-x)) (SiLU), in place; each element's result independent of n and of where it falls
     public static void Silu(float* x, int n) => Silu(IsaSupport.Best, x, n);

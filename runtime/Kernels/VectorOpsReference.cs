@@ -24,6 +24,14 @@ internal static unsafe class VectorOpsReference
         return sum;
     }
 
+    // w[n] (half) · x[n] given xs = x · 2^112: each product w · 2^-112 · xs, the same real number as w · x
+    public static float DotF16Scaled(Half* w, float* xs, int n)
+    {
+        float sum = 0f;
+        for (int i = 0; i < n; i++) sum += HalfBits.Scaled(w[i]) * xs[i];
+        return sum;
+    }
+
     // y[n] += a · x[n], each element a · x + y rounded once
     public static void Axpy(float* y, float a, float* x, int n)
     {
@@ -48,6 +56,13 @@ internal static unsafe class VectorOpsReference
         for (int k = 0; k < count; k++) AxpyF16(y, a[k], x[k], n);
     }
 
+    // y[n] += Σ_k a[k] · x[k][n], x half rows, given scaled = a · 2^112; fused, k in order
+    public static void AxpyRowsF16Scaled(float* y, float* scaled, Half** x, int count, int n)
+    {
+        for (int k = 0; k < count; k++)
+            for (int i = 0; i < n; i++) y[i] = MathF.FusedMultiplyAdd(scaled[k], HalfBits.Scaled(x[k][i]), y[i]);
+    }
+
     // y[n] += a · x[n] (x half), fused as Axpy
     public static void AxpyF16(float* y, float a, Half* x, int n)
     {
@@ -70,6 +85,12 @@ internal static unsafe class VectorOpsReference
     public static void MatVecF16(float* y, Half* w, long rowStride, float* x, int rows, int cols)
     {
         for (int r = 0; r < rows; r++) y[r] = DotF16(w + r * rowStride, x, cols);
+    }
+
+    // y[rows] = W[rows, cols] · x[cols], W half, given xs = x · 2^112; row r at w + r·rowStride
+    public static void MatVecF16Scaled(float* y, Half* w, long rowStride, float* xs, int rows, int cols)
+    {
+        for (int r = 0; r < rows; r++) y[r] = DotF16Scaled(w + r * rowStride, xs, cols);
     }
 
     // w[n] · x[n], w one q8 row [n/32 half scales][n int8], x prepared [n/32 f32 scales][n int8]
@@ -224,7 +245,13 @@ internal static unsafe class VectorOpsReference
 
     public static void Silu(float* x, int n)
     {
-        for (int i = 0; i < n; i++) x[i] = Kernels.Silu.Apply(x[i]);
+        for (int i = 0; i < n; i++) x[i] = Silu(x[i]);
+    }
+
+    // llama2.c's SiLU
+    public static float Silu(float x)
+    {
+        return x * (1.0f / (1.0f + MathF.Exp(-x)));
     }
 
     public static void Add(float* y, float* x, int n)

@@ -49,6 +49,19 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
         }
     }
 
+    // The scaled products are the converting ones bit for bit, on every path (x scaled as ScaledHalves.Scale does).
+    [Theory, MemberData(nameof(Isas))]
+    public void DotF16Scaled(Isa isa)
+    {
+        var rng = new Random(41);
+        foreach (int n in Sizes)
+        {
+            using Buf<Half> w = Halves(rng, n);
+            using Buf<float> x = Floats(rng, n), xs = Scaled(x);
+            Assert.Equal(VectorOps.DotF16(isa, w.P, x.P, n), VectorOps.DotF16Scaled(isa, w.P, xs.P, n));
+        }
+    }
+
     [Theory, MemberData(nameof(Isas))]
     public void Axpy(Isa isa)
     {
@@ -118,6 +131,23 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
                 for (int k = 0; k < count; k++) x[k] = rows[k].P;
                 AssertRowsAdded(rows, rng, n, $"count={count} n={n}", (y, a) => VectorOpsReference.AxpyRowsF16(y, a, x, count, n),
                                 (y, a) => VectorOps.AxpyRowsF16(isa, y, a, x, count, n));
+            }
+    }
+
+    [Theory, MemberData(nameof(Isas))]
+    public void AxpyRowsF16Scaled(Isa isa)
+    {
+        var rng = new Random(42);
+        Half** x = stackalloc Half*[9];
+        float* scaled = stackalloc float[9];
+        foreach (int count in new[] { 0, 1, 3, 4, 5, 9 })
+            foreach (int n in Sizes)
+            {
+                var rows = new Buf<Half>[count];
+                for (int k = 0; k < count; k++) rows[k] = Halves(rng, n);
+                for (int k = 0; k < count; k++) x[k] = rows[k].P;
+                AssertRowsAdded(rows, rng, n, $"count={count} n={n}", (y, a) => VectorOpsReference.AxpyRowsF16(y, a, x, count, n),
+                                (y, a) => { Assert.True(ScaledHalves.Scale(scaled, a, count)); VectorOps.AxpyRowsF16Scaled(isa, y, scaled, x, count, n); });
             }
     }
 
@@ -246,6 +276,59 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
     }
 
     [Theory, MemberData(nameof(Isas))]
+    public void MatVecF16Scaled(Isa isa)
+    {
+        var rng = new Random(43);
+        foreach (int rows in MatVecRows)
+            foreach (int cols in Sizes)
+            {
+                long stride = cols + 3;
+                using Buf<Half> w = Halves(rng, (int)(rows * stride));
+                using Buf<float> x = Floats(rng, cols), xs = Scaled(x);
+                using Buf<float> want = new(rows, float.NaN), got = new(rows, float.NaN);
+                VectorOps.MatVecF16(isa, want.P, w.P, stride, x.P, rows, cols);
+                VectorOps.MatVecF16Scaled(isa, got.P, w.P, stride, xs.P, rows, cols);
+                got.AssertGuardIntact();
+                AssertBitsEqual(want, got, $"rows={rows} cols={cols}");
+            }
+    }
+
+    // Every finite half's bits moved to a float's place are its value times 2^-112; infinities and NaNs are left out
+    // (the converter stores none).
+    [Fact]
+    public void ScaledHalfExhaustive()
+    {
+        for (int i = 0; i < 65536; i++)
+        {
+            Half h = BitConverter.UInt16BitsToHalf((ushort)i);
+            if (!Half.IsFinite(h)) continue;
+            float want = (float)((double)(float)h * Math.Pow(2, -112)), got = HalfBits.Scaled(h);
+            if (BitConverter.SingleToInt32Bits(want) != BitConverter.SingleToInt32Bits(got))
+                Assert.Fail($"half 0x{i:X4} · 2^-112: want 0x{BitConverter.SingleToInt32Bits(want):X8}, got 0x{BitConverter.SingleToInt32Bits(got):X8}");
+        }
+    }
+
+    // x · 2^112 is exact below 2^16; a finite x at or past it would overflow, and the caller must convert instead.
+    // Infinities and NaNs scale to themselves.
+    [Fact]
+    public void ScaleForHalvesRefusesOverflow()
+    {
+        float up = MathF.Pow(2, 112);
+        float* s = stackalloc float[3], x = stackalloc float[] { 1f, 0f, -2f };
+        foreach (float fits in new[] { 0f, -0f, float.Epsilon, 1.5f, MathF.BitDecrement(65536f), -MathF.BitDecrement(65536f), float.PositiveInfinity, float.NegativeInfinity, float.NaN })
+        {
+            x[1] = fits;
+            Assert.True(ScaledHalves.Scale(s, x, 3), $"{fits:R}");
+            Assert.Equal(fits * up, s[1]);
+        }
+        foreach (float overflows in new[] { 65536f, -65536f, float.MaxValue })
+        {
+            x[1] = overflows;
+            Assert.False(ScaledHalves.Scale(s, x, 3), $"{overflows:R}");
+        }
+    }
+
+    [Theory, MemberData(nameof(Isas))]
     public void RmsNorm(Isa isa)
     {
         var rng = new Random(7);
@@ -332,13 +415,14 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
         var rng = new Random(11);
         foreach (int n in Sizes)
         {
-            using Buf<float> want = Floats(rng, n, 12f), got = want.Clone(), alone = want.Clone();
+            using Buf<float> want = Floats(rng, n, 12f);
             if (n > 3)
             {
-                want[0] = got[0] = alone[0] = -100f;
-                want[1] = got[1] = alone[1] = 100f;
-                want[2] = got[2] = alone[2] = -0f;
+                want[0] = -100f;
+                want[1] = 100f;
+                want[2] = -0f;
             }
+            using Buf<float> got = want.Clone(), alone = want.Clone(), one = want.Clone();
             VectorOpsReference.Silu(want.P, n);
             VectorOps.Silu(isa, got.P, n);
             for (int i = 0; i < n; i++)
@@ -348,6 +432,8 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
                 VectorOps.Silu(isa, alone.P + i, 1);
             }
             AssertBitsEqual(alone, got, $"n={n}, each element alone");
+            for (int i = 0; i < n; i++) one[i] = VectorOps.Silu(isa, one[i]);
+            AssertBitsEqual(one, got, $"n={n}, each element as one value");
         }
     }
 
@@ -898,6 +984,14 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
     {
         var b = new Buf<float>(n, float.NaN);
         for (int i = 0; i < n; i++) b[i] = NextFloat(rng, scale);
+        return b;
+    }
+
+    // x · 2^112, as ScaledHalves.Scale makes a scaled products' input.
+    static Buf<float> Scaled(Buf<float> x)
+    {
+        var b = new Buf<float>(x.Length, float.NaN);
+        Assert.True(ScaledHalves.Scale(b.P, x.P, x.Length));
         return b;
     }
 
