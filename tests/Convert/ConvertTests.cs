@@ -62,6 +62,26 @@ public sealed class ConvertTests
         Assert.Empty(Directory.GetFiles(dir, "*.afm"));
     }
 
+    // f16 products take every stored weight to be finite (ScaledHalves): a weight past the half range is refused, and
+    // nothing is written.
+    [SkippableFact]
+    public void WeightPastTheHalfRangeIsRefused()
+    {
+        ModelSource.RequireShared();
+        var (weights, tokenizer) = ModelSource.Of("stories260K");
+        string dir = Published.TempDirectory();
+        byte[] b = File.ReadAllBytes(weights);
+        BitConverter.GetBytes(1e6f).CopyTo(b, 28 + 4 * 5); // token embedding 0, element 5
+        string large = Path.Combine(dir, "large.bin");
+        File.WriteAllBytes(large, b);
+        var r = InProcess.Run("stories260K-f16", "convert", "-w", large, "-k", tokenizer, "-o", Path.Combine(dir, "x.afm"));
+        // Progress lines come first; the run ends with one error line, exit code 2.
+        Assert.True(r.ExitCode == 2, r.Stderr);
+        Assert.Equal("error: " + large + ": token_embedding row 0 cannot be stored as f16: a weight is 1000000, which does not fit a half-precision float",
+                     r.StderrLines[^1]);
+        Assert.Empty(Directory.GetFiles(dir, "*.afm"));
+    }
+
     [SkippableFact]
     public void ConvertedFileLaysBundlesOutAsTheLayoutSays()
     {
