@@ -230,15 +230,18 @@ internal static unsafe class SimdKernels<TF, TI, S>
 
     // Y[tokens, rows] = X[tokens, cols] · W[rows, cols]ᵀ: y[t·yStride + r] = W[r, :] · x[t·xStride, :]; row r at
     // w + r·rowStride. y must not overlap x or w.
-    // Four rows per pass share each load of x, and two tokens share each load of the four rows, in eight independent
-    // accumulator chains: a product over a block of tokens runs at the FMA units' speed rather than memory's. Every
+    // Four rows per pass share each load of x, and three tokens (then two) share each load of the four rows, in twelve
+    // (eight) independent accumulator chains: a product over a block of tokens runs at the FMA units' speed rather than
+    // memory's; one token (decode) goes a row at a time. Every
     // (row, token) is summed the same way (one chain over the whole vectors, then the scalar tail), in whichever tile,
     // so a token's results do not depend on the block it is in.
     public static void MatMul(float* y, long yStride, float* w, long rowStride, float* x, long xStride, int tokens, int rows, int cols)
     {
         // A block's x rows go through in groups that L2 holds (XGroupBytes), each group past every row: wider models'
-        // blocks (a 1.1B block of 300 tokens is 2.4 MiB of x) would otherwise come from L3 for every few rows.
-        int group = Math.Max(2, (int)(XGroupBytes / Math.Max(1L, (long)cols * sizeof(float))) & ~1);
+        // blocks (a 1.1B block of 300 tokens is 2.4 MiB of x) would otherwise come from L3 for every few rows. Groups
+        // are whole sixes, so that tiles of three tokens (and pairs) leave none alone: 32 rows × 2048 columns by 300
+        // tokens, 67.2 → 69.9 GFLOP/s against groups of 64.
+        int group = Math.Max(6, (int)(XGroupBytes / Math.Max(1L, (long)cols * sizeof(float))) / 6 * 6);
         for (int t = 0; t < tokens; t += group)
             MatMulRows(y + t * yStride, yStride, w, rowStride, x + t * xStride, xStride, Math.Min(group, tokens - t), rows, cols);
     }
