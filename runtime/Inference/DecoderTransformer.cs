@@ -299,7 +299,6 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
     {
         float* hUp = h + count * n;
         TW.MatMul(h, n, first, stride, x, p.Dim, prepared, preparedStride, count, n, p.Dim);
-        if (p.Up >= 0) TW.MatMul(hUp, n, first + p.Up, stride, x, p.Dim, prepared, preparedStride, count, n, p.Dim);
         if (p.Bias >= 0)
             for (int t = 0; t < count; t++)
                 for (int j = 0; j < n; j++) h[t * n + j] += *(float*)(first + j * stride + p.Bias);
@@ -308,6 +307,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
             for (int t = 0; t < count; t++)
                 for (int j = 0; j < n; j++)
                     if (h[t * n + j] != 0f) ActiveNeuronObserver!(layer, neurons[j]);
+        if (p.Up >= 0) UpRows<TW>(hUp, h, x, prepared, preparedStride, count, first + p.Up, stride, n, p.Dim);
         // The neurons that any token leaves non-zero, in order, with each token's coefficient (a·up, 0 where the
         // activation zeroed it) in h's columns 0..m; their down columns are added to the tokens' rows of acc. A block's
         // columns are f32: the bundles' own, or widened here once.
@@ -356,6 +356,44 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
             else TW.AxpyRows(acc + (long)t * p.Dim, active, own, mine, p.Dim);
         }
     }
+
+    /// <summary>hUp[t, j] = up_j · x_t where h[t, j], the activation, is not zero (0 where it is): a product over the
+    /// whole chunk where most pairs are on (SiLU), else one up row at a time against the tokens it is on for. A ReLU
+    /// family block leaves about one pair in ten on. Each pair is summed as the chunk's product sums it.</summary>
+    private static void UpRows<TW>(float* hUp, float* h, float* x, byte* prepared, long preparedStride, int count, byte* up, long stride, int n, int dim)
+        where TW : struct, IWeightFormat
+    {
+        int on = 0;
+        for (long i = 0; i < (long)count * n; i++)
+            if (h[i] != 0f) on++;
+        if ((long)on * SparseUp >= (long)count * n)
+        {
+            TW.MatMul(hUp, n, up, stride, x, dim, prepared, preparedStride, count, n, dim);
+            return;
+        }
+        float** rows = stackalloc float*[count];
+        float* dots = stackalloc float[count];
+        int* tokens = stackalloc int[count];
+        for (int j = 0; j < n; j++)
+        {
+            byte* row = up + j * stride;
+            int m = 0;
+            for (int t = 0; t < count; t++)
+            {
+                hUp[t * n + j] = 0f;
+                if (h[t * n + j] == 0f) continue;
+                if (TW.Type == WeightType.F32) rows[m] = x + (long)t * dim;
+                else hUp[t * n + j] = TW.Dot(row, x + (long)t * dim, prepared + t * preparedStride, dim);
+                tokens[m++] = t;
+            }
+            if (TW.Type != WeightType.F32 || m == 0) continue;
+            VectorOps.RowDots(dots, (float*)row, rows, m, dim);
+            for (int k = 0; k < m; k++) hUp[tokens[k] * n + j] = dots[k];
+        }
+    }
+
+    // Up products go pair by pair below one pair on in SparseUp.
+    private const int SparseUp = 4;
 
     private static void NativeZero(float* p, int n) => new Span<float>(p, n).Clear();
 

@@ -447,6 +447,36 @@ internal static unsafe class SimdKernels<TF, TI, S>
         Store4(y, a0, a1, a2, a3, w0, w1, w2, w3, x, j, cols);
     }
 
+    // y[k] = w · x[k] for k < count: one row against several tokens' rows, eight tokens per pass sharing each load of
+    // the row, each (row, token) summed as MatMul sums it (one chain, then the scalar tail).
+    public static void RowDots(float* y, float* w, float** x, int count, int cols)
+    {
+        int c = S.Count, k = 0;
+        for (; k <= count - 8; k += 8)
+        {
+            float* x0 = x[k], x1 = x[k + 1], x2 = x[k + 2], x3 = x[k + 3], x4 = x[k + 4], x5 = x[k + 5], x6 = x[k + 6], x7 = x[k + 7];
+            TF a0 = S.Zero, a1 = S.Zero, a2 = S.Zero, a3 = S.Zero, a4 = S.Zero, a5 = S.Zero, a6 = S.Zero, a7 = S.Zero;
+            int j = 0;
+            for (; j <= cols - c; j += c)
+            {
+                TF v = S.Load(w + j);
+                a0 = S.MulAdd(v, S.Load(x0 + j), a0);
+                a1 = S.MulAdd(v, S.Load(x1 + j), a1);
+                a2 = S.MulAdd(v, S.Load(x2 + j), a2);
+                a3 = S.MulAdd(v, S.Load(x3 + j), a3);
+                a4 = S.MulAdd(v, S.Load(x4 + j), a4);
+                a5 = S.MulAdd(v, S.Load(x5 + j), a5);
+                a6 = S.MulAdd(v, S.Load(x6 + j), a6);
+                a7 = S.MulAdd(v, S.Load(x7 + j), a7);
+            }
+            S.Sum4(y + k, a0, a1, a2, a3);
+            S.Sum4(y + k + 4, a4, a5, a6, a7);
+            for (; j < cols; j++)
+                for (int t = 0; t < 8; t++) y[k + t] += w[j] * x[k + t][j];
+        }
+        for (; k < count; k++) y[k] = OneRow(w, x[k], cols);
+    }
+
     // w0 · x, summed as one row of FourRowsOneToken: one chain, its sum (Sum4's lane, bit for bit), then the scalar tail
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static float OneRow(float* w0, float* x, int cols)

@@ -149,6 +149,21 @@ public static unsafe partial class VectorOps
         }
     }
 
+    // y[k] = w[n] · x[k][n] for k < count: one row against several tokens' rows, each summed as MatMul sums a
+    // (row, token), bit for bit
+    public static void RowDots(float* y, float* w, float** x, int count, int n) => RowDots(IsaSupport.Best, y, w, x, count, n);
+
+    internal static void RowDots(Isa isa, float* y, float* w, float** x, int count, int n)
+    {
+        switch (isa)
+        {
+            case Isa.V512: K512.RowDots(y, w, x, count, n); break;
+            case Isa.V256: K256.RowDots(y, w, x, count, n); break;
+            case Isa.V128: K128.RowDots(y, w, x, count, n); break;
+            default: VectorOpsReference.RowDots(y, w, x, count, n); break;
+        }
+    }
+
     // Y[tokens, rows] = X[tokens, cols] · W[rows, cols]ᵀ: y[t·yStride + r] = W[r, :] · x[t·xStride, :] (strides in
     // elements); each token's row of Y is what MatVec gives for it
     public static void MatMul(float* y, long yStride, float* w, long rowStride, float* x, long xStride, int tokens, int rows, int cols) =>

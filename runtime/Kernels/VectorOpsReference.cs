@@ -75,6 +75,12 @@ internal static unsafe class VectorOpsReference
         for (int r = 0; r < rows; r++) y[r] = Dot(w + r * rowStride, x, cols);
     }
 
+    // y[k] = w[n] · x[k][n]
+    public static void RowDots(float* y, float* w, float** x, int count, int n)
+    {
+        for (int k = 0; k < count; k++) y[k] = Dot(w, x[k], n);
+    }
+
     // y[t·yStride + r] = W[r, :] · x[t·xStride, :]
     public static void MatMul(float* y, long yStride, float* w, long rowStride, float* x, long xStride, int tokens, int rows, int cols)
     {

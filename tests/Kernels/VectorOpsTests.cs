@@ -275,6 +275,25 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
                 }
     }
 
+    // One row against several tokens' rows: each (row, token) as MatMul sums it, bit for bit.
+    [Theory, MemberData(nameof(Isas))]
+    public void RowDots(Isa isa)
+    {
+        var rng = new Random(44);
+        float** rows = stackalloc float*[19];
+        foreach (int count in new[] { 0, 1, 7, 8, 9, 19 })
+            foreach (int cols in Sizes)
+            {
+                using Buf<float> w = Floats(rng, cols), x = Floats(rng, count * cols);
+                for (int k = 0; k < count; k++) rows[k] = x.P + k * cols;
+                using Buf<float> want = new(count, float.NaN), got = new(count, float.NaN);
+                VectorOps.MatMul(isa, want.P, 1, w.P, cols, x.P, cols, count, 1, cols);
+                VectorOps.RowDots(isa, got.P, w.P, rows, count, cols);
+                got.AssertGuardIntact();
+                AssertBitsEqual(want, got, $"count={count} cols={cols}");
+            }
+    }
+
     [Theory, MemberData(nameof(Isas))]
     public void MatVecF16Scaled(Isa isa)
     {
