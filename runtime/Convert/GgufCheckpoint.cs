@@ -120,10 +120,9 @@ public sealed class GgufCheckpoint : IWeightSource
         var tensor = Tensor(name, rows, cols);
         if (GgufFormat.WeightTypeOf(tensor.Type) != type) return null;
         byte[] stored = Rows(tensor, type, rows, cols);
-        // f16 products take every stored half to be finite (ScaledHalves).
-        if (type == WeightType.F16)
-            foreach (Half h in MemoryMarshal.Cast<byte, Half>(stored))
-                if (!Half.IsFinite(h)) throw new BadInputException($"{_file.Path}: {name} holds {h}, and a model's f16 weights must be finite");
+        ReadOnlySpan<Half> halves = type == WeightType.F16 ? MemoryMarshal.Cast<byte, Half>(stored) : default;
+        if (HalfBits.FirstNonFinite(halves) is var i and >= 0)
+            throw new BadInputException($"{_file.Path}: {name} holds {halves[i]}, and a model's f16 weights must be finite");
         return stored;
     }
 

@@ -241,9 +241,8 @@ public static unsafe class ModelConverter
                     case WeightType.F32: Buffer.MemoryCopy(x, row, n * 4L, n * 4L); break;
                     case WeightType.F16:
                         VectorOps.ToHalf((Half*)row, x, n);
-                        // f16 products take every stored half to be finite (ScaledHalves).
-                        for (int j = 0; j < n; j++)
-                            if (!Half.IsFinite(((Half*)row)[j])) throw new OverflowException($"a weight is {x[j]}, which does not fit a half-precision float");
+                        if (HalfBits.FirstNonFinite(new ReadOnlySpan<Half>(row, n)) is var j and >= 0)
+                            throw new OverflowException($"a weight is {x[j]}, which does not fit a half-precision float");
                         break;
                     case WeightType.Q8: Quantization.QuantizeQ8(row, x, n); break;
                     case WeightType.Q4: Quantization.QuantizeQ4(row, x, n); break;

@@ -53,4 +53,13 @@ internal static class HalfBits
     /// <summary>The scalar form of the vector <see cref="Scaled{TF, TI, S}"/>: <c>(float)h · 2^-112</c> for a finite half.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Scaled(Half h) => BitConverter.Int32BitsToSingle(((short)BitConverter.HalfToUInt16Bits(h) << 13) & unchecked((int)0x8FFFFFFF));
+
+    /// <summary>Where the first half that is infinite or NaN is, or -1: f16 products take every stored half to be finite
+    /// (<see cref="ScaledHalves"/>), so what writes a model's f16 weights checks them here.</summary>
+    public static int FirstNonFinite(ReadOnlySpan<Half> h)
+    {
+        for (int i = 0; i < h.Length; i++)
+            if (!Half.IsFinite(h[i])) return i;
+        return -1;
+    }
 }
