@@ -135,7 +135,14 @@ public sealed class GgufCheckpoint : IWeightSource
         long blockRow = GgufFormat.RowBytes(tensor.Type, cols), rowBytes = Layout.RowBytes(type, cols);
         var stored = new byte[rows * rowBytes];
         for (int i = 0; i < rows; i++)
-            GgufFormat.FromBlocks(type, data.AsSpan((int)(i * blockRow), (int)blockRow), cols, stored.AsSpan((int)(i * rowBytes), (int)rowBytes));
+        {
+            var row = stored.AsSpan((int)(i * rowBytes), (int)rowBytes);
+            GgufFormat.FromBlocks(type, data.AsSpan((int)(i * blockRow), (int)blockRow), cols, row);
+            // A row starts with its groups' half scales, which the kernels widen as finite halves.
+            var scales = MemoryMarshal.Cast<byte, Half>(row[..(cols / Quantization.Group * sizeof(ushort))]);
+            if (HalfBits.FirstNonFinite(scales) is var g and >= 0)
+                throw new BadInputException($"{_file.Path}: {tensor.Name} row {i} has a quantisation scale of {scales[g]}, and scales must be finite");
+        }
         return stored;
     }
 

@@ -15,8 +15,6 @@ namespace AotFlash.Kernels;
 /// </summary>
 public static unsafe class ScaledHalves
 {
-    private static readonly float Up = BitConverter.UInt32BitsToSingle((127u + 112) << 23); // 2^112
-
     // A prepared vector: whether it is scaled (an int, padded to a cache line), then the scaled floats.
     private const int Header = 64;
 
@@ -40,7 +38,7 @@ public static unsafe class ScaledHalves
         bool fits = true;
         for (int i = 0; i < n; i++)
         {
-            float v = x[i] * Up;
+            float v = x[i] * HalfBits.Up;
             fits &= !float.IsInfinity(v) || float.IsInfinity(x[i]);
             scaled[i] = v;
         }

@@ -86,6 +86,26 @@ public sealed class GgufImportTests(ITestOutputHelper output)
         output.WriteLine($"{gguf}: {compared} rows identical");
     }
 
+    /// <summary>The kernels widen quantisation scales as finite halves: a file with an infinite scale is refused with
+    /// one error line, and nothing is written.</summary>
+    [SkippableFact]
+    public void InfiniteQuantisationScaleIsRefused()
+    {
+        ModelSource.RequireShared();
+        const string Tensor = "blk.1.attn_v.weight";
+        string gguf = Path.Combine(Published.TempDirectory(), "scale.gguf");
+        byte[] b = File.ReadAllBytes(SharedGguf("babyllama-tok105-q8_0.gguf"));
+        using (var source = GgufReader.Open(SharedGguf("babyllama-tok105-q8_0.gguf")))
+            BitConverter.GetBytes(BitConverter.HalfToUInt16Bits(Half.PositiveInfinity)).CopyTo(b, source.DataStart + source.Tensor(Tensor).Offset);
+        File.WriteAllBytes(gguf, b);
+        string afm = Path.Combine(Path.GetDirectoryName(gguf)!, "x.afm");
+        var r = InProcess.Run("babyllama-tok105-q8", "convert", "--gguf", gguf, "-o", afm);
+        Assert.True(r.ExitCode == 2, r.Stderr);
+        Assert.StartsWith($"error: {gguf}: {Tensor} row 0 has a quantisation scale of ", r.StderrLines[^1]);
+        Assert.EndsWith(", and scales must be finite", r.StderrLines[^1]);
+        Assert.False(File.Exists(afm));
+    }
+
     /// <summary>GGUF's llama architecture has no activation field: a ReLU model's file takes the spec's. Its f16
     /// weights widen exactly, so the model computes what the llama2.c checkpoint's weights rounded to f16 compute,
     /// close to the reference model.</summary>

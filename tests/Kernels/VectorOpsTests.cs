@@ -326,6 +326,20 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
         }
     }
 
+    // ... and times 2^112 again they are exactly (float)h: the widening of quantisation scales.
+    [Fact]
+    public void FiniteHalfToSingleExhaustive()
+    {
+        for (int i = 0; i < 65536; i++)
+        {
+            Half h = BitConverter.UInt16BitsToHalf((ushort)i);
+            if (!Half.IsFinite(h)) continue;
+            float want = (float)h, got = HalfBits.FiniteToSingle(h);
+            if (BitConverter.SingleToInt32Bits(want) != BitConverter.SingleToInt32Bits(got))
+                Assert.Fail($"half 0x{i:X4}: want 0x{BitConverter.SingleToInt32Bits(want):X8}, got 0x{BitConverter.SingleToInt32Bits(got):X8}");
+        }
+    }
+
     // x · 2^112 is exact below 2^16; a finite x at or past it would overflow, and the caller must convert instead.
     // Infinities and NaNs scale to themselves.
     [Fact]
