@@ -9,6 +9,7 @@ namespace AotFlash.Kernels;
 /// (<see cref="IQuantDot{TF,TI}"/>), times the weight scale and the activation scale. Integer products need no
 /// int8→float conversion per element, and one instruction multiplies a whole register of bytes.
 /// </summary>
+[SkipLocalsInit] // every stackalloc here is scratch written before it is read
 internal static unsafe class QuantKernels<TF, TI, S>
     where TF : struct
     where TI : struct

@@ -95,11 +95,13 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> LoadSBytes(sbyte* p) =>
-        Vector256.WidenLower(Vector128.WidenLower(Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(p)).AsSByte()).ToVector256Unsafe());
+        Avx2.IsSupported ? Avx2.ConvertToVector256Int32(p) // one vpmovsxbd from memory
+        : Vector256.WidenLower(Vector128.WidenLower(Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(p)).AsSByte()).ToVector256Unsafe());
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> LoadBytes(byte* p) =>
-        Vector256.WidenLower(Vector128.WidenLower(Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(p)).AsByte()).ToVector256Unsafe()).AsInt32();
+        Avx2.IsSupported ? Avx2.ConvertToVector256Int32(p) // one vpmovzxbd from memory
+        : Vector256.WidenLower(Vector128.WidenLower(Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(p)).AsByte()).ToVector256Unsafe()).AsInt32();
 
     public static Vector256<float> ToFloat(Vector256<int> v) => Vector256.ConvertToSingle(v);
 

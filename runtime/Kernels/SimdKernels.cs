@@ -6,6 +6,7 @@ namespace AotFlash.Kernels;
 /// Every kernel body, written once over the vector width: S supplies Count lanes of float (TF) and int (TI).
 /// Main loops take whole vectors; the last n mod Count elements go through a scalar tail.
 /// </summary>
+[SkipLocalsInit] // every stackalloc here is scratch written before it is read
 internal static unsafe class SimdKernels<TF, TI, S>
     where TF : struct
     where TI : struct
@@ -517,10 +518,10 @@ internal static unsafe class SimdKernels<TF, TI, S>
     }
 
     // y[n] += a · w[n], w one q8 row: a · (q · scale) + y, fused as Axpy, as the reference (and as a row ToSingleQ8 widened, then Axpy)
-    public static void AxpyQ8(float* y, float a, byte* w, int n) => AxpyRows<Q8Values>(y, &a, &w, 1, n);
+    public static void AxpyQ8(float* y, float a, byte* w, int n) => AxpyRow<Q8Values>(y, a, w, n / Quantization.Group);
 
     // y[n] += a · w[n], w one q4 row; as AxpyQ8
-    public static void AxpyQ4(float* y, float a, byte* w, int n) => AxpyRows<Q4Values>(y, &a, &w, 1, n);
+    public static void AxpyQ4(float* y, float a, byte* w, int n) => AxpyRow<Q4Values>(y, a, w, n / Quantization.Group);
 
     // y[n] += a[0] · w[0][n] + … + a[count-1] · w[count-1][n], w q8 rows, each product added in turn as AxpyQ8 adds it
     public static void AxpyRowsQ8(float* y, float* a, byte** w, int count, int n) => AxpyRows<Q8Values>(y, a, w, count, n);
@@ -593,19 +594,26 @@ internal static unsafe class SimdKernels<TF, TI, S>
         for (; k < count; k++)
         {
             if (k + 1 < count) Prefetch.Rows(w[k + 1], 0, 1, bytes);
-            byte* w0 = w[k];
-            TF a0 = S.Splat(a[k]);
-            for (int g = 0; g < groups; g++)
+            AxpyRow<V>(y, a[k], w[k], groups);
+        }
+    }
+
+    // y[groups·32] += a · w, one quantised row, as AxpyRows adds each row
+    private static void AxpyRow<V>(float* y, float a, byte* w, int groups) where V : struct, IQuantValues
+    {
+        const int HalfGroup = Quantization.Group / 2;
+        int c = S.Count;
+        TF a0 = S.Splat(a);
+        Half* scales = (Half*)w;
+        byte* q = w + 2L * groups;
+        for (int g = 0; g < groups; g++, q += V.Bytes, y += Quantization.Group)
+        {
+            TF s0 = S.Splat(HalfBits.FiniteToSingle(scales[g]));
+            for (int j = 0; j < HalfGroup; j += c)
             {
-                TF s0 = S.Splat(HalfBits.ToSingle(((Half*)w0)[g]));
-                long q = quants + (long)g * V.Bytes;
-                float* yg = y + g * Quantization.Group;
-                for (int j = 0; j < HalfGroup; j += c)
-                {
-                    var (l, h) = V.Values(w0 + q, j);
-                    S.Store(yg + j, S.FusedMulAdd(a0, S.Mul(l, s0), S.Load(yg + j)));
-                    S.Store(yg + HalfGroup + j, S.FusedMulAdd(a0, S.Mul(h, s0), S.Load(yg + HalfGroup + j)));
-                }
+                var (l, h) = V.Values(q, j);
+                S.Store(y + j, S.FusedMulAdd(a0, S.Mul(l, s0), S.Load(y + j)));
+                S.Store(y + HalfGroup + j, S.FusedMulAdd(a0, S.Mul(h, s0), S.Load(y + HalfGroup + j)));
             }
         }
     }
@@ -783,7 +791,7 @@ internal static unsafe class SimdKernels<TF, TI, S>
         sbyte* q = (sbyte*)(w + 2L * groups);
         for (int g = 0; g < groups; g++, q += Quantization.Group, dst += Quantization.Group)
         {
-            TF scale = S.Splat(HalfBits.ToSingle(scales[g]));
+            TF scale = S.Splat(HalfBits.FiniteToSingle(scales[g]));
             for (int k = 0; k < Quantization.Group; k += c) S.Store(dst + k, S.Mul(S.ToFloat(S.LoadSBytes(q + k)), scale));
         }
     }
@@ -796,7 +804,7 @@ internal static unsafe class SimdKernels<TF, TI, S>
         byte* q = w + 2L * groups;
         for (int g = 0; g < groups; g++, q += Quantization.Group / 2, dst += Quantization.Group)
         {
-            TF scale = S.Splat(HalfBits.ToSingle(scales[g]));
+            TF scale = S.Splat(HalfBits.FiniteToSingle(scales[g]));
             for (int k = 0; k < Quantization.Group / 2; k += c)
             {
                 var (low, high) = S.Nibbles(S.LoadBytes(q + k));
@@ -804,6 +812,15 @@ internal static unsafe class SimdKernels<TF, TI, S>
                 S.Store(dst + Quantization.Group / 2 + k, S.Mul(high, scale));
             }
         }
+    }
+
+    // 2·Count quantisation scales as floats, each HalfBits.FiniteToSingle's value
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static (TF Lower, TF Upper) LoadScales(Half* p)
+    {
+        var (lower, upper) = S.LoadScaledHalves(p);
+        TF up = S.Splat(HalfBits.Up);
+        return (S.Mul(lower, up), S.Mul(upper, up));
     }
 
     // byGroup[4g + k] = the half scale of group g of row k, for four rows at w + k·rowStride, as a float, times xScales[g]
@@ -815,10 +832,10 @@ internal static unsafe class SimdKernels<TF, TI, S>
         Half* h0 = (Half*)w, h1 = (Half*)(w + rowStride), h2 = (Half*)(w + 2 * rowStride), h3 = (Half*)(w + 3 * rowStride);
         for (; g <= groups - c; g += 2 * c)
         {
-            var (a0, b0) = S.LoadHalves(h0 + g);
-            var (a1, b1) = S.LoadHalves(h1 + g);
-            var (a2, b2) = S.LoadHalves(h2 + g);
-            var (a3, b3) = S.LoadHalves(h3 + g);
+            var (a0, b0) = LoadScales(h0 + g);
+            var (a1, b1) = LoadScales(h1 + g);
+            var (a2, b2) = LoadScales(h2 + g);
+            var (a3, b3) = LoadScales(h3 + g);
             if (xScales != null)
             {
                 TF x = S.Load(xScales + g);
@@ -840,10 +857,10 @@ internal static unsafe class SimdKernels<TF, TI, S>
         for (; g < groups; g++)
         {
             float x = xScales != null ? xScales[g] : 1f; // times 1 is exact
-            byGroup[4 * g] = HalfBits.ToSingle(h0[g]) * x;
-            byGroup[4 * g + 1] = HalfBits.ToSingle(h1[g]) * x;
-            byGroup[4 * g + 2] = HalfBits.ToSingle(h2[g]) * x;
-            byGroup[4 * g + 3] = HalfBits.ToSingle(h3[g]) * x;
+            byGroup[4 * g] = HalfBits.FiniteToSingle(h0[g]) * x;
+            byGroup[4 * g + 1] = HalfBits.FiniteToSingle(h1[g]) * x;
+            byGroup[4 * g + 2] = HalfBits.FiniteToSingle(h2[g]) * x;
+            byGroup[4 * g + 3] = HalfBits.FiniteToSingle(h3[g]) * x;
         }
     }
 
@@ -861,7 +878,7 @@ internal static unsafe class SimdKernels<TF, TI, S>
             int g = 0;
             for (; g <= groups - c; g += 2 * c)
             {
-                var (a, b) = S.LoadHalves(h + g);
+                var (a, b) = LoadScales(h + g);
                 if (xScales != null) a = S.Mul(a, S.Load(xScales + g));
                 S.Store(scales + g, a);
                 if (g + 2 * c > groups)
@@ -872,7 +889,7 @@ internal static unsafe class SimdKernels<TF, TI, S>
                 if (xScales != null) b = S.Mul(b, S.Load(xScales + g + c));
                 S.Store(scales + g + c, b);
             }
-            for (; g < groups; g++) scales[g] = xScales != null ? HalfBits.ToSingle(h[g]) * xScales[g] : HalfBits.ToSingle(h[g]);
+            for (; g < groups; g++) scales[g] = xScales != null ? HalfBits.FiniteToSingle(h[g]) * xScales[g] : HalfBits.FiniteToSingle(h[g]);
         }
     }
 
