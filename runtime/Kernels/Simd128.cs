@@ -173,6 +173,9 @@ internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>
         var bytes = Vector128.Load(w);
         var low = bytes & Vector128.Create((byte)0xF);
         var high = Vector128.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte() & Vector128.Create((byte)0xF);
+        // Nibble products as Simd256.DotNibbles adds them: two registers' pair sums as int16, then widened once.
+        if (Ssse3.IsSupported)
+            return bias + Sse2.MultiplyAddAdjacent(Ssse3.MultiplyAddAdjacent(low, xLow.AsSByte()) + Ssse3.MultiplyAddAdjacent(high, xHigh.AsSByte()), Vector128.Create((short)1));
         return DotUnsignedBytes(DotUnsignedBytes(bias, low, xLow.AsSByte()), high, xHigh.AsSByte());
     }
 

@@ -35,6 +35,7 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
         var lanes = Avx.Shuffle(pairs01, pairs23, 0x88) + Avx.Shuffle(pairs01, pairs23, 0xDD);
         (lanes.GetLower() + lanes.GetUpper()).Store(sums);
     }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void StoreTransposed4(float* dst, Vector256<float> v0, Vector256<float> v1, Vector256<float> v2, Vector256<float> v3)
     {
@@ -172,7 +173,18 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
         var nibble = Vector256.Create((byte)0xF);
         var low = bytes & nibble;
         var high = Vector256.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte() & nibble;
-        return DotUnsignedBytes(DotUnsignedBytes(bias, low, xLow.AsSByte()), high, xHigh.AsSByte());
+        return DotNibbles(bias, low, xLow.AsSByte(), high, xHigh.AsSByte());
+    }
+
+    // acc + the products of two registers of nibbles (0-15) with int8 activations, summed into the int lanes as
+    // DotUnsignedBytes sums each. Without VNNI the two registers' pair sums are added as int16 before widening: each is at
+    // most 2·15·127 in magnitude, so their sum fits (one widening multiply-add and one add fewer).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<int> DotNibbles(Vector256<int> acc, Vector256<byte> low, Vector256<sbyte> xLow, Vector256<byte> high, Vector256<sbyte> xHigh)
+    {
+        if (!AvxVnni.IsSupported && Avx2.IsSupported)
+            return acc + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(low, xLow) + Avx2.MultiplyAddAdjacent(high, xHigh), Vector256.Create((short)1));
+        return DotUnsignedBytes(DotUnsignedBytes(acc, low, xLow), high, xHigh);
     }
 
     public static (Vector256<int> Low, Vector256<int> High) Q4Activations(sbyte* x)
