@@ -133,21 +133,24 @@ public sealed class LlamaCpp(string bin, string version)
         return new LlamaCpp(bin, $"present ({dir}; each row records its build)");
     }
 
-    /// <summary>One llama-bench process: a prompt of <paramref name="promptTokens"/> (batched, as llama.cpp processes
-    /// prompts) and <paramref name="generate"/> generated tokens, each measured once after its warm-up run.</summary>
+    /// <summary>llama-bench's prompt test, <paramref name="promptTokens"/> tokens from an empty context (batched, as
+    /// llama.cpp processes prompts), then its generation test, <paramref name="generate"/> tokens after a context of
+    /// the prompt's length (<c>-d</c>): ours decodes after its prompt, so both sides' attention reads the same context.
+    /// Two processes, each test measured once after its warm-up run.</summary>
     /// <param name="loadMode">"mmap" (its default) or "none" (read into memory: --no-mmap).</param>
     public JsonObject Bench(Sandbox sandbox, Prepared model, string loadMode, int promptTokens, int generate, long? limit, int threads)
     {
-        var args = new List<string>
-        {
-            Path.Combine(bin, "llama-bench"), "-m", model.Gguf!, "-p", Ours.Str(promptTokens), "-n", Ours.Str(generate),
-            "-t", Ours.Str(threads), "-r", "1", "--load-mode", loadMode, "-o", "json",
-        };
-        var run = sandbox.Run(args, limit, TimeSpan.FromMinutes(30));
-        var row = Row.Of("llama.cpp", loadMode == "none" ? "no-mmap" : "mmap", model, run);
+        var runs = new List<RunResult>();
+        if (promptTokens > 0) runs.Add(Run(["-p", Ours.Str(promptTokens), "-n", "0"]));
+        if (generate > 0 && runs.All(r => r.Ok)) runs.Add(Run(["-p", "0", "-n", Ours.Str(generate), "-d", Ours.Str(promptTokens)]));
+        var failed = runs.FirstOrDefault(r => !r.Ok);
+        var row = Row.Of("llama.cpp", loadMode == "none" ? "no-mmap" : "mmap", model, failed ?? runs[0]);
+        row["command"] = string.Join(" ; ", runs.Select(r => r.Command));
+        row["wall_s"] = Math.Round(runs.Sum(r => r.WallSeconds), 2);
+        row["cgroup_peak_bytes"] = runs.Max(r => r.PeakBytes);
         row["threads"] = threads;
-        if (!run.Ok) return Row.Failed(row, run);
-        foreach (var test in JsonNode.Parse(run.Stdout)!.AsArray())
+        if (failed is not null) return Row.Failed(row, failed);
+        foreach (var test in runs.SelectMany(r => JsonNode.Parse(r.Stdout)!.AsArray()))
         {
             row["llama_cpp_build"] = $"{test!["build_number"]} ({test["build_commit"]})";
             double ts = Row.Number(test, "avg_ts") ?? 0;
@@ -160,10 +163,15 @@ public sealed class LlamaCpp(string bin, string version)
             else if (Row.Number(test, "n_gen") is double g and > 0)
             {
                 row["decode_tokens"] = g;
+                row["decode_depth"] = Row.Number(test, "n_depth");
                 row["decode_ms_per_token"] = ts > 0 ? Math.Round(1000 / ts, 3) : null;
             }
         }
         return row;
+
+        RunResult Run(string[] test) => sandbox.Run(
+            [Path.Combine(bin, "llama-bench"), "-m", model.Gguf!, .. test, "-t", Ours.Str(threads), "-r", "1", "--load-mode", loadMode, "-o", "json"],
+            limit, TimeSpan.FromMinutes(30));
     }
 
     /// <summary>Process start to the first generated token and exit (<c>llama-simple -n 1</c>), page cache warm.</summary>

@@ -173,7 +173,8 @@ public static class Markdown
         var lengths = Rows(r, "prompts").Select(x => Row.Number(x, "prompt_tokens")).OfType<double>().Distinct().Order().ToList();
         o.AppendLine($"Time to first token for prompts of {string.Join(", ", lengths)} tokens and decode over 64 generated tokens. Ours runs a prompt in " +
                      "blocks (64 tokens in dense mode until 2026-11-30, then 128; in flash mode up to 512 as the budget allows, each layer's FFN streamed once a block); llama.cpp's figures come from `llama-bench` (its prompt test is one batch; its " +
-                     "time to first token here is prompt tokens / its prompt tokens per second, model loading excluded on both sides). Dense has no limit.");
+                     "time to first token here is prompt tokens / its prompt tokens per second, model loading excluded on both sides; its generation test runs after a context of the " +
+                     "prompt's length, `-d`, as ours decodes after its prompt). Dense has no limit.");
         o.AppendLine();
         Table(o, Rows(r, "prompts"), ("prompt", x => x["prompt_tokens"]?.ToString() ?? "-"));
     }
@@ -185,7 +186,9 @@ public static class Markdown
         o.AppendLine("## Dense, side by side (110M shape, synthetic weights)");
         o.AppendLine();
         o.AppendLine("128-token prompt, 64 generated tokens, no memory limit, ours and llama.cpp alternating run by run. Prompt tokens/s = 128 / time to " +
-                     "first token; start → first token: a whole `run -n 1` process (ours) or `llama-simple -n 1` (llama.cpp), median of 5, page cache warm.");
+                     "first token; decode is over the 64 tokens after the prompt's 128 on both sides (llama.cpp: `llama-bench -p 0 -n 64 -d 128`; reports " +
+                     "before 2026-11-30 took its decode from an empty context, where attention reads less); start → first token: a whole `run -n 1` process " +
+                     "(ours) or `llama-simple -n 1` (llama.cpp), median of 5, page cache warm.");
         o.AppendLine();
         o.AppendLine("| weights | threads | engine | decode tok/s | prompt tok/s | start → first token | decode vs llama.cpp | prompt vs llama.cpp |");
         o.AppendLine("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |");
