@@ -29,6 +29,8 @@ internal unsafe interface ISimd<TF, TI> where TF : struct where TI : struct
     static abstract void Sum4(float* sums, TF v0, TF v1, TF v2, TF v3);
     /// <summary>dst[4i + k] = lane i of v_k: four vectors stored transposed, lane by lane.</summary>
     static abstract void StoreTransposed4(float* dst, TF v0, TF v1, TF v2, TF v3);
+    /// <summary>Lanes 4k .. 4k+3 of v (k below Count / 4), without a trip through memory.</summary>
+    static abstract System.Runtime.Intrinsics.Vector128<float> Quarter(TF v, int k);
     /// <summary>e^v in each lane (the runtime's vector exp, within an ulp or so of MathF.Exp).</summary>
     static abstract TF Exp(TF v);
     static abstract TF GreaterThan(TF a, TF b);

@@ -135,7 +135,6 @@ internal static unsafe class QuantKernels<TF, TI, S>
         sbyte* x = (sbyte*)(xq + 4L * groups);
         long quants = 2L * groups;
         float* byGroup = stackalloc float[4 * groups]; // [group, row] of the four rows, times the activation scales
-        float* sums = stackalloc float[S.Count]; // [group, row] of the step's groups
         for (; r <= rows - 4; r += 4)
         {
             byte* w0 = w + r * rowStride, w1 = w0 + rowStride, w2 = w1 + rowStride, w3 = w2 + rowStride;
@@ -150,9 +149,9 @@ internal static unsafe class QuantKernels<TF, TI, S>
                 TI bias = S.Q4Biases(xLow, xHigh);
                 TI quads = S.SumQuads4(S.DotQ4Groups(w0 + q, xLow, xHigh, bias), S.DotQ4Groups(w1 + q, xLow, xHigh, bias),
                                        S.DotQ4Groups(w2 + q, xLow, xHigh, bias), S.DotQ4Groups(w3 + q, xLow, xHigh, bias));
-                S.Store(sums, S.ToFloat(quads));
+                TF sums = S.ToFloat(quads);
                 for (int j = 0; j < step; j++)
-                    total = Vector128.FusedMultiplyAdd(Vector128.Load(byGroup + 4 * (g + j)), Vector128.Load(sums + 4 * j), total);
+                    total = Vector128.FusedMultiplyAdd(Vector128.Load(byGroup + 4 * (g + j)), S.Quarter(sums, j), total);
             }
             for (; g < groups; g++)
             {

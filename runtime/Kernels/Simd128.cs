@@ -34,6 +34,8 @@ internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>
         var pairs23 = Sse.Shuffle(v2, v3, 0x88) + Sse.Shuffle(v2, v3, 0xDD);
         (Sse.Shuffle(pairs01, pairs23, 0x88) + Sse.Shuffle(pairs01, pairs23, 0xDD)).Store(sums);
     }
+    public static Vector128<float> Quarter(Vector128<float> v, int k) => v;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void StoreTransposed4(float* dst, Vector128<float> v0, Vector128<float> v1, Vector128<float> v2, Vector128<float> v3)
     {
@@ -122,6 +124,7 @@ internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>
     public static Vector128<int> Q8Bias(sbyte* x) => default;
 
     // A group as two 16-byte halves.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> DotQ8Group(sbyte* w, sbyte* x, Vector128<int> bias) =>
         Vector128.ConvertToSingle(DotBytes(DotBytes(Vector128<int>.Zero, Vector128.Load(w), Vector128.Load(x)), Vector128.Load(w + 16), Vector128.Load(x + 16)));
 
@@ -134,12 +137,14 @@ internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>
     }
 
     // One group is Count/4 groups here: the single-group forms are the grouped ones.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<int> Q4Bias(sbyte* x)
     {
         var (low, high) = Q4Activations(x);
         return Q4Biases(low, high);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<int> DotQ4Group(byte* w, sbyte* x, Vector128<int> bias)
     {
         var (low, high) = Q4Activations(x);
@@ -168,6 +173,7 @@ internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>
     }
 
     // The group's 16 bytes hold its first half in the low nibbles and its second half in the high ones.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<int> DotQ4Groups(byte* w, Vector128<int> xLow, Vector128<int> xHigh, Vector128<int> bias)
     {
         var bytes = Vector128.Load(w);
@@ -179,16 +185,20 @@ internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>
         return DotUnsignedBytes(DotUnsignedBytes(bias, low, xLow.AsSByte()), high, xHigh.AsSByte());
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static (Vector128<int> Low, Vector128<int> High) Q4Activations(sbyte* x) => (Vector128.Load(x).AsInt32(), Vector128.Load(x + 16).AsInt32());
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<int> Q4Biases(Vector128<int> xLow, Vector128<int> xHigh)
     {
         var eight = Vector128.Create((sbyte)-8);
         return DotBytes(DotBytes(Vector128<int>.Zero, eight, xLow.AsSByte()), eight, xHigh.AsSByte());
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<int> SumQuads4(Vector128<int> v0, Vector128<int> v1, Vector128<int> v2, Vector128<int> v3) => SumLanes4(v0, v1, v2, v3);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<int> SumLanes4(Vector128<int> v0, Vector128<int> v1, Vector128<int> v2, Vector128<int> v3)
     {
         if (!Sse2.IsSupported) return Vector128.Create(Vector128.Sum(v0), Vector128.Sum(v1), Vector128.Sum(v2), Vector128.Sum(v3));

@@ -37,6 +37,9 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Quarter(Vector256<float> v, int k) => k == 0 ? v.GetLower() : v.GetUpper();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void StoreTransposed4(float* dst, Vector256<float> v0, Vector256<float> v1, Vector256<float> v2, Vector256<float> v3)
     {
         if (!Avx.IsSupported)
@@ -122,6 +125,7 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
     // rows. The integer sums are the same either way.
     public static Vector256<int> Q8Bias(sbyte* x) => AvxVnni.IsSupported ? MinusTimesSum(128, Vector256.Load(x)) : default;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> DotQ8Group(sbyte* w, sbyte* x, Vector256<int> bias) =>
         Vector256.ConvertToSingle(DotSignedBytes(bias, Vector256.Load(w), Vector256.Load(x)));
 
@@ -137,6 +141,7 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
     static Vector256<int> DotSignedBytes(Vector256<int> bias, Vector256<sbyte> w, Vector256<sbyte> x) =>
         AvxVnni.IsSupported ? DotUnsignedBytes(bias, w.AsByte() ^ Vector256.Create((byte)128), x) : DotBytes(w, x);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> Q4Bias(sbyte* x) => MinusEightTimesSum(Vector256.Load(x));
 
     // -8·Σx in DotBytes' lanes
@@ -150,6 +155,7 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
         Vector256<int>.Zero - AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Create(m), x);
 
     // The group's 16 bytes hold its first half in the low nibbles and its second half in the high ones.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> DotQ4Group(byte* w, sbyte* x, Vector256<int> bias)
     {
         var bytes = Vector128.Load(w);
@@ -167,6 +173,7 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
 
     // Two groups at once: one 32-byte load holds both groups' packed quants, so their low nibbles fill one register and
     // their high nibbles another, each meeting the two groups' matching activation halves (Q4Activations).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> DotQ4Groups(byte* w, Vector256<int> xLow, Vector256<int> xHigh, Vector256<int> bias)
     {
         var bytes = Vector256.Load(w);
@@ -187,6 +194,7 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
         return DotUnsignedBytes(DotUnsignedBytes(acc, low, xLow), high, xHigh);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static (Vector256<int> Low, Vector256<int> High) Q4Activations(sbyte* x)
     {
         Vector256<sbyte> first = Vector256.Load(x), second = Vector256.Load(x + 32);
@@ -195,9 +203,11 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
         return (Vector256.Create(first.GetLower(), second.GetLower()).AsInt32(), Vector256.Create(first.GetUpper(), second.GetUpper()).AsInt32());
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> Q4Biases(Vector256<int> xLow, Vector256<int> xHigh) =>
         MinusEightTimesSum(xLow.AsSByte()) + MinusEightTimesSum(xHigh.AsSByte());
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> SumQuads4(Vector256<int> v0, Vector256<int> v1, Vector256<int> v2, Vector256<int> v3)
     {
         if (!Avx2.IsSupported)
@@ -208,6 +218,7 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
         return Avx2.UnpackLow(pairs01.AsInt64(), pairs23.AsInt64()).AsInt32() + Avx2.UnpackHigh(pairs01.AsInt64(), pairs23.AsInt64()).AsInt32();
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<int> SumLanes4(Vector256<int> v0, Vector256<int> v1, Vector256<int> v2, Vector256<int> v3)
     {
         var quads = SumQuads4(v0, v1, v2, v3);

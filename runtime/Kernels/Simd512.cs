@@ -40,6 +40,14 @@ internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<int>
         var total = halves + Avx512F.Shuffle4x128(halves, halves, 0b01_00_11_10); // lane 0: (0 + 1) + (2 + 3)
         total.GetLower().GetLower().Store(sums);
     }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Quarter(Vector512<float> v, int k)
+    {
+        var half = k < 2 ? v.GetLower() : v.GetUpper();
+        return (k & 1) == 0 ? half.GetLower() : half.GetUpper();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void StoreTransposed4(float* dst, Vector512<float> v0, Vector512<float> v1, Vector512<float> v2, Vector512<float> v3)
     {
         Simd256.StoreTransposed4(dst, v0.GetLower(), v1.GetLower(), v2.GetLower(), v3.GetLower());
