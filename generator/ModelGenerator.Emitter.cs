@@ -153,9 +153,9 @@ namespace AotFlash.Generator
                 w.WriteLine("private void Layer(int pos, int count, int layer, long attnNorm, long wq, long wk, long wv, long wo, long ffnNorm, long ffn)");
                 w.WriteLine("{");
                 w.Indent++;
-                w.WriteLine("// the block's keys and values go straight into the cache, rows pos .. pos + count - 1");
-                w.WriteLine("float* k = KeyCache + ((long)layer * Context + pos) * KvDim;");
-                w.WriteLine("float* v = ValueCache + ((long)layer * Context + pos) * KvDim;");
+                w.WriteLine("// the block's keys and values, which Attention puts in the cache at positions pos .. pos + count - 1");
+                w.WriteLine("float* k = K;");
+                w.WriteLine("float* v = V;");
                 w.WriteLine("// attention, x[count, dim]: xb = rmsnorm(x); q, k, v = xb·Wqᵀ, xb·Wkᵀ, xb·Wvᵀ; rope(q, k); xb = attend(q, cache); x += xb·Woᵀ");
                 w.WriteLine("RmsNorm(Xb, X, attnNorm, count, Dim, NormEps);");
                 w.WriteLine("MatMul(Q, wq, Xb, count, Dim, Dim);");
@@ -197,9 +197,9 @@ namespace AotFlash.Generator
                 w.WriteLine("                   long wo, long bo, long ffnNorm, long ffnNormBias, long ffnDownBias, long ffn)");
                 w.WriteLine("{");
                 w.Indent++;
-                w.WriteLine("// the block's keys and values go straight into the cache, rows pos .. pos + count - 1");
-                w.WriteLine("float* k = KeyCache + ((long)layer * Context + pos) * KvDim;");
-                w.WriteLine("float* v = ValueCache + ((long)layer * Context + pos) * KvDim;");
+                w.WriteLine("// the block's keys and values, which Attention puts in the cache at positions pos .. pos + count - 1");
+                w.WriteLine("float* k = K;");
+                w.WriteLine("float* v = V;");
                 w.WriteLine("// attention, x[count, dim]: xb = layernorm(x); q, k, v = xb·Wqᵀ + bq, xb·Wkᵀ + bk, xb·Wvᵀ + bv; xb = attend(q, cache); x += xb·Woᵀ + bo");
                 w.WriteLine("LayerNorm(Xb, X, attnNorm, attnNormBias, count, Dim, NormEps);");
                 w.WriteLine("MatMul(Q, wq, Xb, count, Dim, Dim);");
@@ -235,9 +235,9 @@ namespace AotFlash.Generator
                 w.WriteLine("private void Layer(int pos, int count, int layer, long norm, long normBias, long wq, long wk, long wv, long wo, long ffn)");
                 w.WriteLine("{");
                 w.Indent++;
-                w.WriteLine("// the block's keys and values go straight into the cache, rows pos .. pos + count - 1");
-                w.WriteLine("float* k = KeyCache + ((long)layer * Context + pos) * KvDim;");
-                w.WriteLine("float* v = ValueCache + ((long)layer * Context + pos) * KvDim;");
+                w.WriteLine("// the block's keys and values, which Attention puts in the cache at positions pos .. pos + count - 1");
+                w.WriteLine("float* k = K;");
+                w.WriteLine("float* v = V;");
                 w.WriteLine("// attention and feed-forward side by side on one layernorm: x += (Σ_i act(fc1_i·xb) fc2_i) + attend(xb·Wqᵀ, xb·Wkᵀ, xb·Wvᵀ)·Woᵀ");
                 w.WriteLine("LayerNorm(Xb, X, norm, normBias, count, Dim, NormEps);");
                 w.WriteLine("PlainFfn(Xb2, Xb, count, layer, ffn, Dim, BundleStride, BundleDown, -1);");

@@ -30,8 +30,10 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
     protected readonly float* Xb;
     protected readonly float* Xb2;
     protected readonly float* Q;
-    protected readonly float* KeyCache;
-    protected readonly float* ValueCache;
+    protected readonly float* K;          // [block, kvDim] the block's keys and values, until Attention caches them
+    protected readonly float* V;
+    private readonly float* _keyCache;    // [layers, kvHeads, context, headSize]: a head's positions one after another
+    private readonly float* _valueCache;
     private readonly float* _logits;
     private readonly float* _scores;      // [heads, context]
     private readonly float* _partials;    // [team, block, dim] per-member FFN sums
@@ -66,8 +68,10 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
         Xb2 = Alloc(rows, "activations");
         Q = Alloc(rows, "activations");
         _logits = Alloc(s.Vocab, "logits");
-        KeyCache = Alloc((long)s.Layers * s.Context * s.KvDim, "the KV cache");
-        ValueCache = Alloc((long)s.Layers * s.Context * s.KvDim, "the KV cache");
+        K = Alloc((long)BlockTokens * s.KvDim, "activations");
+        V = Alloc((long)BlockTokens * s.KvDim, "activations");
+        _keyCache = Alloc((long)s.Layers * s.Context * s.KvDim, "the KV cache");
+        _valueCache = Alloc((long)s.Layers * s.Context * s.KvDim, "the KV cache");
         _scores = Alloc((long)s.Heads * s.Context, "attention scores");
         _partials = Alloc(_team.Size * rows, "FFN partial sums");
         // Gate and up products of a block's chunk of neurons for every token (FfnWork.Chunk keeps within it); a chunk
@@ -196,9 +200,18 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
     private long PreparedRows<TW>() where TW : struct, IWeightFormat => TW.WidenInBlocks ? 1 : BlockTokens;
 
     /// <summary>For each row t of the block, at position pos + t: output_t = per head h: softmax(q_h · K_h[0..pos+t] /
-    /// √headSize) · V_h[0..pos+t]; heads share kv heads in groups. The block's keys and values are in the cache.</summary>
+    /// √headSize) · V_h[0..pos+t]; heads share kv heads in groups. The block's keys and values (K and V) go into the
+    /// cache first.</summary>
     protected void Attention(float* output, int layer, int pos, int count, int heads, int kvHeads, int headSize, int context)
     {
+        long bytes = (long)headSize * sizeof(float);
+        for (int t = 0; t < count; t++)
+            for (int kv = 0; kv < kvHeads; kv++)
+            {
+                long from = (long)t * kvHeads * headSize + kv * headSize, to = (((long)layer * kvHeads + kv) * context + pos + t) * headSize;
+                Buffer.MemoryCopy(K + from, _keyCache + to, bytes, bytes);
+                Buffer.MemoryCopy(V + from, _valueCache + to, bytes, bytes);
+            }
         _attention.Set(output, layer, pos, count, heads, kvHeads, headSize, context);
         if (_team.Size == 1 || (long)heads * headSize * (pos + count) * count < ParallelThreshold) _attention.Execute(0, 1);
         else _team.Run(_attention);
@@ -489,20 +502,22 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
             int kvDim = _kvHeads * _headSize;
             int group = _heads / _kvHeads;
             float scale = MathF.Sqrt(_headSize);
-            float* keys = model.KeyCache + (long)_layer * _context * kvDim;
-            float* values = model.ValueCache + (long)_layer * _context * kvDim;
+            // A head's keys (and values) are rows of headSize one after another: read in order, and a member's heads
+            // are one stretch of the cache.
+            float* keys = model._keyCache + (long)_layer * _context * kvDim;
+            float* values = model._valueCache + (long)_layer * _context * kvDim;
             const int Chunk = 64;
             float** rows = stackalloc float*[Chunk];
             for (int h = start; h < end; h++)
             {
                 float* scores = model._scores + (long)h * _context;
-                int kvOffset = h / group * _headSize;
+                long kvOffset = (long)(h / group) * _context * _headSize;
                 for (int i = 0; i < _count; i++)
                 {
                     int last = _pos + i; // causal: row i sees the positions up to its own
                     float* q = model.Q + (long)i * dim + h * _headSize;
-                    // scores[last+1] = K[0..last, head] · q: the cached keys are a matrix, rows kvDim apart, four at a time
-                    VectorOps.MatVec(scores, keys + kvOffset, kvDim, q, last + 1, _headSize);
+                    // scores[last+1] = K[0..last, head] · q: the head's cached keys are a matrix
+                    VectorOps.MatVec(scores, keys + kvOffset, _headSize, q, last + 1, _headSize);
                     for (int t = 0; t <= last; t++) scores[t] /= scale;
                     VectorOps.Softmax(scores, last + 1);
                     float* o = _output + (long)i * dim + h * _headSize;
@@ -511,7 +526,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
                     for (int t0 = 0; t0 <= last; t0 += Chunk)
                     {
                         int n = Math.Min(Chunk, last + 1 - t0);
-                        for (int t = 0; t < n; t++) rows[t] = values + (long)(t0 + t) * kvDim + kvOffset;
+                        for (int t = 0; t < n; t++) rows[t] = values + kvOffset + (long)(t0 + t) * _headSize;
                         VectorOps.AxpyRows(o, scores + t0, rows, n, _headSize);
                     }
                 }

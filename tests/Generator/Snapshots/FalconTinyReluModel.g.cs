@@ -56,9 +56,9 @@ namespace AotFlash.Models
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         private void Layer(int pos, int count, int layer, long norm, long normBias, long wq, long wk, long wv, long wo, long ffn)
         {
-            // the block's keys and values go straight into the cache, rows pos .. pos + count - 1
-            float* k = KeyCache + ((long)layer * Context + pos) * KvDim;
-            float* v = ValueCache + ((long)layer * Context + pos) * KvDim;
+            // the block's keys and values, which Attention puts in the cache at positions pos .. pos + count - 1
+            float* k = K;
+            float* v = V;
             // attention and feed-forward side by side on one layernorm: x += (Σ_i act(fc1_i·xb) fc2_i) + attend(xb·Wqᵀ, xb·Wkᵀ, xb·Wvᵀ)·Woᵀ
             LayerNorm(Xb, X, norm, normBias, count, Dim, NormEps);
             PlainFfn(Xb2, Xb, count, layer, ffn, Dim, BundleStride, BundleDown, -1);

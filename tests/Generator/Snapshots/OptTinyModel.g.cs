@@ -63,9 +63,9 @@ namespace AotFlash.Models
         private void Layer(int pos, int count, int layer, long attnNorm, long attnNormBias, long wq, long bq, long wk, long bk, long wv, long bv,
                            long wo, long bo, long ffnNorm, long ffnNormBias, long ffnDownBias, long ffn)
         {
-            // the block's keys and values go straight into the cache, rows pos .. pos + count - 1
-            float* k = KeyCache + ((long)layer * Context + pos) * KvDim;
-            float* v = ValueCache + ((long)layer * Context + pos) * KvDim;
+            // the block's keys and values, which Attention puts in the cache at positions pos .. pos + count - 1
+            float* k = K;
+            float* v = V;
             // attention, x[count, dim]: xb = layernorm(x); q, k, v = xb·Wqᵀ + bq, xb·Wkᵀ + bk, xb·Wvᵀ + bv; xb = attend(q, cache); x += xb·Woᵀ + bo
             LayerNorm(Xb, X, attnNorm, attnNormBias, count, Dim, NormEps);
             MatMul(Q, wq, Xb, count, Dim, Dim);

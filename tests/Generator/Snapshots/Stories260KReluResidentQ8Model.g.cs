@@ -59,9 +59,9 @@ namespace AotFlash.Models
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         private void Layer(int pos, int count, int layer, long attnNorm, long wq, long wk, long wv, long wo, long ffnNorm, long ffn)
         {
-            // the block's keys and values go straight into the cache, rows pos .. pos + count - 1
-            float* k = KeyCache + ((long)layer * Context + pos) * KvDim;
-            float* v = ValueCache + ((long)layer * Context + pos) * KvDim;
+            // the block's keys and values, which Attention puts in the cache at positions pos .. pos + count - 1
+            float* k = K;
+            float* v = V;
             // attention, x[count, dim]: xb = rmsnorm(x); q, k, v = xb·Wqᵀ, xb·Wkᵀ, xb·Wvᵀ; rope(q, k); xb = attend(q, cache); x += xb·Woᵀ
             RmsNorm(Xb, X, attnNorm, count, Dim, NormEps);
             MatMul(Q, wq, Xb, count, Dim, Dim);
