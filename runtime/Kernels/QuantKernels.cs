@@ -131,10 +131,20 @@ internal static unsafe class QuantKernels<TF, TI, S>
     // through one fused multiply-add per row and group, in group order, as DotQ4 takes them.
     public static void MatVecQ4(float* y, byte* w, long rowStride, byte* xq, int rows, int cols)
     {
-        int r = 0, groups = cols / Quantization.Group, step = S.Count / 4, paired = groups - groups % step;
+        int r = 0, c = S.Count, groups = cols / Quantization.Group, step = c / 4, paired = groups - groups % step;
         sbyte* x = (sbyte*)(xq + 4L * groups);
         long quants = 2L * groups;
         float* byGroup = stackalloc float[4 * groups]; // [group, row] of the four rows, times the activation scales
+        // The activations as DotQ4Groups takes them, and their biases, made once for all rows: [step][low, high, bias]
+        int* activations = stackalloc int[3 * (paired / step) * c];
+        for (int g = 0; g < paired; g += step)
+        {
+            var (xLow, xHigh) = S.Q4Activations(x + g * Quantization.Group);
+            int* a = activations + 3 * (g / step) * c;
+            S.Store(a, xLow);
+            S.Store(a + c, xHigh);
+            S.Store(a + 2 * c, S.Q4Biases(xLow, xHigh));
+        }
         for (; r <= rows - 4; r += 4)
         {
             byte* w0 = w + r * rowStride, w1 = w0 + rowStride, w2 = w1 + rowStride, w3 = w2 + rowStride;
@@ -142,11 +152,10 @@ internal static unsafe class QuantKernels<TF, TI, S>
             SimdKernels<TF, TI, S>.QuantScales4(byGroup, w0, rowStride, (float*)xq, groups);
             var total = Vector128<float>.Zero;
             int g = 0;
-            for (; g < paired; g += step)
+            for (int* a = activations; g < paired; g += step, a += 3 * c)
             {
                 long q = quants + (long)g * Quantization.Group / 2;
-                var (xLow, xHigh) = S.Q4Activations(x + g * Quantization.Group);
-                TI bias = S.Q4Biases(xLow, xHigh);
+                TI xLow = S.Load(a), xHigh = S.Load(a + c), bias = S.Load(a + 2 * c);
                 TI quads = S.SumQuads4(S.DotQ4Groups(w0 + q, xLow, xHigh, bias), S.DotQ4Groups(w1 + q, xLow, xHigh, bias),
                                        S.DotQ4Groups(w2 + q, xLow, xHigh, bias), S.DotQ4Groups(w3 + q, xLow, xHigh, bias));
                 TF sums = S.ToFloat(quads);
