@@ -34,6 +34,9 @@ internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>
         var pairs23 = Sse.Shuffle(v2, v3, 0x88) + Sse.Shuffle(v2, v3, 0xDD);
         (Sse.Shuffle(pairs01, pairs23, 0x88) + Sse.Shuffle(pairs01, pairs23, 0xDD)).Store(sums);
     }
+
+    // A vector of Count = 4 lanes is its only quarter.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> Quarter(Vector128<float> v, int k) => v;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

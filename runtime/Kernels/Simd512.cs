@@ -40,6 +40,7 @@ internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<int>
         var total = halves + Avx512F.Shuffle4x128(halves, halves, 0b01_00_11_10); // lane 0: (0 + 1) + (2 + 3)
         total.GetLower().GetLower().Store(sums);
     }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> Quarter(Vector512<float> v, int k)
     {
