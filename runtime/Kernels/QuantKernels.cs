@@ -126,6 +126,10 @@ internal static unsafe class QuantKernels<TF, TI, S>
         return total;
     }
 
+    // How far ahead of the four rows being summed MatVecQ4 asks for four more: one tile ahead left memory too little
+    // time to answer.
+    private const int RowsAhead = 8;
+
     // y[rows] = W[rows, cols] · x[cols], W q4 rows at w + r·rowStride (bytes). Four rows per pass, Count/4 groups at a
     // time: each group's integer sums for the four rows are added up across their lanes together (SumQuads4), then go
     // through one fused multiply-add per row and group, in group order, as DotQ4 takes them.
@@ -145,10 +149,17 @@ internal static unsafe class QuantKernels<TF, TI, S>
             S.Store(a + c, xHigh);
             S.Store(a + 2 * c, S.Q4Biases(xLow, xHigh));
         }
+        // Rows RowsAhead on are fetched four at a time, each with the rest of its stride when that is short: a bundle's
+        // gate row is followed by its up row and down column, which the FFN's next passes over the chunk then find in
+        // L2, and the memory is read in address order (110M q4 decode, medians of 9 alternating, 1 thread: 9.88 → 8.66
+        // ms/token; 2 threads: 5.02 → 4.65, against the next four rows alone).
+        long rowBytes = quants + (long)groups * Quantization.Group / 2;
+        long fetched = rowStride > rowBytes && rowStride <= 4 * rowBytes ? rowStride : rowBytes;
+        Prefetch.Rows(w + 4 * rowStride, rowStride, Math.Clamp(rows - 4, 0, RowsAhead - 4), fetched);
         for (; r <= rows - 4; r += 4)
         {
             byte* w0 = w + r * rowStride, w1 = w0 + rowStride, w2 = w1 + rowStride, w3 = w2 + rowStride;
-            Prefetch.Rows(w0 + 4 * rowStride, rowStride, Math.Min(4, rows - r - 4), quants + (long)groups * Quantization.Group / 2);
+            Prefetch.Rows(w0 + RowsAhead * rowStride, rowStride, Math.Min(4, rows - r - RowsAhead), fetched);
             SimdKernels<TF, TI, S>.QuantScales4(byGroup, w0, rowStride, (float*)xq, groups);
             var total = Vector128<float>.Zero;
             int g = 0;
