@@ -67,8 +67,7 @@ public static class Markdown
             o.AppendLine($"- **{flash["model"]} at half its size** (cgroup limit {Bytes(Row.Number(flash, "limit_bytes"))}): naive {Ms(a)} ms/token, " +
                          $"flash {Ms(b)} ms/token: **{Ratio(a, b)}** faster decoding (the paper: 4.8x on CPU for OPT-6.7B). Flash reads " +
                          $"{Bytes(Row.Number(flash, "decode_bytes_read_per_token"))} per token at {Ms(Row.Number(flash, "decode_read_mb_per_s"))} MB/s; " +
-                         $"the probe's best at one bundle's size ({Bytes(BundleBytes(r, Str(flash, "model")))}, rounded up to a probed size) is " +
-                         $"{Ms(ProbeBest(r, BundleBytes(r, Str(flash, "model"))))} MB/s.");
+                         ProbeAtBundle(r, BundleBytes(r, Str(flash, "model")), Row.Number(flash, "decode_read_mb_per_s")) + ".");
             if (paper.FirstOrDefault(x => Str(x, "mode") == "dense") is { } dense)
                 o.AppendLine($"- **{flash["model"]}, flash at half its size vs dense with all of it in DRAM**: {Ms(b)} vs " +
                              $"{Ms(Row.Number(dense, "decode_ms_per_token"))} ms/token decode: flash runs at {Ratio(Row.Number(dense, "decode_ms_per_token"), b)} dense's speed.");
@@ -268,12 +267,18 @@ public static class Markdown
     private static long BundleBytes(JsonObject r, string model) =>
         (long)(r["models"]!.AsArray().Where(m => Str(m, "name") == model).Select(m => Row.Number(m, "bundle_bytes")).FirstOrDefault() ?? 0);
 
-    /// <summary>The probe's best MB/s at the smallest probed request that holds <paramref name="bytes"/>.</summary>
-    private static double? ProbeBest(JsonObject r, long bytes)
+    /// <summary>The probe's best MB/s at the smallest probed request that holds one bundle (<paramref name="bytes"/>,
+    /// 4 KiB-aligned), at what size when that is not the bundle's own (the probe of an older build), and the share of
+    /// it that flash decode's <paramref name="read"/> MB/s is.</summary>
+    private static string ProbeAtBundle(JsonObject r, long bytes, double? read)
     {
-        if (r["io_probe"] is not JsonArray probe) return null;
-        var size = probe.Select(p => Row.Number(p, "chunk_bytes")).Where(c => c >= bytes).DefaultIfEmpty(probe.Max(p => Row.Number(p, "chunk_bytes"))).Min();
-        return probe.Where(p => Row.Number(p, "chunk_bytes") == size).Max(p => Row.Number(p, "mb_per_s"));
+        long aligned = (bytes + 4095) & ~4095L;
+        if (r["io_probe"] is not JsonArray probe || probe.Count == 0) return $"no probe ran to compare with one bundle's read ({Bytes(aligned)})";
+        var size = probe.Select(p => Row.Number(p, "chunk_bytes")).Where(c => c >= aligned).DefaultIfEmpty(probe.Max(p => Row.Number(p, "chunk_bytes"))).Min();
+        double? best = probe.Where(p => Row.Number(p, "chunk_bytes") == size).Max(p => Row.Number(p, "mb_per_s"));
+        string at = size == aligned ? Bytes(aligned) : $"{Bytes(aligned)}, probed at {Bytes(size)}";
+        string share = read is > 0 && best is > 0 ? $", {100 * read / best:F0}% of it" : "";
+        return $"the probe's best at one bundle's read ({at}) is {Ms(best)} MB/s{share}";
     }
 
     private static string Seconds(JsonNode? v) => v is null ? "-" : $"{v} s";
