@@ -875,7 +875,9 @@ internal static unsafe class SimdKernels<TF, TI, S>
     // when given: the products the loops splat, a vector of halves at a time rather than one scalar conversion each
     // (every value exactly what HalfBits.ToSingle and the scalar product give). With Count to 2·Count groups left, the
     // load of 2·Count halves reaches at most Count halves (2·Count bytes) into the row's quants, which hold 16 bytes or
-    // more per group: it stays inside the row.
+    // more per group: it stays inside the row. Inlined: DotQ8 takes it once per row (110M q8 decode, 1 thread, medians of
+    // 7 alternating: 10.59 → 10.30 ms/token).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void QuantScales(float* scales, byte* w, long rowStride, int rows, float* xScales, int groups)
     {
         int c = S.Count;
