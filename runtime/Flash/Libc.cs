@@ -17,6 +17,12 @@ internal static unsafe partial class Libc
 
     public static readonly void* MapFailed = (void*)-1;
 
+    public const int MadvHugePage = 14;
+
+    /// <summary>madvise(2); advice only.</summary>
+    [LibraryImport("libc")]
+    public static partial int madvise(void* addr, nuint length, int advice);
+
     public const int PosixFadvDontNeed = 4;
 
     /// <summary>posix_fadvise(2); off_t is 64 bits on every architecture this builds for.</summary>

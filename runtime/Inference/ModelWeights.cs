@@ -51,8 +51,8 @@ public sealed unsafe class ModelWeights : IDisposable
         MappedSection? resident = null, flash = null;
         try
         {
-            resident = file.Map(SectionKind.Resident, account);
-            if (mapFlash) flash = file.Map(SectionKind.Flash, account);
+            resident = file.Map(SectionKind.Resident, account, hugePages: true);
+            if (mapFlash) flash = file.Map(SectionKind.Flash, account, hugePages: true);
             byte[] tokenizer = file.ReadBytes(file.Header.Get(SectionKind.Tokenizer, file.Source));
             var predictors = readPredictors && file.Has(SectionKind.Predictors) ? ReadPredictors(file, info, account) : null;
             // The mappings charge this account themselves.
