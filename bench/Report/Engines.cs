@@ -29,6 +29,25 @@ public static class Row
         return row;
     }
 
+    /// <summary>One row for several runs of the same measurement: the first run's row with each of
+    /// <paramref name="keys"/> the median over the runs that finished well, and every run's value beside it
+    /// (<c>KEY_runs</c>); the first failed run's row when none did.</summary>
+    public static JsonObject Median(IReadOnlyList<JsonObject> runs, params string[] keys)
+    {
+        var ok = runs.Where(x => x["error"] is null).ToList();
+        if (ok.Count == 0) return runs[0];
+        var row = ok[0].DeepClone().AsObject();
+        row["runs"] = ok.Count;
+        foreach (var key in keys)
+        {
+            var values = ok.Select(x => Number(x, key)).OfType<double>().Order().ToArray();
+            if (values.Length == 0) continue;
+            row[key] = values.Length % 2 == 1 ? values[values.Length / 2] : (values[values.Length / 2 - 1] + values[values.Length / 2]) / 2;
+            row[key + "_runs"] = new JsonArray([.. ok.Select(x => (JsonNode?)JsonValue.Create(Number(x, key)))]);
+        }
+        return row;
+    }
+
     /// <summary>A number of a row, whether it was parsed from JSON text or set from a long or an int.</summary>
     public static double? Number(JsonNode? node, string key) => node?[key] is not JsonValue v ? null
         : v.TryGetValue(out double d) ? d : v.TryGetValue(out long l) ? l : v.TryGetValue(out int i) ? i : null;

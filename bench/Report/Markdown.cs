@@ -178,13 +178,29 @@ public static class Markdown
         Table(o, Rows(r, "prompts"), ("prompt", x => x["prompt_tokens"]?.ToString() ?? "-"));
     }
 
+    /// <summary>slow / fast of <paramref name="key"/>: with rounds on both sides, the median of each round's own ratio
+    /// (the two runs of a round are minutes apart at most), else the ratio of the two figures.</summary>
+    private static string PairedRatio(JsonNode slow, JsonNode fast, string key)
+    {
+        if (slow[key + "_runs"] is JsonArray a && fast[key + "_runs"] is JsonArray b && a.Count == b.Count && a.Count > 0)
+        {
+            var ratios = a.Zip(b, (p, q) => (double?)p?.GetValue<double>() / q?.GetValue<double>()).OfType<double>().Order().ToArray();
+            if (ratios.Length == a.Count)
+                return $"{(ratios.Length % 2 == 1 ? ratios[ratios.Length / 2] : (ratios[ratios.Length / 2 - 1] + ratios[ratios.Length / 2]) / 2):F2}x";
+        }
+        return Ratio(Row.Number(slow, key), Row.Number(fast, key));
+    }
+
     private static void Dense(StringBuilder o, JsonObject r, string charts)
     {
         var rows = Rows(r, "dense");
         if (rows.Count == 0) return;
         o.AppendLine("## Dense, side by side (110M shape, synthetic weights)");
         o.AppendLine();
-        o.AppendLine("128-token prompt, 64 generated tokens, no memory limit, ours and llama.cpp alternating run by run. Prompt tokens/s = 128 / time to " +
+        int rounds = rows.Select(x => (int?)Row.Number(x, "runs")).Min() ?? 1;
+        o.AppendLine("128-token prompt, 64 generated tokens, no memory limit, ours and llama.cpp alternating run by run" +
+                     (rounds > 1 ? $", each figure the median of {rounds} such rounds and each ratio the median of the rounds' own ratios (every round's figures are in the JSON: `*_runs`; the machine's speed wanders from minute to minute)" : "") +
+                     ". Prompt tokens/s = 128 / time to " +
                      "first token; decode is over the 64 tokens after the prompt's 128 on both sides (llama.cpp: `llama-bench -p 0 -n 64 -d 128`; reports " +
                      "before 2026-11-30 took its decode from an empty context, where attention reads less); start → first token: a whole `run -n 1` process " +
                      "(ours) or `llama-simple -n 1` (llama.cpp), median of 5, page cache warm.");
@@ -197,8 +213,8 @@ public static class Markdown
                                                                                   && Row.Number(y, "threads") == Row.Number(x, "threads")) : null;
             o.AppendLine($"| {Weights(Str(x, "model"))} | {x["threads"]} | {x["engine"]} | {Ms(PerSecond(Row.Number(x, "decode_ms_per_token")))} | " +
                          $"{Ms(PerSecond(Row.Number(x, "prompt_ms_per_token")))} | {(Row.Number(x, "start_to_first_token_ms") is { } s ? Ms(s) + " ms" : "-")} | " +
-                         $"{(peer is null ? "" : Ratio(Row.Number(peer, "decode_ms_per_token"), Row.Number(x, "decode_ms_per_token")))} | " +
-                         $"{(peer is null ? "" : Ratio(Row.Number(peer, "prompt_ms_per_token"), Row.Number(x, "prompt_ms_per_token")))} |");
+                         $"{(peer is null ? "" : PairedRatio(peer, x, "decode_ms_per_token"))} | " +
+                         $"{(peer is null ? "" : PairedRatio(peer, x, "prompt_ms_per_token"))} |");
         }
         o.AppendLine();
         o.AppendLine($"![dense]({charts}/dense.svg)");

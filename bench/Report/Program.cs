@@ -81,7 +81,7 @@ if (addTo is not null)
 }
 var measured = results["measured"] as JsonObject ?? new JsonObject();
 results["measured"] = measured;
-const int Threads = 2, Decode = 64;
+const int Threads = 2, Decode = 64, DenseRounds = 3;
 string story = Path.GetFullPath("bench/texts/story.txt"), prose = Path.GetFullPath("bench/texts/prose.txt");
 
 var used = new List<Prepared>();
@@ -203,24 +203,32 @@ RunStage("prompts", () =>
     results["prompts"] = promptRows;
 });
 
-// 6. Dense side by side on the 110M shape, every weight type, 1 and 2 threads, interleaved run by run.
+// 6. Dense side by side on the 110M shape, every weight type, 1 and 2 threads, interleaved run by run, each pair of
+// runs DenseRounds times: the machine's speed wanders by 5-20% from minute to minute, more than one run apart can tell.
 RunStage("dense", () =>
 {
     log.Stage("dense side by side");
     var denseRows = new JsonArray();
     var denseModels = new[] { "f32", "f16", "q8", "q4" }.Select(t => Use(Models.Synthetic("modelspecs/stories110M.yaml", t, llama, log, calibrate: false))).ToArray();
     var denseWork = new Workload(prose, 128, Decode);
+    string[] medianOf = ["decode_ms_per_token", "ttft_ms", "prompt_ms_per_token"];
     foreach (int threads in new[] { 1, 2 })
     foreach (var model in denseModels)
     {
-        log.Step($"{model.Name}: dense, {threads} thread(s)");
-        var ours = Ours.Bench(sandbox, model, "dense", denseWork, null, threads);
-        ours["start_to_first_token_ms"] = threads == 1 ? Math.Round(Ours.StartToFirstToken(model, threads), 1) : null;
-        denseRows.Add(ours);
-        if (llama is null || model.Gguf is null) continue;
-        var theirs = llama.Bench(sandbox, model, "mmap", 128, Decode, null, threads);
-        theirs["start_to_first_token_ms"] = threads == 1 ? Math.Round(llama.StartToFirstToken(model), 1) : null;
-        denseRows.Add(theirs);
+        log.Step($"{model.Name}: dense, {threads} thread(s), {DenseRounds} rounds");
+        List<JsonObject> ours = [], theirs = [];
+        for (int round = 0; round < DenseRounds; round++)
+        {
+            ours.Add(Ours.Bench(sandbox, model, "dense", denseWork, null, threads));
+            if (llama is not null && model.Gguf is not null) theirs.Add(llama.Bench(sandbox, model, "mmap", 128, Decode, null, threads));
+        }
+        var row = Row.Median(ours, medianOf);
+        row["start_to_first_token_ms"] = threads == 1 ? Math.Round(Ours.StartToFirstToken(model, threads), 1) : null;
+        denseRows.Add(row);
+        if (theirs.Count == 0) continue;
+        row = Row.Median(theirs, medianOf);
+        row["start_to_first_token_ms"] = threads == 1 ? Math.Round(llama!.StartToFirstToken(model), 1) : null;
+        denseRows.Add(row);
     }
     results["dense"] = denseRows;
 });
