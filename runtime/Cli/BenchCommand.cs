@@ -151,7 +151,7 @@ public static class BenchCommand
     /// <summary><paramref name="sizes"/> and the model's own request, one bundle's 4 KiB-aligned bytes, in order: flash
     /// decode reads single bundles, and a device bound by requests per second gives a 12 KiB read three quarters of a
     /// 16 KiB one's MB/s, so the nearest probed size would not be a fair yardstick for it.</summary>
-    private static int[] WithBundle(ModelInfo info, int[] sizes) =>
+    internal static int[] WithBundle(ModelInfo info, int[] sizes) =>
         [.. sizes.Append((int)Math.Min(1 << 30, ReadPlanner.AlignUp(info.Layout.BundleBytes))).Distinct().Order()];
 
     /// <summary>Random reads of the flash section through the engine's own reader: MB/s by chunk size and queue depth.</summary>

@@ -31,6 +31,16 @@ public sealed class BenchCommandTests(ITestOutputHelper output)
         Assert.Contains("--prompt-tokens N", r.Stdout);
     }
 
+    [Fact]
+    public void TheProbeMeasuresTheModelsOwnBundleSize()
+    {
+        var info = InProcess.Model(Model);
+        // stories260K-relu's f32 bundle of 3 × 64 floats is one 4 KiB block once aligned: added, in order, once
+        Assert.Equal(4096, AotFlash.Flash.ReadPlanner.AlignUp(info.Layout.BundleBytes));
+        Assert.Equal([4096, 16384, 65536], AotFlash.Cli.BenchCommand.WithBundle(info, [65536, 16384]));
+        Assert.Equal([4096, 65536], AotFlash.Cli.BenchCommand.WithBundle(info, [4096, 65536]));
+    }
+
     [SkippableFact]
     public void JsonHasAPromptAndADecodeObjectPerMode()
     {
