@@ -151,8 +151,8 @@ internal static unsafe class QuantKernels<TF, TI, S>
         }
         // Rows RowsAhead on are fetched four at a time, each with the rest of its stride when that is short: a bundle's
         // gate row is followed by its up row and down column, which the FFN's next passes over the chunk then find in
-        // L2, and the memory is read in address order (110M q4 decode, medians of 9 alternating, 1 thread: 9.88 → 8.66
-        // ms/token; 2 threads: 5.02 → 4.65, against the next four rows alone).
+        // L2, and the memory is read in address order (110M q4 decode, alternating builds, 1 thread: 9.35 → 8.09
+        // ms/token, medians of 7; 2 threads: 5.53 → 4.86, of 5; against the next four rows alone).
         long rowBytes = quants + (long)groups * Quantization.Group / 2;
         long fetched = rowStride > rowBytes && rowStride <= 4 * rowBytes ? rowStride : rowBytes;
         Prefetch.Rows(w + 4 * rowStride, rowStride, Math.Clamp(rows - 4, 0, RowsAhead - 4), fetched);
