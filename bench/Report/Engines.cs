@@ -40,12 +40,19 @@ public static class Row
         row["runs"] = ok.Count;
         foreach (var key in keys)
         {
-            var values = ok.Select(x => Number(x, key)).OfType<double>().Order().ToArray();
+            var values = ok.Select(x => Number(x, key)).OfType<double>().ToArray();
             if (values.Length == 0) continue;
-            row[key] = values.Length % 2 == 1 ? values[values.Length / 2] : (values[values.Length / 2 - 1] + values[values.Length / 2]) / 2;
+            row[key] = MedianOf(values);
             row[key + "_runs"] = new JsonArray([.. ok.Select(x => (JsonNode?)JsonValue.Create(Number(x, key)))]);
         }
         return row;
+    }
+
+    /// <summary>The middle value, or the mean of the two middle ones; <paramref name="values"/> must not be empty.</summary>
+    public static double MedianOf(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
     }
 
     /// <summary>A number of a row, whether it was parsed from JSON text or set from a long or an int.</summary>
@@ -222,9 +229,5 @@ public static class Processes
         return new RunResult(string.Join(' ', args), p.ExitCode, stdout.Result, stderr.Result, clock.Elapsed.TotalSeconds, null, null, false, timedOut);
     }
 
-    public static double Median(int runs, Func<double> measure)
-    {
-        var values = Enumerable.Range(0, runs).Select(_ => measure()).Order().ToArray();
-        return values[runs / 2];
-    }
+    public static double Median(int runs, Func<double> measure) => Row.MedianOf(Enumerable.Range(0, runs).Select(_ => measure()).ToArray());
 }

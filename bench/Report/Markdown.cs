@@ -184,9 +184,8 @@ public static class Markdown
     {
         if (slow[key + "_runs"] is JsonArray a && fast[key + "_runs"] is JsonArray b && a.Count == b.Count && a.Count > 0)
         {
-            var ratios = a.Zip(b, (p, q) => (double?)p?.GetValue<double>() / q?.GetValue<double>()).OfType<double>().Order().ToArray();
-            if (ratios.Length == a.Count)
-                return $"{(ratios.Length % 2 == 1 ? ratios[ratios.Length / 2] : (ratios[ratios.Length / 2 - 1] + ratios[ratios.Length / 2]) / 2):F2}x";
+            var ratios = a.Zip(b, (p, q) => (double?)p?.GetValue<double>() / q?.GetValue<double>()).OfType<double>().ToArray();
+            if (ratios.Length == a.Count) return $"{Row.MedianOf(ratios):F2}x";
         }
         return Ratio(Row.Number(slow, key), Row.Number(fast, key));
     }
