@@ -94,7 +94,8 @@ namespace AotFlash.Generator
                             (spec.Tokenizer.ChatTemplate == "none" ? "" : $", ChatTemplate: global::AotFlash.Tokenizers.ChatTemplateKind.{ChatTemplateKindOf(spec.Tokenizer.ChatTemplate)}") + "),");
                 w.WriteLine($"new global::AotFlash.Inference.FlashDefaults(Window: {Int(spec.Flash.Window)}, PredictorRank: {Int(spec.Flash.PredictorRank)}, " +
                             $"IoThreads: {Int(spec.Flash.IoThreads)}, DramBudget: {Literal(spec.Flash.DramBudget)}),");
-                w.WriteLine($"static (weights, ffn, threads) => new {spec.ClassName}(weights, ffn, threads));");
+                w.WriteLine($"static (weights, ffn, threads) => new {spec.ClassName}(weights, ffn, threads)" +
+                            (spec.KvCache == WeightType.F32 ? ");" : $", kvCache: global::AotFlash.Flash.WeightType.{spec.KvCache});"));
                 w.Indent--;
                 w.WriteLine();
 

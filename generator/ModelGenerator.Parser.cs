@@ -19,6 +19,7 @@ namespace AotFlash.Generator
             private static readonly string[] Families = { "llama", "opt", "falcon" };
             private static readonly string[] Activations = { "relu", "silu", "gelu", "fatrelu(t)" };
             private static readonly string[] Dtypes = { "f32", "f16", "q8", "q4" };
+            private static readonly string[] KvCacheTypes = { "f32", "f16" };
             private static readonly string[] TokenizerKinds = { "llama2c", "gpt2" };
             // The runtime's ChatTemplate.Names.
             private static readonly string[] ChatTemplates = { "none", "llama2", "chatml" };
@@ -133,6 +134,7 @@ namespace AotFlash.Generator
                     weightsReader.RejectUnknownKeys();
                 }
                 resident ??= dtype;
+                WeightType? kvCache = WeightTypeOf(top.Choice("kv_cache", KvCacheTypes, required: false) ?? "f32");
 
                 FlashSpec? flash = FlashSpec.Default;
                 var flashReader = top.Mapping("flash", required: false);
@@ -173,14 +175,14 @@ namespace AotFlash.Generator
                 if (diagnostics.Count > 0 || name is null || family is null || dim is null || hidden is null || layers is null
                     || heads is null || kvHeads is null || vocab is null || context is null || normEps is null
                     || ropeTheta is null || activation is null || tie is null
-                    || tokenizer is null || dtype is null || resident is null || flash is null)
+                    || tokenizer is null || dtype is null || resident is null || kvCache is null || flash is null)
                     return Result(null, diagnostics, nameSite);
 
                 string hash = SpecHash(family.Value, dim.Value, hidden.Value, layers.Value, heads.Value, kvHeads.Value, vocab.Value,
                     context.Value, normEps.Value, ropeTheta.Value, activation.Value.kind, activation.Value.threshold, tie.Value, dtype.Value, resident.Value);
                 var spec = new ModelSpec(name, ClassNameOf(name), family.Value, dim.Value, hidden.Value, layers.Value, heads.Value,
                     kvHeads.Value, vocab.Value, context.Value, normEps.Value, ropeTheta.Value,
-                    activation.Value.kind, activation.Value.threshold, tie.Value, tokenizer, dtype.Value, resident.Value, flash, hash);
+                    activation.Value.kind, activation.Value.threshold, tie.Value, tokenizer, dtype.Value, resident.Value, kvCache.Value, flash, hash);
                 return Result(spec, diagnostics, nameSite);
             }
 
@@ -201,8 +203,9 @@ namespace AotFlash.Generator
                 return null;
             }
 
-            /// <summary>Hash of everything that decides the math and the byte layout (not the name, not flash defaults),
-            /// written into model files so a binary refuses weights made for another shape. It still names the family's
+            /// <summary>Hash of everything that decides the math and the byte layout (not the name, not flash defaults,
+            /// not the KV cache's type, which any weights serve), written into model files so a binary refuses weights
+            /// made for another shape. It still names the family's
             /// norm, position encoding and FFN, as it did when specs wrote them, so model files made then keep their hash;
             /// for the same reason the resident weights' type is named only where it differs from the FFN's.</summary>
             internal static string SpecHash(ModelFamily family, int dim, int hidden, int layers, int heads, int kvHeads, int vocab,

@@ -25,6 +25,7 @@ namespace AotFlash.Generator
         TokenizerSpec Tokenizer,
         WeightType Dtype,
         WeightType ResidentDtype,
+        WeightType KvCache,
         FlashSpec Flash,
         string SpecHash);
 

@@ -52,7 +52,7 @@ public static class InfoCommand
         string bundle = string.Join(" | ", layout.BundleParts.Select(p => $"{p.Tensor} {p.Kind.ToString().ToLowerInvariant()}"));
         o.AppendLine($"flash          {Bytes(layout.FlashBytes)}: {s.Layers} layers x {s.HiddenDim} neuron bundles of {layout.BundleStride} bytes " +
                      $"[{bundle}], layer stride {layout.FlashLayerBytes}");
-        o.AppendLine($"kv cache       {Bytes(2L * s.Layers * s.Context * s.KvDim * 4)} (f32)");
+        o.AppendLine($"kv cache       {Bytes(m.KvCacheBytes)} ({m.KvCache.ToString().ToLowerInvariant()})");
         o.AppendLine($"cpu            {IsaSupport.Describe()}, {Environment.ProcessorCount} logical cores, {Threading.CpuTopology.PhysicalCores} physical (default threads)");
         if (a.Flag("--tensors"))
             foreach (var t in layout.ResidentTensors)
@@ -94,7 +94,7 @@ public static class InfoCommand
         var s = ctx.Model.Shape;
         var layout = ctx.Model.Layout;
         var account = weights.Account;
-        long kv = 2L * s.Layers * s.Context * s.KvDim * sizeof(float);
+        long kv = ctx.Model.KvCacheBytes;
         long predictors = weights.Predictors?.Bytes ?? 0;
         var o = new StringBuilder();
         o.AppendLine($"plan           {model.Mode.ToString().ToLowerInvariant()} mode fits a budget of {DramAccount.Format(account.Limit)} " +

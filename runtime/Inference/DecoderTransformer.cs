@@ -32,8 +32,10 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
     protected readonly float* Q;
     protected readonly float* K;          // [block, kvDim] the block's keys and values, until Attention caches them
     protected readonly float* V;
-    private readonly float* _keyCache;    // [layers, kvHeads, context, headSize]: a head's positions one after another
-    private readonly float* _valueCache;
+    private readonly byte* _keyCache;     // [layers, kvHeads, context, headSize] of Info.KvCache: a head's positions one after another
+    private readonly byte* _valueCache;
+    private readonly bool _halfKv;        // the cache holds halves, else floats
+    private bool _kvNonFinite;            // some cached half is infinite or NaN, which the scaled f16 kernels cannot take
     private readonly float* _logits;
     private readonly float* _scores;      // [heads, context]
     private readonly float* _partials;    // [team, block, dim] per-member FFN sums
@@ -70,8 +72,10 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
         _logits = Alloc(s.Vocab, "logits");
         K = Alloc((long)BlockTokens * s.KvDim, "activations");
         V = Alloc((long)BlockTokens * s.KvDim, "activations");
-        _keyCache = Alloc((long)s.Layers * s.Context * s.KvDim, "the KV cache");
-        _valueCache = Alloc((long)s.Layers * s.Context * s.KvDim, "the KV cache");
+        _halfKv = info.KvCache == WeightType.F16;
+        long kvFloats = (info.KvCacheBytes / 2 + sizeof(float) - 1) / sizeof(float);
+        _keyCache = (byte*)Alloc(kvFloats, "the KV cache");
+        _valueCache = (byte*)Alloc(kvFloats, "the KV cache");
         _scores = Alloc((long)s.Heads * s.Context, "attention scores");
         _partials = Alloc(_team.Size * rows, "FFN partial sums");
         // Gate and up products of a block's chunk of neurons for every token (FfnWork.Chunk keeps within it); a chunk
@@ -201,7 +205,8 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
 
     /// <summary>For each row t of the block, at position pos + t: output_t = per head h: softmax(q_h · K_h[0..pos+t] /
     /// √headSize) · V_h[0..pos+t]; heads share kv heads in groups. The block's keys and values (K and V) go into the
-    /// cache first.</summary>
+    /// cache first, rounded to halves where the cache holds them (a key or value beyond ±65504 becomes an infinity there,
+    /// and its products what IEEE makes of it).</summary>
     protected void Attention(float* output, int layer, int pos, int count, int heads, int kvHeads, int headSize, int context)
     {
         long bytes = (long)headSize * sizeof(float);
@@ -209,8 +214,18 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
             for (int kv = 0; kv < kvHeads; kv++)
             {
                 long from = (long)t * kvHeads * headSize + kv * headSize, to = (((long)layer * kvHeads + kv) * context + pos + t) * headSize;
-                Buffer.MemoryCopy(K + from, _keyCache + to, bytes, bytes);
-                Buffer.MemoryCopy(V + from, _valueCache + to, bytes, bytes);
+                if (_halfKv)
+                {
+                    Half* key = (Half*)_keyCache + to, value = (Half*)_valueCache + to;
+                    VectorOps.ToHalf(key, K + from, headSize);
+                    VectorOps.ToHalf(value, V + from, headSize);
+                    _kvNonFinite |= HalfBits.AnyNonFinite(key, headSize) || HalfBits.AnyNonFinite(value, headSize);
+                }
+                else
+                {
+                    Buffer.MemoryCopy(K + from, (float*)_keyCache + to, bytes, bytes);
+                    Buffer.MemoryCopy(V + from, (float*)_valueCache + to, bytes, bytes);
+                }
             }
         _attention.Set(output, layer, pos, count, heads, kvHeads, headSize, context);
         if (_team.Size == 1 || (long)heads * headSize * (pos + count) * count < ParallelThreshold) _attention.Execute(0, 1);
@@ -509,10 +524,13 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
             float scale = MathF.Sqrt(_headSize);
             // A head's keys (and values) are rows of headSize one after another: read in order, and a member's heads
             // are one stretch of the cache.
-            float* keys = model._keyCache + (long)_layer * _context * kvDim;
-            float* values = model._valueCache + (long)_layer * _context * kvDim;
+            bool half = model._halfKv;
+            int element = half ? sizeof(ushort) : sizeof(float);
+            byte* keys = model._keyCache + (long)_layer * _context * kvDim * element;
+            byte* values = model._valueCache + (long)_layer * _context * kvDim * element;
             const int Chunk = 64;
-            float** rows = stackalloc float*[Chunk];
+            void** rows = stackalloc void*[Chunk];
+            float* qs = stackalloc float[_headSize];
             for (int h = start; h < end; h++)
             {
                 float* scores = model._scores + (long)h * _context;
@@ -521,18 +539,25 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
                 {
                     int last = _pos + i; // causal: row i sees the positions up to its own
                     float* q = model.Q + (long)i * dim + h * _headSize;
-                    // scores[last+1] = K[0..last, head] · q: the head's cached keys are a matrix
-                    VectorOps.MatVec(scores, keys + kvOffset, _headSize, q, last + 1, _headSize);
+                    // scores[last+1] = K[0..last, head] · q: the head's cached keys are a matrix. Cached halves are
+                    // multiplied in place where ScaledHalves may (the same sums bit for bit), q and the weights scaled.
+                    bool scaled = half && ScaledHalves.Enabled && !model._kvNonFinite && ScaledHalves.Scale(qs, q, _headSize);
+                    if (scaled) VectorOps.MatVecF16Scaled(scores, (Half*)keys + kvOffset, _headSize, qs, last + 1, _headSize);
+                    else if (half) VectorOps.MatVecF16(scores, (Half*)keys + kvOffset, _headSize, q, last + 1, _headSize);
+                    else VectorOps.MatVec(scores, (float*)keys + kvOffset, _headSize, q, last + 1, _headSize);
                     for (int t = 0; t <= last; t++) scores[t] /= scale;
                     VectorOps.Softmax(scores, last + 1);
+                    if (scaled) for (int t = 0; t <= last; t++) scores[t] *= HalfBits.Up;
                     float* o = _output + (long)i * dim + h * _headSize;
                     NativeZero(o, _headSize);
                     // o[headSize] = Σ_t scores[t] · V[t, head], in order, several value rows per pass
                     for (int t0 = 0; t0 <= last; t0 += Chunk)
                     {
                         int n = Math.Min(Chunk, last + 1 - t0);
-                        for (int t = 0; t < n; t++) rows[t] = values + kvOffset + (long)(t0 + t) * _headSize;
-                        VectorOps.AxpyRows(o, scores + t0, rows, n, _headSize);
+                        for (int t = 0; t < n; t++) rows[t] = values + (kvOffset + (long)(t0 + t) * _headSize) * element;
+                        if (scaled) VectorOps.AxpyRowsF16Scaled(o, scores + t0, (Half**)rows, n, _headSize);
+                        else if (half) VectorOps.AxpyRowsF16(o, scores + t0, (Half**)rows, n, _headSize);
+                        else VectorOps.AxpyRows(o, scores + t0, (float**)rows, n, _headSize);
                     }
                 }
             }

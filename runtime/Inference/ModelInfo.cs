@@ -36,7 +36,8 @@ public sealed record FlashDefaults(int Window, int PredictorRank, int IoThreads,
 /// <summary>Everything the runtime knows about a model compiled into this binary; one per spec, emitted by the generator.</summary>
 public sealed class ModelInfo(
     string name, string specHash, ModelFamily family, ModelShape shape, float normEps, float ropeTheta, Activation activation,
-    TokenizerConfig tokenizer, FlashDefaults flash, Func<ModelWeights, IFfnSource, int, Transformer> create)
+    TokenizerConfig tokenizer, FlashDefaults flash, Func<ModelWeights, IFfnSource, int, Transformer> create,
+    WeightType kvCache = WeightType.F32)
 {
     public string Name { get; } = name;
     public string SpecHash { get; } = specHash;
@@ -49,6 +50,11 @@ public sealed class ModelInfo(
     public Activation Activation { get; } = activation;
     public TokenizerConfig Tokenizer { get; } = tokenizer;
     public FlashDefaults Flash { get; } = flash;
+    /// <summary>Element type of the KV cache (the spec's <c>kv_cache</c>): f32, or f16 for half the memory and half the
+    /// bytes a token's attention reads.</summary>
+    public WeightType KvCache { get; } = kvCache;
+    /// <summary>Bytes of the KV cache: keys and values of every layer at every position of the context.</summary>
+    public long KvCacheBytes => 2L * Shape.Layers * Shape.Context * Shape.KvDim * (KvCache == WeightType.F16 ? sizeof(ushort) : sizeof(float));
     public Layout Layout { get; } = new(shape, family);
 
     /// <summary>The generated model class over loaded weights, its FFN fed by <paramref name="ffn"/> (which it then owns),

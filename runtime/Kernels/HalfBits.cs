@@ -71,4 +71,18 @@ internal static class HalfBits
             if (!Half.IsFinite(h[i])) return i;
         return -1;
     }
+
+    /// <summary>Whether some half of h[n] is infinite or NaN (its exponent bits all set), four halves to a 64-bit word:
+    /// the masked exponent plus 0x0400 carries into a lane's top bit only from 0x7C00, and never into the next lane.
+    /// As <see cref="FirstNonFinite"/>, for what a hot loop writes (the KV cache).</summary>
+    public static unsafe bool AnyNonFinite(Half* h, int n)
+    {
+        const ulong Exponents = 0x7C00_7C00_7C00_7C00, Step = 0x0400_0400_0400_0400, Tops = 0x8000_8000_8000_8000;
+        int i = 0;
+        for (; i <= n - 4; i += 4)
+            if ((((Unsafe.ReadUnaligned<ulong>(h + i) & Exponents) + Step) & Tops) != 0) return true;
+        for (; i < n; i++)
+            if (!Half.IsFinite(h[i])) return true;
+        return false;
+    }
 }

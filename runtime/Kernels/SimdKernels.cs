@@ -512,7 +512,8 @@ internal static unsafe class SimdKernels<TF, TI, S>
         }
     }
 
-    // y[rows] = W[rows, cols] · x[cols], W half; row r at w + r·rowStride: DotF16 of each row.
+    // y[rows] = W[rows, cols] · x[cols], W half; row r at w + r·rowStride: DotF16 of each row, but for short rows one
+    // after another (FourHalfRows).
     public static void MatVecF16(float* y, Half* w, long rowStride, float* x, int rows, int cols) => MatVecHalves<HalfRows>(y, w, rowStride, x, rows, cols);
 
     // y[rows] = W[rows, cols] (half, finite) · x[cols] with xs = x · 2^112 (ScaledHalves): MatVecF16's sums bit for bit
@@ -520,8 +521,49 @@ internal static unsafe class SimdKernels<TF, TI, S>
 
     private static void MatVecHalves<R>(float* y, Half* w, long rowStride, float* x, int rows, int cols) where R : struct, IFloatRows
     {
+        int r = 0;
+        if (rowStride == cols && cols <= ShortRow)
+            for (; r <= rows - 4; r += 4) FourHalfRows<R>(y + r, w + r * rowStride, rowStride, x, cols);
         // A row at a time, as f32 decode: memory streams fastest read in order.
-        for (int r = 0; r < rows; r++) y[r] = DotHalves<R>(w + r * rowStride, x, cols);
+        for (; r < rows; r++) y[r] = DotHalves<R>(w + r * rowStride, x, cols);
+    }
+
+    // y[0..4) = rows w0..w3 (rowStride apart, short, one after another: an attention head's cached keys) · x. A row of
+    // 64 is four vectors: its own four chains and horizontal sum would cost more than its products, so four rows share
+    // each load of x in two chains each (the lower and upper vectors of a load of halves), then the scalar tail.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void FourHalfRows<R>(float* y, Half* w0, long rowStride, float* x, int cols) where R : struct, IFloatRows
+    {
+        int c = S.Count, j = 0;
+        Half* w1 = w0 + rowStride, w2 = w1 + rowStride, w3 = w2 + rowStride;
+        TF l0 = S.Zero, l1 = S.Zero, l2 = S.Zero, l3 = S.Zero, h0 = S.Zero, h1 = S.Zero, h2 = S.Zero, h3 = S.Zero;
+        for (; j <= cols - 2 * c; j += 2 * c)
+        {
+            TF xl = S.Load(x + j), xh = S.Load(x + j + c);
+            var (l, h) = R.Values(w0, j);
+            l0 = S.MulAdd(l, xl, l0);
+            h0 = S.MulAdd(h, xh, h0);
+            (l, h) = R.Values(w1, j);
+            l1 = S.MulAdd(l, xl, l1);
+            h1 = S.MulAdd(h, xh, h1);
+            (l, h) = R.Values(w2, j);
+            l2 = S.MulAdd(l, xl, l2);
+            h2 = S.MulAdd(h, xh, h2);
+            (l, h) = R.Values(w3, j);
+            l3 = S.MulAdd(l, xl, l3);
+            h3 = S.MulAdd(h, xh, h3);
+        }
+        y[0] = HalfRowTail<R>(S.Sum(S.Add(l0, h0)), w0, x, j, cols);
+        y[1] = HalfRowTail<R>(S.Sum(S.Add(l1, h1)), w1, x, j, cols);
+        y[2] = HalfRowTail<R>(S.Sum(S.Add(l2, h2)), w2, x, j, cols);
+        y[3] = HalfRowTail<R>(S.Sum(S.Add(l3, h3)), w3, x, j, cols);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float HalfRowTail<R>(float sum, Half* w, float* x, int j, int cols) where R : struct, IFloatRows
+    {
+        for (; j < cols; j++) sum += R.Value(w, j) * x[j];
+        return sum;
     }
 
     // y[n] += a · w[n], w one q8 row: a · (q · scale) + y, fused as Axpy, as the reference (and as a row ToSingleQ8 widened, then Axpy)

@@ -110,6 +110,7 @@ public sealed class DiagnosticTests
     [InlineData("activation", "activation: tanh", 10, 13)]
     [InlineData("weights", "weights: { dtype: q3 }", 12, 19)]
     [InlineData("weights", "weights: { dtype: f32, resident: q3 }", 12, 34)]
+    [InlineData(null, "kv_cache: q8", 14, 11)]
     [InlineData("tokenizer", "tokenizer: { kind: llama2c, bos: 1, eos: 2, stop: [1], chat_template: alpaca }", 11, 71)]
     public void AF0008_Unsupported(string? key, string line, int row, int column) =>
         Assert.Equal((row, column), At(Single(With(key, line), "AF0008")));
@@ -182,5 +183,24 @@ public sealed class DiagnosticTests
         Assert.Equal(Hash("weights: { dtype: q8 }"), Hash("weights: { dtype: q8, resident: q8 }"));
         Assert.NotEqual(Hash("weights: { dtype: q8 }"), Hash("weights: { dtype: q8, resident: q4 }"));
         Assert.NotEqual(Hash("weights: { dtype: q8, resident: q4 }"), Hash("weights: { dtype: q4, resident: q8 }"));
+    }
+
+    // The KV cache's type reaches the model's definition and leaves the hash alone: any weights serve either cache.
+    [Fact]
+    public void TheKvCacheTypeReachesTheModelButNotTheSpecHash()
+    {
+        string Emitted(string spec)
+        {
+            var result = SpecGenerator.Run(("/specs/tiny.yaml", spec));
+            Assert.Empty(result.GeneratorDiagnostics);
+            Assert.Empty(result.CompileErrors);
+            return string.Concat(result.Sources.Values);
+        }
+        string plain = Emitted(Valid), half = Emitted(With(null, "kv_cache: f16")), full = Emitted(With(null, "kv_cache: f32"));
+        Assert.Contains("kvCache: global::AotFlash.Flash.WeightType.F16", half);
+        Assert.DoesNotContain("kvCache:", plain);
+        Assert.Equal(plain, full);
+        string Hash(string code) => System.Text.RegularExpressions.Regex.Match(code, "SpecHash = \"([0-9a-f]+)\"").Groups[1].Value;
+        Assert.Equal(Hash(plain), Hash(half));
     }
 }

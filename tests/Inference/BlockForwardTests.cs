@@ -24,6 +24,7 @@ public sealed unsafe class BlockForwardTests(ITestOutputHelper output)
     [InlineData("babyllama-tok105", "babyllama-tok105", EngineMode.Dense, 1)]
     [InlineData("babyllama-tok105", "babyllama-tok105", EngineMode.Dense, 2)]
     [InlineData("babyllama-relu-q8", "babyllama-relu", EngineMode.Dense, 2)]
+    [InlineData("babyllama-relu-kvf16", "babyllama-relu", EngineMode.Dense, 2)]
     [InlineData("babyllama-relu-q4", "babyllama-relu", EngineMode.Dense, 1)]
     [InlineData("babyllama-tok105-q4", "babyllama-tok105", EngineMode.Dense, 2)]
     [InlineData("opt-tiny", null, EngineMode.Dense, 2)]
