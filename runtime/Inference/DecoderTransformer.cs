@@ -35,7 +35,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
     private readonly byte* _keyCache;     // [layers, kvHeads, context, headSize] of Info.KvCache: a head's positions one after another
     private readonly byte* _valueCache;
     private readonly bool _halfKv;        // the cache holds halves, else floats
-    private bool _kvNonFinite;            // some cached half is infinite or NaN, which the scaled f16 kernels cannot take
+    private bool _kvNonFinite;            // some cached half is infinite or NaN, which the scaled f16 kernels cannot take (from then on)
     private readonly float* _logits;
     private readonly float* _scores;      // [heads, context]
     private readonly float* _partials;    // [team, block, dim] per-member FFN sums
@@ -540,7 +540,8 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
                     int last = _pos + i; // causal: row i sees the positions up to its own
                     float* q = model.Q + (long)i * dim + h * _headSize;
                     // scores[last+1] = K[0..last, head] · q: the head's cached keys are a matrix. Cached halves are
-                    // multiplied in place where ScaledHalves may (the same sums bit for bit), q and the weights scaled.
+                    // multiplied in place where ScaledHalves may (the same sums bit for bit): q scaled by 2^112 for the
+                    // keys, the softmax's weights for the values.
                     bool scaled = half && ScaledHalves.Enabled && !model._kvNonFinite && ScaledHalves.Scale(qs, q, _headSize);
                     if (scaled) VectorOps.MatVecF16Scaled(scores, (Half*)keys + kvOffset, _headSize, qs, last + 1, _headSize);
                     else if (half) VectorOps.MatVecF16(scores, (Half*)keys + kvOffset, _headSize, q, last + 1, _headSize);
