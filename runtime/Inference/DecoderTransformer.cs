@@ -219,7 +219,8 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
                     Half* key = (Half*)_keyCache + to, value = (Half*)_valueCache + to;
                     VectorOps.ToHalf(key, K + from, headSize);
                     VectorOps.ToHalf(value, V + from, headSize);
-                    _kvNonFinite |= HalfBits.AnyNonFinite(key, headSize) || HalfBits.AnyNonFinite(value, headSize);
+                    _kvNonFinite |= HalfBits.FirstNonFinite(new ReadOnlySpan<Half>(key, headSize)) >= 0
+                                    || HalfBits.FirstNonFinite(new ReadOnlySpan<Half>(value, headSize)) >= 0;
                 }
                 else
                 {

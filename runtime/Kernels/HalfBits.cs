@@ -64,25 +64,19 @@ internal static class HalfBits
     public static float FiniteToSingle(Half h) => Scaled(h) * Up;
 
     /// <summary>Where the first half that is infinite or NaN is, or -1: f16 products take every stored half to be finite
-    /// (<see cref="ScaledHalves"/>), so what writes a model's f16 weights checks them here.</summary>
-    public static int FirstNonFinite(ReadOnlySpan<Half> h)
-    {
-        for (int i = 0; i < h.Length; i++)
-            if (!Half.IsFinite(h[i])) return i;
-        return -1;
-    }
-
-    /// <summary>Whether some half of h[n] is infinite or NaN (its exponent bits all set), four halves to a 64-bit word:
-    /// the masked exponent plus 0x0400 carries into a lane's top bit only from 0x7C00, and never into the next lane.
-    /// As <see cref="FirstNonFinite"/>, for what a hot loop writes (the KV cache).</summary>
-    public static unsafe bool AnyNonFinite(Half* h, int n)
+    /// (<see cref="ScaledHalves"/>), so what writes a model's f16 weights, or the KV cache, checks them here. Four halves
+    /// to a 64-bit word until one holds such a half (its exponent bits all set: the masked exponent plus 0x0400 carries
+    /// into a lane's top bit only from 0x7C00, and never into the next lane), then one at a time: the KV cache's writes
+    /// took 0.7% of a prompt with the check a half at a time.</summary>
+    public static unsafe int FirstNonFinite(ReadOnlySpan<Half> h)
     {
         const ulong Exponents = 0x7C00_7C00_7C00_7C00, Step = 0x0400_0400_0400_0400, Tops = 0x8000_8000_8000_8000;
         int i = 0;
-        for (; i <= n - 4; i += 4)
-            if ((((Unsafe.ReadUnaligned<ulong>(h + i) & Exponents) + Step) & Tops) != 0) return true;
-        for (; i < n; i++)
-            if (!Half.IsFinite(h[i])) return true;
-        return false;
+        fixed (Half* p = h)
+            for (; i <= h.Length - 4; i += 4)
+                if ((((Unsafe.ReadUnaligned<ulong>(p + i) & Exponents) + Step) & Tops) != 0) break;
+        for (; i < h.Length; i++)
+            if (!Half.IsFinite(h[i])) return i;
+        return -1;
     }
 }

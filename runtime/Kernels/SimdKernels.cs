@@ -529,8 +529,9 @@ internal static unsafe class SimdKernels<TF, TI, S>
     }
 
     // y[0..4) = rows w0..w3 (rowStride apart, short, one after another: an attention head's cached keys) · x. A row of
-    // 64 is four vectors: its own four chains and horizontal sum would cost more than its products, so four rows share
-    // each load of x in two chains each (the lower and upper vectors of a load of halves), then the scalar tail.
+    // 64 is four loads of 16 halves (AVX2): its own four chains and horizontal sum would cost more than its products, so
+    // four rows share each load of x in two chains each (the lower and upper vectors of a load of halves), then the
+    // scalar tail.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void FourHalfRows<R>(float* y, Half* w0, long rowStride, float* x, int cols) where R : struct, IFloatRows
     {
