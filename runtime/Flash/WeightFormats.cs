@@ -29,7 +29,8 @@ public unsafe interface IWeightFormat
     static abstract float Dot(byte* w, float* x, byte* prepared, int n);
     /// <summary>y[n] += a · w[n]</summary>
     static abstract void Axpy(float* y, float a, byte* w, int n);
-    /// <summary>y[n] += a[k] · w[k][n] for k = 0 .. count-1 in order: count Axpys, bit for bit.</summary>
+    /// <summary>y[n] += a[k] · w[k][n] for k = 0 .. count-1 in order: count Axpys, bit for bit (q4: blocks of rows
+    /// whose coefficients are quantised, <see cref="VectorOps.AxpyRowsQ4(float*, long, float*, long, byte**, int, int, int)"/>).</summary>
     static abstract void AxpyRows(float* y, float* a, byte** w, int count, int n);
     /// <summary>dst[n] = (float) w[n]</summary>
     static abstract void ToSingle(float* dst, byte* w, int n);
@@ -123,7 +124,8 @@ public readonly unsafe struct Q4 : IWeightFormat
         VectorOps.MatMulQ4(y, yStride, w, rowStride, prepared, preparedStride, tokens, rows, cols);
     public static float Dot(byte* w, float* x, byte* prepared, int n) => VectorOps.DotQ4(w, prepared, n);
     public static void Axpy(float* y, float a, byte* w, int n) => VectorOps.AxpyQ4(y, a, w, n);
-    public static void AxpyRows(float* y, float* a, byte** w, int count, int n) => VectorOps.AxpyRowsQ4(y, a, w, count, n);
+    // Not count Axpys: blocks of rows with quantised coefficients (VectorOps.AxpyRowsQ4).
+    public static void AxpyRows(float* y, float* a, byte** w, int count, int n) => VectorOps.AxpyRowsQ4(y, 0, a, 0, w, count, 1, n);
     public static void ToSingle(float* dst, byte* w, int n) => VectorOps.ToSingleQ4(dst, w, n);
 }
 

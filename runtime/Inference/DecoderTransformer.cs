@@ -80,7 +80,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
         _partials = Alloc(_team.Size * rows, "FFN partial sums");
         // Gate and up products of a block's chunk of neurons for every token (FfnWork.Chunk keeps within it); a chunk
         // need not be larger than a member's share of a layer.
-        _blockChunk = Math.Min(BlockChunk, ((s.HiddenDim + _team.Size - 1) / _team.Size + 3) & ~3);
+        _blockChunk = Math.Min(BlockChunk, ((s.HiddenDim + _team.Size - 1) / _team.Size + NeuronGrain - 1) & -NeuronGrain);
         _gatesFloats = 2 * _blockChunk * BlockTokens;
         _gates = Alloc((long)_team.Size * _gatesFloats, "FFN partial sums");
         // Every product's input rows are dim long (the generated code's shapes). A format that widens blocks to f32
@@ -90,11 +90,11 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
         _preparedResidentBytes = TResident.InputBytes(s.Dim);
         if (TResident.Type == TWeights.Type) _preparedResident = _prepared;
         else if (_preparedResidentBytes > 0) _preparedResident = (byte*)Alloc((PreparedRows<TResident>() * _preparedResidentBytes + 3) / sizeof(float), "activations");
-        if (TWeights.Type != WeightType.F32 || TResident.Type != WeightType.F32)
+        if (TWeights.Type is WeightType.F16 or WeightType.Q8 || TResident.WidenInBlocks)
         {
             // A block's chunk of bundles widened (three rows and a bias each), within WideningRoom but at least four
-            // bundles; a chunk of a matrix's rows fits too. Formats that are not widened whole (q8, q4) widen a chunk's
-            // down columns here.
+            // bundles; a chunk of a matrix's rows fits too. q8 widens a chunk's down columns here (q4 sums its own
+            // in integers).
             int bundle = 3 * s.Dim + 1;
             long room = WideningRoom(rows * sizeof(float));
             _widenedFloats = Math.Max(ChunkBytes / sizeof(float), (int)Math.Max(4, Math.Min(_blockChunk, room / sizeof(float) / bundle)) * bundle);
@@ -319,9 +319,10 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
     /// <summary>As <see cref="FfnRange"/> for each of <paramref name="count"/> tokens (rows of acc and x, x prepared
     /// at <paramref name="preparedStride"/> bytes apart) over <paramref name="n"/> bundles evenly spaced from
     /// <paramref name="first"/>: their gate rows (and up rows) are a matrix, multiplied by the tokens' x four rows at a
-    /// time into h[2, count, n], activated a row at a time. Callers start ranges at multiples of four from the layer's
-    /// first neuron, so a neuron's sums are the same whatever range it falls in. A block of quantised bundles widens the
-    /// down columns its tokens need to f32 in <paramref name="widened"/> [n, dim], once for all its tokens.</summary>
+    /// time into h[2, count, n], activated a row at a time. Callers start ranges at multiples of NeuronGrain from the
+    /// layer's first neuron, so a neuron's sums are the same whatever range it falls in. A block of q8 bundles widens the
+    /// down columns its tokens need to f32 in <paramref name="widened"/> [n, dim], once for all its tokens; q4 adds its
+    /// down columns in integers (VectorOps.AxpyRowsQ4).</summary>
     private void FfnRows<TW>(float* acc, float* x, byte* prepared, long preparedStride, int count, byte* first, long stride, int n, BundleShape p,
                              int* neurons, int layer, float* h, float* widened)
         where TW : struct, IWeightFormat
@@ -337,6 +338,18 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
                 for (int j = 0; j < n; j++)
                     if (h[t * n + j] != 0f) ActiveNeuronObserver!(layer, neurons[j]);
         if (p.Up >= 0) UpRows<TW>(hUp, h, x, prepared, preparedStride, count, first + p.Up, stride, n, p.Dim);
+        if (TW.Type == WeightType.Q4)
+        {
+            // Every neuron's down column, 0 where the activation zeroed it: q4 quantises the coefficients of aligned
+            // blocks of neurons together, so a token's blocks must not depend on the other tokens (chunks start at
+            // multiples of the block, NeuronGrain).
+            if (p.Up >= 0)
+                for (long i = 0; i < (long)count * n; i++) h[i] *= hUp[i];
+            byte** columns = stackalloc byte*[n];
+            for (int j = 0; j < n; j++) columns[j] = first + j * stride + p.Down;
+            VectorOps.AxpyRowsQ4(acc, p.Dim, h, n, columns, n, count, p.Dim);
+            return;
+        }
         // The neurons that any token leaves non-zero, in order, with each token's coefficient (a·up, 0 where the
         // activation zeroed it) in h's columns 0..m; their down columns are added to the tokens' rows of acc. A block's
         // columns are f32: the bundles' own, or widened here once.
@@ -447,6 +460,10 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
     // up and down passes find them there, and longer runs of rows pay each pass's setup less often (110M q4 decode,
     // medians of 5: 1 thread 9.87 ms with 32 KiB chunks, 9.50 with 256 KiB; 2 threads 5.14, 5.05).
     private const int DecodeChunkBytes = 256 << 10;
+
+    /// <summary>Shares and chunks of a layer's evenly spaced neurons are whole multiples of this from its first: four, as
+    /// MatVec runs the gate rows; for q4 a block of its down projection (Quantization.DownRows).</summary>
+    private static int NeuronGrain => TWeights.Type == WeightType.Q4 ? Quantization.DownRows : 4;
 
     // A block's FFN runs this many neurons at a time (their bundles stay in L2 across the gate, up and down passes):
     // every chunk reads and writes the block's output rows once, so chunks of a few neurons would pay that per few.
@@ -603,8 +620,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
                 model.FfnRange(acc, _x, _bundles, first, _stride, from, to, _parts, _observed, _layer);
                 return;
             }
-            // Shares and chunks are whole groups of four neurons, as MatVec runs the gate rows.
-            var (start, end) = ThreadTeam.Share(_neurons, member, members, grain: 4);
+            var (start, end) = ThreadTeam.Share(_neurons, member, members, grain: NeuronGrain);
             float* h = model._gates + (long)member * model._gatesFloats;
             if (TWeights.WidenInBlocks && _count > 1)
             {
@@ -613,7 +629,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
             }
             // The chunk's bundles stay cached across the gate, up and down passes over them and across the tokens; a
             // block's down columns, widened, fit the member's room.
-            float* widened = model._widened + (long)member * model._widenedFloats;
+            float* widened = TWeights.Type == WeightType.Q4 ? null : model._widened + (long)member * model._widenedFloats;
             int fits = _count > 1 ? model._blockChunk : (int)(DecodeChunkBytes / _stride);
             if (widened != null && _count > 1) fits = Math.Min(fits, model._widenedFloats / dim);
             int chunk = Chunk(fits);
@@ -625,8 +641,8 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
             }
         }
 
-        /// <summary>Neurons per chunk: about <paramref name="fits"/>, a multiple of four, within h's room for the block.</summary>
-        private int Chunk(int fits) => Math.Max(4, Math.Min(fits, model._gatesFloats / (2 * _count)) & ~3);
+        /// <summary>Neurons per chunk: about <paramref name="fits"/>, a multiple of NeuronGrain, within h's room for the block.</summary>
+        private int Chunk(int fits) => Math.Max(NeuronGrain, Math.Min(fits, model._gatesFloats / (2 * _count)) & -NeuronGrain);
 
         private int* Observed(int from) => _observed == null ? null : _observed + from;
 

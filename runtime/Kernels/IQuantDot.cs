@@ -39,6 +39,16 @@ internal unsafe interface IQuantDot<TF, TI> where TF : struct where TI : struct
     static abstract TI SumQuads4(TI v0, TI v1, TI v2, TI v3);
     /// <summary>Each vector's int lanes summed (exact): [Σ v0, Σ v1, Σ v2, Σ v3].</summary>
     static abstract Vector128<int> SumLanes4(TI v0, TI v1, TI v2, TI v3);
+    /// <summary>One group of two q4 rows (16 packed bytes each) as byte pairs: bytes 2j and 2j + 1 of the 64 at
+    /// <paramref name="to"/> are element j of row 0 and of row 1 (unsigned nibbles), j = 0 .. 31, as
+    /// <see cref="MulAddPairs"/> multiplies them.</summary>
+    static abstract void UnpackQ4Pairs(byte* to, byte* q0, byte* q1);
+    /// <summary>acc plus, in each int16 lane, u0·k0 + u1·k1: the lane's two unsigned bytes of <paramref name="pairs"/> times
+    /// the two signed bytes of the same lane of <paramref name="coefficients"/>, exact where the sums stay within int16 (x86
+    /// saturates beyond).</summary>
+    static abstract TI MulAddPairs(TI acc, TI pairs, TI coefficients);
+    /// <summary>The 2·Count int16 lanes of v, sign-extended to ints, in order: the first Count, then the rest.</summary>
+    static abstract (TI Low, TI High) WidenShorts(TI v);
     /// <summary>Loads Count ints.</summary>
     static abstract TI Load(int* p);
     /// <summary>Stores Count ints.</summary>

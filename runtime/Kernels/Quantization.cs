@@ -14,6 +14,14 @@ public static unsafe class Quantization
     /// <c>Layout.RowBytes</c>) stores rows this way; a test keeps the two in step.</summary>
     public const int Group = 32;
 
+    /// <summary>Rows of a q4 down projection whose coefficients are quantised together (<c>VectorOps.AxpyRowsQ4</c>):
+    /// callers pass a layer's rows from a multiple of it, so that a neuron falls in the same block whatever range or
+    /// block of tokens it is summed in.</summary>
+    public const int DownRows = 16;
+
+    /// <summary>The largest coefficient (2^64) that a q4 down projection quantises: times any half scale it stays finite.</summary>
+    public const float DownLimit = 18446744073709551616f;
+
     /// <summary>dst = q8 row of src[n] (n a multiple of 32): symmetric, scale = max|x| / 127, q = round(x / scale)
     /// in [-127, 127]. Throws <see cref="OverflowException"/> for a weight that is not finite or a scale that does not fit a half.</summary>
     public static void QuantizeQ8(byte* dst, float* src, int n)

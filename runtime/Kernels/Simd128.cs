@@ -211,6 +211,41 @@ internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>
         return Sse2.UnpackLow(pairs01.AsInt64(), pairs23.AsInt64()).AsInt32() + Sse2.UnpackHigh(pairs01.AsInt64(), pairs23.AsInt64()).AsInt32();
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void UnpackQ4Pairs(byte* to, byte* q0, byte* q1)
+    {
+        var nibble = Vector128.Create((byte)0xF);
+        Vector128<byte> b0 = Vector128.Load(q0), b1 = Vector128.Load(q1);
+        Interleave(to, b0 & nibble, b1 & nibble);
+        Interleave(to + 32, Vector128.ShiftRightLogical(b0.AsUInt16(), 4).AsByte() & nibble, Vector128.ShiftRightLogical(b1.AsUInt16(), 4).AsByte() & nibble);
+    }
+
+    // to[32] = u0 v0 u1 v1 … u15 v15
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Interleave(byte* to, Vector128<byte> u, Vector128<byte> v)
+    {
+        if (Sse2.IsSupported)
+        {
+            Sse2.UnpackLow(u, v).Store(to);
+            Sse2.UnpackHigh(u, v).Store(to + 16);
+            return;
+        }
+        (Vector128.WidenLower(u) | (Vector128.WidenLower(v) << 8)).Store((ushort*)to);
+        (Vector128.WidenUpper(u) | (Vector128.WidenUpper(v) << 8)).Store((ushort*)(to + 16));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> MulAddPairs(Vector128<int> acc, Vector128<int> pairs, Vector128<int> coefficients)
+    {
+        if (Ssse3.IsSupported) return (acc.AsInt16() + Ssse3.MultiplyAddAdjacent(pairs.AsByte(), coefficients.AsSByte())).AsInt32();
+        // The bytes of each int16 lane apart: unsigned from the pairs, sign-extended from the coefficients.
+        Vector128<short> u = pairs.AsInt16(), k = coefficients.AsInt16();
+        return (acc.AsInt16() + (u & Vector128.Create((short)0xFF)) * ((k << 8) >> 8) + (u >>> 8) * (k >> 8)).AsInt32();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static (Vector128<int> Low, Vector128<int> High) WidenShorts(Vector128<int> v) => Vector128.Widen(v.AsInt16());
+
     public static Vector128<int> Load(int* p) => Vector128.Load(p);
 
     public static void Store(int* p, Vector128<int> v) => v.Store(p);

@@ -225,6 +225,33 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
         return quads.GetLower() + quads.GetUpper();
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void UnpackQ4Pairs(byte* to, byte* q0, byte* q1)
+    {
+        if (!Avx2.IsSupported)
+        {
+            Simd128.UnpackQ4Pairs(to, q0, q1);
+            return;
+        }
+        // Each row's 16 bytes zero-extended to int16 lanes, row 1's in the high bytes: lane j holds both rows' byte j,
+        // whose low nibbles are element j and high nibbles element j + 16.
+        var both = Avx2.ConvertToVector256Int16(q0) | (Avx2.ConvertToVector256Int16(q1) << 8);
+        var nibbles = Vector256.Create((short)0x0F0F);
+        (both & nibbles).Store((short*)to);
+        ((both >>> 4) & nibbles).Store((short*)(to + 32));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> MulAddPairs(Vector256<int> acc, Vector256<int> pairs, Vector256<int> coefficients)
+    {
+        if (Avx2.IsSupported) return (acc.AsInt16() + Avx2.MultiplyAddAdjacent(pairs.AsByte(), coefficients.AsSByte())).AsInt32();
+        return Vector256.Create(Simd128.MulAddPairs(acc.GetLower(), pairs.GetLower(), coefficients.GetLower()),
+                                Simd128.MulAddPairs(acc.GetUpper(), pairs.GetUpper(), coefficients.GetUpper()));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static (Vector256<int> Low, Vector256<int> High) WidenShorts(Vector256<int> v) => Vector256.Widen(v.AsInt16());
+
     public static Vector256<int> Load(int* p) => Vector256.Load(p);
 
     public static void Store(int* p, Vector256<int> v) => v.Store(p);

@@ -74,17 +74,18 @@ public static unsafe partial class VectorOps
         }
     }
 
-    // y[n] += Σ_k a[k] · w[k][n], w q4 rows; as AxpyRowsQ8
-    public static void AxpyRowsQ4(float* y, float* a, byte** w, int count, int n) => AxpyRowsQ4(IsaSupport.Best, y, a, w, count, n);
+    // Y[t, n] += Σ_k A[t, k] · w[k][n] for each of the tokens (rows yStride and aStride floats apart), w q4 rows, in
+    // blocks of Quantization.DownRows whose coefficients are quantised (QuantKernels.AxpyRowsQ4)
+    public static void AxpyRowsQ4(float* y, long yStride, float* a, long aStride, byte** w, int count, int tokens, int n) =>
+        AxpyRowsQ4(IsaSupport.Best, y, yStride, a, aStride, w, count, tokens, n);
 
-    internal static void AxpyRowsQ4(Isa isa, float* y, float* a, byte** w, int count, int n)
+    internal static void AxpyRowsQ4(Isa isa, float* y, long yStride, float* a, long aStride, byte** w, int count, int tokens, int n)
     {
         switch (isa)
         {
-            case Isa.V512: K512.AxpyRowsQ4(y, a, w, count, n); break;
-            case Isa.V256: K256.AxpyRowsQ4(y, a, w, count, n); break;
-            case Isa.V128: K128.AxpyRowsQ4(y, a, w, count, n); break;
-            default: VectorOpsReference.AxpyRowsQ4(y, a, w, count, n); break;
+            case Isa.V512 or Isa.V256: Q256.AxpyRowsQ4(y, yStride, a, aStride, w, count, tokens, n); break;
+            case Isa.V128: Q128.AxpyRowsQ4(y, yStride, a, aStride, w, count, tokens, n); break;
+            default: VectorOpsReference.AxpyRowsQ4(y, yStride, a, aStride, w, count, tokens, n); break;
         }
     }
 

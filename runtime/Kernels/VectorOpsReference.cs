@@ -152,10 +152,48 @@ internal static unsafe class VectorOpsReference
         for (int k = 0; k < count; k++) AxpyQ8(y, a[k], w[k], n);
     }
 
-    // y[n] += Σ_k a[k] · w[k][n], w q4 rows, k in order
-    public static void AxpyRowsQ4(float* y, float* a, byte** w, int count, int n)
+    // Y[t, n] += Σ_k A[t, k] · w[k][n], w q4 rows in blocks of Quantization.DownRows: a token's block of coefficients
+    // all of normal size (0 < |a| ≤ 2^64) is quantised per group, c_r = a_r·scale_r, k_r = round(c_r·127/m) with
+    // m = max|c_r|, and y_j += (m/127)·Σ_r k_r·(q_rj - 8), fused; other rows are AxpyQ4s in order, zeros skipped.
+    public static void AxpyRowsQ4(float* y, long yStride, float* a, long aStride, byte** w, int count, int tokens, int n)
     {
-        for (int k = 0; k < count; k++) AxpyQ4(y, a[k], w[k], n);
+        const int Rows = Quantization.DownRows;
+        int groups = n / Quantization.Group;
+        float* c = stackalloc float[Rows];
+        int* k = stackalloc int[Rows];
+        for (int t = 0; t < tokens; t++)
+        {
+            float* yt = y + t * yStride;
+            for (int r0 = 0; r0 < count; r0 += Rows)
+            {
+                float* at = a + t * aStride + r0;
+                bool whole = count - r0 >= Rows;
+                for (int r = 0; r < Rows && whole; r++) whole = MathF.Abs(at[r]) > 0f && MathF.Abs(at[r]) <= Quantization.DownLimit;
+                if (!whole)
+                {
+                    for (int r = r0; r < Math.Min(count, r0 + Rows); r++)
+                        if (a[t * aStride + r] != 0f) AxpyQ4(yt, a[t * aStride + r], w[r], n);
+                    continue;
+                }
+                for (int g = 0; g < groups; g++)
+                {
+                    float m = 0f;
+                    for (int r = 0; r < Rows; r++)
+                    {
+                        c[r] = at[r] * (float)((Half*)w[r0 + r])[g];
+                        m = MathF.Max(m, MathF.Abs(c[r]));
+                    }
+                    float inverse = m > 0f ? 127f / m : 0f;
+                    for (int r = 0; r < Rows; r++) k[r] = (int)MathF.Round(c[r] * inverse);
+                    for (int j = g * Quantization.Group; j < (g + 1) * Quantization.Group; j++)
+                    {
+                        int sum = 0;
+                        for (int r = 0; r < Rows; r++) sum += k[r] * Q4Value(w[r0 + r], groups, j);
+                        yt[j] = MathF.FusedMultiplyAdd(m / 127f, sum, yt[j]);
+                    }
+                }
+            }
+        }
     }
 
     // y[rows] = W[rows, cols] · x[cols], W q8 rows at w + r·rowStride (bytes), x prepared

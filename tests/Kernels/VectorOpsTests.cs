@@ -734,10 +734,10 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
         }
     }
 
-    // Several quantised rows added at once (a down projection's neurons): bit for bit the reference's Axpys in turn;
-    // counts across the four-row passes, each row in a buffer of its own with guards after it.
-    [Theory, MemberData(nameof(IsasAndQuants))]
-    public void AxpyRowsQuantised(Isa isa, WeightType type)
+    // Several q8 rows added at once (a down projection's neurons): bit for bit the reference's Axpys in turn; counts
+    // across the four-row passes, each row in a buffer of its own with guards after it.
+    [Theory, MemberData(nameof(Isas))]
+    public void AxpyRowsQ8(Isa isa)
     {
         var rng = new Random(23);
         byte** w = stackalloc byte*[9];
@@ -746,15 +746,88 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
             {
                 int n = groups * Quantization.Group;
                 var rows = new Buf<byte>[count];
-                for (int k = 0; k < count; k++) rows[k] = QuantRows(rng, type, 1, n, Layout.RowBytes(type, n));
+                for (int k = 0; k < count; k++) rows[k] = QuantRows(rng, WeightType.Q8, 1, n, Layout.RowBytes(WeightType.Q8, n));
                 for (int k = 0; k < count; k++) w[k] = rows[k].P;
-                if (type == WeightType.Q8)
-                    AssertRowsAdded(rows, rng, n, $"{type} count={count} n={n}", (y, a) => VectorOpsReference.AxpyRowsQ8(y, a, w, count, n),
-                                    (y, a) => VectorOps.AxpyRowsQ8(isa, y, a, w, count, n));
-                else
-                    AssertRowsAdded(rows, rng, n, $"{type} count={count} n={n}", (y, a) => VectorOpsReference.AxpyRowsQ4(y, a, w, count, n),
-                                    (y, a) => VectorOps.AxpyRowsQ4(isa, y, a, w, count, n));
+                AssertRowsAdded(rows, rng, n, $"count={count} n={n}", (y, a) => VectorOpsReference.AxpyRowsQ8(y, a, w, count, n),
+                                (y, a) => VectorOps.AxpyRowsQ8(isa, y, a, w, count, n));
             }
+    }
+
+    // q4 rows added in blocks whose coefficients are quantised: bit for bit the reference for every token; each token's
+    // row the same as alone; and within the quantisation's error of the exact sum. Counts around the block (16) leave
+    // short blocks; token 1 has a zero coefficient and token 2 one past 2^64 in different blocks (added as Axpys);
+    // 33 groups leave a tail past the vectors.
+    [Theory, MemberData(nameof(Isas))]
+    public void AxpyRowsQ4(Isa isa)
+    {
+        var rng = new Random(24);
+        const int Tokens = 3;
+        byte** w = stackalloc byte*[40];
+        foreach (int count in new[] { 0, 1, 15, 16, 17, 40 })
+            foreach (int groups in GroupCounts)
+            {
+                int n = groups * Quantization.Group;
+                var rows = new Buf<byte>[count];
+                try
+                {
+                    for (int k = 0; k < count; k++) rows[k] = QuantRows(rng, WeightType.Q4, 1, n, Layout.RowBytes(WeightType.Q4, n));
+                    for (int k = 0; k < count; k++) w[k] = rows[k].P;
+                    using Buf<float> a = Floats(rng, Tokens * count), want = Floats(rng, Tokens * n), start = want.Clone(), got = want.Clone(), alone = want.Clone();
+                    if (count > 1) a[count + 1] = 0f;
+                    if (count > 17) a[2 * count + 17] = 3e19f;
+                    string what = $"count={count} n={n}";
+                    VectorOpsReference.AxpyRowsQ4(want.P, n, a.P, count, w, count, Tokens, n);
+                    VectorOps.AxpyRowsQ4(isa, got.P, n, a.P, count, w, count, Tokens, n);
+                    got.AssertGuardIntact();
+                    AssertBitsEqual(want, got, what);
+                    for (int t = 0; t < Tokens; t++) VectorOps.AxpyRowsQ4(isa, alone.P + t * n, 0, a.P + t * count, 0, w, count, 1, n);
+                    AssertBitsEqual(want, alone, what + " alone");
+                    for (int t = 0; t < Tokens; t++) AssertWithinQuantisation(want.P + t * n, start.P + t * n, a.P + t * count, w, count, n, $"{what} t={t}");
+                }
+                finally
+                {
+                    foreach (var row in rows) row?.Dispose();
+                }
+            }
+    }
+
+    // y[n] (from start[n]) against start + the exact Σ_k a_k·w_k: within, per element, float rounding and each
+    // quantised block's rounding of its coefficients, half a step (m/127 of the group) times |q - 8| of each row.
+    static void AssertWithinQuantisation(float* y, float* start, float* a, byte** w, int count, int n, string what)
+    {
+        int groups = n / Quantization.Group;
+        for (int j = 0; j < n; j++)
+        {
+            int g = j / Quantization.Group;
+            double exact = start[j], size = Math.Abs(start[j]), bound = 0;
+            for (int r = 0; r < count; r++)
+            {
+                double term = a[r] * (double)(float)((Half*)w[r])[g] * (Q4Quant(w[r], groups, j) - 8);
+                exact += term;
+                size += Math.Abs(term);
+            }
+            for (int r0 = 0; r0 + Quantization.DownRows <= count; r0 += Quantization.DownRows)
+            {
+                double m = 0;
+                bool quantised = true;
+                for (int r = r0; r < r0 + Quantization.DownRows; r++)
+                {
+                    quantised &= a[r] != 0f && Math.Abs(a[r]) <= Quantization.DownLimit;
+                    m = Math.Max(m, Math.Abs(a[r] * (double)(float)((Half*)w[r])[g]));
+                }
+                if (!quantised) continue;
+                for (int r = r0; r < r0 + Quantization.DownRows; r++) bound += 0.5 * m / 127 * Math.Abs(Q4Quant(w[r], groups, j) - 8);
+            }
+            bound += 1e-5 * size;
+            Assert.True(Math.Abs(y[j] - exact) <= bound, $"{what} j={j}: {y[j]} against {exact}, bound {bound}");
+        }
+    }
+
+    static int Q4Quant(byte* w, int groups, int j)
+    {
+        int inGroup = j % Quantization.Group;
+        byte b = w[2L * groups + j / Quantization.Group * (Quantization.Group / 2) + inGroup % (Quantization.Group / 2)];
+        return inGroup < Quantization.Group / 2 ? b & 0xF : b >> 4;
     }
 
     // The padding between rows (stride > row bytes) is 0xFF: as a scale a NaN, as quants -1 or 15, so a kernel that
