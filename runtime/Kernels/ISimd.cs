@@ -62,10 +62,10 @@ internal unsafe interface ISimd<TF, TI> where TF : struct where TI : struct
     static abstract (TF Low, TF High) Nibbles(TI bytes);
     /// <summary>Each int lane converted to float (exact for the small integers quants hold).</summary>
     static abstract TF ToFloat(TI v);
-    /// <summary>Each lane rounded to the nearest integer, ties to even (as MathF.Round).</summary>
-    static abstract TF Round(TF v);
-    /// <summary>Each float lane, an integer in int range, as an int.</summary>
-    static abstract TI ToInt(TF v);
+    /// <summary>Each lane, within int range, rounded to the nearest integer, ties to even (as (int)MathF.Round).</summary>
+    static abstract TI RoundToInt(TF v);
+    /// <summary>The larger of each pair of lanes, neither NaN.</summary>
+    static abstract TF Max(TF a, TF b);
     /// <summary>Stores the Count int lanes, each in [-128, 127], as Count signed bytes.</summary>
     static abstract void StoreSBytes(sbyte* p, TI v);
 }

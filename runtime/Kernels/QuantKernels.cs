@@ -343,16 +343,15 @@ internal static unsafe class QuantKernels<TF, TI, S>
             {
                 TF v = S.Mul(S.Splat(a[r]), S.Load(scales + r * groups + g));
                 S.Store(c + r * groups + g, v);
-                TF size = S.AsFloat(S.And(S.AsInt(v), magnitude));
-                m = S.Select(S.GreaterThan(size, m), size, m);
+                m = S.Max(m, S.AsFloat(S.And(S.AsInt(v), magnitude)));
             }
             TF inverse = S.Select(S.GreaterThan(m, S.Zero), S.Div(S.Splat(127f), m), S.Zero);
             S.Store(d + g, S.Div(m, S.Splat(127f)));
             TI sum = S.Splat(0);
             for (int p = 0; p < DownPairs; p++)
             {
-                TI k0 = S.ToInt(S.Round(S.Mul(S.Load(c + 2 * p * groups + g), inverse)));
-                TI k1 = S.ToInt(S.Round(S.Mul(S.Load(c + (2 * p + 1) * groups + g), inverse)));
+                TI k0 = S.RoundToInt(S.Mul(S.Load(c + 2 * p * groups + g), inverse));
+                TI k1 = S.RoundToInt(S.Mul(S.Load(c + (2 * p + 1) * groups + g), inverse));
                 sum = S.Add(sum, S.Add(k0, k1));
                 TI pair = S.Or(S.And(k0, low), S.ShiftLeft(S.And(k1, low), 8));
                 S.Store(k + p * groups + g, S.Or(pair, S.ShiftLeft(pair, 16)));

@@ -114,8 +114,10 @@ internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>
     public static Vector128<float> ToFloat(Vector128<int> v) => Vector128.ConvertToSingle(v);
 
     public static (Vector128<float> Low, Vector128<float> High) Nibbles(Vector128<int> bytes) => SimdKernels<Vector128<float>, Vector128<int>, Simd128>.PortableNibbles(bytes);
-    public static Vector128<float> Round(Vector128<float> v) => Vector128.Round(v);
-    public static Vector128<int> ToInt(Vector128<float> v) => Vector128.ConvertToInt32(v);
+    // x86's conversion rounds by MXCSR, which .NET leaves at nearest-even; arm64 has the rounding conversion itself.
+    public static Vector128<int> RoundToInt(Vector128<float> v) =>
+        Sse2.IsSupported ? Sse2.ConvertToVector128Int32(v) : AdvSimd.IsSupported ? AdvSimd.ConvertToInt32RoundToEven(v) : Vector128.ConvertToInt32(Vector128.Round(v));
+    public static Vector128<float> Max(Vector128<float> a, Vector128<float> b) => Vector128.MaxNative(a, b);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void StoreSBytes(sbyte* p, Vector128<int> v)

@@ -110,8 +110,9 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
     public static Vector256<float> ToFloat(Vector256<int> v) => Vector256.ConvertToSingle(v);
 
     public static (Vector256<float> Low, Vector256<float> High) Nibbles(Vector256<int> bytes) => SimdKernels<Vector256<float>, Vector256<int>, Simd256>.PortableNibbles(bytes);
-    public static Vector256<float> Round(Vector256<float> v) => Vector256.Round(v);
-    public static Vector256<int> ToInt(Vector256<float> v) => Vector256.ConvertToInt32(v);
+    // x86's conversion rounds by MXCSR, which .NET leaves at nearest-even.
+    public static Vector256<int> RoundToInt(Vector256<float> v) => Avx.IsSupported ? Avx.ConvertToVector256Int32(v) : Vector256.ConvertToInt32(Vector256.Round(v));
+    public static Vector256<float> Max(Vector256<float> a, Vector256<float> b) => Vector256.MaxNative(a, b);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void StoreSBytes(sbyte* p, Vector256<int> v)

@@ -149,8 +149,9 @@ internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<int>
         var values = Vector512.Create(-8f, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
         return (Avx512F.PermuteVar16x32(values, bytes), Avx512F.PermuteVar16x32(values, bytes >>> 4));
     }
-    public static Vector512<float> Round(Vector512<float> v) => Vector512.Round(v);
-    public static Vector512<int> ToInt(Vector512<float> v) => Vector512.ConvertToInt32(v);
+    // x86's conversion rounds by MXCSR, which .NET leaves at nearest-even.
+    public static Vector512<int> RoundToInt(Vector512<float> v) => Avx512F.IsSupported ? Avx512F.ConvertToVector512Int32(v) : Vector512.ConvertToInt32(Vector512.Round(v));
+    public static Vector512<float> Max(Vector512<float> a, Vector512<float> b) => Vector512.MaxNative(a, b);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void StoreSBytes(sbyte* p, Vector512<int> v)

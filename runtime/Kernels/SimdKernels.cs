@@ -827,7 +827,7 @@ internal static unsafe class SimdKernels<TF, TI, S>
             }
             scales[g] = scale;
             TF factor = S.Splat(inverse);
-            for (int k = 0; k < Quantization.Group; k += c) S.StoreSBytes(q + k, S.ToInt(S.Round(S.Mul(S.Load(x + k), factor))));
+            for (int k = 0; k < Quantization.Group; k += c) S.StoreSBytes(q + k, S.RoundToInt(S.Mul(S.Load(x + k), factor)));
         }
     }
 
