@@ -759,6 +759,7 @@ internal static unsafe class SimdKernels<TF, TI, S>
         return v[0];
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static TF Silu(TF v)
     {
         TF one = S.Splat(1f);

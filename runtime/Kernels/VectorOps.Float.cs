@@ -269,14 +269,14 @@ public static unsafe partial class VectorOps
         }
     }
 
-    // SiLU of one value: bit for bit what Silu(x, n) gives it
+    // SiLU of one value: bit for bit what Silu(x, n) gives it. One value needs only 128 bits: the exp computes each lane
+    // alike at every width (VectorOpsTests.Silu), and the narrower one is cheaper (110M q8 decode, 1 thread, a SiLU per
+    // neuron: 10.07 → 9.88 ms per token, and 9.87 → 9.60 with Silu(TF) inlined).
     public static float Silu(float x) => Silu(IsaSupport.Best, x);
 
     internal static float Silu(Isa isa, float x) => isa switch
     {
-        Isa.V512 => K512.Silu(x),
-        Isa.V256 => K256.Silu(x),
-        Isa.V128 => K128.Silu(x),
+        Isa.V512 or Isa.V256 or Isa.V128 => K128.Silu(x),
         _ => VectorOpsReference.Silu(x),
     };
 
