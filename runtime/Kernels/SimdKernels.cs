@@ -573,6 +573,9 @@ internal static unsafe class SimdKernels<TF, TI, S>
     // y[n] += a · w[n], w one q4 row; as AxpyQ8
     public static void AxpyQ4(float* y, float a, byte* w, int n) => AxpyRow<Q4Values>(y, a, w, n / Quantization.Group);
 
+    // y[n] += Σ_k a[k] · w[k][n], w q4 rows: count AxpyQ4s, bit for bit, four rows a pass
+    public static void AxpyRowsQ4Each(float* y, float* a, byte** w, int count, int n) => AxpyRows<Q4Values>(y, a, w, count, n);
+
     // y[n] += a[0] · w[0][n] + … + a[count-1] · w[count-1][n], w q8 rows, each product added in turn as AxpyQ8 adds it
     public static void AxpyRowsQ8(float* y, float* a, byte** w, int count, int n) => AxpyRows<Q8Values>(y, a, w, count, n);
 

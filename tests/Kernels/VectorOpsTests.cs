@@ -755,13 +755,13 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
 
     // q4 rows added in blocks whose coefficients are quantised: bit for bit the reference for every token; each token's
     // row the same as alone; and within the quantisation's error of the exact sum. Counts around the block (16) leave
-    // short blocks; token 1 has a zero coefficient and token 2 one past 2^64 in different blocks (added as Axpys);
-    // 33 groups leave a tail past the vectors.
+    // short blocks; token 1 has a zero coefficient and token 2 one past 2^64 in different blocks (added as Axpys),
+    // token 3 a zero in every block (all its rows floats, four a pass); 33 groups leave a tail past the vectors.
     [Theory, MemberData(nameof(Isas))]
     public void AxpyRowsQ4(Isa isa)
     {
         var rng = new Random(24);
-        const int Tokens = 3;
+        const int Tokens = 4;
         byte** w = stackalloc byte*[40];
         foreach (int count in new[] { 0, 1, 15, 16, 17, 40 })
             foreach (int groups in GroupCounts)
@@ -775,6 +775,7 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
                     using Buf<float> a = Floats(rng, Tokens * count), want = Floats(rng, Tokens * n), start = want.Clone(), got = want.Clone(), alone = want.Clone();
                     if (count > 1) a[count + 1] = 0f;
                     if (count > 17) a[2 * count + 17] = 3e19f;
+                    for (int r = 5; r < count; r += Quantization.DownRows) a[3 * count + r] = 0f;
                     string what = $"count={count} n={n}";
                     VectorOpsReference.AxpyRowsQ4(want.P, n, a.P, count, w, count, Tokens, n);
                     VectorOps.AxpyRowsQ4(isa, got.P, n, a.P, count, w, count, Tokens, n);
