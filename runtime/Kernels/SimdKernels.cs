@@ -579,7 +579,6 @@ internal static unsafe class SimdKernels<TF, TI, S>
     // y[n] += a[0] · w[0][n] + … + a[count-1] · w[count-1][n], w q8 rows, each product added in turn as AxpyQ8 adds it
     public static void AxpyRowsQ8(float* y, float* a, byte** w, int count, int n) => AxpyRows<Q8Values>(y, a, w, count, n);
 
-
     /// <summary>A quantised row's weights as floats q (q - 8 for q4), before the group's scale: elements j .. j+Count-1
     /// of a group and the same Count elements of its second half, which a q4 byte holds in its high nibble.</summary>
     private interface IQuantValues
