@@ -95,13 +95,13 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
     }
 
     // Several tokens' rows added at once (a block's down projection): bit for bit the reference's AxpyRows per token,
-    // over token counts across the four-token tiles, strided rows of y (the gaps untouched) and zero coefficients.
+    // over token counts across the six-token tiles, strided rows of y (the gaps untouched) and zero coefficients.
     [Theory, MemberData(nameof(Isas))]
     public void AxpyRowsBlock(Isa isa)
     {
         var rng = new Random(33);
         float** x = stackalloc float*[6];
-        foreach (int tokens in new[] { 1, 3, 4, 5, 9 })
+        foreach (int tokens in new[] { 1, 5, 6, 7, 13 })
             foreach (int count in new[] { 0, 1, 6 })
                 foreach (int n in Sizes)
                 {
