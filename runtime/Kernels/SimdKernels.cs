@@ -176,8 +176,8 @@ internal static unsafe class SimdKernels<TF, TI, S>
     // element a chain of fused multiply-adds over k in order). The rows are taken a slice of 2 vectors at a time, which
     // every tile of six tokens then adds (the slices of all the rows stay in L1 meanwhile); the six tokens share each
     // load of a slice, their 6 × 2 vectors of y held in registers across all the rows: twelve chains, so that two FMAs a
-    // cycle never wait on one another's latency (four tokens' eight chains left none to spare: 110M f16 128-token prompt,
-    // ). Tokens past the last tile go through AxpyRows.
+    // cycle never wait on one another's latency (four tokens' eight chains left none to spare: 64 rows of 768 into 126
+    // tokens, AMD EPYC, 70 → 75 GFLOP/s). Tokens past the last tile go through AxpyRows.
     public static void AxpyRowsBlock(float* y, long yStride, float* a, long aStride, float** x, int count, int tokens, int n)
     {
         int c = S.Count, i = 0, tiled = tokens - tokens % 6;
