@@ -47,6 +47,8 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
     private readonly int _gatesFloats;
     private readonly int _blockChunk;     // neurons a block's FFN runs at a time (BlockChunk, or a member's share if smaller)
     private readonly float* _ropeFreq;    // [headSize / 2], for the families with RoPE; null for OPT
+    private readonly float* _ropeCos, _ropeSin; // [block, headSize / 2] the rotations of positions _ropeFrom .. + _ropeCount
+    private int _ropeFrom = -1, _ropeCount;
     private readonly float* _widened;     // [team, _widenedFloats] chunks of weights widened to f32 in blocks (see FfnRows)
     private readonly int _widenedFloats;
     private readonly List<NativeArray<float>> _buffers = [];
@@ -105,6 +107,8 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
             _ropeFreq = Alloc(s.HeadSize / 2, "RoPE frequencies");
             // As llama2.c: freq = 1 / theta^(2i / head_size), in float.
             for (int i = 0; i < s.HeadSize / 2; i++) _ropeFreq[i] = 1.0f / MathF.Pow(info.RopeTheta, 2 * i / (float)s.HeadSize);
+            _ropeCos = Alloc((long)BlockTokens * s.HeadSize / 2, "RoPE frequencies");
+            _ropeSin = Alloc((long)BlockTokens * s.HeadSize / 2, "RoPE frequencies");
         }
         _matMul = new MatMulWork(this);
         _attention = new AttentionWork(this);
@@ -158,20 +162,34 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
     }
 
     /// <summary>Rotates q[count, dim] and k[count, kvDim] in place, row t by position pos + t (pairs (2i, 2i+1) within
-    /// each head, as llama2.c).</summary>
+    /// each head, as llama2.c). The rotations' cosines and sines are computed once per forward pass, for its first
+    /// layer: every layer rotates the same positions (a 128-token prompt took 590k sines and cosines, 1% of its time
+    /// and all of it outside the thread team).</summary>
     protected void Rope(float* q, float* k, int pos, int count, int dim, int kvDim, int headSize)
     {
-        for (int t = 0; t < count; t++) Rope(q + (long)t * dim, k + (long)t * kvDim, pos + t, dim, kvDim, headSize);
-    }
-
-    private void Rope(float* q, float* k, int pos, int dim, int kvDim, int headSize)
-    {
-        for (int i = 0; i < dim; i += 2)
+        int half = headSize / 2;
+        if (pos != _ropeFrom || count != _ropeCount)
         {
-            float angle = pos * _ropeFreq[(i % headSize) / 2];
-            float cos = MathF.Cos(angle), sin = MathF.Sin(angle);
-            Rotate(q + i, cos, sin);
-            if (i < kvDim) Rotate(k + i, cos, sin);
+            for (int t = 0; t < count; t++)
+                for (int j = 0; j < half; j++)
+                {
+                    // As llama2.c: the angle in float, then its cosine and sine.
+                    float angle = (pos + t) * _ropeFreq[j];
+                    _ropeCos[t * half + j] = MathF.Cos(angle);
+                    _ropeSin[t * half + j] = MathF.Sin(angle);
+                }
+            _ropeFrom = pos;
+            _ropeCount = count;
+        }
+        for (int t = 0; t < count; t++)
+        {
+            float* qt = q + (long)t * dim, kt = k + (long)t * kvDim, cos = _ropeCos + t * half, sin = _ropeSin + t * half;
+            for (int i = 0; i < dim; i += 2)
+            {
+                int j = (i % headSize) / 2;
+                Rotate(qt + i, cos[j], sin[j]);
+                if (i < kvDim) Rotate(kt + i, cos[j], sin[j]);
+            }
         }
 
         static void Rotate(float* v, float cos, float sin)
