@@ -38,7 +38,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
     private bool _kvNonFinite;            // some cached half is infinite or NaN, which the scaled f16 kernels cannot take (from then on)
     private readonly float* _logits;
     private readonly float* _scores;      // [heads, context]
-    private readonly float* _partials;    // [team, block, dim] per-member FFN sums
+    private readonly float* _partials;    // [team - 1, block, dim] the FFN sums of members 1 ..; member 0 sums into the output
     private readonly byte* _prepared;     // [block] of the FFN's x rows as TWeights.PrepareInput makes them; null if unused
     private readonly int _preparedBytes;  // one row of _prepared
     private readonly byte* _preparedResident;    // the same for the resident products and TResident; _prepared when the formats are one
@@ -79,7 +79,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
         _keyCache = (byte*)Alloc(kvFloats, "the KV cache");
         _valueCache = (byte*)Alloc(kvFloats, "the KV cache");
         _scores = Alloc((long)s.Heads * s.Context, "attention scores");
-        _partials = Alloc(_team.Size * rows, "FFN partial sums");
+        if (_team.Size > 1) _partials = Alloc((_team.Size - 1) * rows, "FFN partial sums");
         // Gate and up products of a block's chunk of neurons for every token (FfnWork.Chunk keeps within it); a chunk
         // need not be larger than a member's share of a layer.
         _blockChunk = Math.Min(BlockChunk, ((s.HiddenDim + _team.Size - 1) / _team.Size + NeuronGrain - 1) & -NeuronGrain);
@@ -306,7 +306,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
             }
             _team.Run(_ffn);
         }
-        for (int m = 0; m < _team.Size; m++) Add(output, _partials + (long)m * BlockTokens * dim, count, dim);
+        for (int m = 1; m < _team.Size; m++) Add(output, _partials + (long)(m - 1) * BlockTokens * dim, count, dim);
     }
 
     /// <summary>Where a bundle's parts are: gate row at 0, then the up row, down column and gate bias (-1: absent).</summary>
@@ -622,9 +622,10 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
         public void Execute(int member, int members)
         {
             int dim = _parts.Dim;
-            // One member sums straight into the output; several sum into their own partials, added in member order.
-            float* acc = members == 1 ? _output : model._partials + (long)member * model.BlockTokens * dim;
-            if (members > 1) NativeZero(acc, _count * dim);
+            // Member 0 sums straight into the output; the others into their own partials, added to it in member order
+            // afterwards (the main thread adds one fewer, and member 0's sums stay in its own core's caches).
+            float* acc = member == 0 ? _output : model._partials + (long)(member - 1) * model.BlockTokens * dim;
+            if (member > 0) NativeZero(acc, _count * dim);
             byte* first = _stride == 0 ? null : (byte*)_bundles[0];
             if (_count == 1 && (_stride == 0 || TWeights.Type != WeightType.Q4))
             {
