@@ -107,8 +107,8 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
             _ropeFreq = Alloc(s.HeadSize / 2, "RoPE frequencies");
             // As llama2.c: freq = 1 / theta^(2i / head_size), in float.
             for (int i = 0; i < s.HeadSize / 2; i++) _ropeFreq[i] = 1.0f / MathF.Pow(info.RopeTheta, 2 * i / (float)s.HeadSize);
-            _ropeCos = Alloc((long)BlockTokens * s.HeadSize / 2, "RoPE frequencies");
-            _ropeSin = Alloc((long)BlockTokens * s.HeadSize / 2, "RoPE frequencies");
+            _ropeCos = Alloc((long)BlockTokens * s.HeadSize / 2, "RoPE rotations");
+            _ropeSin = Alloc((long)BlockTokens * s.HeadSize / 2, "RoPE rotations");
         }
         _matMul = new MatMulWork(this);
         _attention = new AttentionWork(this);
