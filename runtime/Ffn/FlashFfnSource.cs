@@ -360,7 +360,7 @@ public sealed unsafe class FlashFfnSource : IFfnSource
         public const int MostBuffers = 3;
 
         private readonly NativeArray<byte>[] _buffers =
-            [.. Enumerable.Range(0, buffers).Select(_ => new NativeArray<byte>(bytes, source._account, "the streamed layer's pieces", Layout.FlashAlignment))];
+            [.. Enumerable.Range(0, buffers).Select(_ => NativeArray<byte>.ForReads(bytes, source._account, "the streamed layer's pieces"))];
         private readonly Queue<Pending> _pending = new();   // in the order they are read and taken
         private Task _lastRead = Task.CompletedTask;         // the read the next one follows
         private int _held = -1;                              // the buffer the FFN computes
@@ -482,7 +482,7 @@ public sealed unsafe class FlashFfnSource : IFfnSource
     /// truly active neurons and how many of them were selected.</summary>
     private sealed class RecallProbe(FlashReader reader, long flashSection, Layout layout, DramAccount account, float threshold) : IDisposable
     {
-        private readonly NativeArray<byte> _layer = new(layout.FlashLayerBytes, account, "the recall measurement's layer buffer", Layout.FlashAlignment);
+        private readonly NativeArray<byte> _layer = NativeArray<byte>.ForReads(layout.FlashLayerBytes, account, "the recall measurement's layer buffer");
         private readonly float[] _row = new float[layout.Shape.Dim];
 
         public void Measure(FfnLayer layer, float* x, ReadOnlySpan<int> selected, FfnStats stats)

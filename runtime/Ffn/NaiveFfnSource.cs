@@ -26,7 +26,7 @@ public sealed unsafe class NaiveFfnSource : IFfnSource
         _bundleBytes = checked((int)layout.BundleBytes);
         _flashSection = flashSection;
         _layerBytes = layout.FlashLayerBytes;
-        _layer = new NativeArray<byte>(_layerBytes, account, "the naive mode's layer buffer", Layout.FlashAlignment);
+        _layer = NativeArray<byte>.ForReads(_layerBytes, account, "the naive mode's layer buffer");
         _hidden = layout.Shape.HiddenDim;
         _all = new EveryNeuron(_hidden, account);
         BlockTokens = FfnBlocks.ForStreaming(layout.Shape, account.Limit, FfnBlocks.InMemory);

@@ -7,7 +7,10 @@ namespace AotFlash.Flash;
 internal static unsafe partial class Libc
 {
     public const int ProtRead = 1;
+    public const int ProtWrite = 2;
     public const int MapPrivate = 2;
+    /// <summary>MAP_ANONYMOUS, the same on x64 and arm64.</summary>
+    public const int MapAnonymous = 0x20;
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial void* mmap(void* addr, nuint length, int prot, int flags, int fd, long offset);

@@ -6,11 +6,18 @@ public sealed unsafe class NativeArray<T> : IDisposable where T : unmanaged
     private readonly DramAccount _account;
 
     public NativeArray(long length, DramAccount account, string what, int alignment = 64)
+        : this(length, account, account.Allocate(length * sizeof(T), what, alignment)) { }
+
+    private NativeArray(long length, DramAccount account, void* pointer)
     {
         _account = account;
         Length = length;
-        Pointer = (T*)account.Allocate(length * sizeof(T), what, alignment);
+        Pointer = (T*)pointer;
     }
+
+    /// <summary>An array that large O_DIRECT reads land in (<see cref="DramAccount.AllocateForReads"/>).</summary>
+    public static NativeArray<T> ForReads(long length, DramAccount account, string what) =>
+        new(length, account, account.AllocateForReads(length * sizeof(T), what));
 
     public T* Pointer { get; private set; }
     public long Length { get; }
