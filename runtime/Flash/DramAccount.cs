@@ -75,21 +75,19 @@ public sealed unsafe class DramAccount(long limit = long.MaxValue)
         if (p == null) return;
         bool mapped;
         lock (_mapped) mapped = _mapped.Remove((nint)p);
-        if (mapped) Libc.munmap(p, (nuint)PageAlign(bytes));
+        if (mapped) Libc.munmap(p, (nuint)Layout.AlignUp(bytes, Environment.SystemPageSize));
         else NativeMemory.AlignedFree(p);
         Release(bytes);
     }
-
-    private static long PageAlign(long bytes) => (bytes + Environment.SystemPageSize - 1) & -(long)Environment.SystemPageSize;
 
     /// <summary>An anonymous mapping of <paramref name="bytes"/> on a 2 MiB boundary (a larger one, trimmed), each page
     /// touched once so that it is resident, as the allocator's memory is after clearing. A fresh mapping reads as zeros.</summary>
     private static void* MapLarge(long bytes)
     {
-        long length = PageAlign(bytes), reserved = length + LargeBytes;
+        long length = Layout.AlignUp(bytes, Environment.SystemPageSize), reserved = length + LargeBytes;
         byte* map = (byte*)Libc.mmap(null, (nuint)reserved, Libc.ProtRead | Libc.ProtWrite, Libc.MapPrivate | Libc.MapAnonymous, -1, 0);
         if (map == Libc.MapFailed) throw new OutOfMemoryException($"mapping {Format(bytes)} failed (errno {Marshal.GetLastPInvokeError()})");
-        byte* start = (byte*)(((nint)map + (nint)(LargeBytes - 1)) & ~(nint)(LargeBytes - 1));
+        byte* start = (byte*)Layout.AlignUp((long)map, LargeBytes);
         if (start > map) Libc.munmap(map, (nuint)(start - map));
         long tail = map + reserved - (start + length);
         if (tail > 0) Libc.munmap(start + length, (nuint)tail);
