@@ -66,20 +66,26 @@ public sealed class AtomicFile : IDisposable
     /// <summary>Flushes the content to disk and puts it in place of the target, with <paramref name="mode"/> if given.</summary>
     public void Commit(UnixFileMode? mode = null)
     {
+        if (mode is { } m && !OperatingSystem.IsWindows()) File.SetUnixFileMode(Handle, m);
         RandomAccess.FlushToDisk(Handle);
-        if (_unnamed && !Libc.NameUnnamed(Handle, _tempPath, out int errno))
-            throw new IOException($"{_path}: cannot name the written file ({Marshal.GetPInvokeErrorMessage(errno)})");
+        // From the link to the rename the content has a temporary name, which a process ended in between would leave
+        // behind: Ctrl-C, SIGTERM and the like wait until the file is in place. SIGKILL cannot wait; the window is
+        // two system calls, and the next writer removes what it leaves.
+        using (new SignalsHeld())
+        {
+            if (_unnamed && !Libc.NameUnnamed(Handle, _tempPath, out int errno))
+                throw new IOException($"{_path}: cannot name the written file ({Marshal.GetPInvokeErrorMessage(errno)})");
+            try
+            {
+                File.Move(_tempPath, _path, overwrite: true);
+                _committed = true;
+            }
+            finally
+            {
+                if (!_committed) File.Delete(_tempPath);
+            }
+        }
         Handle.Dispose();
-        try
-        {
-            if (mode is { } m && !OperatingSystem.IsWindows()) File.SetUnixFileMode(_tempPath, m);
-            File.Move(_tempPath, _path, overwrite: true);
-            _committed = true;
-        }
-        finally
-        {
-            if (!_committed) File.Delete(_tempPath);
-        }
     }
 
     public void Dispose()
@@ -99,6 +105,30 @@ public sealed class AtomicFile : IDisposable
                 try { File.Delete(stale); }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException) { } // someone else's: leave it
             }
+        }
+    }
+
+    /// <summary>The signals that end a process by default and that a process can catch (SIGINT, SIGTERM, SIGHUP,
+    /// SIGQUIT), held while it lives: one that arrives is sent again, to the process's usual end, when it is disposed.</summary>
+    private sealed class SignalsHeld : IDisposable
+    {
+        private static readonly (PosixSignal Signal, int Number)[] Held =
+            [(PosixSignal.SIGINT, 2), (PosixSignal.SIGTERM, 15), (PosixSignal.SIGHUP, 1), (PosixSignal.SIGQUIT, 3)];
+
+        private readonly PosixSignalRegistration[] _registrations;
+        private int _arrived; // the first held signal's number, 0 while none
+
+        public SignalsHeld() =>
+            _registrations = Held.Select(h => PosixSignalRegistration.Create(h.Signal, context =>
+            {
+                context.Cancel = true;
+                Interlocked.CompareExchange(ref _arrived, h.Number, 0);
+            })).ToArray();
+
+        public void Dispose()
+        {
+            foreach (var registration in _registrations) registration.Dispose();
+            if (Volatile.Read(ref _arrived) is int number and not 0) Libc.kill(Environment.ProcessId, number);
         }
     }
 }

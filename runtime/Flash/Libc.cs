@@ -131,6 +131,10 @@ internal static unsafe partial class Libc
         return false;
     }
 
+    /// <summary>kill(2): sends signal <paramref name="signal"/> to process <paramref name="pid"/>.</summary>
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int kill(int pid, int signal);
+
     /// <summary>fstatfs(2) into a buffer of at least 128 bytes (sizeof(struct statfs) is 120 on x64 and arm64);
     /// <c>f_type</c> is its first field, a long on both.</summary>
     [LibraryImport("libc", SetLastError = true)]
