@@ -1,4 +1,5 @@
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace AotFlash.Kernels;
 
@@ -24,6 +25,18 @@ public static class IsaSupport
         Isa.V512 => Vector512.IsHardwareAccelerated,
         _ => false,
     };
+
+    /// <summary>The x86 CPU's vendor string (CPUID leaf 0: "GenuineIntel", "AuthenticAMD", …); empty elsewhere. Some
+    /// kernels choose by it where cores of the two differ in ways measured (subnormal operands, prefetchers).</summary>
+    public static string Vendor { get; } = ReadVendor();
+
+    private static string ReadVendor()
+    {
+        if (!X86Base.IsSupported) return "";
+        var (_, ebx, ecx, edx) = X86Base.CpuId(0, 0);
+        Span<int> vendor = [ebx, edx, ecx];
+        return System.Text.Encoding.ASCII.GetString(System.Runtime.InteropServices.MemoryMarshal.AsBytes(vendor));
+    }
 
     /// <summary>For logs and --version: e.g. "V512 (Vector512 accelerated)".</summary>
     public static string Describe() => Best switch

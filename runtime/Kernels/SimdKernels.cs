@@ -39,12 +39,13 @@ internal static unsafe class SimdKernels<TF, TI, S>
 
     private static float DotHalves<R>(Half* w, float* x, int n) where R : struct, IFloatRows
     {
-        int c = S.Count, i = 0;
+        int c = S.Count, i = 0, ahead = Prefetch.StreamAhead;
         TF acc0 = S.Zero, acc1 = S.Zero, acc2 = S.Zero, acc3 = S.Zero;
         // One load of 2·Count halves widens into two float vectors; four chains keep the FMA units busy while the
         // row streams in.
         for (; i <= n - 4 * c; i += 4 * c)
         {
+            Prefetch.Stream((byte*)(w + i), ahead, 4 * c * sizeof(Half));
             var (lower, upper) = R.Values(w, i);
             acc0 = S.MulAdd(lower, S.Load(x + i), acc0);
             acc1 = S.MulAdd(upper, S.Load(x + i + c), acc1);
@@ -161,9 +162,10 @@ internal static unsafe class SimdKernels<TF, TI, S>
             void* x0 = x[k];
             float a0 = a[k];
             TF s0 = S.Splat(a0);
-            int i = 0;
+            int i = 0, ahead = Prefetch.StreamAhead;
             for (; i <= n - 2 * c; i += 2 * c)
             {
+                Prefetch.Stream((byte*)x0 + (long)i * R.ElementBytes, ahead, 2 * c * R.ElementBytes);
                 var (l, h) = R.Values(x0, i);
                 S.Store(y + i, S.FusedMulAdd(s0, l, S.Load(y + i)));
                 S.Store(y + i + c, S.FusedMulAdd(s0, h, S.Load(y + i + c)));
@@ -500,9 +502,13 @@ internal static unsafe class SimdKernels<TF, TI, S>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static float OneRow(float* w0, float* x, int cols)
     {
-        int c = S.Count, j = 0;
+        int c = S.Count, j = 0, ahead = Prefetch.StreamAhead;
         TF a = S.Zero;
-        for (; j <= cols - c; j += c) a = S.MulAdd(S.Load(w0 + j), S.Load(x + j), a);
+        for (; j <= cols - c; j += c)
+        {
+            Prefetch.Stream((byte*)(w0 + j), ahead, c * sizeof(float));
+            a = S.MulAdd(S.Load(w0 + j), S.Load(x + j), a);
+        }
         float y = S.Sum(a);
         for (; j < cols; j++) y += w0[j] * x[j];
         return y;
