@@ -26,6 +26,13 @@ internal unsafe interface IQuantDot<TF, TI> where TF : struct where TI : struct
     /// <summary>acc plus, in each int lane i, Σ_{j&lt;4} w_j·x[4i + j]: w's four unsigned bytes (≤ 127) are the same in every
     /// lane (four quants of one row), x holds four bytes of each lane's own token. MatMulQ4's token lanes.</summary>
     static abstract TI DotQuads(TI acc, TI w, sbyte* x);
+    /// <summary><see cref="DotQuads"/>'s products of up to eight quads whose w bytes are at most 15 (a group of q4 quants),
+    /// summed in whatever form adds them fastest until <see cref="AddQuadSums"/> adds them to int lanes: x86 without VNNI
+    /// keeps the int16 pair sums of its byte multiply (each at most 2·15·127, eight of them below 2^15) and widens them
+    /// once a group rather than once a quad; elsewhere they are <see cref="DotQuads"/>' int lanes. Starts from zero.</summary>
+    static abstract TI AccumulateQuads(TI partial, TI w, sbyte* x);
+    /// <summary>acc plus <see cref="AccumulateQuads"/>' partial sums, in <see cref="DotQuads"/>' int lanes (exact).</summary>
+    static abstract TI AddQuadSums(TI acc, TI partial);
     /// <summary>Count/4 consecutive q4 groups (16 packed bytes each) times their activations, prepared by
     /// <see cref="Q4Activations"/>: each group's lane sums, with <paramref name="bias"/> from <see cref="Q4Biases"/>, in the
     /// four int lanes of its own 128 bits (group j in lanes 4j..4j + 3).</summary>

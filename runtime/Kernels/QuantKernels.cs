@@ -222,8 +222,7 @@ internal static unsafe class QuantKernels<TF, TI, S>
                     for (int g = 0; g < groups; g++)
                     {
                         long at = (lane + g) * c;
-                        TI bias = S.Load(biases + at);
-                        TI d0 = bias, d1 = bias, d2 = bias, d3 = bias;
+                        TI d0 = S.Splat(0), d1 = d0, d2 = d0, d3 = d0;
                         sbyte* xg = (sbyte*)interleaved + at * Quantization.Group;
                         byte* qg = unpacked + g * Quantization.Group;
                         // The group's eight quads, unrolled (the JIT does not unroll loops).
@@ -235,6 +234,11 @@ internal static unsafe class QuantKernels<TF, TI, S>
                         Quads(ref d0, ref d1, ref d2, ref d3, qg + 20, cols, xg + 20 * c);
                         Quads(ref d0, ref d1, ref d2, ref d3, qg + 24, cols, xg + 24 * c);
                         Quads(ref d0, ref d1, ref d2, ref d3, qg + 28, cols, xg + 28 * c);
+                        TI bias = S.Load(biases + at);
+                        d0 = S.AddQuadSums(bias, d0);
+                        d1 = S.AddQuadSums(bias, d1);
+                        d2 = S.AddQuadSums(bias, d2);
+                        d3 = S.AddQuadSums(bias, d3);
                         TF xs = S.Load(xScales + at);
                         acc0 = S.FusedMulAdd(S.Mul(S.Splat(scales[g]), xs), S.ToFloat(d0), acc0);
                         acc1 = S.FusedMulAdd(S.Mul(S.Splat(scales[groups + g]), xs), S.ToFloat(d1), acc1);
@@ -432,14 +436,15 @@ internal static unsafe class QuantKernels<TF, TI, S>
         }
     }
 
-    // d_k += the quad (four quants) of row k at q + k·cols, broadcast, times the tokens' quads x (one per lane)
+    // d_k += the quad (four quants) of row k at q + k·cols, broadcast, times the tokens' quads x (one per lane), as
+    // AccumulateQuads' partial sums
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Quads(ref TI d0, ref TI d1, ref TI d2, ref TI d3, byte* q, int cols, sbyte* x)
     {
-        d0 = S.DotQuads(d0, S.Splat(*(int*)q), x);
-        d1 = S.DotQuads(d1, S.Splat(*(int*)(q + cols)), x);
-        d2 = S.DotQuads(d2, S.Splat(*(int*)(q + 2 * cols)), x);
-        d3 = S.DotQuads(d3, S.Splat(*(int*)(q + 3 * cols)), x);
+        d0 = S.AccumulateQuads(d0, S.Splat(*(int*)q), x);
+        d1 = S.AccumulateQuads(d1, S.Splat(*(int*)(q + cols)), x);
+        d2 = S.AccumulateQuads(d2, S.Splat(*(int*)(q + 2 * cols)), x);
+        d3 = S.AccumulateQuads(d3, S.Splat(*(int*)(q + 3 * cols)), x);
     }
 
     // Count tokens' prepared activations [n/32 scales][n int8], xStride bytes apart, as MatMulQ4's lanes take them:

@@ -172,6 +172,17 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
         return Vector256.Create(Simd128.DotQuads(acc.GetLower(), w.GetLower(), x), Simd128.DotQuads(acc.GetUpper(), w.GetUpper(), x + 16));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> AccumulateQuads(Vector256<int> partial, Vector256<int> w, sbyte* x)
+    {
+        if (!AvxVnni.IsSupported && Avx2.IsSupported) return (partial.AsInt16() + Avx2.MultiplyAddAdjacent(w.AsByte(), Vector256.Load(x))).AsInt32();
+        return DotQuads(partial, w, x);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> AddQuadSums(Vector256<int> acc, Vector256<int> partial) =>
+        !AvxVnni.IsSupported && Avx2.IsSupported ? acc + Avx2.MultiplyAddAdjacent(partial.AsInt16(), Vector256.Create((short)1)) : acc + partial;
+
     // Two groups at once: one 32-byte load holds both groups' packed quants, so their low nibbles fill one register and
     // their high nibbles another, each meeting the two groups' matching activation halves (Q4Activations).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

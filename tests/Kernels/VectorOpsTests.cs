@@ -901,6 +901,31 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
                 }
     }
 
+    // q4 token lanes at the largest sums a group makes: every nibble 15, or 0 (-8), against activations of 127 and -127
+    // (quantisation's range), where partial sums kept in int16 lanes for longer than a group would overflow. Scales of 1
+    // keep every result an exact integer.
+    [Theory, MemberData(nameof(Isas))]
+    public void MatMulQ4AtTheExtremes(Isa isa)
+    {
+        const int tokens = 19, rows = 5, groups = 3, cols = groups * Quantization.Group;
+        long stride = Layout.RowBytes(WeightType.Q4, cols), xStride = Quantization.ActivationBytes(cols);
+        foreach (byte quants in new byte[] { 0xFF, 0x00, 0x0F })
+            foreach (sbyte value in new sbyte[] { 127, -127 })
+            {
+                using Buf<byte> w = new((int)(rows * stride), quants);
+                for (int r = 0; r < rows; r++)
+                    for (int g = 0; g < groups; g++) ((Half*)(w.P + r * stride))[g] = (Half)1f;
+                using Buf<byte> x = new((int)(tokens * xStride), (byte)value);
+                for (int t = 0; t < tokens; t++)
+                    for (int g = 0; g < groups; g++) ((float*)(x.P + t * xStride))[g] = 1f;
+                using Buf<float> want = new(tokens * rows, float.NaN), got = new(tokens * rows, float.NaN);
+                VectorOpsReference.MatMulQ4(want.P, rows, w.P, stride, x.P, xStride, tokens, rows, cols);
+                VectorOps.MatMulQ4(isa, got.P, rows, w.P, stride, x.P, xStride, tokens, rows, cols);
+                got.AssertGuardIntact();
+                for (int i = 0; i < tokens * rows; i++) Assert.True(want[i] == got[i], $"quants 0x{quants:X2} x {value} i={i}: {want[i]} != {got[i]}");
+            }
+    }
+
     // Activations quantised bit for bit as the reference does it, group by group: random values, ties at .5 steps, all
     // zeros, values too small for their scale to be inverted, and groups holding a NaN or an infinity.
     [Theory, MemberData(nameof(Isas))]
