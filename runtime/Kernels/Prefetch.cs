@@ -10,34 +10,58 @@ namespace AotFlash.Kernels;
 /// four rows whole at the start of a tile (MatVecQ4: the tile after next, with the rest of each bundle), into L2, not
 /// L1: a whole tile's lines at once filled L1's miss buffers and stalled the loads of the tile being computed (110M
 /// decode at 1 thread, alternating builds, Intel Xeon: q8 14.1 → 13.4 ms/token, q4 9.6 → 9.1). Rows read one after
-/// another in address order need no hint: f32, f16 and q8 decode read a row at a time (SimdKernels.MatMul), which the
-/// hardware follows best on AMD's cores; on Intel's, such a row-at-a-time loop also asks for the line
-/// <see cref="StreamAhead"/> bytes ahead (<see cref="Stream"/>).
+/// another in address order need less: f32, f16 and q8 decode read a row at a time (SimdKernels.MatMul), which the
+/// hardware follows on its own, except where a product does too much per byte for its loads to run far enough ahead:
+/// there a row-at-a-time loop asks for the line <see cref="SingleStreamAhead"/> or <see cref="HalfStreamAhead"/> bytes
+/// ahead (<see cref="Stream"/>).
 /// A hint only: no fault, no effect on results. x86 only (.NET has no prefetch intrinsic for arm64).
 /// </summary>
 internal static unsafe class Prefetch
 {
     private const int Line = 64;
 
-    /// <summary>How far ahead (bytes) a loop that reads rows one after another in address order asks for lines into L1,
-    /// or 0 for not at all. Intel Xeon (AVX-512, 2 cores): its prefetchers left an f16 row-at-a-time product, which
-    /// converts halves in software and so reads slowly per instruction, at 6-7 GB/s of the 12-14 the machine streams;
-    /// asking for every line 8 KiB ahead, 220 MB of f16 rows: 31-37 → 21 ms (and 4 or 16 KiB no better than 8 in C).
-    /// 110M decode, alternating builds, medians of 5: f16 36.6 → 24.7 ms/token at 1 thread, 18.7 → 14.8 at 2; f32
-    /// 37.2 → 35.5. Off on AMD's cores, where the f16 products convert nothing (ScaledHalves) and the hint only takes
-    /// load slots: on an AMD EPYC Zen 4 the same 8 KiB (with q8's DotQ8 asking too) took 110M decode at 1 thread from
-    /// 12.6 to 14.9 ms/token in f16 and from 8.8 to 9.4 in q8 (medians of 5 and 7, alternating builds).</summary>
-    public static int StreamAhead { get; } = IsaSupport.Vendor == "GenuineIntel" ? 8 << 10 : 0;
+    /// <summary>How far ahead (bytes) a loop that reads f32 rows one after another in address order asks for lines
+    /// (<see cref="Stream"/>), or 0 for not at all. Intel Xeon (AVX-512, 2 cores), 110M f32 decode, alternating builds,
+    /// medians of 5: 37.2 → 35.5 ms/token. On an AMD EPYC Zen 4 f32 rows already stream at the memory's speed (about
+    /// 24 GB/s), and asking for them, into L2, took f32 decode from 18.0 to 25.2 ms/token (8 KiB ahead) or 26.4 (16 KiB;
+    /// medians of 7): off there.</summary>
+    public static int SingleStreamAhead { get; } = IsaSupport.Vendor == "GenuineIntel" ? 8 << 10 : 0;
 
-    /// <summary>Asks for the line(s) <paramref name="ahead"/> bytes past <paramref name="at"/>, into L1: one for a step
-    /// of a loop that reads <paramref name="stepBytes"/> (a constant where the kernel is compiled) up to a line, two for
-    /// up to two. Nothing where <paramref name="ahead"/> is 0.</summary>
+    /// <summary>How far ahead (bytes) a loop over an f16 row of <paramref name="rowBytes"/> that reads its rows one after
+    /// another in address order asks for lines (<see cref="Stream"/>), or 0 for not at all. An f16 product does twice the
+    /// arithmetic per byte of an f32 one, so its loads reach less far ahead. Intel Xeon, where the halves are converted in
+    /// software (6-7 GB/s of the 12-14 the machine streams): 220 MB of f16 rows 31-37 → 21 ms (4 or 16 KiB no better
+    /// than 8 in C); 110M f16 decode, alternating builds, medians of 5: 36.6 → 24.7 ms/token at 1 thread, 18.7 → 14.8
+    /// at 2; so 8 KiB on Intel's cores. On an AMD EPYC Zen 4 (ScaledHalves, no conversion) only short rows gain: a call
+    /// over a row of 1.5 KiB ends in a horizontal sum and a return before its loads have run far, and 110M f16 decode
+    /// (768-wide rows) went 12.88 → 10.67 ms/token at 1 thread and 8.53 → 7.70 at 2 (medians of 7; 16 KiB 11.25 against
+    /// 12.55, 4 KiB no gain, into L1 14.9 against 12.6); the 1.1B shape's 4 KiB rows already stream at the memory's
+    /// speed, and the hint took its dense decode at 1 thread from 94.5-98.3 to 97.0-105.4 ms/token. So there: 8 KiB for
+    /// rows up to 2 KiB, none for longer ones.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int HalfStreamAhead(long rowBytes) => !Sse.IsSupported ? 0 : StreamIntoL1 || rowBytes <= 2 << 10 ? 8 << 10 : 0;
+
+    // Where Stream asks for the lines: L1 on Intel's cores (measured above), L2 elsewhere (AMD's: into L1 the hint only
+    // took load slots and miss buffers from the loads it ran ahead of).
+    private static readonly bool StreamIntoL1 = IsaSupport.Vendor == "GenuineIntel";
+
+    /// <summary>Asks for the line(s) <paramref name="ahead"/> bytes past <paramref name="at"/>, into L1 on Intel's cores
+    /// and L2 on others: one for a step of a loop that reads <paramref name="stepBytes"/> (a constant where the kernel is
+    /// compiled) up to a line, two for up to two. Nothing where <paramref name="ahead"/> is 0.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Stream(byte* at, int ahead, int stepBytes)
     {
         if (!Sse.IsSupported || ahead == 0) return;
-        Sse.Prefetch0(at + ahead);
-        if (stepBytes > Line) Sse.Prefetch0(at + ahead + Line);
+        if (StreamIntoL1)
+        {
+            Sse.Prefetch0(at + ahead);
+            if (stepBytes > Line) Sse.Prefetch0(at + ahead + Line);
+        }
+        else
+        {
+            Sse.Prefetch1(at + ahead);
+            if (stepBytes > Line) Sse.Prefetch1(at + ahead + Line);
+        }
     }
 
     /// <summary>The first <paramref name="bytes"/> of <paramref name="count"/> rows <paramref name="stride"/> bytes apart

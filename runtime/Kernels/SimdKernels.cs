@@ -39,7 +39,7 @@ internal static unsafe class SimdKernels<TF, TI, S>
 
     private static float DotHalves<R>(Half* w, float* x, int n) where R : struct, IFloatRows
     {
-        int c = S.Count, i = 0, ahead = Prefetch.StreamAhead;
+        int c = S.Count, i = 0, ahead = R.StreamAhead(n);
         TF acc0 = S.Zero, acc1 = S.Zero, acc2 = S.Zero, acc3 = S.Zero;
         // One load of 2·Count halves widens into two float vectors; four chains keep the FMA units busy while the
         // row streams in.
@@ -90,6 +90,8 @@ internal static unsafe class SimdKernels<TF, TI, S>
     private interface IFloatRows
     {
         static abstract int ElementBytes { get; }
+        /// <summary>How far ahead a loop over a row of <paramref name="n"/> elements asks for its lines (Prefetch.Stream).</summary>
+        static abstract int StreamAhead(int n);
         static abstract (TF Low, TF High) Values(void* row, int i);
         static abstract float Value(void* row, int i);
     }
@@ -97,6 +99,7 @@ internal static unsafe class SimdKernels<TF, TI, S>
     private readonly struct SingleRows : IFloatRows
     {
         public static int ElementBytes => sizeof(float);
+        public static int StreamAhead(int n) => Prefetch.SingleStreamAhead;
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static (TF Low, TF High) Values(void* row, int i) => (S.Load((float*)row + i), S.Load((float*)row + i + S.Count));
         public static float Value(void* row, int i) => ((float*)row)[i];
@@ -105,6 +108,7 @@ internal static unsafe class SimdKernels<TF, TI, S>
     private readonly struct HalfRows : IFloatRows
     {
         public static int ElementBytes => sizeof(ushort);
+        public static int StreamAhead(int n) => Prefetch.HalfStreamAhead((long)n * sizeof(ushort));
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static (TF Low, TF High) Values(void* row, int i) => S.LoadHalves((Half*)row + i);
         public static float Value(void* row, int i) => HalfBits.ToSingle(((Half*)row)[i]);
@@ -115,6 +119,7 @@ internal static unsafe class SimdKernels<TF, TI, S>
     private readonly struct ScaledHalfRows : IFloatRows
     {
         public static int ElementBytes => sizeof(ushort);
+        public static int StreamAhead(int n) => Prefetch.HalfStreamAhead((long)n * sizeof(ushort));
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static (TF Low, TF High) Values(void* row, int i) => S.LoadScaledHalves((Half*)row + i);
         public static float Value(void* row, int i) => HalfBits.Scaled(((Half*)row)[i]);
@@ -162,7 +167,7 @@ internal static unsafe class SimdKernels<TF, TI, S>
             void* x0 = x[k];
             float a0 = a[k];
             TF s0 = S.Splat(a0);
-            int i = 0, ahead = Prefetch.StreamAhead;
+            int i = 0, ahead = R.StreamAhead(n);
             for (; i <= n - 2 * c; i += 2 * c)
             {
                 Prefetch.Stream((byte*)x0 + (long)i * R.ElementBytes, ahead, 2 * c * R.ElementBytes);
@@ -502,7 +507,7 @@ internal static unsafe class SimdKernels<TF, TI, S>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static float OneRow(float* w0, float* x, int cols)
     {
-        int c = S.Count, j = 0, ahead = Prefetch.StreamAhead;
+        int c = S.Count, j = 0, ahead = Prefetch.SingleStreamAhead;
         TF a = S.Zero;
         for (; j <= cols - c; j += c)
         {
