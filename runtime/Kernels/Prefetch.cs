@@ -39,7 +39,7 @@ internal static unsafe class Prefetch
     /// speed, and the hint took its dense decode at 1 thread from 94.5-98.3 to 97.0-105.4 ms/token. So there: 8 KiB for
     /// rows up to 2 KiB, none for longer ones.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static int HalfStreamAhead(long rowBytes) => !Sse.IsSupported ? 0 : StreamIntoL1 || rowBytes <= 2 << 10 ? 8 << 10 : 0;
+    public static int HalfStreamAhead(long rowBytes) => StreamIntoL1 || rowBytes <= 2 << 10 ? 8 << 10 : 0;
 
     // Where Stream asks for the lines: L1 on Intel's cores (measured above), L2 elsewhere (AMD's: into L1 the hint only
     // took load slots and miss buffers from the loads it ran ahead of).

@@ -157,11 +157,8 @@ internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<int>
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<int> AccumulateQuads(Vector128<int> partial, Vector128<int> w, sbyte* x)
-    {
-        if (Ssse3.IsSupported) return (partial.AsInt16() + Ssse3.MultiplyAddAdjacent(w.AsByte(), Vector128.Load(x))).AsInt32();
-        return DotQuads(partial, w, x);
-    }
+    public static Vector128<int> AccumulateQuads(Vector128<int> partial, Vector128<int> w, sbyte* x) =>
+        Ssse3.IsSupported ? MulAddPairs(partial, w, Vector128.Load((int*)x)) : DotQuads(partial, w, x);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<int> AddQuadSums(Vector128<int> acc, Vector128<int> partial) =>

@@ -172,16 +172,17 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
         return Vector256.Create(Simd128.DotQuads(acc.GetLower(), w.GetLower(), x), Simd128.DotQuads(acc.GetUpper(), w.GetUpper(), x + 16));
     }
 
+    // Without VNNI, byte products come as int16 pair sums (vpmaddubsw), which small enough operands let add up as int16
+    // before one widening vpmaddwd; with VNNI they go straight into int lanes.
+    static bool PairSumsInShorts => !AvxVnni.IsSupported && Avx2.IsSupported;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<int> AccumulateQuads(Vector256<int> partial, Vector256<int> w, sbyte* x)
-    {
-        if (!AvxVnni.IsSupported && Avx2.IsSupported) return (partial.AsInt16() + Avx2.MultiplyAddAdjacent(w.AsByte(), Vector256.Load(x))).AsInt32();
-        return DotQuads(partial, w, x);
-    }
+    public static Vector256<int> AccumulateQuads(Vector256<int> partial, Vector256<int> w, sbyte* x) =>
+        PairSumsInShorts ? MulAddPairs(partial, w, Vector256.Load((int*)x)) : DotQuads(partial, w, x);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> AddQuadSums(Vector256<int> acc, Vector256<int> partial) =>
-        !AvxVnni.IsSupported && Avx2.IsSupported ? acc + Avx2.MultiplyAddAdjacent(partial.AsInt16(), Vector256.Create((short)1)) : acc + partial;
+        PairSumsInShorts ? acc + Avx2.MultiplyAddAdjacent(partial.AsInt16(), Vector256.Create((short)1)) : acc + partial;
 
     // Two groups at once: one 32-byte load holds both groups' packed quants, so their low nibbles fill one register and
     // their high nibbles another, each meeting the two groups' matching activation halves (Q4Activations).
@@ -201,7 +202,7 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<int>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector256<int> DotNibbles(Vector256<int> acc, Vector256<byte> low, Vector256<sbyte> xLow, Vector256<byte> high, Vector256<sbyte> xHigh)
     {
-        if (!AvxVnni.IsSupported && Avx2.IsSupported)
+        if (PairSumsInShorts)
             return acc + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(low, xLow) + Avx2.MultiplyAddAdjacent(high, xHigh), Vector256.Create((short)1));
         return DotUnsignedBytes(DotUnsignedBytes(acc, low, xLow), high, xHigh);
     }
