@@ -21,8 +21,9 @@ internal static unsafe partial class Libc
     public static readonly void* MapFailed = (void*)-1;
 
     public const int MadvHugePage = 14;
+    public const int MadvPopulateWrite = 23;
 
-    /// <summary>madvise(2); advice only.</summary>
+    /// <summary>madvise(2): advice, except MADV_POPULATE_WRITE, which faults the range in (and fails where it cannot).</summary>
     [LibraryImport("libc")]
     public static partial int madvise(void* addr, nuint length, int advice);
 

@@ -1,11 +1,15 @@
+using System.Runtime.InteropServices;
 using AotFlash.Flash;
 
 namespace AotFlash.Tests.Flash;
 
-/// <summary>The account's allocations: the allocator's, and buffers for reads, which from 2 MiB on are mappings of their
-/// own on a 2 MiB boundary. Both come zeroed, aligned, charged while held and released when freed.</summary>
-public sealed unsafe class DramAccountTests
+/// <summary>The account's allocations: the allocator's below 2 MiB, mappings of their own from there on (buffers for
+/// reads on a 2 MiB boundary). All come zeroed, aligned, resident, charged while held and released when freed.</summary>
+public sealed unsafe partial class DramAccountTests
 {
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int mincore(void* address, nuint length, byte* residency);
+
     [Theory]
     [InlineData(1, 64, false)]
     [InlineData(4095, 4096, false)]
@@ -23,6 +27,7 @@ public sealed unsafe class DramAccountTests
             Assert.Equal(0, (nint)p % alignment);
             if (forReads && bytes >= DramAccount.LargeBytes) Assert.Equal(0, (nint)p % DramAccount.LargeBytes);
             Assert.Equal(bytes, account.Current);
+            if (bytes >= DramAccount.LargeBytes) AssertResident(p, bytes);
             var span = new Span<byte>(p, (int)bytes);
             Assert.Equal(-1, span.IndexOfAnyExcept((byte)0));
             span.Fill(0xA5); // every byte writable, the last included
@@ -31,6 +36,15 @@ public sealed unsafe class DramAccountTests
         finally { account.Free(p, bytes); }
         Assert.Equal(0, account.Current);
         Assert.Equal(bytes, account.Peak);
+    }
+
+    // Every page mapped before anything here touches it (mincore's bit 0 per page).
+    private static void AssertResident(byte* p, long bytes)
+    {
+        long page = Environment.SystemPageSize, pages = (bytes + page - 1) / page;
+        var residency = new byte[pages];
+        fixed (byte* r = residency) Assert.Equal(0, mincore(p, (nuint)(pages * page), r));
+        Assert.Equal(-1, Array.FindIndex(residency, b => (b & 1) == 0));
     }
 
     [Fact]
