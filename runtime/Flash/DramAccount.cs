@@ -20,18 +20,29 @@ public sealed unsafe class DramAccount(long limit = long.MaxValue)
 
     /// <summary>Zeroed native memory of <paramref name="bytes"/> bytes, aligned to <paramref name="alignment"/> (64, or
     /// 4096 for O_DIRECT), resident when this returns. From <see cref="LargeBytes"/> on it is an anonymous mapping of its
-    /// own, zero as the kernel hands it out, made resident by <see cref="Populate"/>: clearing the allocator's memory
-    /// faulted it in a page at a time, three quarters of a 110M model's start → first token on a virtual machine
-    /// (memset and page faults 75% of the samples of `run -n 1`; 335 → 124 ms, f32).</summary>
-    public void* Allocate(long bytes, string what, int alignment = 64)
+    /// own on 2 MiB pages (zero as the kernel hands it out, made resident by <see cref="Populate"/>) unless
+    /// <paramref name="hugePages"/> is false. Clearing the allocator's memory instead faults it in a page at a time:
+    /// on the benchmark machines (virtual machines, where a page fault is a trap to the host) that was three quarters
+    /// of a 110M model's start → first token, mostly its 75 MiB KV cache (memset and page faults 75% of the samples of
+    /// `run -n 1`). 110M q4, alternating builds, medians of 7: start → first token 283 → 66-140 ms; a 128-token prompt
+    /// and decode as fast as before on 2 MiB pages, while on 4 KiB pages populated in one call the host still faulted
+    /// each page in at first use (prompt 171 → 180 ms, decode 4.92 → 5.02 ms/token).</summary>
+    /// <remarks>Neuron caches are the allocator's memory, cleared here (<paramref name="hugePages"/> false), although
+    /// single bundles are read into them: on 2 MiB pages, flash decode of the 1.1B at half its file ran 9% faster, but on
+    /// those virtual machines a fresh 2 MiB page is often memory the host has taken back (free page reporting), slow to
+    /// fault in: the process took 3 s longer.</remarks>
+    public void* Allocate(long bytes, string what, int alignment = 64, bool hugePages = true)
     {
         Charge(bytes, what);
         try
         {
-            if (bytes < LargeBytes) return AllocatorMemory(bytes, alignment);
-            byte* mapped = Map(bytes, Math.Max(alignment, Environment.SystemPageSize));
-            Populate(mapped, bytes);
-            return Mapped(mapped);
+            if (bytes < LargeBytes || !hugePages) return AllocatorMemory(bytes, alignment);
+            long length = Layout.AlignUp(bytes, Environment.SystemPageSize);
+            byte* mapped = Map(length);
+            Libc.madvise(mapped, (nuint)length, Libc.MadvHugePage);
+            Populate(mapped, length);
+            lock (_mapped) _mapped.Add((nint)mapped);
+            return mapped;
         }
         catch
         {
@@ -41,32 +52,13 @@ public sealed unsafe class DramAccount(long limit = long.MaxValue)
     }
 
     /// <summary>
-    /// A buffer that large O_DIRECT reads land in (a streamed layer's pieces, the probe's): zeroed, resident, aligned
-    /// for O_DIRECT and, from <see cref="LargeBytes"/> on, a mapping of its own on 2 MiB pages. A read reaches the device
-    /// as one scatter-gather segment per physically separate page: on the virtio disk of the benchmark machines, 256 KiB
-    /// reads into 4 KiB pages ran at 0.95-1.45 GB/s and the same reads into 2 MiB pages at 2.0-2.5 (a streamed 1.1B
-    /// prompt: 800 or 1600 MB/s from run to run, against 1450-1600 every time).
+    /// A buffer that large O_DIRECT reads land in (a streamed layer's pieces, the probe's): <see cref="Allocate"/>'s,
+    /// aligned for O_DIRECT, on 2 MiB pages from <see cref="LargeBytes"/> on. A read reaches the device as one
+    /// scatter-gather segment per physically separate page: on the virtio disk of the benchmark machines, 256 KiB reads
+    /// into 4 KiB pages ran at 0.95-1.45 GB/s and the same reads into 2 MiB pages at 2.0-2.5 (a streamed 1.1B prompt:
+    /// 800 or 1600 MB/s from run to run, against 1450-1600 every time).
     /// </summary>
-    /// <remarks>Neuron caches stay on 4 KiB pages although single bundles are read into them: on 2 MiB pages,
-    /// flash decode of the 1.1B at half its file ran 9% faster, but on that virtual machine a fresh 2 MiB page is often
-    /// memory the host has taken back (free page reporting), slow to fault in: the process took 3 s longer.</remarks>
-    public void* AllocateForReads(long bytes, string what)
-    {
-        Charge(bytes, what);
-        try
-        {
-            if (bytes < LargeBytes) return AllocatorMemory(bytes, ReadPlanner.Alignment);
-            byte* mapped = Map(bytes, LargeBytes);
-            Libc.madvise(mapped, (nuint)Layout.AlignUp(bytes, Environment.SystemPageSize), Libc.MadvHugePage);
-            Populate(mapped, bytes);
-            return Mapped(mapped);
-        }
-        catch
-        {
-            Release(bytes);
-            throw;
-        }
-    }
+    public void* AllocateForReads(long bytes, string what) => Allocate(bytes, what, ReadPlanner.Alignment);
 
     /// <summary>Buffers for reads from this size on lie on 2 MiB pages.</summary>
     public const long LargeBytes = 2 << 20;
@@ -90,33 +82,22 @@ public sealed unsafe class DramAccount(long limit = long.MaxValue)
         Release(bytes);
     }
 
-    /// <summary>Makes a fresh mapping resident: the kernel faults its pages in with one call (MADV_POPULATE_WRITE, Linux
-    /// 5.14), not a write per page from here. On the benchmark machines (virtual machines) a page fault taken from user
-    /// code costs about 10 µs: clearing a 110M model's 75 MiB KV cache page by page was 190 of the 270 ms from start to
-    /// first token. A populated page still costs the host a fault when first used, about half as much, paid as the
-    /// context fills (110M q4, 1 thread, alternating builds: a 128-token prompt 8-15 ms slower, decode about 0.1 ms per
-    /// token until its positions have been used once).</summary>
-    private static void Populate(byte* mapping, long bytes)
+    /// <summary>Makes a fresh mapping of <paramref name="length"/> bytes resident: the kernel faults its pages in with
+    /// one call (MADV_POPULATE_WRITE, Linux 5.14), not a write per page from here.</summary>
+    private static void Populate(byte* mapping, long length)
     {
-        long length = Layout.AlignUp(bytes, Environment.SystemPageSize);
         if (Libc.madvise(mapping, (nuint)length, Libc.MadvPopulateWrite) == 0) return;
         for (long at = 0; at < length; at += Environment.SystemPageSize) mapping[at] = 0;
     }
 
-    private void* Mapped(void* mapping)
+    /// <summary>A fresh anonymous mapping of <paramref name="length"/> bytes, a multiple of the page size (reads as
+    /// zeros), on a 2 MiB boundary (a larger one, trimmed).</summary>
+    private static byte* Map(long length)
     {
-        lock (_mapped) _mapped.Add((nint)mapping);
-        return mapping;
-    }
-
-    /// <summary>A fresh anonymous mapping of <paramref name="bytes"/> (reads as zeros) on a <paramref name="boundary"/>
-    /// boundary (a larger one, trimmed).</summary>
-    private static byte* Map(long bytes, long boundary)
-    {
-        long length = Layout.AlignUp(bytes, Environment.SystemPageSize), reserved = length + boundary - Environment.SystemPageSize;
+        long reserved = length + LargeBytes;
         byte* map = (byte*)Libc.mmap(null, (nuint)reserved, Libc.ProtRead | Libc.ProtWrite, Libc.MapPrivate | Libc.MapAnonymous, -1, 0);
-        if (map == Libc.MapFailed) throw new OutOfMemoryException($"mapping {Format(bytes)} failed (errno {Marshal.GetLastPInvokeError()})");
-        byte* start = (byte*)Layout.AlignUp((long)map, boundary);
+        if (map == Libc.MapFailed) throw new OutOfMemoryException($"mapping {Format(length)} failed (errno {Marshal.GetLastPInvokeError()})");
+        byte* start = (byte*)Layout.AlignUp((long)map, LargeBytes);
         if (start > map) Libc.munmap(map, (nuint)(start - map));
         long tail = map + reserved - (start + length);
         if (tail > 0) Libc.munmap(start + length, (nuint)tail);

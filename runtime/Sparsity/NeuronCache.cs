@@ -88,9 +88,10 @@ public sealed unsafe class NeuronCache : IDisposable
 
         _matrixBytes = capacity * rowBytes;
         _indexBytes = IndexBytes(neurons, capacity);
-        // Rows of whole 4 KiB blocks start on blocks, so that the flash reader can read bundles straight into them.
+        // Rows of whole 4 KiB blocks start on blocks, so that the flash reader can read bundles straight into them; on
+        // 4 KiB pages (DramAccount.Allocate says why).
         _matrix = (byte*)account.Allocate(_matrixBytes, $"a neuron cache ({capacity} rows of {rowBytes} B)",
-                                          rowBytes % Layout.FlashAlignment == 0 ? Layout.FlashAlignment : 64);
+                                          rowBytes % Layout.FlashAlignment == 0 ? Layout.FlashAlignment : 64, hugePages: false);
         try
         {
             _index = account.Allocate(_indexBytes, $"a neuron cache's index ({neurons} neurons, {capacity} rows)");

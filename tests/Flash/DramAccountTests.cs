@@ -3,8 +3,8 @@ using AotFlash.Flash;
 
 namespace AotFlash.Tests.Flash;
 
-/// <summary>The account's allocations: the allocator's below 2 MiB, mappings of their own from there on (buffers for
-/// reads on a 2 MiB boundary). All come zeroed, aligned, resident, charged while held and released when freed.</summary>
+/// <summary>The account's allocations: the allocator's below 2 MiB (or where 2 MiB pages are not wanted), mappings of their
+/// own on a 2 MiB boundary from there on. All come zeroed, aligned, resident, charged while held and released when freed.</summary>
 public sealed unsafe partial class DramAccountTests
 {
     [LibraryImport("libc", SetLastError = true)]
@@ -14,18 +14,19 @@ public sealed unsafe partial class DramAccountTests
     [InlineData(1, 64, false)]
     [InlineData(4095, 4096, false)]
     [InlineData(DramAccount.LargeBytes + 12345, 64, false)]
+    [InlineData(DramAccount.LargeBytes + 12345, 4096, false, false)]
     [InlineData(1, 4096, true)]
     [InlineData(DramAccount.LargeBytes - 1, 4096, true)]
     [InlineData(DramAccount.LargeBytes, 4096, true)]
     [InlineData(3 * DramAccount.LargeBytes + 4096 + 7, 4096, true)]
-    public void AllocatesZeroedAlignedMemoryAndChargesIt(long bytes, int alignment, bool forReads)
+    public void AllocatesZeroedAlignedMemoryAndChargesIt(long bytes, int alignment, bool forReads, bool hugePages = true)
     {
         var account = new DramAccount();
-        byte* p = (byte*)(forReads ? account.AllocateForReads(bytes, "a test buffer") : account.Allocate(bytes, "a test buffer", alignment));
+        byte* p = (byte*)(forReads ? account.AllocateForReads(bytes, "a test buffer") : account.Allocate(bytes, "a test buffer", alignment, hugePages));
         try
         {
             Assert.Equal(0, (nint)p % alignment);
-            if (forReads && bytes >= DramAccount.LargeBytes) Assert.Equal(0, (nint)p % DramAccount.LargeBytes);
+            if (hugePages && bytes >= DramAccount.LargeBytes) Assert.Equal(0, (nint)p % DramAccount.LargeBytes);
             Assert.Equal(bytes, account.Current);
             if (bytes >= DramAccount.LargeBytes) AssertResident(p, bytes);
             var span = new Span<byte>(p, (int)bytes);
