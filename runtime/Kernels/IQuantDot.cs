@@ -6,9 +6,9 @@ namespace AotFlash.Kernels;
 /// Groups of 32 quantised weights times 32 int8 activations, for <see cref="QuantKernels{TF,TI,S}"/>: the exact integer
 /// Σ w_j·x_j, spread over the lanes of the result (lane sums stay below 2^24, so the floats are exact). q8 keeps a
 /// group per register; q4 packs Count/4 groups in one (<see cref="DotQ4Groups"/>) and, for blocks of tokens, puts a
-/// token in each lane (<see cref="DotQuads"/>), with the integer lane sums and the activation layout those need.
+/// token in each lane (<see cref="ITokenLanes{TI}"/>), with the integer lane sums and the activation layout those need.
 /// </summary>
-internal unsafe interface IQuantDot<TF, TI> where TF : struct where TI : struct
+internal unsafe interface IQuantDot<TF, TI> : ITokenLanes<TI> where TF : struct where TI : struct
 {
     /// <summary>What a q8 group's sums need of the activations alone, made once for the rows that share them: with
     /// VNNI, the -128·Σx part (the quants, offset by 128, multiply as unsigned bytes); otherwise nothing.</summary>
@@ -23,16 +23,6 @@ internal unsafe interface IQuantDot<TF, TI> where TF : struct where TI : struct
     /// <summary>w: 16 bytes of q4 quants q, values q - 8: the lane sums of Σ q·x (unsigned nibbles times signed bytes, as
     /// the hardware multiplies) plus <paramref name="bias"/> from <see cref="Q4Bias"/>, together Σ (q - 8)·x.</summary>
     static abstract TI DotQ4Group(byte* w, sbyte* x, TI bias);
-    /// <summary>acc plus, in each int lane i, Σ_{j&lt;4} w_j·x[4i + j]: w's four unsigned bytes (≤ 127) are the same in every
-    /// lane (four quants of one row), x holds four bytes of each lane's own token. MatMulQ4's token lanes.</summary>
-    static abstract TI DotQuads(TI acc, TI w, sbyte* x);
-    /// <summary><see cref="DotQuads"/>'s products of up to eight quads whose w bytes are at most 15 (a group of q4 quants),
-    /// summed in whatever form adds them fastest until <see cref="AddQuadSums"/> adds them to int lanes: x86 without VNNI
-    /// keeps the int16 pair sums of its byte multiply (each at most 2·15·127, eight of them below 2^15) and widens them
-    /// once a group rather than once a quad; elsewhere they are <see cref="DotQuads"/>' int lanes. Starts from zero.</summary>
-    static abstract TI AccumulateQuads(TI partial, TI w, sbyte* x);
-    /// <summary>acc plus <see cref="AccumulateQuads"/>' partial sums, in <see cref="DotQuads"/>' int lanes (exact).</summary>
-    static abstract TI AddQuadSums(TI acc, TI partial);
     /// <summary>Count/4 consecutive q4 groups (16 packed bytes each) times their activations, prepared by
     /// <see cref="Q4Activations"/>: each group's lane sums, with <paramref name="bias"/> from <see cref="Q4Biases"/>, in the
     /// four int lanes of its own 128 bits (group j in lanes 4j..4j + 3).</summary>
@@ -56,6 +46,25 @@ internal unsafe interface IQuantDot<TF, TI> where TF : struct where TI : struct
     static abstract TI MulAddPairs(TI acc, TI pairs, TI coefficients);
     /// <summary>The 2·Count int16 lanes of v, sign-extended to ints, in order: the first Count, then the rest.</summary>
     static abstract (TI Low, TI High) WidenShorts(TI v);
+}
+
+/// <summary>
+/// q4 rows times blocks of tokens with a token in each int lane (<see cref="TokenLaneKernels{TF,TI,S}"/>): four of a
+/// row's quants, one int broadcast to every lane, meet four activation bytes of each lane's token.
+/// </summary>
+internal unsafe interface ITokenLanes<TI> where TI : struct
+{
+    /// <summary>acc plus, in each int lane i, Σ_{j&lt;4} w_j·x[4i + j]: w's four unsigned bytes (≤ 127) are the same in every
+    /// lane (four quants of one row), x holds four bytes of each lane's own token. MatMulQ4's token lanes.</summary>
+    static abstract TI DotQuads(TI acc, TI w, sbyte* x);
+    /// <summary><see cref="DotQuads"/>'s products of up to eight quads whose w bytes are at most 15 (a group of q4 quants),
+    /// summed in whatever form adds them fastest until <see cref="AddQuadSums"/> adds them to int lanes: x86 without VNNI
+    /// (and AVX-512, whose VNNI .NET does not reach) keeps the int16 pair sums of its byte multiply (each at most 2·15·127,
+    /// eight of them below 2^15) and widens them once a group rather than once a quad; elsewhere they are
+    /// <see cref="DotQuads"/>' int lanes. Starts from zero.</summary>
+    static abstract TI AccumulateQuads(TI partial, TI w, sbyte* x);
+    /// <summary>acc plus <see cref="AccumulateQuads"/>' partial sums, in <see cref="DotQuads"/>' int lanes (exact).</summary>
+    static abstract TI AddQuadSums(TI acc, TI partial);
     /// <summary>Loads Count ints.</summary>
     static abstract TI Load(int* p);
     /// <summary>Stores Count ints.</summary>

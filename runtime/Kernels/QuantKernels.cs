@@ -186,79 +186,18 @@ internal static unsafe class QuantKernels<TF, TI, S>
         for (; r < rows; r++) y[r] = DotQ4(w + r * rowStride, xq, cols);
     }
 
-    // Y[t, r] = W[r, :] · X[t, :], W q4 rows; as MatMulQ8. The lanes of a vector are Count tokens (token lanes): four of
-    // a row's quants, one int, are broadcast to every lane and meet four bytes of each token's activations, which a copy of
-    // the block's activations holds interleaved [group][four bytes][token]. Each group then takes one int-to-float
-    // conversion and one multiply-add for Count tokens of a row, where a row's group in its own lanes takes them per
-    // token; no sums across lanes are left at the end. Every (row, token) is DotQ4's chain, so a token's results do not
-    // depend on the block it is in. Tokens past the last Count go through MatVecQ4.
-    public static void MatMulQ4(float* y, long yStride, byte* w, long rowStride, byte* xq, long xStride, int tokens, int rows, int cols)
+    // Y[t, r] = W[r, :] · X[t, :], W q4 rows; as MatMulQ8. Tokens in multiples of L.Count and rows in multiples of four go
+    // through L's token lanes (TokenLaneKernels), the rest through DotQ4 and MatVecQ4 here. Every (row, token) is DotQ4's
+    // chain, so a token's results do not depend on the block it is in, nor on the width of the lanes.
+    public static void MatMulQ4<TLF, TLI, L>(float* y, long yStride, byte* w, long rowStride, byte* xq, long xStride, int tokens, int rows, int cols)
+        where TLF : struct where TLI : struct where L : struct, ISimd<TLF, TLI>, ITokenLanes<TLI>
     {
-        int c = S.Count, groups = cols / Quantization.Group;
-        int lanes = groups == 0 ? 0 : tokens - tokens % c;
-        // Tokens interleaved a slice at a time, at most about 64 KiB of activations (and one slice of Count tokens).
-        int slice = Math.Max(c, Math.Min(lanes, InterleavedBytes / Math.Max(1, cols)) / c * c);
-        long quants = 2L * groups;
-        byte* interleaved = stackalloc byte[lanes == 0 ? 0 : slice * cols];
-        float* xScales = stackalloc float[lanes == 0 ? 0 : slice * groups]; // [lane group][group][token]
-        int* biases = stackalloc int[lanes == 0 ? 0 : slice * groups]; // -8·Σx, as xScales
-        float* scales = stackalloc float[4 * groups]; // [row, group] of the four rows
-        byte* unpacked = stackalloc byte[4 * cols]; // [row, cols] of the four rows
-        float* results = stackalloc float[c];
-        for (int t0 = 0; t0 < lanes; t0 += slice)
-        {
-            int count = Math.Min(slice, lanes - t0);
-            Interleave(interleaved, xScales, biases, xq + t0 * xStride, xStride, count, groups);
-            int r = 0;
-            for (; r <= rows - 4; r += 4)
-            {
-                byte* w0 = w + r * rowStride;
-                SimdKernels<TF, TI, S>.QuantScales(scales, w0, rowStride, 4, null, groups);
-                for (int k = 0; k < 4; k++) UnpackQ4(unpacked + k * cols, w0 + k * rowStride + quants, groups);
-                for (int t = 0; t < count; t += c)
-                {
-                    TF acc0 = S.Zero, acc1 = S.Zero, acc2 = S.Zero, acc3 = S.Zero;
-                    long lane = (long)(t / c) * groups;
-                    for (int g = 0; g < groups; g++)
-                    {
-                        long at = (lane + g) * c;
-                        TI d0 = S.Splat(0), d1 = d0, d2 = d0, d3 = d0;
-                        sbyte* xg = (sbyte*)interleaved + at * Quantization.Group;
-                        byte* qg = unpacked + g * Quantization.Group;
-                        // The group's eight quads, unrolled (the JIT does not unroll loops).
-                        Quads(ref d0, ref d1, ref d2, ref d3, qg, cols, xg);
-                        Quads(ref d0, ref d1, ref d2, ref d3, qg + 4, cols, xg + 4 * c);
-                        Quads(ref d0, ref d1, ref d2, ref d3, qg + 8, cols, xg + 8 * c);
-                        Quads(ref d0, ref d1, ref d2, ref d3, qg + 12, cols, xg + 12 * c);
-                        Quads(ref d0, ref d1, ref d2, ref d3, qg + 16, cols, xg + 16 * c);
-                        Quads(ref d0, ref d1, ref d2, ref d3, qg + 20, cols, xg + 20 * c);
-                        Quads(ref d0, ref d1, ref d2, ref d3, qg + 24, cols, xg + 24 * c);
-                        Quads(ref d0, ref d1, ref d2, ref d3, qg + 28, cols, xg + 28 * c);
-                        TI bias = S.Load(biases + at);
-                        d0 = S.AddQuadSums(bias, d0);
-                        d1 = S.AddQuadSums(bias, d1);
-                        d2 = S.AddQuadSums(bias, d2);
-                        d3 = S.AddQuadSums(bias, d3);
-                        TF xs = S.Load(xScales + at);
-                        acc0 = S.FusedMulAdd(S.Mul(S.Splat(scales[g]), xs), S.ToFloat(d0), acc0);
-                        acc1 = S.FusedMulAdd(S.Mul(S.Splat(scales[groups + g]), xs), S.ToFloat(d1), acc1);
-                        acc2 = S.FusedMulAdd(S.Mul(S.Splat(scales[2 * groups + g]), xs), S.ToFloat(d2), acc2);
-                        acc3 = S.FusedMulAdd(S.Mul(S.Splat(scales[3 * groups + g]), xs), S.ToFloat(d3), acc3);
-                    }
-                    float* yt = y + (t0 + t) * yStride + r;
-                    StoreLanes(yt, yStride, acc0, results);
-                    StoreLanes(yt + 1, yStride, acc1, results);
-                    StoreLanes(yt + 2, yStride, acc2, results);
-                    StoreLanes(yt + 3, yStride, acc3, results);
-                }
-            }
-            for (; r < rows; r++)
-                for (int t = t0; t < t0 + count; t++) y[t * yStride + r] = DotQ4(w + r * rowStride, xq + t * xStride, cols);
-        }
+        int lanes = cols < Quantization.Group ? 0 : tokens - tokens % L.Count, quads = rows - rows % 4;
+        TokenLaneKernels<TLF, TLI, L>.MatMulQ4(y, yStride, w, rowStride, xq, xStride, lanes, quads, cols);
+        for (int r = quads; r < rows; r++)
+            for (int t = 0; t < lanes; t++) y[t * yStride + r] = DotQ4(w + r * rowStride, xq + t * xStride, cols);
         for (int t = lanes; t < tokens; t++) MatVecQ4(y + t * yStride, w, rowStride, xq + t * xStride, rows, cols);
     }
-
-    const int InterleavedBytes = 64 * 1024;
 
     private const int DownPairs = Quantization.DownRows / 2, PairBytes = 2 * Quantization.Group;
 
@@ -433,61 +372,6 @@ internal static unsafe class QuantKernels<TF, TI, S>
                 S.Store(yo, S.FusedMulAdd(unit, S.ToFloat(S.Add(first, b)), S.Load(yo)));
                 S.Store(yo + S.Count, S.FusedMulAdd(unit, S.ToFloat(S.Add(second, b)), S.Load(yo + S.Count)));
             }
-        }
-    }
-
-    // d_k += the quad (four quants) of row k at q + k·cols, broadcast, times the tokens' quads x (one per lane), as
-    // AccumulateQuads' partial sums
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Quads(ref TI d0, ref TI d1, ref TI d2, ref TI d3, byte* q, int cols, sbyte* x)
-    {
-        d0 = S.AccumulateQuads(d0, S.Splat(*(int*)q), x);
-        d1 = S.AccumulateQuads(d1, S.Splat(*(int*)(q + cols)), x);
-        d2 = S.AccumulateQuads(d2, S.Splat(*(int*)(q + 2 * cols)), x);
-        d3 = S.AccumulateQuads(d3, S.Splat(*(int*)(q + 3 * cols)), x);
-    }
-
-    // Count tokens' prepared activations [n/32 scales][n int8], xStride bytes apart, as MatMulQ4's lanes take them:
-    // quants [lane group][group][quad][token][4], and per [lane group][group][token] the scale and -8·Σx.
-    static void Interleave(byte* to, float* scales, int* biases, byte* xq, long xStride, int tokens, int groups)
-    {
-        int c = S.Count;
-        long xQuants = 4L * groups;
-        TI eights = S.Splat(0x08080808);
-        for (int t = 0; t < tokens; t += c)
-        {
-            byte* x = xq + t * xStride;
-            for (int g = 0; g < groups; g++)
-            {
-                long at = ((long)(t / c) * groups + g) * c;
-                sbyte* quads = (sbyte*)to + at * Quantization.Group;
-                S.InterleaveQuads(quads, (sbyte*)(x + xQuants) + g * Quantization.Group, xStride);
-                TI eightTimesSum = default;
-                for (int k = 0; k < Quantization.Group / 4; k++) eightTimesSum = S.DotQuads(eightTimesSum, eights, quads + 4 * k * c);
-                S.Store(biases + at, S.Sub(default, eightTimesSum));
-                for (int lane = 0; lane < c; lane++) scales[at + lane] = ((float*)(x + lane * xStride))[g];
-            }
-        }
-    }
-
-    // y[t·stride] = lane t of v
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void StoreLanes(float* y, long stride, TF v, float* lanes)
-    {
-        S.Store(lanes, v);
-        for (int t = 0; t < S.Count; t++) y[t * stride] = lanes[t];
-    }
-
-    // to[32·groups] = a q4 row's quants q, a byte each, group by group: the 16 low nibbles, then the 16 high ones (the
-    // order DotQ4Group multiplies them in).
-    private static void UnpackQ4(byte* to, byte* quants, int groups)
-    {
-        var nibble = Vector128.Create((byte)0xF);
-        for (int g = 0; g < groups; g++, quants += Quantization.Group / 2, to += Quantization.Group)
-        {
-            var bytes = Vector128.Load(quants);
-            (bytes & nibble).Store(to);
-            (Vector128.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte() & nibble).Store(to + Quantization.Group / 2);
         }
     }
 }

@@ -4,7 +4,7 @@ using System.Runtime.Intrinsics.X86;
 
 namespace AotFlash.Kernels;
 
-internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<int>>
+internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<int>>, ITokenLanes<Vector512<int>>
 {
     public static int Count => Vector512<float>.Count;
     public static Vector512<float> Zero => Vector512<float>.Zero;
@@ -160,4 +160,73 @@ internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<int>
         var upper = Vector128.Narrow(v.GetUpper().GetLower(), v.GetUpper().GetUpper());
         Vector128.Narrow(lower, upper).Store(p);
     }
+
+    // Token lanes: sixteen tokens a vector. AVX-512 BW multiplies 64 bytes at once into int16 pair sums, half the
+    // multiplies a token of AVX-VNNI's 256-bit form; without it, each 256 bits as Simd256 takes them.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<int> DotQuads(Vector512<int> acc, Vector512<int> w, sbyte* x)
+    {
+        if (Avx512BW.IsSupported) return AddQuadSums(acc, Avx512BW.MultiplyAddAdjacent(w.AsByte(), Vector512.Load(x)).AsInt32());
+        return Vector512.Create(Simd256.DotQuads(acc.GetLower(), w.GetLower(), x), Simd256.DotQuads(acc.GetUpper(), w.GetUpper(), x + 32));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<int> AccumulateQuads(Vector512<int> partial, Vector512<int> w, sbyte* x)
+    {
+        if (Avx512BW.IsSupported) return (partial.AsInt16() + Avx512BW.MultiplyAddAdjacent(w.AsByte(), Vector512.Load(x))).AsInt32();
+        return Vector512.Create(Simd256.AccumulateQuads(partial.GetLower(), w.GetLower(), x), Simd256.AccumulateQuads(partial.GetUpper(), w.GetUpper(), x + 32));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<int> AddQuadSums(Vector512<int> acc, Vector512<int> partial)
+    {
+        if (Avx512BW.IsSupported) return acc + Avx512BW.MultiplyAddAdjacent(partial.AsInt16(), Vector512.Create((short)1));
+        return Vector512.Create(Simd256.AddQuadSums(acc.GetLower(), partial.GetLower()), Simd256.AddQuadSums(acc.GetUpper(), partial.GetUpper()));
+    }
+
+    public static Vector512<int> Load(int* p) => Vector512.Load(p);
+
+    public static void Store(int* p, Vector512<int> v) => v.Store(p);
+
+    // A 16x8 transpose of ints, Simd256's 8x8 in each half: vector i holds tokens i and i + 8, so the unpacks leave
+    // tokens 0-7 in the low 256 bits as Simd256 has them and tokens 8-15 in the high 256 bits, and one two-source
+    // permute of 64-bit pairs per quad gathers the 128-bit lanes that Simd256's Permute2x128 would, from both halves.
+    [SkipLocalsInit] // the fallback's scratch is written before it is read
+    public static void InterleaveQuads(sbyte* to, sbyte* x, long stride)
+    {
+        if (!Avx512F.IsSupported)
+        {
+            int* first = stackalloc int[64], second = stackalloc int[64]; // [quad][tokens 0-7], [quad][tokens 8-15]
+            Simd256.InterleaveQuads((sbyte*)first, x, stride);
+            Simd256.InterleaveQuads((sbyte*)second, x + 8 * stride, stride);
+            for (int k = 0; k < 8; k++) Vector512.Create(Vector256.Load(first + 8 * k), Vector256.Load(second + 8 * k)).Store((int*)to + 16 * k);
+            return;
+        }
+        long half = 8 * stride;
+        Vector512<int> v0 = Tokens(x, half), v1 = Tokens(x + stride, half), v2 = Tokens(x + 2 * stride, half), v3 = Tokens(x + 3 * stride, half);
+        Vector512<int> v4 = Tokens(x + 4 * stride, half), v5 = Tokens(x + 5 * stride, half), v6 = Tokens(x + 6 * stride, half), v7 = Tokens(x + 7 * stride, half);
+        Vector512<int> t0 = Avx512F.UnpackLow(v0, v1), t1 = Avx512F.UnpackHigh(v0, v1), t2 = Avx512F.UnpackLow(v2, v3), t3 = Avx512F.UnpackHigh(v2, v3);
+        Vector512<int> t4 = Avx512F.UnpackLow(v4, v5), t5 = Avx512F.UnpackHigh(v4, v5), t6 = Avx512F.UnpackLow(v6, v7), t7 = Avx512F.UnpackHigh(v6, v7);
+        Vector512<long> u0 = Avx512F.UnpackLow(t0.AsInt64(), t2.AsInt64()), u1 = Avx512F.UnpackHigh(t0.AsInt64(), t2.AsInt64());
+        Vector512<long> u2 = Avx512F.UnpackLow(t1.AsInt64(), t3.AsInt64()), u3 = Avx512F.UnpackHigh(t1.AsInt64(), t3.AsInt64());
+        Vector512<long> u4 = Avx512F.UnpackLow(t4.AsInt64(), t6.AsInt64()), u5 = Avx512F.UnpackHigh(t4.AsInt64(), t6.AsInt64());
+        Vector512<long> u6 = Avx512F.UnpackLow(t5.AsInt64(), t7.AsInt64()), u7 = Avx512F.UnpackHigh(t5.AsInt64(), t7.AsInt64());
+        // [a's 128-bit lane 0, b's lane 0, a's lane 2, b's lane 2] and the same of lanes 1 and 3
+        var even = Vector512.Create(0L, 1, 8, 9, 4, 5, 12, 13);
+        var odd = Vector512.Create(2L, 3, 10, 11, 6, 7, 14, 15);
+        long* quads = (long*)to;
+        Avx512F.PermuteVar8x64x2(u0, even, u4).Store(quads);
+        Avx512F.PermuteVar8x64x2(u1, even, u5).Store(quads + 8);
+        Avx512F.PermuteVar8x64x2(u2, even, u6).Store(quads + 16);
+        Avx512F.PermuteVar8x64x2(u3, even, u7).Store(quads + 24);
+        Avx512F.PermuteVar8x64x2(u0, odd, u4).Store(quads + 32);
+        Avx512F.PermuteVar8x64x2(u1, odd, u5).Store(quads + 40);
+        Avx512F.PermuteVar8x64x2(u2, odd, u6).Store(quads + 48);
+        Avx512F.PermuteVar8x64x2(u3, odd, u7).Store(quads + 56);
+    }
+
+    // Token x's 32 bytes in the low 256 bits, token x + half's in the high ones.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> Tokens(sbyte* x, long half) =>
+        Vector512.Create(Vector256.Load((int*)x), Vector256.Load((int*)(x + half)));
 }

@@ -131,7 +131,8 @@ public static unsafe partial class VectorOps
         }
     }
 
-    // Y[t·yStride + r] = W[r, :] · X[t, :], W q4 rows; as MatMulQ8
+    // Y[t·yStride + r] = W[r, :] · X[t, :], W q4 rows; as MatMulQ8. V512 puts sixteen tokens in a vector's lanes
+    // (TokenLaneKernels), with the V256 kernels for the tokens and rows past them.
     public static void MatMulQ4(float* y, long yStride, byte* w, long rowStride, byte* xq, long xStride, int tokens, int rows, int cols) =>
         MatMulQ4(IsaSupport.Best, y, yStride, w, rowStride, xq, xStride, tokens, rows, cols);
 
@@ -139,8 +140,9 @@ public static unsafe partial class VectorOps
     {
         switch (isa)
         {
-            case Isa.V512 or Isa.V256: Q256.MatMulQ4(y, yStride, w, rowStride, xq, xStride, tokens, rows, cols); break;
-            case Isa.V128: Q128.MatMulQ4(y, yStride, w, rowStride, xq, xStride, tokens, rows, cols); break;
+            case Isa.V512: Q256.MatMulQ4<Vector512<float>, Vector512<int>, Simd512>(y, yStride, w, rowStride, xq, xStride, tokens, rows, cols); break;
+            case Isa.V256: Q256.MatMulQ4<Vector256<float>, Vector256<int>, Simd256>(y, yStride, w, rowStride, xq, xStride, tokens, rows, cols); break;
+            case Isa.V128: Q128.MatMulQ4<Vector128<float>, Vector128<int>, Simd128>(y, yStride, w, rowStride, xq, xStride, tokens, rows, cols); break;
             default: VectorOpsReference.MatMulQ4(y, yStride, w, rowStride, xq, xStride, tokens, rows, cols); break;
         }
     }

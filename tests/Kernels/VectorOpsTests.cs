@@ -857,13 +857,13 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
     }
 
     // Several tokens at once: each token's row of Y bit for bit what MatVec gives it (on the same Isa), and close to the
-    // reference; odd token counts exercise the single-token tile, padded rows (0xFF) the strides, 8 to 19 tokens q4's
-    // token lanes (4 or 8 per vector) and the tokens past them.
+    // reference; odd token counts exercise the single-token tile, padded rows (0xFF) the strides, 8 to 35 tokens q4's
+    // token lanes (4, 8 or 16 per vector) and the tokens past them.
     [Theory, MemberData(nameof(IsasAndQuants))]
     public void MatMulQuantised(Isa isa, WeightType type)
     {
         var rng = new Random(23);
-        foreach (int tokens in new[] { 0, 1, 2, 3, 5, 8, 19 })
+        foreach (int tokens in new[] { 0, 1, 2, 3, 5, 8, 19, 35 })
             foreach (int rows in MatVecRows)
                 foreach (int groups in new[] { 0, 1, 3, 5, 12 })
                 {
@@ -907,7 +907,7 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
     [Theory, MemberData(nameof(Isas))]
     public void MatMulQ4AtTheExtremes(Isa isa)
     {
-        const int tokens = 19, rows = 5, groups = 3, cols = groups * Quantization.Group;
+        const int tokens = 35, rows = 5, groups = 3, cols = groups * Quantization.Group;
         long stride = Layout.RowBytes(WeightType.Q4, cols), xStride = Quantization.ActivationBytes(cols);
         foreach (byte quants in new byte[] { 0xFF, 0x00, 0x0F })
             foreach (sbyte value in new sbyte[] { 127, -127 })
