@@ -8,7 +8,7 @@ namespace AotFlash.Kernels;
 /// group per register; q4 packs Count/4 groups in one (<see cref="DotQ4Groups"/>) and, for blocks of tokens, puts a
 /// token in each lane (<see cref="ITokenLanes{TI}"/>), with the integer lane sums and the activation layout those need.
 /// </summary>
-internal unsafe interface IQuantDot<TF, TI> : ITokenLanes<TI> where TF : struct where TI : struct
+internal unsafe interface IQuantDot<TF, TI> : ITokenLanes<TI>, IPairSums<TI> where TF : struct where TI : struct
 {
     /// <summary>What a q8 group's sums need of the activations alone, made once for the rows that share them: with
     /// VNNI, the -128·Σx part (the quants, offset by 128, multiply as unsigned bytes); otherwise nothing.</summary>
@@ -36,16 +36,6 @@ internal unsafe interface IQuantDot<TF, TI> : ITokenLanes<TI> where TF : struct 
     static abstract TI SumQuads4(TI v0, TI v1, TI v2, TI v3);
     /// <summary>Each vector's int lanes summed (exact): [Σ v0, Σ v1, Σ v2, Σ v3].</summary>
     static abstract Vector128<int> SumLanes4(TI v0, TI v1, TI v2, TI v3);
-    /// <summary>One group of two q4 rows (16 packed bytes each) as byte pairs: bytes 2j and 2j + 1 of the 64 at
-    /// <paramref name="to"/> are element j of row 0 and of row 1 (unsigned nibbles), j = 0 .. 31, as
-    /// <see cref="MulAddPairs"/> multiplies them.</summary>
-    static abstract void UnpackQ4Pairs(byte* to, byte* q0, byte* q1);
-    /// <summary>acc plus, in each int16 lane, u0·k0 + u1·k1: the lane's two unsigned bytes of <paramref name="pairs"/> times
-    /// the two signed bytes of the same lane of <paramref name="coefficients"/>, exact where the sums stay within int16 (x86
-    /// saturates beyond).</summary>
-    static abstract TI MulAddPairs(TI acc, TI pairs, TI coefficients);
-    /// <summary>The 2·Count int16 lanes of v, sign-extended to ints, in order: the first Count, then the rest.</summary>
-    static abstract (TI Low, TI High) WidenShorts(TI v);
 }
 
 /// <summary>
@@ -65,11 +55,25 @@ internal unsafe interface ITokenLanes<TI> where TI : struct
     static abstract TI AccumulateQuads(TI partial, TI w, sbyte* x);
     /// <summary>acc plus <see cref="AccumulateQuads"/>' partial sums, in <see cref="DotQuads"/>' int lanes (exact).</summary>
     static abstract TI AddQuadSums(TI acc, TI partial);
-    /// <summary>Loads Count ints.</summary>
-    static abstract TI Load(int* p);
-    /// <summary>Stores Count ints.</summary>
-    static abstract void Store(int* p, TI v);
     /// <summary>One group's 32 bytes of Count tokens (token t's at x + t·stride) as token lanes take them: quad k of token
     /// t (its bytes 4k..4k + 3) at to + 4·(k·Count + t).</summary>
     static abstract void InterleaveQuads(sbyte* to, sbyte* x, long stride);
+}
+
+/// <summary>
+/// A q4 down projection summed in integers (<see cref="Q4DownKernels{TF,TI,S}"/>): two rows' nibbles, element by element
+/// in byte pairs, times two int8 coefficients, in int16 lanes.
+/// </summary>
+internal unsafe interface IPairSums<TI> where TI : struct
+{
+    /// <summary>One group of two q4 rows (16 packed bytes each) as byte pairs: bytes 2j and 2j + 1 of the 64 at
+    /// <paramref name="to"/> are element j of row 0 and of row 1 (unsigned nibbles), j = 0 .. 31, as
+    /// <see cref="MulAddPairs"/> multiplies them.</summary>
+    static abstract void UnpackQ4Pairs(byte* to, byte* q0, byte* q1);
+    /// <summary>acc plus, in each int16 lane, u0·k0 + u1·k1: the lane's two unsigned bytes of <paramref name="pairs"/> times
+    /// the two signed bytes of the same lane of <paramref name="coefficients"/>, exact where the sums stay within int16 (x86
+    /// saturates beyond).</summary>
+    static abstract TI MulAddPairs(TI acc, TI pairs, TI coefficients);
+    /// <summary>The 2·Count int16 lanes of v, sign-extended to ints, in order: the first Count, then the rest.</summary>
+    static abstract (TI Low, TI High) WidenShorts(TI v);
 }

@@ -14,6 +14,10 @@ internal unsafe interface ISimd<TF, TI> where TF : struct where TI : struct
     static abstract TI Splat(int value);
     static abstract TF Load(float* p);
     static abstract void Store(float* p, TF v);
+    /// <summary>Loads Count ints.</summary>
+    static abstract TI Load(int* p);
+    /// <summary>Stores Count ints.</summary>
+    static abstract void Store(int* p, TI v);
     static abstract TF Add(TF a, TF b);
     static abstract TF Sub(TF a, TF b);
     static abstract TF Mul(TF a, TF b);

@@ -4,7 +4,7 @@ using System.Runtime.Intrinsics.X86;
 
 namespace AotFlash.Kernels;
 
-internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<int>>, ITokenLanes<Vector512<int>>
+internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<int>>, ITokenLanes<Vector512<int>>, IPairSums<Vector512<int>>
 {
     public static int Count => Vector512<float>.Count;
     public static Vector512<float> Zero => Vector512<float>.Zero;
@@ -12,6 +12,8 @@ internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<int>
     public static Vector512<int> Splat(int value) => Vector512.Create(value);
     public static Vector512<float> Load(float* p) => Vector512.Load(p);
     public static void Store(float* p, Vector512<float> v) => v.Store(p);
+    public static Vector512<int> Load(int* p) => Vector512.Load(p);
+    public static void Store(int* p, Vector512<int> v) => v.Store(p);
     public static Vector512<float> Add(Vector512<float> a, Vector512<float> b) => a + b;
     public static Vector512<float> Sub(Vector512<float> a, Vector512<float> b) => a - b;
     public static Vector512<float> Mul(Vector512<float> a, Vector512<float> b) => a * b;
@@ -173,7 +175,7 @@ internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<int>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<int> AccumulateQuads(Vector512<int> partial, Vector512<int> w, sbyte* x)
     {
-        if (Avx512BW.IsSupported) return (partial.AsInt16() + Avx512BW.MultiplyAddAdjacent(w.AsByte(), Vector512.Load(x))).AsInt32();
+        if (Avx512BW.IsSupported) return MulAddPairs(partial, w, Vector512.Load((int*)x));
         return Vector512.Create(Simd256.AccumulateQuads(partial.GetLower(), w.GetLower(), x), Simd256.AccumulateQuads(partial.GetUpper(), w.GetUpper(), x + 32));
     }
 
@@ -184,9 +186,6 @@ internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<int>
         return Vector512.Create(Simd256.AddQuadSums(acc.GetLower(), partial.GetLower()), Simd256.AddQuadSums(acc.GetUpper(), partial.GetUpper()));
     }
 
-    public static Vector512<int> Load(int* p) => Vector512.Load(p);
-
-    public static void Store(int* p, Vector512<int> v) => v.Store(p);
 
     // A 16x8 transpose of ints, Simd256's 8x8 in each half: vector i holds tokens i and i + 8, so the unpacks leave
     // tokens 0-7 in the low 256 bits as Simd256 has them and tokens 8-15 in the high 256 bits, and one two-source
@@ -229,4 +228,18 @@ internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<int>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<int> Tokens(sbyte* x, long half) =>
         Vector512.Create(Vector256.Load((int*)x), Vector256.Load((int*)(x + half)));
+
+    // Pair sums: a group's 32 elements of two rows, as byte pairs, fill one vector.
+    public static void UnpackQ4Pairs(byte* to, byte* q0, byte* q1) => Simd256.UnpackQ4Pairs(to, q0, q1);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<int> MulAddPairs(Vector512<int> acc, Vector512<int> pairs, Vector512<int> coefficients)
+    {
+        if (Avx512BW.IsSupported) return (acc.AsInt16() + Avx512BW.MultiplyAddAdjacent(pairs.AsByte(), coefficients.AsSByte())).AsInt32();
+        return Vector512.Create(Simd256.MulAddPairs(acc.GetLower(), pairs.GetLower(), coefficients.GetLower()),
+                                Simd256.MulAddPairs(acc.GetUpper(), pairs.GetUpper(), coefficients.GetUpper()));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static (Vector512<int> Low, Vector512<int> High) WidenShorts(Vector512<int> v) => Vector512.Widen(v.AsInt16());
 }

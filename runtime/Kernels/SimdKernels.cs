@@ -964,6 +964,14 @@ internal static unsafe class SimdKernels<TF, TI, S>
                 if (xScales != null) b = S.Mul(b, S.Load(xScales + g + c));
                 S.Store(scales + g + c, b);
             }
+            if (g < groups && groups >= c)
+            {
+                // The last Count groups again, as a vector: the groups they share with the loop get the same values.
+                var (a, _) = LoadScales(h + groups - c);
+                if (xScales != null) a = S.Mul(a, S.Load(xScales + groups - c));
+                S.Store(scales + groups - c, a);
+                g = groups;
+            }
             for (; g < groups; g++) scales[g] = xScales != null ? HalfBits.FiniteToSingle(h[g]) * xScales[g] : HalfBits.FiniteToSingle(h[g]);
         }
     }

@@ -75,7 +75,7 @@ public static unsafe partial class VectorOps
     }
 
     // Y[t, n] += Σ_k A[t, k] · w[k][n] for each of the tokens (rows yStride and aStride floats apart), w q4 rows, in
-    // blocks of Quantization.DownRows whose coefficients are quantised (QuantKernels.AxpyRowsQ4)
+    // blocks of Quantization.DownRows whose coefficients are quantised (Q4DownKernels.AxpyRowsQ4)
     public static void AxpyRowsQ4(float* y, long yStride, float* a, long aStride, byte** w, int count, int tokens, int n) =>
         AxpyRowsQ4(IsaSupport.Best, y, yStride, a, aStride, w, count, tokens, n);
 
@@ -83,8 +83,9 @@ public static unsafe partial class VectorOps
     {
         switch (isa)
         {
-            case Isa.V512 or Isa.V256: Q256.AxpyRowsQ4(y, yStride, a, aStride, w, count, tokens, n); break;
-            case Isa.V128: Q128.AxpyRowsQ4(y, yStride, a, aStride, w, count, tokens, n); break;
+            case Isa.V512: Q4DownKernels<Vector512<float>, Vector512<int>, Simd512>.AxpyRowsQ4(y, yStride, a, aStride, w, count, tokens, n); break;
+            case Isa.V256: Q4DownKernels<Vector256<float>, Vector256<int>, Simd256>.AxpyRowsQ4(y, yStride, a, aStride, w, count, tokens, n); break;
+            case Isa.V128: Q4DownKernels<Vector128<float>, Vector128<int>, Simd128>.AxpyRowsQ4(y, yStride, a, aStride, w, count, tokens, n); break;
             default: VectorOpsReference.AxpyRowsQ4(y, yStride, a, aStride, w, count, tokens, n); break;
         }
     }
