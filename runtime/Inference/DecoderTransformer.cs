@@ -515,10 +515,10 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
         {
             // Shares and chunks are whole groups of four rows, as MatVec runs them, so a row's sum is the same
             // whichever share or chunk it falls in.
-            var (start, end) = ThreadTeam.Share(_rows, member, members, grain: 4);
             long rowBytes = Layout.RowBytes(TResident.Type, _cols);
             if (_count == 1)
             {
+                var (start, end) = ThreadTeam.Share(_rows, member, members, grain: 4);
                 if (end > start) TResident.MatVec(_y + start, _w + start * rowBytes, rowBytes, _x, model._preparedResident, end - start, _cols);
                 return;
             }

@@ -186,7 +186,6 @@ internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<int>
         return Vector512.Create(Simd256.AddQuadSums(acc.GetLower(), partial.GetLower()), Simd256.AddQuadSums(acc.GetUpper(), partial.GetUpper()));
     }
 
-
     // A 16x8 transpose of ints, Simd256's 8x8 in each half: vector i holds tokens i and i + 8, so the unpacks leave
     // tokens 0-7 in the low 256 bits as Simd256 has them and tokens 8-15 in the high 256 bits, and one two-source
     // permute of 64-bit pairs per quad gathers the 128-bit lanes that Simd256's Permute2x128 would, from both halves.
