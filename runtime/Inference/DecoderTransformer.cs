@@ -37,7 +37,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
     private readonly bool _halfKv;        // the cache holds halves, else floats
     private bool _kvNonFinite;            // some cached half is infinite or NaN, which the scaled f16 kernels cannot take (from then on)
     private readonly float* _logits;
-    private readonly float* _scores;      // [heads, context]
+    private readonly float* _scores;      // [heads, context]: a member's tiles of queries take its share of the heads' rows
     private readonly float* _partials;    // [team - 1, block, dim] the FFN sums of members 1 ..; member 0 sums into the output
     private readonly byte* _prepared;     // [block] of the FFN's x rows as TWeights.PrepareInput makes them; null if unused
     private readonly int _preparedBytes;  // one row of _prepared
@@ -571,37 +571,52 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
             int element = half ? sizeof(ushort) : sizeof(float);
             byte* keys = model._keyCache + (long)_layer * _context * kvDim * element;
             byte* values = model._valueCache + (long)_layer * _context * kvDim * element;
+            // A block's queries of a head go through in tiles that share each pass over the head's cached keys and
+            // values (products over blocks of tokens: MatMul, AxpyRowsBlock); a tile's scores take the member's share
+            // of the [heads, context] scores. Halves go a query at a time.
+            int tile = half ? 1 : Math.Max(1, _heads / members);
+            float* scores = model._scores + (long)member * tile * _context; // [tile, context]
             const int Chunk = 64;
             void** rows = stackalloc void*[Chunk];
             float* qs = stackalloc float[_headSize];
             for (int h = start; h < end; h++)
             {
-                float* scores = model._scores + (long)h * _context;
                 long kvOffset = (long)(h / group) * _context * _headSize;
-                for (int i = 0; i < _count; i++)
+                float* headKeys = (float*)(keys + kvOffset * element);
+                for (int i0 = 0; i0 < _count; i0 += tile)
                 {
-                    int last = _pos + i; // causal: row i sees the positions up to its own
-                    float* q = model.Q + (long)i * dim + h * _headSize;
-                    // scores[last+1] = K[0..last, head] · q: the head's cached keys are a matrix. Cached halves are
-                    // multiplied in place where ScaledHalves may (the same sums bit for bit): q scaled by 2^112 for the
-                    // keys, the softmax's weights for the values.
+                    int n = Math.Min(tile, _count - i0), first = _pos + i0; // the tile's queries see up to first + i
+                    float* q = model.Q + (long)i0 * dim + h * _headSize;
+                    float* o = _output + (long)i0 * dim + h * _headSize;
+                    // scores[i, 0..first+i] = K[0..first+i, head] · q_i: the head's cached keys are a matrix (a query's
+                    // scores past its own position are made and left unused). Cached halves are multiplied in place where
+                    // ScaledHalves may (the same sums bit for bit): q scaled by 2^112 for the keys, the softmax's weights
+                    // for the values.
                     bool scaled = half && ScaledHalves.Enabled && !model._kvNonFinite && ScaledHalves.Scale(qs, q, _headSize);
-                    if (scaled) VectorOps.MatVecF16Scaled(scores, (Half*)keys + kvOffset, _headSize, qs, last + 1, _headSize);
-                    else if (half) VectorOps.MatVecF16(scores, (Half*)keys + kvOffset, _headSize, q, last + 1, _headSize);
-                    else VectorOps.MatVec(scores, (float*)keys + kvOffset, _headSize, q, last + 1, _headSize);
-                    for (int t = 0; t <= last; t++) scores[t] /= scale;
-                    VectorOps.Softmax(scores, last + 1);
-                    if (scaled) for (int t = 0; t <= last; t++) scores[t] *= HalfBits.Up;
-                    float* o = _output + (long)i * dim + h * _headSize;
-                    NativeZero(o, _headSize);
-                    // o[headSize] = Σ_t scores[t] · V[t, head], in order, several value rows per pass
-                    for (int t0 = 0; t0 <= last; t0 += Chunk)
+                    if (scaled) VectorOps.MatVecF16Scaled(scores, (Half*)keys + kvOffset, _headSize, qs, first + 1, _headSize);
+                    else if (half) VectorOps.MatVecF16(scores, (Half*)keys + kvOffset, _headSize, q, first + 1, _headSize);
+                    else VectorOps.MatMul(scores, _context, headKeys, _headSize, q, dim, n, first + n, _headSize);
+                    for (int i = 0; i < n; i++)
                     {
-                        int n = Math.Min(Chunk, last + 1 - t0);
-                        for (int t = 0; t < n; t++) rows[t] = values + (kvOffset + (long)(t0 + t) * _headSize) * element;
-                        if (scaled) VectorOps.AxpyRowsF16Scaled(o, scores + t0, (Half**)rows, n, _headSize);
-                        else if (half) VectorOps.AxpyRowsF16(o, scores + t0, (Half**)rows, n, _headSize);
-                        else VectorOps.AxpyRows(o, scores + t0, (float**)rows, n, _headSize);
+                        float* si = scores + (long)i * _context;
+                        VectorOps.Softmax(si, first + i + 1, scale);
+                        if (scaled) for (int t = 0; t <= first; t++) si[t] *= HalfBits.Up;
+                        NativeZero(o + (long)i * dim, _headSize);
+                    }
+                    // o_i[headSize] = Σ_t scores[i, t] · V[t, head], t in order: the positions every query of the tile
+                    // sees, all the queries at once, several value rows per pass; then each query's own last ones.
+                    for (int t0 = 0; t0 <= first; t0 += Chunk)
+                    {
+                        int m = Math.Min(Chunk, first + 1 - t0);
+                        for (int t = 0; t < m; t++) rows[t] = values + (kvOffset + (long)(t0 + t) * _headSize) * element;
+                        if (scaled) VectorOps.AxpyRowsF16Scaled(o, scores + t0, (Half**)rows, m, _headSize);
+                        else if (half) VectorOps.AxpyRowsF16(o, scores + t0, (Half**)rows, m, _headSize);
+                        else VectorOps.AxpyRowsBlock(o, dim, scores + t0, _context, (float**)rows, m, n, _headSize);
+                    }
+                    for (int i = 1; i < n; i++)
+                    {
+                        for (int t = 0; t < i; t++) rows[t] = values + (kvOffset + (long)(first + 1 + t) * _headSize) * element;
+                        VectorOps.AxpyRows(o + (long)i * dim, scores + (long)i * _context + first + 1, (float**)rows, i, _headSize);
                     }
                 }
             }

@@ -729,22 +729,39 @@ internal static unsafe class SimdKernels<TF, TI, S>
         for (; i < n; i++) o[i] = (x[i] - mean) * rstd * weight[i] + bias[i];
     }
 
-    // x[n] = exp(x - max) / Σ exp(x - max), in place. The exp and the sum stay scalar and in order, so the
-    // result matches C bit for bit; only the max (order-free) and the division are vectorised.
-    public static void Softmax(float* x, int n)
+    // x[n] = softmax(x / divisor), in place: the divisions (exact in any width) and the max in one pass, then the exps
+    // by the vector exp (the last elements through one padded vector, as Silu), summed a lane at a time. C's scalar expf
+    // in order took 8% of a 512-token 110M prompt (every query's scores, 19M exps) and ~6% of a 1.1B one; the lanes'
+    // exps are within an ulp or so of it, and a row's result depends only on its scores (a query's are the same in any
+    // block).
+    public static void Softmax(float* x, int n, float divisor)
     {
         if (n == 0) return;
-        float max = Max(x, n);
-        float sum = 0f;
-        for (int k = 0; k < n; k++)
-        {
-            x[k] = MathF.Exp(x[k] - max);
-            sum += x[k];
-        }
         int c = S.Count, i = 0;
+        TF max = S.Splat(DivideAndMax(x, n, divisor)), sums = S.Zero;
+        for (; i <= n - c; i += c)
+        {
+            TF e = S.Exp(S.Sub(S.Load(x + i), max));
+            S.Store(x + i, e);
+            sums = S.Add(sums, e);
+        }
+        float sum = S.Sum(sums);
+        if (i < n)
+        {
+            float* tail = stackalloc float[c];
+            new Span<float>(tail, c).Clear();
+            Buffer.MemoryCopy(x + i, tail, (long)c * sizeof(float), (long)(n - i) * sizeof(float));
+            S.Store(tail, S.Exp(S.Sub(S.Load(tail), max)));
+            for (int k = 0; i + k < n; k++)
+            {
+                x[i + k] = tail[k];
+                sum += tail[k];
+            }
+        }
         TF sv = S.Splat(sum);
-        for (; i <= n - c; i += c) S.Store(x + i, S.Div(S.Load(x + i), sv));
-        for (; i < n; i++) x[i] /= sum;
+        int j = 0;
+        for (; j <= n - c; j += c) S.Store(x + j, S.Div(S.Load(x + j), sv));
+        for (; j < n; j++) x[j] /= sum;
     }
 
     // x[n] = x where x > threshold, else 0, in place (ReLU at 0, FATReLU above)
@@ -985,17 +1002,20 @@ internal static unsafe class SimdKernels<TF, TI, S>
         return (S.ToFloat(S.Sub(S.And(bytes, S.Splat(0xF)), eight)), S.ToFloat(S.Sub(S.ShiftRightLogical(bytes, 4), eight)));
     }
 
-    // max of x[n], n ≥ 1, as C's `m = x[0]; if (x[i] > m) m = x[i]` finds it: NaNs after x[0] are skipped
-    static float Max(float* x, int n)
+    // x[n] /= divisor, in place, and the max of the results, n ≥ 1, as C's `m = x[0]; if (x[i] > m) m = x[i]` finds it:
+    // NaNs after x[0] are skipped
+    static float DivideAndMax(float* x, int n, float divisor)
     {
         int c = S.Count, i = 0;
-        float max = x[0];
+        TF d = S.Splat(divisor);
+        float max = x[0] / divisor;
         if (n >= c)
         {
             TF m = S.Splat(max);
             for (; i <= n - c; i += c)
             {
-                TF v = S.Load(x + i);
+                TF v = S.Div(S.Load(x + i), d);
+                S.Store(x + i, v);
                 m = S.Select(S.GreaterThan(v, m), v, m);
             }
             float* lanes = stackalloc float[c];
@@ -1004,7 +1024,10 @@ internal static unsafe class SimdKernels<TF, TI, S>
                 if (lanes[k] > max) max = lanes[k];
         }
         for (; i < n; i++)
+        {
+            x[i] /= divisor;
             if (x[i] > max) max = x[i];
+        }
         return max;
     }
 

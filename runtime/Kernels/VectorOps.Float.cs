@@ -241,17 +241,17 @@ public static unsafe partial class VectorOps
         }
     }
 
-    // x[n] = exp(x - max) / Σ exp(x - max), in place
-    public static void Softmax(float* x, int n) => Softmax(IsaSupport.Best, x, n);
+    // x[n] = softmax(x / divisor), in place: exp(x/d - max) / Σ exp(x/d - max) (attention's scores over √headSize)
+    public static void Softmax(float* x, int n, float divisor) => Softmax(IsaSupport.Best, x, n, divisor);
 
-    internal static void Softmax(Isa isa, float* x, int n)
+    internal static void Softmax(Isa isa, float* x, int n, float divisor)
     {
         switch (isa)
         {
-            case Isa.V512: K512.Softmax(x, n); break;
-            case Isa.V256: K256.Softmax(x, n); break;
-            case Isa.V128: K128.Softmax(x, n); break;
-            default: VectorOpsReference.Softmax(x, n); break;
+            case Isa.V512: K512.Softmax(x, n, divisor); break;
+            case Isa.V256: K256.Softmax(x, n, divisor); break;
+            case Isa.V128: K128.Softmax(x, n, divisor); break;
+            default: VectorOpsReference.Softmax(x, n, divisor); break;
         }
     }
 

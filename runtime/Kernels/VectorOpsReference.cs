@@ -265,10 +265,11 @@ internal static unsafe class VectorOpsReference
         for (int i = 0; i < n; i++) o[i] = (float)(x[i] - mean) * rstd * weight[i] + bias[i];
     }
 
-    // x[n] = exp(x - max) / Σ exp(x - max), in place
-    public static void Softmax(float* x, int n)
+    // x[n] = softmax(x / divisor), in place, as llama2.c's attention: each score divided, then exp(x - max) / Σ exp(x - max)
+    public static void Softmax(float* x, int n, float divisor)
     {
         if (n == 0) return;
+        for (int i = 0; i < n; i++) x[i] /= divisor;
         float max = x[0];
         for (int i = 1; i < n; i++)
             if (x[i] > max) max = x[i];
@@ -281,7 +282,6 @@ internal static unsafe class VectorOpsReference
         for (int i = 0; i < n; i++) x[i] /= sum;
     }
 
-    // y[n] += x[n]
     public static void Relu(float* x, int n, float threshold)
     {
         for (int i = 0; i < n; i++) x[i] = x[i] > threshold ? x[i] : 0f;
