@@ -368,15 +368,21 @@ public sealed unsafe class NeuronCacheTests
         long token = 0, total = 0;
         for (int i = 0; i < 500; i++) total += h.Cache.Update(sets[i % sets.Length], token++, missing, rows); // warm up (JIT)
 
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 5000; i++)
+        // An allocation in Update shows in every round; the runtime itself (tiering under a busy suite) once put
+        // 2 KiB on this thread in one round, so a round without any bytes is what proves it.
+        var allocated = new List<long>();
+        for (int round = 0; round < 3 && (allocated.Count == 0 || allocated[^1] != 0); round++)
         {
-            int m = h.Cache.Update(sets[i % sets.Length], token++, missing, rows);
-            for (int j = 0; j < m; j++) *h.Cache.Row(rows[j]) = (byte)missing[j];
-            total += m;
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 2000; i++)
+            {
+                int m = h.Cache.Update(sets[i % sets.Length], token++, missing, rows);
+                for (int j = 0; j < m; j++) *h.Cache.Row(rows[j]) = (byte)missing[j];
+                total += m;
+            }
+            allocated.Add(GC.GetAllocatedBytesForCurrentThread() - before);
         }
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-        Assert.Equal(0, allocated);
+        Assert.True(allocated[^1] == 0, $"bytes allocated per round of 2000 updates: {string.Join(", ", allocated)}");
         Assert.True(total > 0 && h.Cache.RowsMoved > 0, "the loop must exercise misses and deletes");
     }
 
