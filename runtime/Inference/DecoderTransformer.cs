@@ -55,6 +55,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
     private readonly IFfnSource _ffnSource;
     private readonly ThreadTeam _team;
     private readonly MatMulWork _matMul;
+    private readonly PrepareWork _prepare;
     private readonly AttentionWork _attention;
     private readonly FfnWork _ffn;
 
@@ -111,6 +112,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
             _ropeSin = Alloc((long)BlockTokens * s.HeadSize / 2, "RoPE rotations");
         }
         _matMul = new MatMulWork(this);
+        _prepare = new PrepareWork();
         _attention = new AttentionWork(this);
         _ffn = new FfnWork(this);
     }
@@ -215,8 +217,10 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
     /// that TW widens to f32.</summary>
     private void PrepareRows<TW>(byte* prepared, int preparedBytes, float* x, int count, int cols) where TW : struct, IWeightFormat
     {
-        if (count > PreparedRows<TW>()) return;
-        for (int t = 0; t < count; t++) TW.PrepareInput(prepared + (long)t * preparedBytes, x + (long)t * cols, cols);
+        if (count > PreparedRows<TW>() || preparedBytes == 0) return;
+        _prepare.Set(prepared, preparedBytes, x, count, cols, resident: typeof(TW) != typeof(TWeights));
+        if (_team.Size == 1 || (long)count * cols < ParallelThreshold) _prepare.Execute(0, 1);
+        else _team.Run(_prepare);
     }
 
     private long PreparedRows<TW>() where TW : struct, IWeightFormat => TW.WidenInBlocks ? 1 : BlockTokens;
@@ -545,6 +549,34 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
                     TResident.MatMul(_y + r0, _rows, _w + r0 * rowBytes, rowBytes, _x, _cols, model._preparedResident, model._preparedResidentBytes, _count, r1 - r0, _cols);
                 }
             }
+        }
+    }
+
+    /// <summary>A block's rows prepared for the products (quantised, for q8 and q4), the members a share of the tokens
+    /// each: on the main thread alone this was 4% of its time in a 110M q4 512-token prompt at 2 threads, its partner
+    /// waiting meanwhile. Rows are prepared alone, so the results are the same.</summary>
+    private sealed class PrepareWork : ITeamWork
+    {
+        private byte* _prepared;
+        private float* _x;
+        private int _preparedBytes, _count, _cols;
+        private bool _resident;
+
+        public void Set(byte* prepared, int preparedBytes, float* x, int count, int cols, bool resident)
+        {
+            _prepared = prepared; _preparedBytes = preparedBytes; _x = x; _count = count; _cols = cols; _resident = resident;
+        }
+
+        public void Execute(int member, int members)
+        {
+            var (start, end) = ThreadTeam.Share(_count, member, members);
+            if (_resident) Prepare<TResident>(start, end);
+            else Prepare<TWeights>(start, end);
+        }
+
+        private void Prepare<TW>(int start, int end) where TW : struct, IWeightFormat
+        {
+            for (int t = start; t < end; t++) TW.PrepareInput(_prepared + (long)t * _preparedBytes, _x + (long)t * _cols, _cols);
         }
     }
 
