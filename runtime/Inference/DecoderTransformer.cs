@@ -534,7 +534,10 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
             // prompt, 2 threads: the main thread waited 9% of its samples for its partner in these products). Each
             // row is summed whole by one member, so the results do not depend on who took it.
             long room = widen ? (long)model._widenedFloats * sizeof(float) : WidenedBytes;
-            int chunk = Math.Max(4, (int)(room / chunkRowBytes) & ~3);
+            // Where members share the rows, at least four chunks a member: the room holds 604 rows of a 110M q4 matrix,
+            // whose 768 rows then went as 604 to one member and 164 to the other, who waited for the rest.
+            long most = members > 1 ? _rows / (4 * members) : long.MaxValue;
+            int chunk = Math.Max(4, (int)Math.Min(room / chunkRowBytes, most) & ~3);
             float* widened = model._widened + (long)member * model._widenedFloats;
             for (int r0; (r0 = Interlocked.Add(ref _next, chunk) - chunk) < _rows;)
             {
