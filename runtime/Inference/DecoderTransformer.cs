@@ -374,21 +374,39 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
         }
         // The neurons that any token leaves non-zero, in order, with each token's coefficient (a·up, 0 where the
         // activation zeroed it) in h's columns 0..m; their down columns are added to the tokens' rows of acc. A block's
-        // columns are f32: the bundles' own, or widened here once.
+        // columns are f32: the bundles' own, or widened here once. h is read row by row and without branches on its
+        // values: a ReLU leaves one in ten on, and with a branch per value, h read a column at a time, these loops took
+        // 3.3% of the samples of a 1.1B FATReLU 512-token prompt in flash mode (1.7% so).
         bool widen = count > 1 && TW.Type != WeightType.F32;
-        byte** down = stackalloc byte*[n];
-        int m = 0, terms = 0;
+        int* on = stackalloc int[n]; // tokens that leave neuron j on
+        new Span<int>(on, n).Clear();
+        int terms = 0;
+        for (int t = 0; t < count; t++)
+        {
+            float* ht = h + (long)t * n;
+            for (int j = 0; j < n; j++) on[j] += ht[j] != 0f ? 1 : 0;
+        }
+        int* kept = stackalloc int[n];
+        int m = 0;
         for (int j = 0; j < n; j++)
         {
-            int on = 0;
-            for (int t = 0; t < count; t++)
-                if (h[t * n + j] != 0f) on++;
-            if (on == 0) continue;
-            terms += on;
+            kept[m] = j;
+            m += on[j] != 0 ? 1 : 0;
+            terms += on[j];
+        }
+        for (int t = 0; t < count; t++)
+        {
+            // In place: column k takes column kept[k] ≥ k, read before any column past k is written.
+            float* ht = h + (long)t * n, ut = hUp + (long)t * n;
             if (p.Up >= 0)
-                for (int t = 0; t < count; t++) h[t * n + j] *= hUp[t * n + j];
-            if (m < j)
-                for (int t = 0; t < count; t++) h[t * n + m] = h[t * n + j];
+                for (int k = 0; k < m; k++) ht[k] = ht[kept[k]] * ut[kept[k]];
+            else
+                for (int k = 0; k < m; k++) ht[k] = ht[kept[k]];
+        }
+        byte** down = stackalloc byte*[m];
+        for (int k = 0; k < m; k++)
+        {
+            int j = kept[k];
             byte* column = first + j * stride + p.Down;
             if (widen)
             {
@@ -396,7 +414,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
                 TW.ToSingle(f, column, p.Dim);
                 column = (byte*)f;
             }
-            down[m++] = column;
+            down[k] = column;
         }
         // Dense enough (every neuron of a SiLU model): one pass over the columns for the whole block. Sparse tokens (a
         // ReLU model's few, different neurons each) add only their own. The sums are the same either way.
@@ -409,12 +427,13 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
         byte** own = stackalloc byte*[m];
         for (int t = 0; t < count; t++)
         {
+            float* ht = h + (long)t * n;
             int mine = 0;
             for (int k = 0; k < m; k++)
             {
-                if (h[t * n + k] == 0f) continue;
-                active[mine] = h[t * n + k];
-                own[mine++] = down[k];
+                active[mine] = ht[k];
+                own[mine] = down[k];
+                mine += ht[k] != 0f ? 1 : 0;
             }
             if (widen) F32.AxpyRows(acc + (long)t * p.Dim, active, own, mine, p.Dim);
             else TW.AxpyRows(acc + (long)t * p.Dim, active, own, mine, p.Dim);
