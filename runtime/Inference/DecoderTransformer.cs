@@ -376,7 +376,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
         // activation zeroed it) in h's columns 0..m; their down columns are added to the tokens' rows of acc. A block's
         // columns are f32: the bundles' own, or widened here once. h is read row by row and without branches on its
         // values: a ReLU leaves one in ten on, and with a branch per value, h read a column at a time, these loops took
-        // 3.3% of the samples of a 1.1B FATReLU 512-token prompt in flash mode (1.7% so).
+        // 3.3% of the samples of a 1.1B FATReLU 512-token prompt in flash mode (1.9% so).
         bool widen = count > 1 && TW.Type != WeightType.F32;
         int* on = stackalloc int[n]; // tokens that leave neuron j on
         new Span<int>(on, n).Clear();
@@ -627,16 +627,16 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
             byte* values = model._valueCache + (long)_layer * _context * kvDim * element;
             // A block's queries of a head go through in tiles that share each pass over the head's cached keys and
             // values (products over blocks of tokens: MatMul, AxpyRowsBlock); a tile's scores take the member's share
-            // of the [heads, context] scores. Halves go a query at a time.
-            int tile = half ? 1 : Math.Max(1, _heads / members);
-            float* scores = model._scores + (long)member * tile * _context; // [tile, context]
+            // of the [heads, context] scores, and a query's own last positions (fewer than the tile's) fit a Chunk of
+            // rows. Halves go a query at a time.
             const int Chunk = 64;
+            int tile = half ? 1 : Math.Clamp(_heads / members, 1, Chunk);
+            float* scores = model._scores + (long)member * tile * _context; // [tile, context]
             void** rows = stackalloc void*[Chunk];
             float* qs = stackalloc float[_headSize];
             for (int h = start; h < end; h++)
             {
                 long kvOffset = (long)(h / group) * _context * _headSize;
-                float* headKeys = (float*)(keys + kvOffset * element);
                 for (int i0 = 0; i0 < _count; i0 += tile)
                 {
                     int n = Math.Min(tile, _count - i0), first = _pos + i0; // the tile's queries see up to first + i
@@ -649,7 +649,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
                     bool scaled = half && ScaledHalves.Enabled && !model._kvNonFinite && ScaledHalves.Scale(qs, q, _headSize);
                     if (scaled) VectorOps.MatVecF16Scaled(scores, (Half*)keys + kvOffset, _headSize, qs, first + 1, _headSize);
                     else if (half) VectorOps.MatVecF16(scores, (Half*)keys + kvOffset, _headSize, q, first + 1, _headSize);
-                    else VectorOps.MatMul(scores, _context, headKeys, _headSize, q, dim, n, first + n, _headSize);
+                    else VectorOps.MatMul(scores, _context, (float*)keys + kvOffset, _headSize, q, dim, n, first + n, _headSize);
                     for (int i = 0; i < n; i++)
                     {
                         float* si = scores + (long)i * _context;

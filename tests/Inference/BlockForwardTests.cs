@@ -32,10 +32,13 @@ public sealed unsafe class BlockForwardTests(ITestOutputHelper output)
     [InlineData("falcon-tiny", null, EngineMode.Dense, 2)]
     [InlineData("falcon-tiny-relu", null, EngineMode.Naive, 1)]
     [InlineData("stories260K-relu", "stories260K-relu", EngineMode.Flash, 2)]
+    [InlineData("synthetic-many-heads", Synthetic, EngineMode.Dense, 1)]
+    [InlineData("synthetic-many-heads", Synthetic, EngineMode.Dense, 2)]
     public void BlocksGiveTheLogitsOfTokenByToken(string spec, string? source, EngineMode mode, int threads)
     {
         ModelSource.RequireShared();
         string afm = mode == EngineMode.Flash ? FlashModeTests.Calibrated(spec)
+            : source == Synthetic ? SyntheticModel(spec)
             : source is null ? HfReferenceTests.Converted(spec) : InProcess.ModelFile(spec, source);
         using var file = ModelFile.Open(afm);
         var t = Engine.Load(InProcess.Model(spec), file, new EngineOptions { Mode = mode, Threads = threads });
@@ -85,6 +88,17 @@ public sealed unsafe class BlockForwardTests(ITestOutputHelper output)
             t.Dispose();
             t.Weights.Dispose();
         }
+    }
+
+    private const string Synthetic = "synthetic";
+
+    // The spec's shape with synthetic weights (seed 1), the stories260K tokenizer's 512 pieces
+    private static string SyntheticModel(string spec)
+    {
+        string afm = Path.Combine(Published.TempDirectory(), spec + ".afm");
+        var r = InProcess.Run(spec, "convert", "--synthetic", "1", "-k", ModelSource.Of("stories260K").Tokenizer, "-o", afm);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        return afm;
     }
 
     private static int[] Tokens(Transformer t, int count) =>
