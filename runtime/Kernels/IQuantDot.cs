@@ -5,10 +5,9 @@ namespace AotFlash.Kernels;
 /// <summary>
 /// Groups of 32 quantised weights times 32 int8 activations, for <see cref="QuantKernels{TF,TI,S}"/>: the exact integer
 /// Σ w_j·x_j, spread over the lanes of the result (lane sums stay below 2^24, so the floats are exact). q8 keeps a
-/// group per register; q4 packs Count/4 groups in one (<see cref="DotQ4Groups"/>) and, for blocks of tokens, puts a
-/// token in each lane (<see cref="ITokenLanes{TI}"/>), with the integer lane sums and the activation layout those need.
+/// group per register; q4's groups are <see cref="IQ4Dot{TI}"/>'s.
 /// </summary>
-internal unsafe interface IQuantDot<TF, TI> : ITokenLanes<TI>, IPairSums<TI> where TF : struct where TI : struct
+internal unsafe interface IQuantDot<TF, TI> : IQ4Dot<TI>, ITokenLanes<TI>, IPairSums<TI> where TF : struct where TI : struct
 {
     /// <summary>What a q8 group's sums need of the activations alone, made once for the rows that share them: with
     /// VNNI, the -128·Σx part (the quants, offset by 128, multiply as unsigned bytes); otherwise nothing.</summary>
@@ -17,6 +16,14 @@ internal unsafe interface IQuantDot<TF, TI> : ITokenLanes<TI>, IPairSums<TI> whe
     static abstract TF DotQ8Group(sbyte* w, sbyte* x, TI bias);
     /// <summary>w: 32 int8 quants, times two tokens' activations: each as <see cref="DotQ8Group"/> gives it, w loaded once.</summary>
     static abstract (TF A, TF B) DotQ8Group2(sbyte* w, sbyte* xa, sbyte* xb, TI biasA, TI biasB);
+}
+
+/// <summary>
+/// q4 groups of 32 quants times 32 int8 activations, for <see cref="Q4Kernels{TF,TI,S}"/>: Count/4 groups packed in one
+/// register (<see cref="DotQ4Groups"/>), each group's exact integer Σ (q - 8)·x in the four int lanes of its own 128 bits.
+/// </summary>
+internal unsafe interface IQ4Dot<TI> where TI : struct
+{
     /// <summary>The -8·Σx part of a q4 group's sums, in the lanes <see cref="DotQ4Group"/> sums into: it depends on the
     /// activations only, so rows that share them share it.</summary>
     static abstract TI Q4Bias(sbyte* x);

@@ -4,7 +4,8 @@ using System.Runtime.Intrinsics.X86;
 
 namespace AotFlash.Kernels;
 
-internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<int>>, ITokenLanes<Vector512<int>>, IPairSums<Vector512<int>>
+internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<int>>, IQ4Dot<Vector512<int>>, ITokenLanes<Vector512<int>>,
+    IPairSums<Vector512<int>>
 {
     public static int Count => Vector512<float>.Count;
     public static Vector512<float> Zero => Vector512<float>.Zero;
@@ -161,6 +162,73 @@ internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<int>
         var lower = Vector128.Narrow(v.GetLower().GetLower(), v.GetLower().GetUpper());
         var upper = Vector128.Narrow(v.GetUpper().GetLower(), v.GetUpper().GetUpper());
         Vector128.Narrow(lower, upper).Store(p);
+    }
+
+    // q4 groups four a register. .NET reaches VNNI at 256 bits only, so AVX-512 BW's byte multiply makes int16 pair sums
+    // (64 an instruction), the low and high nibbles' added as int16 (each at most 2·15·127 in magnitude) and widened
+    // once: the same exact lane sums as Simd256's. A single group (a row's last few) goes through Simd256's body.
+    public static Vector512<int> Q4Bias(sbyte* x) => Vector512.Create(Simd256.Q4Bias(x), Vector256<int>.Zero);
+
+    public static Vector512<int> DotQ4Group(byte* w, sbyte* x, Vector512<int> bias) =>
+        Vector512.Create(Simd256.DotQ4Group(w, x, bias.GetLower()), Vector256<int>.Zero);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<int> DotQ4Groups(byte* w, Vector512<int> xLow, Vector512<int> xHigh, Vector512<int> bias)
+    {
+        if (!Avx512BW.IsSupported)
+            return Vector512.Create(Simd256.DotQ4Groups(w, xLow.GetLower(), xHigh.GetLower(), bias.GetLower()),
+                                    Simd256.DotQ4Groups(w + 32, xLow.GetUpper(), xHigh.GetUpper(), bias.GetUpper()));
+        var bytes = Vector512.Load(w);
+        var nibble = Vector512.Create((byte)0xF);
+        return bias + DotNibbles(bytes & nibble, xLow, (bytes.AsUInt16() >>> 4).AsByte() & nibble, xHigh);
+    }
+
+    // Σ over each int lane's four bytes of low·xLow + high·xHigh (nibbles times signed bytes), by AVX-512 BW.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<int> DotNibbles(Vector512<byte> low, Vector512<int> xLow, Vector512<byte> high, Vector512<int> xHigh) =>
+        Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(low, xLow.AsSByte()) + Avx512BW.MultiplyAddAdjacent(high, xHigh.AsSByte()),
+                                     Vector512.Create((short)1));
+
+    // Groups 0-1 in the first 64 bytes and 2-3 in the next: the 128-bit lanes 0, 2 of each are the groups' first halves.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static (Vector512<int> Low, Vector512<int> High) Q4Activations(sbyte* x)
+    {
+        Vector512<int> first = Vector512.Load((int*)x), second = Vector512.Load((int*)(x + 64));
+        if (!Avx512F.IsSupported)
+        {
+            var (lowA, highA) = Simd256.Q4Activations(x);
+            var (lowB, highB) = Simd256.Q4Activations(x + 64);
+            return (Vector512.Create(lowA, lowB), Vector512.Create(highA, highB));
+        }
+        return (Avx512F.Shuffle4x128(first, second, 0b10_00_10_00), Avx512F.Shuffle4x128(first, second, 0b11_01_11_01));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<int> Q4Biases(Vector512<int> xLow, Vector512<int> xHigh)
+    {
+        if (!Avx512BW.IsSupported)
+            return Vector512.Create(Simd256.Q4Biases(xLow.GetLower(), xHigh.GetLower()), Simd256.Q4Biases(xLow.GetUpper(), xHigh.GetUpper()));
+        var eight = Vector512.Create((byte)8);
+        return Vector512<int>.Zero - DotNibbles(eight, xLow, eight, xHigh);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<int> SumQuads4(Vector512<int> v0, Vector512<int> v1, Vector512<int> v2, Vector512<int> v3)
+    {
+        if (!Avx512F.IsSupported)
+            return Vector512.Create(Simd256.SumQuads4(v0.GetLower(), v1.GetLower(), v2.GetLower(), v3.GetLower()),
+                                    Simd256.SumQuads4(v0.GetUpper(), v1.GetUpper(), v2.GetUpper(), v3.GetUpper()));
+        var pairs01 = Avx512F.UnpackLow(v0, v1) + Avx512F.UnpackHigh(v0, v1);
+        var pairs23 = Avx512F.UnpackLow(v2, v3) + Avx512F.UnpackHigh(v2, v3);
+        return Avx512F.UnpackLow(pairs01.AsInt64(), pairs23.AsInt64()).AsInt32() + Avx512F.UnpackHigh(pairs01.AsInt64(), pairs23.AsInt64()).AsInt32();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> SumLanes4(Vector512<int> v0, Vector512<int> v1, Vector512<int> v2, Vector512<int> v3)
+    {
+        var quads = SumQuads4(v0, v1, v2, v3);
+        var halves = quads.GetLower() + quads.GetUpper();
+        return halves.GetLower() + halves.GetUpper();
     }
 
     // Token lanes: sixteen tokens a vector. AVX-512 BW multiplies 64 bytes at once into int16 pair sums, half the

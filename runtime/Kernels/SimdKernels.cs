@@ -943,6 +943,22 @@ internal static unsafe class SimdKernels<TF, TI, S>
             }
             S.StoreTransposed4(byGroup + 4 * (g + c), b0, b1, b2, b3);
         }
+        if (g < groups && groups >= c)
+        {
+            // The last Count groups again, as QuantScales takes them (a 110M row's 24 groups are 16 + 8 at 512 bits).
+            int last = groups - c;
+            var (a0, _) = LoadScales(h0 + last);
+            var (a1, _) = LoadScales(h1 + last);
+            var (a2, _) = LoadScales(h2 + last);
+            var (a3, _) = LoadScales(h3 + last);
+            if (xScales != null)
+            {
+                TF x = S.Load(xScales + last);
+                a0 = S.Mul(a0, x); a1 = S.Mul(a1, x); a2 = S.Mul(a2, x); a3 = S.Mul(a3, x);
+            }
+            S.StoreTransposed4(byGroup + 4 * last, a0, a1, a2, a3);
+            g = groups;
+        }
         for (; g < groups; g++)
         {
             float x = xScales != null ? xScales[g] : 1f; // times 1 is exact

@@ -7,6 +7,9 @@ using K256 = SimdKernels<Vector256<float>, Vector256<int>, Simd256>;
 using K512 = SimdKernels<Vector512<float>, Vector512<int>, Simd512>;
 using Q128 = QuantKernels<Vector128<float>, Vector128<int>, Simd128>;
 using Q256 = QuantKernels<Vector256<float>, Vector256<int>, Simd256>;
+using Q4K128 = Q4Kernels<Vector128<float>, Vector128<int>, Simd128>;
+using Q4K256 = Q4Kernels<Vector256<float>, Vector256<int>, Simd256>;
+using Q4K512 = Q4Kernels<Vector512<float>, Vector512<int>, Simd512>;
 
 public static unsafe partial class VectorOps
 {
@@ -22,13 +25,14 @@ public static unsafe partial class VectorOps
         _ => VectorOpsReference.DotQ8(w, xq, n),
     };
 
-    // w[n] · x[n], w one q4 row, x prepared; as DotQ8
+    // w[n] · x[n], w one q4 row, x prepared; as DotQ8, but q4 groups are 16 bytes: V512 takes four a register.
     public static float DotQ4(byte* w, byte* xq, int n) => DotQ4(IsaSupport.Best, w, xq, n);
 
     internal static float DotQ4(Isa isa, byte* w, byte* xq, int n) => isa switch
     {
-        Isa.V512 or Isa.V256 => Q256.DotQ4(w, xq, n),
-        Isa.V128 => Q128.DotQ4(w, xq, n),
+        Isa.V512 => Q4K512.DotQ4(w, xq, n),
+        Isa.V256 => Q4K256.DotQ4(w, xq, n),
+        Isa.V128 => Q4K128.DotQ4(w, xq, n),
         _ => VectorOpsReference.DotQ4(w, xq, n),
     };
 
@@ -112,8 +116,9 @@ public static unsafe partial class VectorOps
     {
         switch (isa)
         {
-            case Isa.V512 or Isa.V256: Q256.MatVecQ4(y, w, rowStride, xq, rows, cols); break;
-            case Isa.V128: Q128.MatVecQ4(y, w, rowStride, xq, rows, cols); break;
+            case Isa.V512: Q4K512.MatVecQ4(y, w, rowStride, xq, rows, cols); break;
+            case Isa.V256: Q4K256.MatVecQ4(y, w, rowStride, xq, rows, cols); break;
+            case Isa.V128: Q4K128.MatVecQ4(y, w, rowStride, xq, rows, cols); break;
             default: VectorOpsReference.MatVecQ4(y, w, rowStride, xq, rows, cols); break;
         }
     }
@@ -133,7 +138,7 @@ public static unsafe partial class VectorOps
     }
 
     // Y[t·yStride + r] = W[r, :] · X[t, :], W q4 rows; as MatMulQ8. V512 puts sixteen tokens in a vector's lanes
-    // (TokenLaneKernels), with the V256 kernels for the tokens and rows past them.
+    // (TokenLaneKernels).
     public static void MatMulQ4(float* y, long yStride, byte* w, long rowStride, byte* xq, long xStride, int tokens, int rows, int cols) =>
         MatMulQ4(IsaSupport.Best, y, yStride, w, rowStride, xq, xStride, tokens, rows, cols);
 
@@ -141,9 +146,9 @@ public static unsafe partial class VectorOps
     {
         switch (isa)
         {
-            case Isa.V512: Q256.MatMulQ4<Vector512<float>, Vector512<int>, Simd512>(y, yStride, w, rowStride, xq, xStride, tokens, rows, cols); break;
-            case Isa.V256: Q256.MatMulQ4<Vector256<float>, Vector256<int>, Simd256>(y, yStride, w, rowStride, xq, xStride, tokens, rows, cols); break;
-            case Isa.V128: Q128.MatMulQ4<Vector128<float>, Vector128<int>, Simd128>(y, yStride, w, rowStride, xq, xStride, tokens, rows, cols); break;
+            case Isa.V512: Q4K512.MatMulQ4(y, yStride, w, rowStride, xq, xStride, tokens, rows, cols); break;
+            case Isa.V256: Q4K256.MatMulQ4(y, yStride, w, rowStride, xq, xStride, tokens, rows, cols); break;
+            case Isa.V128: Q4K128.MatMulQ4(y, yStride, w, rowStride, xq, xStride, tokens, rows, cols); break;
             default: VectorOpsReference.MatMulQ4(y, yStride, w, rowStride, xq, xStride, tokens, rows, cols); break;
         }
     }

@@ -695,7 +695,7 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
 
     // Quantised rows: whole groups of 32 only. Odd group counts leave a part-vector group count for every width,
     // and 33 groups make a row longer than one pass of the four-row blocks.
-    static readonly int[] GroupCounts = [0, 1, 3, 5, 12, 33];
+    static readonly int[] GroupCounts = [0, 1, 3, 5, 12, 24, 33];
     public static TheoryData<Isa, WeightType> IsasAndQuants()
     {
         var data = new TheoryData<Isa, WeightType>();
@@ -857,6 +857,13 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
                     got.AssertGuardIntact();
                     for (int r = 0; r < rows; r++)
                         AssertClose(want[r], got[r], QuantProductScale(type, w.P + r * stride, x.P, cols), $"{type} rows={rows} cols={cols} stride={stride} r={r}");
+                    // q4 sums each row in one chain over its groups in order at every width (Q4Kernels), so the widths
+                    // agree bit for bit however many groups a register packs.
+                    if (type != WeightType.Q4 || isa == Isa.Scalar || !IsaSupport.IsAvailable(Isa.V128)) continue;
+                    using Buf<float> narrow = new(rows, float.NaN);
+                    VectorOps.MatVecQ4(Isa.V128, narrow.P, w.P, stride, x.P, rows, cols);
+                    for (int r = 0; r < rows; r++)
+                        Assert.True(BitConverter.SingleToInt32Bits(narrow[r]) == BitConverter.SingleToInt32Bits(got[r]), $"{isa} against V128: rows={rows} cols={cols} r={r}");
                 }
     }
 
@@ -905,13 +912,14 @@ public unsafe class VectorOpsTests(ITestOutputHelper output)
                 }
     }
 
-    // q4 token lanes at the largest sums a group makes: every nibble 15, or 0 (-8), against activations of 127 and -127
+    // q4 token lanes and packed groups (the tokens past the lanes: 5 groups are a register of four and one alone at 512
+    // bits) at the largest sums a group makes: every nibble 15, or 0 (-8), against activations of 127 and -127
     // (quantisation's range), where partial sums kept in int16 lanes for longer than a group would overflow. Scales of 1
     // keep every result an exact integer.
     [Theory, MemberData(nameof(Isas))]
     public void MatMulQ4AtTheExtremes(Isa isa)
     {
-        const int tokens = 35, rows = 5, groups = 3, cols = groups * Quantization.Group;
+        const int tokens = 35, rows = 5, groups = 5, cols = groups * Quantization.Group;
         long stride = Layout.RowBytes(WeightType.Q4, cols), xStride = Quantization.ActivationBytes(cols);
         foreach (byte quants in new byte[] { 0xFF, 0x00, 0x0F })
             foreach (sbyte value in new sbyte[] { 127, -127 })
