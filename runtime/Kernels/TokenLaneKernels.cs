@@ -33,7 +33,7 @@ internal static unsafe class TokenLaneKernels<TF, TI, S>
         int* biases = stackalloc int[slice * groups]; // -8·Σx, as xScales
         float* scales = stackalloc float[4 * groups]; // [row, group] of the four rows
         byte* unpacked = stackalloc byte[4 * cols]; // [row, cols] of the four rows
-        float* results = stackalloc float[c];
+        float* results = stackalloc float[4 * c]; // [token][row] of a tile
         for (int t0 = 0; t0 < tokens; t0 += slice)
         {
             int count = Math.Min(slice, tokens - t0);
@@ -73,11 +73,10 @@ internal static unsafe class TokenLaneKernels<TF, TI, S>
                         acc2 = S.FusedMulAdd(S.Mul(S.Splat(scales[2 * groups + g]), xs), S.ToFloat(d2), acc2);
                         acc3 = S.FusedMulAdd(S.Mul(S.Splat(scales[3 * groups + g]), xs), S.ToFloat(d3), acc3);
                     }
+                    // Each token's four rows as one 128-bit store, not a float at a time (64 stores a tile).
+                    S.StoreTransposed4(results, acc0, acc1, acc2, acc3);
                     float* yt = y + (t0 + t) * yStride + r;
-                    StoreLanes(yt, yStride, acc0, results);
-                    StoreLanes(yt + 1, yStride, acc1, results);
-                    StoreLanes(yt + 2, yStride, acc2, results);
-                    StoreLanes(yt + 3, yStride, acc3, results);
+                    for (int k = 0; k < c; k++) Vector128.Load(results + 4 * k).Store(yt + k * yStride);
                 }
             }
         }
@@ -117,14 +116,6 @@ internal static unsafe class TokenLaneKernels<TF, TI, S>
                 for (int lane = 0; lane < c; lane++) scales[at + lane] = ((float*)(x + lane * xStride))[g];
             }
         }
-    }
-
-    // y[t·stride] = lane t of v
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void StoreLanes(float* y, long stride, TF v, float* lanes)
-    {
-        S.Store(lanes, v);
-        for (int t = 0; t < S.Count; t++) y[t * stride] = lanes[t];
     }
 
     // to[32·groups] = a q4 row's quants q, a byte each, group by group: the 16 low nibbles, then the 16 high ones (the
