@@ -171,7 +171,7 @@ public static class Markdown
         o.AppendLine();
         var lengths = Rows(r, "prompts").Select(x => Row.Number(x, "prompt_tokens")).OfType<double>().Distinct().Order().ToList();
         o.AppendLine($"Time to first token for prompts of {string.Join(", ", lengths)} tokens and decode over 64 generated tokens. Ours runs a prompt in " +
-                     "blocks (64 tokens in dense mode until 2026-11-30, then 128; in flash mode up to 512 as the budget allows, each layer's FFN streamed once a block); llama.cpp's figures come from `llama-bench` (its prompt test is one batch; its " +
+                     "blocks (64 tokens in dense mode until 2026-11-30, then 128, and 512 from 2026-12-02; in flash mode up to 512 as the budget allows, each layer's FFN streamed once a block); llama.cpp's figures come from `llama-bench` (its prompt test is one batch; its " +
                      "time to first token here is prompt tokens / its prompt tokens per second, model loading excluded on both sides; its generation test runs after a context of the " +
                      "prompt's length, `-d`, as ours decodes after its prompt). Dense has no limit.");
         o.AppendLine();

@@ -39,8 +39,8 @@ public static class BenchCommand
         $"{ctx.ProgramName} bench [--model FILE] [--modes naive,flash,dense] [--dram-budget 50%] [-n 16] [-p TEXT | -f FILE] [--prompt-tokens N] [--json]",
         "Measures, side by side in one run: random-read bandwidth of the disk holding the model (O_DIRECT, by chunk size\n" +
         "and queue depth), then the same greedy generation in each mode, in two phases. Prompt: the prompt's tokens, up to\n" +
-        $"the first generated token, run in blocks of up to {FfnBlocks.InMemory} (up to {FfnBlocks.Streamed} where layers stream from flash)\n" +
-        "(time to first token). Decode: every forward pass after it, one\n" +
+        $"the first generated token, run in blocks of up to {FfnBlocks.InMemory} tokens (where layers stream from flash, as many\n" +
+        $"as the DRAM budget holds, up to {FfnBlocks.Streamed}) (time to first token). Decode: every forward pass after it, one\n" +
         "per generated token after the first (the steady state the paper measures; none with -n 1). Per phase: ms per\n" +
         "token with its io / memory-management / compute breakdown and bytes read per token; for decode also the achieved\n" +
         "read bandwidth, FFN density and cache hit rate; peak DRAM; the speed-up over naive (decode ms/token, prompt\n" +

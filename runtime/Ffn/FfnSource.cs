@@ -96,10 +96,15 @@ public unsafe interface IFfnSource : IDisposable
 public static class FfnBlocks
 {
     /// <summary>Where the weights are in memory: enough tokens for the products to run at the FMA units' speed, and few
-    /// passes over the weights per prompt (each pass streams them all from memory). 128 against 64: 110M f32 prompt of
-    /// 536 tokens 1.88 → 1.72 s at 1 thread, 1.07 → 0.96 s at 2, q8 2.47 → 2.37 s; 1.1B f16 dense, 547 tokens, 8.2 → 7.7 s.
-    /// 256 was no better at 1 thread.</summary>
-    public const int InMemory = 128;
+    /// passes over the weights per prompt (each pass streams them all from memory, and f16 widens them again). 128
+    /// against 64: 110M f32 prompt of 536 tokens 1.88 → 1.72 s at 1 thread, 1.07 → 0.96 s at 2, q8 2.47 → 2.37 s; 1.1B
+    /// f16 dense, 547 tokens, 8.2 → 7.7 s. 512 against 128 (AMD EPYC Zen 5, 512-token prompts, alternating builds): 1.1B
+    /// f16 dense at 2 threads 0.886 of the time (6 of 6), 110M f16 0.902 at 1 thread (6 of 7) and 0.881 at 2 (7 of 7),
+    /// q4 0.920 (5 of 5), q8 0.950 (3 of 5). A block's rows cost about 32·dim bytes a token (1.1B: 32 MiB).</summary>
+    public const int InMemory = 512;
+
+    /// <summary>The fewest tokens a naive-mode block holds, whatever its budget (<see cref="ForStreaming"/>).</summary>
+    public const int NaiveFewest = 128;
 
     /// <summary>Where a block reads whole layers from flash, the more tokens the fewer passes over the flash section:
     /// up to this many, ...</summary>

@@ -29,7 +29,7 @@ public sealed unsafe class NaiveFfnSource : IFfnSource
         _layer = NativeArray<byte>.ForReads(_layerBytes, account, "the naive mode's layer buffer");
         _hidden = layout.Shape.HiddenDim;
         _all = new EveryNeuron(_hidden, account);
-        BlockTokens = FfnBlocks.ForStreaming(layout.Shape, account.Limit, FfnBlocks.InMemory);
+        BlockTokens = FfnBlocks.ForStreaming(layout.Shape, account.Limit, FfnBlocks.NaiveFewest);
         Stats.DirectIo = reader.Direct;
     }
 

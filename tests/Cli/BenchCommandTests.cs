@@ -1,4 +1,5 @@
 using System.Text.Json;
+using AotFlash.Ffn;
 using AotFlash.Tests.Sparsity;
 using AotFlash.Tests.Support;
 using Xunit.Abstractions;
@@ -24,7 +25,7 @@ public sealed class BenchCommandTests(ITestOutputHelper output)
     {
         var r = InProcess.Run(Model, "bench", "--help");
         output.WriteLine(r.Stdout);
-        Assert.Contains("Prompt: the prompt's tokens, up to\nthe first generated token, run in blocks of up to 128", r.Stdout);
+        Assert.Contains($"Prompt: the prompt's tokens, up to\nthe first generated token, run in blocks of up to {FfnBlocks.InMemory} tokens", r.Stdout);
         Assert.Contains("Decode: every forward pass after it", r.Stdout);
         Assert.Contains("a stop token is kept and generation goes on", r.Stdout);
         Assert.Contains("means over all forward passes", r.Stdout);
