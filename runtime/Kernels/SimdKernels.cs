@@ -925,38 +925,20 @@ internal static unsafe class SimdKernels<TF, TI, S>
             var (a1, b1) = LoadScales(h1 + g);
             var (a2, b2) = LoadScales(h2 + g);
             var (a3, b3) = LoadScales(h3 + g);
-            if (xScales != null)
-            {
-                TF x = S.Load(xScales + g);
-                a0 = S.Mul(a0, x); a1 = S.Mul(a1, x); a2 = S.Mul(a2, x); a3 = S.Mul(a3, x);
-            }
-            S.StoreTransposed4(byGroup + 4 * g, a0, a1, a2, a3);
+            StoreScales4(byGroup, xScales, g, a0, a1, a2, a3);
             if (g + 2 * c > groups)
             {
                 g += c;
                 break;
             }
-            if (xScales != null)
-            {
-                TF x = S.Load(xScales + g + c);
-                b0 = S.Mul(b0, x); b1 = S.Mul(b1, x); b2 = S.Mul(b2, x); b3 = S.Mul(b3, x);
-            }
-            S.StoreTransposed4(byGroup + 4 * (g + c), b0, b1, b2, b3);
+            StoreScales4(byGroup, xScales, g + c, b0, b1, b2, b3);
         }
         if (g < groups && groups >= c)
         {
             // The last Count groups again, as QuantScales takes them (a 110M row's 24 groups are 16 + 8 at 512 bits).
             int last = groups - c;
-            var (a0, _) = LoadScales(h0 + last);
-            var (a1, _) = LoadScales(h1 + last);
-            var (a2, _) = LoadScales(h2 + last);
-            var (a3, _) = LoadScales(h3 + last);
-            if (xScales != null)
-            {
-                TF x = S.Load(xScales + last);
-                a0 = S.Mul(a0, x); a1 = S.Mul(a1, x); a2 = S.Mul(a2, x); a3 = S.Mul(a3, x);
-            }
-            S.StoreTransposed4(byGroup + 4 * last, a0, a1, a2, a3);
+            StoreScales4(byGroup, xScales, last, LoadScales(h0 + last).Lower, LoadScales(h1 + last).Lower, LoadScales(h2 + last).Lower,
+                         LoadScales(h3 + last).Lower);
             g = groups;
         }
         for (; g < groups; g++)
@@ -967,6 +949,18 @@ internal static unsafe class SimdKernels<TF, TI, S>
             byGroup[4 * g + 2] = HalfBits.FiniteToSingle(h2[g]) * x;
             byGroup[4 * g + 3] = HalfBits.FiniteToSingle(h3[g]) * x;
         }
+    }
+
+    // QuantScales4's groups g .. g + Count - 1 of the four rows (a_k row k's scales), times xScales when given
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void StoreScales4(float* byGroup, float* xScales, int g, TF a0, TF a1, TF a2, TF a3)
+    {
+        if (xScales != null)
+        {
+            TF x = S.Load(xScales + g);
+            a0 = S.Mul(a0, x); a1 = S.Mul(a1, x); a2 = S.Mul(a2, x); a3 = S.Mul(a3, x);
+        }
+        S.StoreTransposed4(byGroup + 4 * g, a0, a1, a2, a3);
     }
 
     // scales[k·groups + g] = the half scale of group g of row k (rows at w + k·rowStride) as a float, times xScales[g]
