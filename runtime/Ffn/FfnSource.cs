@@ -110,12 +110,10 @@ public static class FfnBlocks
     /// up to this many, ...</summary>
     public const int Streamed = 512;
 
-    /// <summary>... while a token's rows (activations and partial sums, about 32·dim bytes) stay within a 32nd of the
-    /// DRAM budget, which they take from the neuron caches; a tiny budget gets blocks of at least
-    /// <paramref name="fewest"/>. Fewer, larger blocks pass over the weights fewer times, even where the reads hide
-    /// under the compute: the 1.1B at 65% of its file (AMD EPYC Zen 5, 2 threads), a 64th gave blocks of 322 tokens
-    /// and a 32nd one block of 512 for a 512-token prompt: time to first token 4435-5303 → 3929-4607 ms (6 rounds
-    /// each, alternating; 5 faster), the caches' decode hit rate the same.</summary>
+    /// <summary>... while a token's rows (activations and partial sums, about 32·dim bytes) stay within a 64th of the
+    /// DRAM budget, which they take from the neuron caches (a prompt that is compute-bound does not need one pass: at
+    /// 1.1B, 250 tokens a block keep the reads of a 512-token prompt under its compute); a tiny budget gets blocks of
+    /// at least <paramref name="fewest"/>.</summary>
     public static int ForStreaming(ModelShape shape, long budget, int fewest) =>
-        (int)Math.Min(shape.Context, Math.Min(Streamed, Math.Max(fewest, budget / 32 / (32L * shape.Dim))));
+        (int)Math.Min(shape.Context, Math.Min(Streamed, Math.Max(fewest, budget / 64 / (32L * shape.Dim))));
 }
