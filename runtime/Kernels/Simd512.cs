@@ -193,13 +193,13 @@ internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<int>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static (Vector512<int> Low, Vector512<int> High) Q4Activations(sbyte* x)
     {
-        Vector512<int> first = Vector512.Load((int*)x), second = Vector512.Load((int*)(x + 64));
         if (!Avx512F.IsSupported)
         {
             var (lowA, highA) = Simd256.Q4Activations(x);
             var (lowB, highB) = Simd256.Q4Activations(x + 64);
             return (Vector512.Create(lowA, lowB), Vector512.Create(highA, highB));
         }
+        Vector512<int> first = Vector512.Load((int*)x), second = Vector512.Load((int*)(x + 64));
         return (Avx512F.Shuffle4x128(first, second, 0b10_00_10_00), Avx512F.Shuffle4x128(first, second, 0b11_01_11_01));
     }
 
