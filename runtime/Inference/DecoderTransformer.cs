@@ -66,7 +66,8 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
         R = weights.Resident;
         _ffnSource = ffnSource;
         _team = new ThreadTeam(Math.Max(1, threads));
-        BlockTokens = ffnSource.BlockTokens;
+        // No block outruns the context: its rows need not be allocated for more (a 256-token model's dense blocks).
+        BlockTokens = Math.Min(ffnSource.BlockTokens, s.Context);
         long rows = (long)BlockTokens * s.Dim;
         X = Alloc(rows, "activations");
         Xb = Alloc(rows, "activations");
