@@ -54,8 +54,9 @@ public sealed unsafe class FlashFfnSource : IFfnSource
 
     /// <param name="source">The model file's name, for errors.</param>
     /// <param name="activeThreshold">A neuron is truly active when its gate pre-activation is above this (0 for ReLU).</param>
+    /// <param name="reservedBytes">What the transformer will take from the budget whatever its blocks (the KV cache).</param>
     public FlashFfnSource(FlashReader reader, long flashSection, FlashChecksums checksums, string source, Layout layout, PredictorSet? predictors,
-                          int window, DramAccount account, float activeThreshold, bool measureRecall, bool selectAll)
+                          int window, DramAccount account, float activeThreshold, bool measureRecall, bool selectAll, long reservedBytes)
     {
         _reader = reader;
         _checksums = checksums;
@@ -80,9 +81,11 @@ public sealed unsafe class FlashFfnSource : IFfnSource
         _tokens = new long[layout.Shape.Layers];
         if (measureRecall) _probe = new RecallProbe(reader, flashSection, layout, account, activeThreshold);
         _fill = new NativeArray<int>(_hidden, account, "the neuron lists");
-        BlockTokens = FfnBlocks.ForStreaming(layout.Shape, account.Limit, MinStreamedTokens);
         _awaited = new NativeArray<byte>(_hidden, account, "the neuron lists");
         _pieceSelection = new EveryNeuron(_hidden, account);
+        // The caches' least, and the 16th of the rest that a streamed layer's pieces take (AllocateCaches).
+        long cachesLeast = NeuronCache.BytesFor(_hidden, MinimumCacheRows, layout.BundleStride) * layout.Shape.Layers * 16 / 15;
+        BlockTokens = FfnBlocks.ForStreaming(layout.Shape, account.Limit, account.Available - reservedBytes - cachesLeast, MinStreamedTokens);
         Stats.DirectIo = reader.Direct;
     }
 
@@ -90,9 +93,13 @@ public sealed unsafe class FlashFfnSource : IFfnSource
 
     public int BlockTokens { get; }
 
+    /// <summary>The fewest rows a layer's cache may have: every neuron where all are selected, else a 16th of them
+    /// (at least 32).</summary>
+    public int MinimumCacheRows => _selectAll ? _hidden : Math.Min(_hidden, Math.Max(32, _hidden / 16));
+
     /// <summary>Gives the caches whatever the budget has left, once everything else is allocated, less the buffer
-    /// that a streamed layer's pieces go through.</summary>
-    public void AllocateCaches(int minimumRows)
+    /// that a streamed layer's pieces go through; at least <see cref="MinimumCacheRows"/> each, or it throws.</summary>
+    public void AllocateCaches()
     {
         var s = _layout.Shape;
         long perRow = _layout.BundleStride;
@@ -111,7 +118,7 @@ public sealed unsafe class FlashFfnSource : IFfnSource
         int rows = s.HiddenDim;
         while (rows > 0 && NeuronCache.BytesFor(s.HiddenDim, rows, perRow) * s.Layers > available)
             rows = (int)Math.Min(rows - 1, available / s.Layers / (perRow + 8));
-        minimumRows = Math.Max(1, minimumRows);
+        int minimumRows = MinimumCacheRows;
         if (rows < minimumRows)
         {
             long needed = NeuronCache.BytesFor(s.HiddenDim, minimumRows, perRow) * s.Layers;

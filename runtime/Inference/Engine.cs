@@ -112,20 +112,19 @@ public sealed unsafe class LoadedModel : IDisposable
             if (Mode == EngineMode.Naive)
             {
                 source = new NaiveFfnSource(FlashReader.Open(_path, _baseOffset, ioThreads, account, options.Warn, options.Reader), _flashSection, checksums, _source,
-                    Info.Layout, account);
+                    Info.Layout, account, Info.KvCacheBytes);
                 return model = Create(weights, source, options);
             }
-            var s = Info.Shape;
             // Parsed once and shared (read-only), but each session's account covers what it computes with.
             var predictors = weights.Predictors;
             if (predictors is not null) account.Charge(predictors.Bytes, "the predictors");
             var flash = new FlashFfnSource(FlashReader.Open(_path, _baseOffset, ioThreads, account, options.Warn, options.Reader), _flashSection, checksums, _source,
                 Info.Layout, predictors, options.Window > 0 ? options.Window : Info.Flash.Window, account,
-                Info.Activation.ActiveThreshold ?? 0f, options.MeasureRecall, options.SelectAllNeurons);
+                Info.Activation.ActiveThreshold ?? 0f, options.MeasureRecall, options.SelectAllNeurons, Info.KvCacheBytes);
             source = flash;
             model = Create(weights, source, options);
             // The caches get what the budget has left once everything else is allocated.
-            flash.AllocateCaches(options.SelectAllNeurons ? s.HiddenDim : Math.Min(s.HiddenDim, Math.Max(32, s.HiddenDim / 16)));
+            flash.AllocateCaches();
             return model;
         }
         catch
