@@ -19,9 +19,9 @@ public sealed unsafe class DramAccount(long limit = long.MaxValue)
     public long Available => Limit - Current;
 
     /// <summary>Zeroed native memory of <paramref name="bytes"/> bytes, aligned to <paramref name="alignment"/> (64, or
-    /// 4096 for O_DIRECT), resident when this returns. From <see cref="LargeBytes"/> on it is an anonymous mapping of its
-    /// own on 2 MiB pages (zero as the kernel hands it out, made resident by <see cref="Populate"/>) unless
-    /// <paramref name="hugePages"/> is false. Clearing the allocator's memory instead faults it in a page at a time:
+    /// 4096 for O_DIRECT), resident when this returns (unless <paramref name="populate"/> is false). From
+    /// <see cref="LargeBytes"/> on it is an anonymous mapping of its own on 2 MiB pages (zero as the kernel hands it
+    /// out, made resident by <see cref="Populate"/>) unless <paramref name="hugePages"/> is false. Clearing the allocator's memory instead faults it in a page at a time:
     /// on the benchmark machines (virtual machines, where a page fault is a trap to the host) that was three quarters
     /// of a 110M model's start → first token, mostly its 75 MiB KV cache (memset and page faults 75% of the samples of
     /// `run -n 1`). 110M q4, alternating builds, medians of 7: start → first token 283 → 66-140 ms; a 128-token prompt
@@ -31,22 +31,33 @@ public sealed unsafe class DramAccount(long limit = long.MaxValue)
     /// single bundles are read into them: on 2 MiB pages, flash decode of the 1.1B at half its file ran 9% faster, but on
     /// those virtual machines a fresh 2 MiB page is often memory the host has taken back (free page reporting), slow to
     /// fault in: the process took 3 s longer.</remarks>
-    public void* Allocate(long bytes, string what, int alignment = 64, bool hugePages = true)
+    /// <param name="populate">False for memory sized for the most it may hold that often holds far less (a block's
+    /// rows, sized for the largest block): from <see cref="LazyBytes"/> on it is then a mapping on 2 MiB pages, charged
+    /// whole, whose pages are faulted in where first used: a short prompt pays only for the pages it touches, and a
+    /// long one one fault per 2 MiB. Cleared allocator memory faulted in every 4 KiB page of a 110M model's 1.5 MiB rows
+    /// (blocks of 512) at load: memset 11% of the samples of `run -n 1`.</param>
+    public void* Allocate(long bytes, string what, int alignment = 64, bool hugePages = true, bool populate = true)
     {
-        Charge(bytes, what);
+        bool lazy = !populate && hugePages && bytes >= LazyBytes;
+        if (!lazy && (bytes < LargeBytes || !hugePages))
+        {
+            Charge(bytes, what);
+            return AllocatorMemory(bytes, alignment);
+        }
+        long length = Layout.AlignUp(bytes, lazy ? LargeBytes : Environment.SystemPageSize);
+        long charged = lazy ? length : bytes;
+        Charge(charged, what);
         try
         {
-            if (bytes < LargeBytes || !hugePages) return AllocatorMemory(bytes, alignment);
-            long length = Layout.AlignUp(bytes, Environment.SystemPageSize);
             byte* mapped = Map(length);
             Libc.madvise(mapped, (nuint)length, Libc.MadvHugePage);
-            Populate(mapped, length);
-            lock (_mapped) _mapped.Add((nint)mapped);
+            if (!lazy) Populate(mapped, length);
+            lock (_mapped) _mapped.Add((nint)mapped, (length, charged));
             return mapped;
         }
         catch
         {
-            Release(bytes);
+            Release(charged);
             throw;
         }
     }
@@ -63,7 +74,12 @@ public sealed unsafe class DramAccount(long limit = long.MaxValue)
     /// <summary>Buffers for reads from this size on lie on 2 MiB pages.</summary>
     public const long LargeBytes = 2 << 20;
 
-    private readonly HashSet<nint> _mapped = [];
+    /// <summary>Memory that is not populated (<see cref="Allocate"/>) is a mapping of its own on whole 2 MiB pages from
+    /// this size on, where rounding up adds less than the memory itself (below it, a tiny budget's rows would be
+    /// charged many times their size).</summary>
+    private const long LazyBytes = 1 << 20;
+
+    private readonly Dictionary<nint, (long Length, long Charged)> _mapped = [];
 
     private static void* AllocatorMemory(long bytes, int alignment)
     {
@@ -76,9 +92,15 @@ public sealed unsafe class DramAccount(long limit = long.MaxValue)
     {
         if (p == null) return;
         bool mapped;
-        lock (_mapped) mapped = _mapped.Remove((nint)p);
-        if (mapped) Libc.munmap(p, (nuint)Layout.AlignUp(bytes, Environment.SystemPageSize));
-        else NativeMemory.AlignedFree(p);
+        (long Length, long Charged) mapping;
+        lock (_mapped) mapped = _mapped.Remove((nint)p, out mapping);
+        if (mapped)
+        {
+            Libc.munmap(p, (nuint)mapping.Length);
+            Release(mapping.Charged);
+            return;
+        }
+        NativeMemory.AlignedFree(p);
         Release(bytes);
     }
 

@@ -19,6 +19,11 @@ public sealed unsafe class NativeArray<T> : IDisposable where T : unmanaged
     public static NativeArray<T> ForReads(long length, DramAccount account, string what) =>
         new(length, account, account.AllocateForReads(length * sizeof(T), what));
 
+    /// <summary>An array whose pages are made resident where they are first used, not here
+    /// (<see cref="DramAccount.Allocate"/>'s populate): for rows sized for the largest block.</summary>
+    public static NativeArray<T> OnFirstUse(long length, DramAccount account, string what) =>
+        new(length, account, account.Allocate(length * sizeof(T), what, populate: false));
+
     public T* Pointer { get; private set; }
     public long Length { get; }
     public long Bytes => Length * sizeof(T);

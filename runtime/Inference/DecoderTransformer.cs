@@ -69,31 +69,31 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
         // No block outruns the context: its rows need not be allocated for more (a 256-token model's dense blocks).
         BlockTokens = Math.Min(ffnSource.BlockTokens, s.Context);
         long rows = (long)BlockTokens * s.Dim;
-        X = Alloc(rows, "activations");
-        Xb = Alloc(rows, "activations");
-        Xb2 = Alloc(rows, "activations");
-        Q = Alloc(rows, "activations");
+        X = AllocRows(rows, "activations");
+        Xb = AllocRows(rows, "activations");
+        Xb2 = AllocRows(rows, "activations");
+        Q = AllocRows(rows, "activations");
         _logits = Alloc(s.Vocab, "logits");
-        K = Alloc((long)BlockTokens * s.KvDim, "activations");
-        V = Alloc((long)BlockTokens * s.KvDim, "activations");
+        K = AllocRows((long)BlockTokens * s.KvDim, "activations");
+        V = AllocRows((long)BlockTokens * s.KvDim, "activations");
         _halfKv = info.KvCache == WeightType.F16;
         long kvFloats = (info.KvCacheBytes / 2 + sizeof(float) - 1) / sizeof(float);
         _keyCache = (byte*)Alloc(kvFloats, "the KV cache");
         _valueCache = (byte*)Alloc(kvFloats, "the KV cache");
         _scores = Alloc((long)s.Heads * s.Context, "attention scores");
-        if (_team.Size > 1) _partials = Alloc((_team.Size - 1) * rows, "FFN partial sums");
+        if (_team.Size > 1) _partials = AllocRows((_team.Size - 1) * rows, "FFN partial sums");
         // Gate and up products of a block's chunk of neurons for every token (FfnWork.Chunk keeps within it); a chunk
         // need not be larger than a member's share of a layer.
         _blockChunk = Math.Min(BlockChunk, ((s.HiddenDim + _team.Size - 1) / _team.Size + NeuronGrain - 1) & -NeuronGrain);
         _gatesFloats = 2 * _blockChunk * BlockTokens;
-        _gates = Alloc((long)_team.Size * _gatesFloats, "FFN partial sums");
+        _gates = AllocRows((long)_team.Size * _gatesFloats, "FFN partial sums");
         // Every product's input rows are dim long (the generated code's shapes). A format that widens blocks to f32
         // multiplies prepared rows one token at a time (PrepareRows).
         _preparedBytes = TWeights.InputBytes(s.Dim);
-        if (_preparedBytes > 0) _prepared = (byte*)Alloc((PreparedRows<TWeights>() * _preparedBytes + 3) / sizeof(float), "activations");
+        if (_preparedBytes > 0) _prepared = (byte*)AllocRows((PreparedRows<TWeights>() * _preparedBytes + 3) / sizeof(float), "activations");
         _preparedResidentBytes = TResident.InputBytes(s.Dim);
         if (TResident.Type == TWeights.Type) _preparedResident = _prepared;
-        else if (_preparedResidentBytes > 0) _preparedResident = (byte*)Alloc((PreparedRows<TResident>() * _preparedResidentBytes + 3) / sizeof(float), "activations");
+        else if (_preparedResidentBytes > 0) _preparedResident = (byte*)AllocRows((PreparedRows<TResident>() * _preparedResidentBytes + 3) / sizeof(float), "activations");
         if (TWeights.Type is WeightType.F16 or WeightType.Q8 || TResident.WidenInBlocks)
         {
             // A block's chunk of bundles widened (three rows and a bias each), within WideningRoom but at least four
@@ -109,8 +109,8 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
             _ropeFreq = Alloc(s.HeadSize / 2, "RoPE frequencies");
             // As llama2.c: freq = 1 / theta^(2i / head_size), in float.
             for (int i = 0; i < s.HeadSize / 2; i++) _ropeFreq[i] = 1.0f / MathF.Pow(info.RopeTheta, 2 * i / (float)s.HeadSize);
-            _ropeCos = Alloc((long)BlockTokens * s.HeadSize / 2, "RoPE rotations");
-            _ropeSin = Alloc((long)BlockTokens * s.HeadSize / 2, "RoPE rotations");
+            _ropeCos = AllocRows((long)BlockTokens * s.HeadSize / 2, "RoPE rotations");
+            _ropeSin = AllocRows((long)BlockTokens * s.HeadSize / 2, "RoPE rotations");
         }
         _matMul = new MatMulWork(this);
         _prepare = new PrepareWork();
@@ -126,9 +126,14 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
 
     public override IFfnSource FfnSource => _ffnSource;
 
-    protected float* Alloc(long floats, string what)
+    protected float* Alloc(long floats, string what) => Keep(new NativeArray<float>(floats, Weights.Account, what));
+
+    /// <summary>Rows sized for the largest block, which a short prompt and decoding use the start of: their pages are
+    /// made resident where first used (<see cref="NativeArray{T}.OnFirstUse"/>).</summary>
+    private float* AllocRows(long floats, string what) => Keep(NativeArray<float>.OnFirstUse(floats, Weights.Account, what));
+
+    private float* Keep(NativeArray<float> buffer)
     {
-        var buffer = new NativeArray<float>(floats, Weights.Account, what);
         _buffers.Add(buffer);
         return buffer.Pointer;
     }

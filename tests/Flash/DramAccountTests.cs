@@ -48,6 +48,33 @@ public sealed unsafe partial class DramAccountTests
         Assert.Equal(-1, Array.FindIndex(residency, b => (b & 1) == 0));
     }
 
+    // Memory not populated: below a MiB the allocator's, cleared and charged as asked; from a MiB on a mapping of whole
+    // 2 MiB pages, charged whole, none of them resident until used, reading as zeros; freed, nothing stays charged.
+    [Theory]
+    [InlineData(64 << 10, 64 << 10)]
+    [InlineData((1 << 20) + 4, 2L << 20)]
+    [InlineData(DramAccount.LargeBytes + 12345, 2 * DramAccount.LargeBytes)]
+    public void RowsForTheLargestBlockAreChargedWholeAndMadeResidentWhereUsed(long length, long charged)
+    {
+        var account = new DramAccount();
+        using (var rows = NativeArray<byte>.OnFirstUse(length, account, "a block's rows"))
+        {
+            byte* p = rows.Pointer;
+            Assert.Equal(charged, account.Current);
+            if (charged > length)
+            {
+                Assert.Equal(0, (nint)p % DramAccount.LargeBytes);
+                var residency = new byte[charged / Environment.SystemPageSize];
+                fixed (byte* r = residency) Assert.Equal(0, mincore(p, (nuint)charged, r));
+                Assert.Equal(-1, Array.FindIndex(residency, b => (b & 1) != 0));
+            }
+            Assert.Equal(-1, rows.Span.IndexOfAnyExcept((byte)0));
+            rows.Span.Fill(0xA5);
+            Assert.Equal(0xA5, p[length - 1]);
+        }
+        Assert.Equal(0, account.Current);
+    }
+
     [Fact]
     public void ABufferForReadsOverTheBudgetIsRefusedAndNotCharged()
     {
