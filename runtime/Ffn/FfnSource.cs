@@ -110,15 +110,26 @@ public static class FfnBlocks
     /// up to this many, ...</summary>
     public const int Streamed = 512;
 
-    /// <summary>... while a block's rows (activations and partial sums, about 32·dim bytes a token) stay within a 32nd
-    /// of the DRAM budget and a quarter of <paramref name="room"/>, what the budget leaves beyond what the model needs
-    /// anyway (the KV cache, the neuron caches' least): they take it from the neuron caches (a prompt that is
-    /// compute-bound does not need one pass: at 1.1B, 250 tokens a block keep the reads of a 512-token prompt under its
-    /// compute, but 512 read the flash section once: 1.1B at 65% of its file, 512-token prompt, 2 threads, 4435-5303
-    /// → 3929-4607 ms against a 64th of the budget); a tiny budget gets blocks of at least <paramref name="fewest"/>.</summary>
-    public static int ForStreaming(ModelShape shape, long budget, long room, int fewest)
+    /// <summary>... while a block's rows (<see cref="RowBytes"/> a token) stay within a 32nd of the DRAM budget and a
+    /// quarter of <paramref name="room"/>, what the budget leaves beyond what the model needs anyway (the KV cache, the
+    /// neuron caches' least): they take it from the neuron caches (a prompt that is compute-bound does not need one
+    /// pass: at 1.1B, 250 tokens a block keep the reads of a 512-token prompt under its compute, but 512 read the flash
+    /// section once: 1.1B at 65% of its file, 512-token prompt, 2 threads, 4435-5303 → 3929-4607 ms against a 64th of
+    /// the budget); a tiny budget gets blocks of at least <paramref name="fewest"/>.</summary>
+    public static int ForStreaming(ModelShape shape, int threads, long budget, long room, int fewest)
     {
         long bytes = Math.Min(budget / 32, Math.Max(0, room) / 4);
-        return (int)Math.Min(shape.Context, Math.Min(Streamed, Math.Max(fewest, bytes / (32L * shape.Dim))));
+        return (int)Math.Min(shape.Context, Math.Min(Streamed, Math.Max(fewest, bytes / RowBytes(shape, threads))));
     }
+
+    /// <summary>A block's FFN runs this many neurons at a time (their bundles stay in L2 across the gate, up and down
+    /// passes): every chunk reads and writes the block's output rows once, so chunks of a few neurons would pay that
+    /// per few.</summary>
+    public const int ChunkNeurons = 64;
+
+    /// <summary>At most what a transformer's rows take a block token: four activation rows, keys and values, a
+    /// prepared (quantised) row, partial sums for each thread but the first, each thread's gate and up products over
+    /// a chunk of neurons, and the RoPE rotations.</summary>
+    public static long RowBytes(ModelShape shape, int threads) =>
+        sizeof(float) * ((6L + threads) * shape.Dim + 2L * ChunkNeurons * threads + shape.HeadSize);
 }

@@ -54,9 +54,10 @@ public sealed unsafe class FlashFfnSource : IFfnSource
 
     /// <param name="source">The model file's name, for errors.</param>
     /// <param name="activeThreshold">A neuron is truly active when its gate pre-activation is above this (0 for ReLU).</param>
+    /// <param name="threads">The transformer's, whose rows for a block grow with them (<see cref="FfnBlocks.RowBytes"/>).</param>
     /// <param name="reservedBytes">What the transformer will take from the budget whatever its blocks (the KV cache).</param>
     public FlashFfnSource(FlashReader reader, long flashSection, FlashChecksums checksums, string source, Layout layout, PredictorSet? predictors,
-                          int window, DramAccount account, float activeThreshold, bool measureRecall, bool selectAll, long reservedBytes)
+                          int window, DramAccount account, float activeThreshold, bool measureRecall, bool selectAll, int threads, long reservedBytes)
     {
         _reader = reader;
         _checksums = checksums;
@@ -85,7 +86,7 @@ public sealed unsafe class FlashFfnSource : IFfnSource
         _pieceSelection = new EveryNeuron(_hidden, account);
         // The caches' least, and the 16th of the rest that a streamed layer's pieces take (AllocateCaches).
         long cachesLeast = NeuronCache.BytesFor(_hidden, MinimumCacheRows, layout.BundleStride) * layout.Shape.Layers * 16 / 15;
-        BlockTokens = FfnBlocks.ForStreaming(layout.Shape, account.Limit, account.Available - reservedBytes - cachesLeast, MinStreamedTokens);
+        BlockTokens = FfnBlocks.ForStreaming(layout.Shape, threads, account.Limit, account.Available - reservedBytes - cachesLeast, MinStreamedTokens);
         Stats.DirectIo = reader.Direct;
     }
 

@@ -18,9 +18,10 @@ public sealed unsafe class NaiveFfnSource : IFfnSource
     private readonly int _hidden;
 
     /// <param name="source">The model file's name, for errors.</param>
+    /// <param name="threads">The transformer's, whose rows for a block grow with them (<see cref="FfnBlocks.RowBytes"/>).</param>
     /// <param name="reservedBytes">What the transformer will take from the budget whatever its blocks (the KV cache).</param>
     public NaiveFfnSource(FlashReader reader, long flashSection, FlashChecksums checksums, string source, Layout layout, DramAccount account,
-                          long reservedBytes)
+                          int threads, long reservedBytes)
     {
         _reader = reader;
         _checksums = checksums;
@@ -31,7 +32,7 @@ public sealed unsafe class NaiveFfnSource : IFfnSource
         _layer = NativeArray<byte>.ForReads(_layerBytes, account, "the naive mode's layer buffer");
         _hidden = layout.Shape.HiddenDim;
         _all = new EveryNeuron(_hidden, account);
-        BlockTokens = FfnBlocks.ForStreaming(layout.Shape, account.Limit, account.Available - reservedBytes, FfnBlocks.NaiveFewest);
+        BlockTokens = FfnBlocks.ForStreaming(layout.Shape, threads, account.Limit, account.Available - reservedBytes, FfnBlocks.NaiveFewest);
         Stats.DirectIo = reader.Direct;
     }
 

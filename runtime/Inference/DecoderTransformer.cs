@@ -45,7 +45,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
     private readonly int _preparedResidentBytes;
     private readonly float* _gates;       // [team, _gatesFloats] a member's gate and up products over a chunk of evenly spaced bundles
     private readonly int _gatesFloats;
-    private readonly int _blockChunk;     // neurons a block's FFN runs at a time (BlockChunk, or a member's share if smaller)
+    private readonly int _blockChunk;     // neurons a block's FFN runs at a time (FfnBlocks.ChunkNeurons, or a member's share if smaller)
     private readonly float* _ropeFreq;    // [headSize / 2], for the families with RoPE; null for OPT
     private readonly float* _ropeCos, _ropeSin; // [block, headSize / 2] the rotations of positions _ropeFrom .. + _ropeCount
     private int _ropeFrom = -1, _ropeCount;
@@ -84,7 +84,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
         if (_team.Size > 1) _partials = AllocRows((_team.Size - 1) * rows, "FFN partial sums");
         // Gate and up products of a block's chunk of neurons for every token (FfnWork.Chunk keeps within it); a chunk
         // need not be larger than a member's share of a layer.
-        _blockChunk = Math.Min(BlockChunk, ((s.HiddenDim + _team.Size - 1) / _team.Size + NeuronGrain - 1) & -NeuronGrain);
+        _blockChunk = Math.Min(FfnBlocks.ChunkNeurons, ((s.HiddenDim + _team.Size - 1) / _team.Size + NeuronGrain - 1) & -NeuronGrain);
         _gatesFloats = 2 * _blockChunk * BlockTokens;
         _gates = AllocRows((long)_team.Size * _gatesFloats, "FFN partial sums");
         // Every product's input rows are dim long (the generated code's shapes). A format that widens blocks to f32
@@ -511,10 +511,6 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
     /// <summary>Shares and chunks of a layer's evenly spaced neurons are whole multiples of this from its first: four, as
     /// MatVec runs the gate rows; for q4 a block of its down projection (Quantization.DownRows).</summary>
     private static int NeuronGrain => TWeights.Type == WeightType.Q4 ? Quantization.DownRows : 4;
-
-    // A block's FFN runs this many neurons at a time (their bundles stay in L2 across the gate, up and down passes):
-    // every chunk reads and writes the block's output rows once, so chunks of a few neurons would pay that per few.
-    private const int BlockChunk = 64;
 
     // What a member widens at once (a block's chunk of f16 bundles at f32), and the chunk of quantised rows a product
     // takes through the caches: L2 holds it with the block's x. 1 MiB was slower where x fits L2: 110M f16 128-token

@@ -112,7 +112,7 @@ public sealed unsafe class LoadedModel : IDisposable
             if (Mode == EngineMode.Naive)
             {
                 source = new NaiveFfnSource(FlashReader.Open(_path, _baseOffset, ioThreads, account, options.Warn, options.Reader), _flashSection, checksums, _source,
-                    Info.Layout, account, Info.KvCacheBytes);
+                    Info.Layout, account, options.Threads, Info.KvCacheBytes);
                 return model = Create(weights, source, options);
             }
             // Parsed once and shared (read-only), but each session's account covers what it computes with.
@@ -120,7 +120,7 @@ public sealed unsafe class LoadedModel : IDisposable
             if (predictors is not null) account.Charge(predictors.Bytes, "the predictors");
             var flash = new FlashFfnSource(FlashReader.Open(_path, _baseOffset, ioThreads, account, options.Warn, options.Reader), _flashSection, checksums, _source,
                 Info.Layout, predictors, options.Window > 0 ? options.Window : Info.Flash.Window, account,
-                Info.Activation.ActiveThreshold ?? 0f, options.MeasureRecall, options.SelectAllNeurons, Info.KvCacheBytes);
+                Info.Activation.ActiveThreshold ?? 0f, options.MeasureRecall, options.SelectAllNeurons, options.Threads, Info.KvCacheBytes);
             source = flash;
             model = Create(weights, source, options);
             // The caches get what the budget has left once everything else is allocated.
