@@ -85,8 +85,8 @@ public sealed unsafe class FlashFfnSource : IFfnSource
         _awaited = new NativeArray<byte>(_hidden, account, "the neuron lists");
         _pieceSelection = new EveryNeuron(_hidden, account);
         // The caches' least, and the 16th of the rest that a streamed layer's pieces take (AllocateCaches).
-        long cachesLeast = NeuronCache.BytesFor(_hidden, MinimumCacheRows, layout.BundleStride) * layout.Shape.Layers * 16 / 15;
-        BlockTokens = FfnBlocks.ForStreaming(layout.Shape, threads, account.Limit, account.Available - reservedBytes - cachesLeast, MinStreamedTokens);
+        BlockTokens = FfnBlocks.ForStreaming(layout.Shape, threads, account.Limit, account.Available - reservedBytes - LeastCacheBytes * 16 / 15,
+                                             MinStreamedTokens);
         Stats.DirectIo = reader.Direct;
     }
 
@@ -97,6 +97,9 @@ public sealed unsafe class FlashFfnSource : IFfnSource
     /// <summary>The fewest rows a layer's cache may have: every neuron where all are selected, else a 16th of them
     /// (at least 32).</summary>
     public int MinimumCacheRows => _selectAll ? _hidden : Math.Min(_hidden, Math.Max(32, _hidden / 16));
+
+    /// <summary>What the caches of every layer take at <see cref="MinimumCacheRows"/>.</summary>
+    private long LeastCacheBytes => NeuronCache.BytesFor(_hidden, MinimumCacheRows, _layout.BundleStride) * _layout.Shape.Layers;
 
     /// <summary>Gives the caches whatever the budget has left, once everything else is allocated, less the buffer
     /// that a streamed layer's pieces go through; at least <see cref="MinimumCacheRows"/> each, or it throws.</summary>
@@ -122,7 +125,7 @@ public sealed unsafe class FlashFfnSource : IFfnSource
         int minimumRows = MinimumCacheRows;
         if (rows < minimumRows)
         {
-            long needed = NeuronCache.BytesFor(s.HiddenDim, minimumRows, perRow) * s.Layers;
+            long needed = LeastCacheBytes;
             throw new BadInputException($"the DRAM budget of {DramAccount.Format(_account.Limit)} leaves {DramAccount.Format(Math.Max(0, available))} " +
                                         $"for the neuron caches, which need at least {DramAccount.Format(needed)} ({minimumRows} neurons x {s.Layers} layers); " +
                                         $"{DramAccount.Format(needed - Math.Max(0, available))} missing");

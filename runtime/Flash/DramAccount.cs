@@ -21,8 +21,8 @@ public sealed unsafe class DramAccount(long limit = long.MaxValue)
     /// <summary>Zeroed native memory of <paramref name="bytes"/> bytes, aligned to <paramref name="alignment"/> (64, or
     /// 4096 for O_DIRECT), resident when this returns (unless <paramref name="populate"/> is false). From
     /// <see cref="LargeBytes"/> on it is an anonymous mapping of its own on 2 MiB pages (zero as the kernel hands it
-    /// out, made resident by <see cref="Populate"/>) unless <paramref name="hugePages"/> is false. Clearing the allocator's memory instead faults it in a page at a time:
-    /// on the benchmark machines (virtual machines, where a page fault is a trap to the host) that was three quarters
+    /// out, made resident by <see cref="Populate"/>) unless <paramref name="hugePages"/> is false. Clearing the
+    /// allocator's memory instead faults it in a page at a time: on the benchmark machines (virtual machines, where a page fault is a trap to the host) that was three quarters
     /// of a 110M model's start → first token, mostly its 75 MiB KV cache (memset and page faults 75% of the samples of
     /// `run -n 1`). 110M q4, alternating builds, medians of 7: start → first token 283 → 66-140 ms; a 128-token prompt
     /// and decode as fast as before on 2 MiB pages, while on 4 KiB pages populated in one call the host still faulted
