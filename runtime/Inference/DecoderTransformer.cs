@@ -555,14 +555,10 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
             // prompt, 2 threads: the main thread waited 9% of its samples for its partner in these products). Each
             // row is summed whole by one member, so the results do not depend on who took it.
             long room = widen ? (long)model._widenedFloats * sizeof(float) : WidenedBytes;
-            // Where members share the rows, at least four chunks a member: the room holds 604 rows of a 110M q4 matrix,
-            // whose 768 rows then went as 604 to one member and 164 to the other, who waited for the rest.
-            long most = members > 1 ? _rows / (4 * members) : long.MaxValue;
-            int chunk = Math.Max(4, (int)Math.Min(room / chunkRowBytes, most) & ~3);
+            int chunk = Math.Max(4, (int)Math.Min(room / chunkRowBytes, _rows) & ~3);
             float* widened = model._widened + (long)member * model._widenedFloats;
-            for (int r0; (r0 = Interlocked.Add(ref _next, chunk) - chunk) < _rows;)
+            for (int r0, r1; (r0 = Claim(chunk, members, out r1)) < _rows;)
             {
-                int r1 = Math.Min(_rows, r0 + chunk);
                 if (widen)
                 {
                     for (int r = r0; r < r1; r++) TResident.ToSingle(widened + (long)(r - r0) * _cols, _w + r * rowBytes, _cols);
@@ -572,6 +568,27 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
                 {
                     TResident.MatMul(_y + r0, _rows, _w + r0 * rowBytes, rowBytes, _x, _cols, model._preparedResident, model._preparedResidentBytes, _count, r1 - r0, _cols);
                 }
+            }
+        }
+
+        /// <summary>The next chunk's rows [r0, r1): up to <paramref name="chunk"/>; where members share the rows, a
+        /// quarter of what is left per member (down to four rows), so that they finish about together. The room holds
+        /// 604 rows of a 110M q4 matrix, whose 768 rows went as 604 to one member and 164 to the other; and with equal
+        /// chunks the last one left the partner waiting half a chunk on average.</summary>
+        private int Claim(int chunk, int members, out int r1)
+        {
+            while (true)
+            {
+                int r0 = Volatile.Read(ref _next);
+                if (r0 >= _rows)
+                {
+                    r1 = r0;
+                    return r0;
+                }
+                int size = members == 1 ? chunk : Math.Clamp((_rows - r0) / (4 * members) & ~3, 4, chunk);
+                if (Interlocked.CompareExchange(ref _next, r0 + size, r0) != r0) continue;
+                r1 = Math.Min(_rows, r0 + size);
+                return r0;
             }
         }
     }
@@ -607,22 +624,21 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
     private sealed class AttentionWork(DecoderTransformer<TWeights, TResident, TActivation> model) : ITeamWork
     {
         private float* _output;
-        private int _layer, _pos, _count, _heads, _kvHeads, _headSize, _context;
+        private int _layer, _pos, _count, _heads, _kvHeads, _headSize, _context, _next;
 
         public void Set(float* output, int layer, int pos, int count, int heads, int kvHeads, int headSize, int context)
         {
             _output = output; _layer = layer; _pos = pos; _count = count; _heads = heads; _kvHeads = kvHeads; _headSize = headSize; _context = context;
+            _next = 0;
         }
 
         public void Execute(int member, int members)
         {
-            var (start, end) = ThreadTeam.Share(_heads, member, members);
             int dim = _heads * _headSize;
             int kvDim = _kvHeads * _headSize;
             int group = _heads / _kvHeads;
             float scale = MathF.Sqrt(_headSize);
-            // A head's keys (and values) are rows of headSize one after another: read in order, and a member's heads
-            // are one stretch of the cache.
+            // A head's keys (and values) are rows of headSize one after another: read in order.
             bool half = model._halfKv;
             int element = half ? sizeof(ushort) : sizeof(float);
             byte* keys = model._keyCache + (long)_layer * _context * kvDim * element;
@@ -636,7 +652,9 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
             float* scores = model._scores + (long)member * tile * _context; // [tile, context]
             void** rows = stackalloc void*[Chunk];
             float* qs = stackalloc float[_headSize];
-            for (int h = start; h < end; h++)
+            // Members take the next head as they finish one: each head is computed whole by one member, so the
+            // results do not depend on who took it, and a member that runs slower for a while leaves no one waiting.
+            for (int h; (h = Interlocked.Increment(ref _next) - 1) < _heads;)
             {
                 long kvOffset = (long)(h / group) * _context * _headSize;
                 for (int i0 = 0; i0 < _count; i0 += tile)
