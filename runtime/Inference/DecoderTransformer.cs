@@ -189,15 +189,15 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
             _ropeFrom = pos;
             _ropeCount = count;
         }
+        // Head by head, not a division per pair for its index within the head (headSize is not a constant here): 110M q8
+        // 128-token prompt, 1 thread, six runs: 49 → 39 samples of about 13k.
         for (int t = 0; t < count; t++)
         {
-            float* qt = q + (long)t * dim, kt = k + (long)t * kvDim, cos = _ropeCos + t * half, sin = _ropeSin + t * half;
-            for (int i = 0; i < dim; i += 2)
-            {
-                int j = (i % headSize) / 2;
-                Rotate(qt + i, cos[j], sin[j]);
-                if (i < kvDim) Rotate(kt + i, cos[j], sin[j]);
-            }
+            float* cos = _ropeCos + t * half, sin = _ropeSin + t * half;
+            for (float* head = q + (long)t * dim, end = head + dim; head < end; head += headSize)
+                for (int j = 0; j < half; j++) Rotate(head + 2 * j, cos[j], sin[j]);
+            for (float* head = k + (long)t * kvDim, end = head + kvDim; head < end; head += headSize)
+                for (int j = 0; j < half; j++) Rotate(head + 2 * j, cos[j], sin[j]);
         }
 
         static void Rotate(float* v, float cos, float sin)
