@@ -96,7 +96,7 @@ public sealed unsafe class FlashFfnSource : IFfnSource
 
     /// <summary>The fewest rows a layer's cache may have: every neuron where all are selected, else a 16th of them
     /// (at least 32).</summary>
-    public int MinimumCacheRows => _selectAll ? _hidden : Math.Min(_hidden, Math.Max(32, _hidden / 16));
+    private int MinimumCacheRows => _selectAll ? _hidden : Math.Min(_hidden, Math.Max(32, _hidden / 16));
 
     /// <summary>What the caches of every layer take at <see cref="MinimumCacheRows"/>.</summary>
     private long LeastCacheBytes => NeuronCache.BytesFor(_hidden, MinimumCacheRows, _layout.BundleStride) * _layout.Shape.Layers;

@@ -22,11 +22,12 @@ public sealed unsafe class DramAccount(long limit = long.MaxValue)
     /// 4096 for O_DIRECT), resident when this returns (unless <paramref name="populate"/> is false). From
     /// <see cref="LargeBytes"/> on it is an anonymous mapping of its own on 2 MiB pages (zero as the kernel hands it
     /// out, made resident by <see cref="Populate"/>) unless <paramref name="hugePages"/> is false. Clearing the
-    /// allocator's memory instead faults it in a page at a time: on the benchmark machines (virtual machines, where a page fault is a trap to the host) that was three quarters
-    /// of a 110M model's start → first token, mostly its 75 MiB KV cache (memset and page faults 75% of the samples of
-    /// `run -n 1`). 110M q4, alternating builds, medians of 7: start → first token 283 → 66-140 ms; a 128-token prompt
-    /// and decode as fast as before on 2 MiB pages, while on 4 KiB pages populated in one call the host still faulted
-    /// each page in at first use (prompt 171 → 180 ms, decode 4.92 → 5.02 ms/token).</summary>
+    /// allocator's memory instead faults it in a page at a time: on the benchmark machines (virtual machines, where a
+    /// page fault is a trap to the host) that was three quarters of a 110M model's start → first token, mostly its 75 MiB
+    /// KV cache (memset and page faults 75% of the samples of `run -n 1`). 110M q4, alternating builds, medians of 7:
+    /// start → first token 283 → 66-140 ms; a 128-token prompt and decode as fast as before on 2 MiB pages, while on
+    /// 4 KiB pages populated in one call the host still faulted each page in at first use (prompt 171 → 180 ms, decode
+    /// 4.92 → 5.02 ms/token).</summary>
     /// <remarks>Neuron caches are the allocator's memory, cleared here (<paramref name="hugePages"/> false), although
     /// single bundles are read into them: on 2 MiB pages, flash decode of the 1.1B at half its file ran 9% faster, but on
     /// those virtual machines a fresh 2 MiB page is often memory the host has taken back (free page reporting), slow to
