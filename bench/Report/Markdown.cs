@@ -179,13 +179,15 @@ public static class Markdown
     }
 
     /// <summary>slow / fast of <paramref name="key"/>: with rounds on both sides, the median of each round's own ratio
-    /// (the two runs of a round are minutes apart at most), else the ratio of the two figures.</summary>
+    /// (the two runs of a round are minutes apart at most) and, with more than one round, the lowest and highest of them,
+    /// so that a cell near parity shows whether the rounds agree; else the ratio of the two figures.</summary>
     private static string PairedRatio(JsonNode slow, JsonNode fast, string key)
     {
         if (slow[key + "_runs"] is JsonArray a && fast[key + "_runs"] is JsonArray b && a.Count == b.Count && a.Count > 0)
         {
             var ratios = a.Zip(b, (p, q) => (double?)p?.GetValue<double>() / q?.GetValue<double>()).OfType<double>().ToArray();
-            if (ratios.Length == a.Count) return $"{Row.MedianOf(ratios):F2}x";
+            if (ratios.Length == a.Count)
+                return ratios.Length == 1 ? $"{ratios[0]:F2}x" : $"{Row.MedianOf(ratios):F2}x ({ratios.Min():F2}-{ratios.Max():F2})";
         }
         return Ratio(Row.Number(slow, key), Row.Number(fast, key));
     }
@@ -198,7 +200,7 @@ public static class Markdown
         o.AppendLine();
         int rounds = rows.Select(x => (int?)Row.Number(x, "runs")).Min() ?? 1;
         o.AppendLine("128-token prompt, 64 generated tokens, no memory limit, ours and llama.cpp alternating run by run" +
-                     (rounds > 1 ? $", each figure the median of {rounds} such rounds and each ratio the median of the rounds' own ratios (every round's figures are in the JSON: `*_runs`; the machine's speed wanders from minute to minute)" : "") +
+                     (rounds > 1 ? $", each figure the median of {rounds} such rounds and each ratio the median of the rounds' own ratios, their lowest and highest in brackets (every round's figures are in the JSON: `*_runs`; the machine's speed wanders from minute to minute; reports from 2026-12-02 on alternate which engine runs first in a round)" : "") +
                      ". Prompt tokens/s = 128 / time to " +
                      "first token; decode is over the 64 tokens after the prompt's 128 on both sides (llama.cpp: `llama-bench -p 0 -n 64 -d 128`; reports " +
                      "before 2026-11-30 took its decode from an empty context, where attention reads less); start → first token: a whole `run -n 1` process " +

@@ -81,7 +81,7 @@ if (addTo is not null)
 }
 var measured = results["measured"] as JsonObject ?? new JsonObject();
 results["measured"] = measured;
-const int Threads = 2, Decode = 64, DenseRounds = 3;
+const int Threads = 2, Decode = 64, DenseRounds = 5;
 string story = Path.GetFullPath("bench/texts/story.txt"), prose = Path.GetFullPath("bench/texts/prose.txt");
 
 var used = new List<Prepared>();
@@ -204,7 +204,9 @@ RunStage("prompts", () =>
 });
 
 // 6. Dense side by side on the 110M shape, every weight type, 1 and 2 threads, interleaved run by run, each pair of
-// runs DenseRounds times: the machine's speed wanders by 5-20% from minute to minute, more than one run apart can tell.
+// runs DenseRounds times, the engine that runs first alternating round by round: the machine's speed wanders by 5-20%
+// from minute to minute, more than one run apart can tell, and a cell near parity moved by 0.1-0.3 between reports of
+// three rounds each.
 RunStage("dense", () =>
 {
     log.Stage("dense side by side");
@@ -219,8 +221,10 @@ RunStage("dense", () =>
         List<JsonObject> ours = [], theirs = [];
         for (int round = 0; round < DenseRounds; round++)
         {
+            bool peer = llama is not null && model.Gguf is not null;
+            if (peer && round % 2 == 1) theirs.Add(llama!.Bench(sandbox, model, "mmap", 128, Decode, null, threads));
             ours.Add(Ours.Bench(sandbox, model, "dense", denseWork, null, threads));
-            if (llama is not null && model.Gguf is not null) theirs.Add(llama.Bench(sandbox, model, "mmap", 128, Decode, null, threads));
+            if (peer && round % 2 == 0) theirs.Add(llama!.Bench(sandbox, model, "mmap", 128, Decode, null, threads));
         }
         var row = Row.Median(ours, medianOf);
         row["start_to_first_token_ms"] = threads == 1 ? Math.Round(Ours.StartToFirstToken(model, threads), 1) : null;
