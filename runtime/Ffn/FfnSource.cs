@@ -127,9 +127,15 @@ public static class FfnBlocks
     /// per few.</summary>
     public const int ChunkNeurons = 64;
 
+    /// <summary>With several threads, the coefficients (gate and up products) of the chunks within a thread's last this
+    /// many neurons may be computed by another thread that has finished its own share (DecoderTransformer's FfnWork).</summary>
+    public const int HelpNeurons = 256;
+
     /// <summary>At most what a transformer's rows take a block token: four activation rows, keys and values, a
     /// prepared (quantised) row, partial sums for each thread but the first, each thread's gate and up products over
-    /// a chunk of neurons, and the RoPE rotations.</summary>
+    /// a chunk of neurons (and, with several threads, over its last HelpNeurons neurons and a chunk), and the RoPE
+    /// rotations.</summary>
     public static long RowBytes(ModelShape shape, int threads) =>
-        sizeof(float) * ((6L + threads) * shape.Dim + 2L * ChunkNeurons * threads + shape.HeadSize);
+        sizeof(float) * ((6L + threads) * shape.Dim + 2L * ChunkNeurons * threads + (threads > 1 ? 2L * (HelpNeurons + ChunkNeurons) * threads : 0)
+                         + shape.HeadSize);
 }

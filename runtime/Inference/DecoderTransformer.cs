@@ -46,10 +46,12 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
     private readonly float* _gates;       // [team, _gatesFloats] a member's gate and up products over a chunk of evenly spaced bundles
     private readonly int _gatesFloats;
     private readonly int _blockChunk;     // neurons a block's FFN runs at a time (FfnBlocks.ChunkNeurons, or a member's share if smaller)
+    private readonly float* _help;        // [team, _helpFloats] the coefficients of a member's last chunks, computed by whichever member gets there first
+    private readonly long _helpFloats;
     private readonly float* _ropeFreq;    // [headSize / 2], for the families with RoPE; null for OPT
     private readonly float* _ropeCos, _ropeSin; // [block, headSize / 2] the rotations of positions _ropeFrom .. + _ropeCount
     private int _ropeFrom = -1, _ropeCount;
-    private readonly float* _widened;     // [team, _widenedFloats] chunks of weights widened to f32 in blocks (see FfnRows)
+    private readonly float* _widened;     // [team, _widenedFloats] chunks of weights widened to f32 in blocks (see AddDown, FfnWork)
     private readonly int _widenedFloats;
     private readonly List<NativeArray<float>> _buffers = [];
     private readonly IFfnSource _ffnSource;
@@ -87,6 +89,11 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
         _blockChunk = Math.Min(FfnBlocks.ChunkNeurons, ((s.HiddenDim + _team.Size - 1) / _team.Size + NeuronGrain - 1) & -NeuronGrain);
         _gatesFloats = 2 * _blockChunk * BlockTokens;
         _gates = AllocRows((long)_team.Size * _gatesFloats, "FFN partial sums");
+        if (_team.Size > 1)
+        {
+            _helpFloats = 2L * (FfnBlocks.HelpNeurons + _blockChunk) * BlockTokens;
+            _help = AllocRows(_team.Size * _helpFloats, "FFN partial sums");
+        }
         // Every product's input rows are dim long (the generated code's shapes). A format that widens blocks to f32
         // multiplies prepared rows one token at a time (PrepareRows).
         _preparedBytes = TWeights.InputBytes(s.Dim);
@@ -344,15 +351,15 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
         }
     }
 
-    /// <summary>As <see cref="FfnRange"/> for each of <paramref name="count"/> tokens (rows of acc and x, x prepared
-    /// at <paramref name="preparedStride"/> bytes apart) over <paramref name="n"/> bundles evenly spaced from
-    /// <paramref name="first"/>: their gate rows (and up rows) are a matrix, multiplied by the tokens' x four rows at a
-    /// time into h[2, count, n], activated a row at a time. Callers start ranges at multiples of NeuronGrain from the
-    /// layer's first neuron, so a neuron's sums are the same whatever range it falls in. A block of q8 bundles widens the
-    /// down columns its tokens need to f32 in <paramref name="widened"/> [n, dim], once for all its tokens; q4 adds its
-    /// down columns in integers (VectorOps.AxpyRowsQ4).</summary>
-    private void FfnRows<TW>(float* acc, float* x, byte* prepared, long preparedStride, int count, byte* first, long stride, int n, BundleShape p,
-                             int* neurons, int layer, float* h, float* widened)
+    /// <summary>As <see cref="FfnRange"/> for each of <paramref name="count"/> tokens (rows of x, prepared at
+    /// <paramref name="preparedStride"/> bytes apart) over <paramref name="n"/> bundles evenly spaced from
+    /// <paramref name="first"/>, up to the coefficients of their down columns: the gate rows (and up rows) are a matrix,
+    /// multiplied by the tokens' x four rows at a time into h[2, count, n] (the activation, then the up products),
+    /// activated a row at a time; <see cref="AddDown{TW}"/> adds the down columns. Callers start ranges at multiples of
+    /// NeuronGrain from the layer's first neuron, so a neuron's sums are the same whatever range it falls in, and
+    /// whichever member computes them.</summary>
+    private void Coefficients<TW>(float* x, byte* prepared, long preparedStride, int count, byte* first, long stride, int n, BundleShape p,
+                                  int* neurons, int layer, float* h)
         where TW : struct, IWeightFormat
     {
         float* hUp = h + count * n;
@@ -366,6 +373,16 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
                 for (int j = 0; j < n; j++)
                     if (h[t * n + j] != 0f) ActiveNeuronObserver!(layer, neurons[j]);
         if (p.Up >= 0) UpRows<TW>(hUp, h, x, prepared, preparedStride, count, first + p.Up, stride, n, p.Dim);
+    }
+
+    /// <summary>acc[count, dim] += the down columns of the <paramref name="n"/> bundles (as in <see cref="Coefficients{TW}"/>)
+    /// times h's coefficients. A block of q8 bundles widens the down columns its tokens need to f32 in
+    /// <paramref name="widened"/> [n, dim], once for all its tokens; q4 adds its down columns in integers
+    /// (VectorOps.AxpyRowsQ4).</summary>
+    private static void AddDown<TW>(float* acc, int count, byte* first, long stride, int n, BundleShape p, float* h, float* widened)
+        where TW : struct, IWeightFormat
+    {
+        float* hUp = h + count * n;
         if (TW.Type == WeightType.Q4)
         {
             // Every neuron's down column, 0 where the activation zeroed it: q4 quantises the coefficients of aligned
@@ -705,6 +722,13 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
         private int _count, _neurons, _layer;
         private long _stride;
         private BundleShape _parts;
+        // [team, HelpSlots]: who computes the coefficients of each member's last chunks (Free, then Owner or Helper, Done)
+        private readonly int[] _states = new int[model._team.Size * HelpSlots];
+
+        private const int Free = 0, Owner = 1, Helper = 2, Done = 3;
+
+        // At most this many of a member's last chunks can be helped with (f16's widened chunks of 28 neurons: 10).
+        private const int HelpSlots = 16;
 
         public void Set(float* output, float* x, int count, nint* bundles, int neurons, long stride, BundleShape parts, int* observed, int layer)
         {
@@ -713,6 +737,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
             if (count > 1 && stride == 0) throw new InvalidOperationException("a block of tokens needs evenly spaced bundles");
             _output = output; _x = x; _count = count; _bundles = bundles; _neurons = neurons; _stride = stride; _parts = parts; _observed = observed;
             _layer = layer;
+            Array.Clear(_states);
         }
 
         public void Execute(int member, int members)
@@ -735,55 +760,135 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
                 model.FfnRange(acc, _x, _bundles, first, _stride, from, to, _parts, _observed, _layer);
                 return;
             }
-            var (start, end) = ThreadTeam.Share(_neurons, member, members, grain: NeuronGrain);
-            float* h = model._gates + (long)member * model._gatesFloats;
-            if (TWeights.WidenInBlocks && _count > 1)
-            {
-                Widened(acc, start, end, first, h, model._widened + (long)member * model._widenedFloats);
-                return;
-            }
             // The chunk's bundles stay cached across the gate, up and down passes over them and across the tokens; a
             // block's down columns, widened, fit the member's room.
-            float* widened = TWeights.Type == WeightType.Q4 ? null : model._widened + (long)member * model._widenedFloats;
-            int fits = _count > 1 ? model._blockChunk : (int)(DecodeChunkBytes / _stride);
-            if (widened != null && _count > 1) fits = Math.Min(fits, model._widenedFloats / dim);
-            int chunk = Chunk(fits);
-            for (int j0 = start; j0 < end; j0 += chunk)
+            int chunk = ChunkNeurons();
+            var (start, end) = ThreadTeam.Share(_neurons, member, members, grain: NeuronGrain);
+            float* h = model._gates + (long)member * model._gatesFloats;
+            int chunks = (end - start + chunk - 1) / chunk, slots = Slots(chunks, chunk, members);
+            for (int c = 0; c < chunks; c++)
             {
-                int n = Math.Min(end - j0, chunk);
-                model.FfnRows<TWeights>(acc, _x, model._prepared, model._preparedBytes, _count, first + j0 * _stride, _stride, n, _parts, Observed(j0),
-                    _layer, h, widened);
+                int j0 = start + c * chunk, n = Math.Min(end - j0, chunk), slot = c - (chunks - slots);
+                if (slot < 0 || Interlocked.CompareExchange(ref _states[member * HelpSlots + slot], Owner, Free) == Free)
+                {
+                    Chunk(acc, member, first, j0, n, h, coefficients: true);
+                    continue;
+                }
+                // A member that finished its own share computed (or is computing) this chunk's coefficients.
+                var spin = new SpinWait();
+                while (Volatile.Read(ref _states[member * HelpSlots + slot]) != Done) spin.SpinOnce(sleep1Threshold: -1);
+                Chunk(acc, member, first, j0, n, HelpRows(member, slot, chunk), coefficients: false);
+            }
+            if (slots > 0)
+                for (int k = 1; k < members; k++) Help(member, (member + k) % members, members, first, chunk);
+        }
+
+        /// <summary>The gate and up products (and activations) of another member's last chunks, from its last one back,
+        /// until the member itself reaches one: a member that runs slower for a while (one core 5-22% slower than the
+        /// other in every kernel on some machines) no longer leaves the others waiting at the end of the FFN. The down
+        /// projection, whose sums go into the member's own partial sums in neuron order, stays with the member, so the
+        /// results do not depend on who computed what.</summary>
+        private void Help(int member, int other, int members, byte* first, int chunk)
+        {
+            var (start, end) = ThreadTeam.Share(_neurons, other, members, grain: NeuronGrain);
+            int chunks = (end - start + chunk - 1) / chunk, slots = Slots(chunks, chunk, members);
+            for (int slot = slots - 1; slot >= 0; slot--)
+            {
+                ref int state = ref _states[other * HelpSlots + slot];
+                if (Interlocked.CompareExchange(ref state, Helper, Free) != Free) return;
+                int j0 = start + (chunks - slots + slot) * chunk;
+                Coefficients(member, first, j0, Math.Min(end - j0, chunk), HelpRows(other, slot, chunk));
+                Volatile.Write(ref state, Done);
             }
         }
 
-        /// <summary>Neurons per chunk: about <paramref name="fits"/>, a multiple of NeuronGrain, within h's room for the block.</summary>
-        private int Chunk(int fits) => Math.Max(NeuronGrain, Math.Min(fits, model._gatesFloats / (2 * _count)) & -NeuronGrain);
+        /// <summary>How many of a share's last chunks others may help with: those within its last FfnBlocks.HelpNeurons
+        /// neurons that the help rows hold; none with one member, for one token, or where the neurons' activations are
+        /// reported (in order).</summary>
+        private int Slots(int chunks, int chunk, int members) =>
+            members == 1 || _count == 1 || _observed != null ? 0
+                : Math.Min(Math.Min(chunks, (FfnBlocks.HelpNeurons + chunk - 1) / chunk), Math.Min(HelpSlots, (int)(model._helpFloats / (2L * chunk * _count))));
+
+        /// <summary>Where the coefficients of a member's help slot go: [2, count, chunk], as h.</summary>
+        private float* HelpRows(int member, int slot, int chunk) => model._help + (long)member * model._helpFloats + (long)slot * 2 * chunk * _count;
+
+        /// <summary>Neurons per chunk, a multiple of NeuronGrain within h's room for the block: for a block, what the
+        /// member's room holds widened (f16: whole bundles; q8: down columns) up to FfnBlocks.ChunkNeurons; for one q4
+        /// token, DecodeChunkBytes of bundles.</summary>
+        private int ChunkNeurons()
+        {
+            int fits = _count == 1 ? (int)(DecodeChunkBytes / _stride)
+                : TWeights.WidenInBlocks ? (int)(model._widenedFloats * sizeof(float) / WidenedStride())
+                : TWeights.Type == WeightType.Q4 || model._widened == null ? model._blockChunk
+                : Math.Min(model._blockChunk, model._widenedFloats / _parts.Dim);
+            return Math.Max(NeuronGrain, Math.Min(fits, model._gatesFloats / (2 * _count)) & -NeuronGrain);
+        }
 
         private int* Observed(int from) => _observed == null ? null : _observed + from;
 
-        /// <summary>As the chunked loop, each chunk of bundles widened to f32 bundles [gate | up | down | bias] first.</summary>
-        private void Widened(float* acc, int start, int end, byte* first, float* h, float* widened)
+        /// <summary>acc += the FFN of chunk [j0, j0 + n), its coefficients computed here into h or, where
+        /// <paramref name="coefficients"/> is false, already in h.</summary>
+        private void Chunk(float* acc, int member, byte* first, int j0, int n, float* h, bool coefficients)
+        {
+            float* widened = model._widened + (long)member * model._widenedFloats;
+            if (!TWeights.WidenInBlocks)
+            {
+                byte* bundles = first + j0 * _stride;
+                if (coefficients)
+                    model.Coefficients<TWeights>(_x, model._prepared, model._preparedBytes, _count, bundles, _stride, n, _parts, Observed(j0), _layer, h);
+                AddDown<TWeights>(acc, _count, bundles, _stride, n, _parts, h, TWeights.Type == WeightType.Q4 ? null : widened);
+                return;
+            }
+            var shape = WidenedShape();
+            Widen(first, j0, n, widened, coefficients, down: true);
+            if (coefficients) model.Coefficients<F32>(_x, null, 0, _count, (byte*)widened, WidenedStride(), n, shape, Observed(j0), _layer, h);
+            AddDown<F32>(acc, _count, (byte*)widened, WidenedStride(), n, shape, h, null);
+        }
+
+        /// <summary>h = the coefficients of chunk [j0, j0 + n), in the member's room where the format widens.</summary>
+        private void Coefficients(int member, byte* first, int j0, int n, float* h)
+        {
+            if (!TWeights.WidenInBlocks)
+            {
+                model.Coefficients<TWeights>(_x, model._prepared, model._preparedBytes, _count, first + j0 * _stride, _stride, n, _parts, Observed(j0), _layer, h);
+                return;
+            }
+            float* widened = model._widened + (long)member * model._widenedFloats;
+            Widen(first, j0, n, widened, coefficients: true, down: false);
+            model.Coefficients<F32>(_x, null, 0, _count, (byte*)widened, WidenedStride(), n, WidenedShape(), Observed(j0), _layer, h);
+        }
+
+        /// <summary>A widened f32 bundle [gate | up | down | bias] (up and bias where the family has them): whole cache
+        /// lines per bundle, as with the bias's four bytes a bundle's rows would start four bytes further into a line each
+        /// time, and most vector loads of them would straddle two lines (110M f16 128-token prompt, 1 thread: 341 → 326 ms;
+        /// 2 threads: 188 → 179; medians of 7 and 9, alternating).</summary>
+        private long WidenedStride() => (Rows * (long)_parts.Dim * sizeof(float) + sizeof(float) + 63) & ~63L;
+
+        private int Rows => _parts.Up >= 0 ? 3 : 2;
+
+        private BundleShape WidenedShape()
+        {
+            long row = (long)_parts.Dim * sizeof(float);
+            return new BundleShape(_parts.Dim, _parts.Up >= 0 ? row : -1, (Rows - 1) * row, _parts.Bias >= 0 ? Rows * row : -1);
+        }
+
+        /// <summary>Bundles [j0, j0 + n) widened to f32 bundles in <paramref name="widened"/>: their gate and up rows and
+        /// bias where <paramref name="coefficients"/>, their down columns where <paramref name="down"/>.</summary>
+        private void Widen(byte* first, int j0, int n, float* widened, bool coefficients, bool down)
         {
             int dim = _parts.Dim;
-            int rows = _parts.Up >= 0 ? 3 : 2;
-            // Whole cache lines per bundle: with the bias's four bytes a bundle's rows would start four bytes further
-            // into a line each time, and most vector loads of them would straddle two lines (110M f16 128-token prompt,
-            // 1 thread: 341 → 326 ms; 2 threads: 188 → 179; medians of 7 and 9, alternating).
-            long row = (long)dim * sizeof(float), stride = (rows * row + sizeof(float) + 63) & ~63L;
-            var shape = new BundleShape(dim, _parts.Up >= 0 ? row : -1, (rows - 1) * row, _parts.Bias >= 0 ? rows * row : -1);
-            int chunk = Chunk((int)(model._widenedFloats * sizeof(float) / stride));
-            for (int j0 = start; j0 < end; j0 += chunk)
+            var shape = WidenedShape();
+            long stride = WidenedStride();
+            for (int j = 0; j < n; j++)
             {
-                int n = Math.Min(end - j0, chunk);
-                for (int j = 0; j < n; j++)
+                byte* from = first + (j0 + j) * _stride, to = (byte*)widened + j * stride;
+                if (coefficients)
                 {
-                    byte* from = first + (j0 + j) * _stride, to = (byte*)widened + j * stride;
                     TWeights.ToSingle((float*)to, from, dim);
                     if (shape.Up >= 0) TWeights.ToSingle((float*)(to + shape.Up), from + _parts.Up, dim);
-                    TWeights.ToSingle((float*)(to + shape.Down), from + _parts.Down, dim);
                     if (shape.Bias >= 0) *(float*)(to + shape.Bias) = *(float*)(from + _parts.Bias);
                 }
-                model.FfnRows<F32>(acc, _x, null, 0, _count, (byte*)widened, stride, n, shape, Observed(j0), _layer, h, null);
+                if (down) TWeights.ToSingle((float*)(to + shape.Down), from + _parts.Down, dim);
             }
         }
     }

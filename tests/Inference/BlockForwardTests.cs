@@ -14,8 +14,10 @@ namespace AotFlash.Tests.Inference;
 /// F16 blocks widen the weights to f32 and use the f32 kernels, whose sums group the terms differently from the f16
 /// kernels' (the same products, other roundings): there the logits agree within 1e-4, the tolerance against the
 /// references. Blocks of odd sizes, across
-/// the largest block, on every weight format, every family, one and two threads, and the three FFN sources (flash mode
-/// with blocks too small to stream a layer; a streamed block gives dense mode's logits, tested below).</summary>
+/// the largest block, on every weight format, every family, one to four threads (more threads than this machine has
+/// cores: a member that falls behind has the coefficients of its last chunks computed by another, whatever the timing
+/// the same sums), and the three FFN sources (flash mode with blocks too small to stream a layer; a streamed block gives
+/// dense mode's logits, tested below).</summary>
 public sealed unsafe class BlockForwardTests(ITestOutputHelper output)
 {
     [SkippableTheory]
@@ -23,6 +25,9 @@ public sealed unsafe class BlockForwardTests(ITestOutputHelper output)
     [InlineData("stories260K-f16", "stories260K", EngineMode.Dense, 2)]
     [InlineData("babyllama-tok105", "babyllama-tok105", EngineMode.Dense, 1)]
     [InlineData("babyllama-tok105", "babyllama-tok105", EngineMode.Dense, 2)]
+    [InlineData("babyllama-tok105", "babyllama-tok105", EngineMode.Dense, 4)]
+    [InlineData("stories260K-f16", "stories260K", EngineMode.Dense, 3)]
+    [InlineData("babyllama-relu-q8", "babyllama-relu", EngineMode.Dense, 3)]
     [InlineData("babyllama-relu-q8", "babyllama-relu", EngineMode.Dense, 2)]
     [InlineData("babyllama-relu-kvf16", "babyllama-relu", EngineMode.Dense, 2)]
     [InlineData("babyllama-relu-q4", "babyllama-relu", EngineMode.Dense, 1)]
@@ -112,6 +117,7 @@ public sealed unsafe class BlockForwardTests(ITestOutputHelper output)
     [SkippableTheory]
     [InlineData(1, null)]
     [InlineData(2, "64MiB")]
+    [InlineData(3, "64MiB")]
     public void AStreamedBlockGivesDenseLogitsAndLeavesTheWindowCached(int threads, string? budget)
     {
         ModelSource.RequireShared();
