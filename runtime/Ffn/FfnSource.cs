@@ -131,11 +131,16 @@ public static class FfnBlocks
     /// many neurons may be computed by another thread that has finished its own share (DecoderTransformer's FfnWork).</summary>
     public const int HelpNeurons = 256;
 
+    /// <summary>Neurons whose coefficients a thread's help rows hold: its last HelpNeurons neurons in whole chunks of
+    /// up to ChunkNeurons, but no more than the largest thread's share (rounded up to a q4 down block, the largest grain
+    /// of a share); none for one thread. Fewer chunks are helped where a share's chunks do not fit.</summary>
+    public static int HelpRows(ModelShape shape, int threads) =>
+        threads > 1 ? Math.Min(HelpNeurons + ChunkNeurons, ((shape.HiddenDim + threads - 1) / threads + Kernels.Quantization.DownRows - 1)
+                                                           / Kernels.Quantization.DownRows * Kernels.Quantization.DownRows) : 0;
+
     /// <summary>At most what a transformer's rows take a block token: four activation rows, keys and values, a
     /// prepared (quantised) row, partial sums for each thread but the first, each thread's gate and up products over
-    /// a chunk of neurons (and, with several threads, over its last HelpNeurons neurons and a chunk), and the RoPE
-    /// rotations.</summary>
+    /// a chunk of neurons and over its help rows (HelpRows), and the RoPE rotations.</summary>
     public static long RowBytes(ModelShape shape, int threads) =>
-        sizeof(float) * ((6L + threads) * shape.Dim + 2L * ChunkNeurons * threads + (threads > 1 ? 2L * (HelpNeurons + ChunkNeurons) * threads : 0)
-                         + shape.HeadSize);
+        sizeof(float) * ((6L + threads) * shape.Dim + 2L * (ChunkNeurons + HelpRows(shape, threads)) * threads + shape.HeadSize);
 }

@@ -91,7 +91,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
         _gates = AllocRows((long)_team.Size * _gatesFloats, "FFN partial sums");
         if (_team.Size > 1)
         {
-            _helpFloats = 2L * (FfnBlocks.HelpNeurons + _blockChunk) * BlockTokens;
+            _helpFloats = 2L * FfnBlocks.HelpRows(s, _team.Size) * BlockTokens;
             _help = AllocRows(_team.Size * _helpFloats, "FFN partial sums");
         }
         // Every product's input rows are dim long (the generated code's shapes). A format that widens blocks to f32
