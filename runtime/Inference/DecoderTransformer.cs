@@ -89,11 +89,6 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
         _blockChunk = Math.Min(FfnBlocks.ChunkNeurons, ((s.HiddenDim + _team.Size - 1) / _team.Size + NeuronGrain - 1) & -NeuronGrain);
         _gatesFloats = 2 * _blockChunk * BlockTokens;
         _gates = AllocRows((long)_team.Size * _gatesFloats, "FFN partial sums");
-        if (_team.Size > 1)
-        {
-            _helpFloats = 2L * FfnBlocks.HelpRows(s, _team.Size) * BlockTokens;
-            _help = AllocRows(_team.Size * _helpFloats, "FFN partial sums");
-        }
         // Every product's input rows are dim long (the generated code's shapes). A format that widens blocks to f32
         // multiplies prepared rows one token at a time (PrepareRows).
         _preparedBytes = TWeights.InputBytes(s.Dim);
@@ -118,6 +113,11 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
             for (int i = 0; i < s.HeadSize / 2; i++) _ropeFreq[i] = 1.0f / MathF.Pow(info.RopeTheta, 2 * i / (float)s.HeadSize);
             _ropeCos = AllocRows((long)BlockTokens * s.HeadSize / 2, "RoPE rotations");
             _ropeSin = AllocRows((long)BlockTokens * s.HeadSize / 2, "RoPE rotations");
+        }
+        if (_team.Size > 1)
+        {
+            _helpFloats = 2L * FfnBlocks.HelpRows(s, _team.Size) * BlockTokens;
+            _help = AllocRows(_team.Size * _helpFloats, "FFN partial sums");
         }
         _matMul = new MatMulWork(this);
         _prepare = new PrepareWork();
