@@ -114,6 +114,8 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
             _ropeCos = AllocRows((long)BlockTokens * s.HeadSize / 2, "RoPE rotations");
             _ropeSin = AllocRows((long)BlockTokens * s.HeadSize / 2, "RoPE rotations");
         }
+        // Allocated last: among the buffers above it moved their addresses, and q4 decode, which never uses it, ran 3%
+        // slower at 2 threads.
         if (_team.Size > 1)
         {
             _helpFloats = 2L * FfnBlocks.HelpRows(s, _team.Size) * BlockTokens;
@@ -763,9 +765,8 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
             // The chunk's bundles stay cached across the gate, up and down passes over them and across the tokens; a
             // block's down columns, widened, fit the member's room.
             int chunk = ChunkNeurons();
-            var (start, end) = ThreadTeam.Share(_neurons, member, members, grain: NeuronGrain);
+            var (start, end, chunks, slots) = Chunks(member, members, chunk);
             float* h = model._gates + (long)member * model._gatesFloats;
-            int chunks = (end - start + chunk - 1) / chunk, slots = Slots(chunks, chunk, members);
             for (int c = 0; c < chunks; c++)
             {
                 int j0 = start + c * chunk, n = Math.Min(end - j0, chunk), slot = c - (chunks - slots);
@@ -790,8 +791,7 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
         /// results do not depend on who computed what.</summary>
         private void Help(int member, int other, int members, byte* first, int chunk)
         {
-            var (start, end) = ThreadTeam.Share(_neurons, other, members, grain: NeuronGrain);
-            int chunks = (end - start + chunk - 1) / chunk, slots = Slots(chunks, chunk, members);
+            var (start, end, chunks, slots) = Chunks(other, members, chunk);
             for (int slot = slots - 1; slot >= 0; slot--)
             {
                 ref int state = ref _states[other * HelpSlots + slot];
@@ -800,6 +800,15 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
                 Coefficients(member, first, j0, Math.Min(end - j0, chunk), HelpRows(other, slot, chunk));
                 Volatile.Write(ref state, Done);
             }
+        }
+
+        /// <summary>A member's share of the neurons [start, end), its chunks, and how many of its last chunks others may
+        /// help with: what the member itself and a helper both go by.</summary>
+        private (int Start, int End, int Chunks, int Slots) Chunks(int member, int members, int chunk)
+        {
+            var (start, end) = ThreadTeam.Share(_neurons, member, members, grain: NeuronGrain);
+            int chunks = (end - start + chunk - 1) / chunk;
+            return (start, end, chunks, Slots(chunks, chunk, members));
         }
 
         /// <summary>How many of a share's last chunks others may help with: those within its last FfnBlocks.HelpNeurons
@@ -833,10 +842,8 @@ public abstract unsafe class DecoderTransformer<TWeights, TResident, TActivation
             float* widened = model._widened + (long)member * model._widenedFloats;
             if (!TWeights.WidenInBlocks)
             {
-                byte* bundles = first + j0 * _stride;
-                if (coefficients)
-                    model.Coefficients<TWeights>(_x, model._prepared, model._preparedBytes, _count, bundles, _stride, n, _parts, Observed(j0), _layer, h);
-                AddDown<TWeights>(acc, _count, bundles, _stride, n, _parts, h, TWeights.Type == WeightType.Q4 ? null : widened);
+                if (coefficients) Coefficients(member, first, j0, n, h);
+                AddDown<TWeights>(acc, _count, first + j0 * _stride, _stride, n, _parts, h, TWeights.Type == WeightType.Q4 ? null : widened);
                 return;
             }
             var shape = WidenedShape();
